@@ -1,0 +1,15 @@
+//! StrikeMQ in Rust: a Kafka-wire-compatible single-node broker.
+//!
+//! Module boundaries (see README "Architecture"):
+//! - [`protocol`] decodes and encodes Kafka bytes; it never touches a socket or a file.
+//! - [`storage`] appends record batches to memory-mapped segments and serves reads as
+//!   byte ranges; it knows nothing of the network.
+//! - [`broker`] answers decoded requests using storage (the request handlers).
+//! - [`net`] moves bytes: framing, event loops, responses in request order.
+//! - [`config`] is the startup configuration and the optimization toggles.
+
+pub mod broker;
+pub mod config;
+pub mod net;
+pub mod protocol;
+pub mod storage;

@@ -1,0 +1,12 @@
+//! The Kafka wire protocol, on bytes alone: no sockets, no files.
+//!
+//! - [`request`]: request header and request body decoders. Hand-written and bounded:
+//!   no allocation is ever sized from an untrusted count beyond the bytes actually
+//!   present in the frame. They produce `kafka_protocol` message structs so the
+//!   broker and the tests share one vocabulary.
+//! - [`batch`]: the v2 record batch header: parse, CRC32C check, base offset rewrite.
+//! - [`response`]: response framing (header v0/v1 + body) via `kafka_protocol` encoders.
+
+pub mod batch;
+pub mod request;
+pub mod response;

@@ -1,0 +1,265 @@
+//! Storage: per-partition logs of Kafka v2 record batches in memory-mapped segments.
+//!
+//! Knows nothing of the network. Appends whole record batches as received (any
+//! compression passes through untouched), assigns offsets by rewriting the batch's
+//! base offset (the CRC does not cover it), and serves reads as byte ranges of the
+//! mapped segments (`Bytes` that keep the mapping alive, no copy).
+//!
+//! THIS FILE IS THE CONTRACT the broker layer compiles against. The storage
+//! implementation may add modules and private items freely but keeps these public
+//! signatures (or changes them together with `broker/`).
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+/// When appended data is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum FlushPolicy {
+    /// Never msync/fsync explicitly: the kernel writes dirty pages back when it likes.
+    /// A broker crash (process) loses nothing; a machine crash can lose recent data.
+    Never,
+    /// Flush dirty segments at most this often (by a background pass or on the next append).
+    IntervalMs(u64),
+    /// msync the appended range (and fsync new files/dirs) before `append` returns.
+    Always,
+}
+
+/// Storage settings fixed at startup.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    /// Segment roll size. A new segment is created when a batch does not fit.
+    pub segment_bytes: u64,
+    /// One sparse index entry at least every this many bytes of log.
+    pub index_interval_bytes: u32,
+    pub flush: FlushPolicy,
+    /// 0 = off; else MAP_POPULATE the head of each new segment and touch this many bytes.
+    pub segment_prefault_bytes: u64,
+    /// madvise(MADV_HUGEPAGE) on segment mappings.
+    pub segment_hugepages: bool,
+    /// Largest record batch accepted (Kafka's `message.max.bytes`).
+    pub max_batch_bytes: usize,
+}
+
+/// Per-topic settings persisted with the topic.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TopicConfig {
+    /// Configs given at creation (e.g. "retention.ms"), kept and reported as given.
+    pub configs: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("invalid topic name {0:?}: {1}")]
+    InvalidTopic(String, &'static str),
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("invalid partition count {0}")]
+    InvalidPartitions(i32),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("corrupt data in {path}: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+/// Why a produce to one partition was refused. Maps 1:1 to Kafka error codes in `broker`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AppendError {
+    /// CRC32C mismatch, bad lengths, or a malformed batch header (CORRUPT_MESSAGE).
+    #[error("corrupt record batch: {0}")]
+    Corrupt(&'static str),
+    /// Magic 0/1 (INVALID_RECORD / UNSUPPORTED_FOR_MESSAGE_FORMAT).
+    #[error("unsupported record batch magic {0}")]
+    UnsupportedMagic(i8),
+    /// A batch larger than `max_batch_bytes` (MESSAGE_TOO_LARGE).
+    #[error("record batch of {0} bytes is too large")]
+    TooLarge(usize),
+    /// Idempotent producer sequence gap (OUT_OF_ORDER_SEQUENCE_NUMBER).
+    #[error("out of order sequence number")]
+    OutOfOrderSequence,
+    /// Producer epoch older than the one seen (INVALID_PRODUCER_EPOCH).
+    #[error("invalid producer epoch")]
+    InvalidProducerEpoch,
+    /// Writing failed (KAFKA_STORAGE_ERROR); nothing of this append is visible.
+    #[error("storage error: {0}")]
+    Io(String),
+}
+
+/// Result of a successful append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Offset assigned to the first record of the first batch.
+    pub base_offset: i64,
+    /// Offset of the last record appended.
+    pub last_offset: i64,
+    /// Log start offset after the append.
+    pub log_start_offset: i64,
+    /// True when the batch was an idempotent duplicate: nothing was written and
+    /// `base_offset`/`last_offset` are those of the original append.
+    pub duplicate: bool,
+}
+
+/// Offsets of a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offsets {
+    pub log_start_offset: i64,
+    /// Next offset to be assigned (= high watermark on a single node).
+    pub log_end_offset: i64,
+}
+
+/// A read of whole batches from one partition.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    /// Whole record batches (the first one contains `offset`); empty when at the end.
+    pub records: Bytes,
+    pub offsets: Offsets,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReadError {
+    /// offset < log start or > log end (OFFSET_OUT_OF_RANGE).
+    #[error("offset out of range")]
+    OffsetOutOfRange,
+    #[error("storage error: {0}")]
+    Io(String),
+}
+
+/// What the broker knows of a topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicInfo {
+    pub name: String,
+    /// Stable topic id (Kafka topic ids, Metadata v10+/Fetch v13+), persisted.
+    pub id: Uuid,
+    pub partitions: i32,
+    pub config: TopicConfig,
+}
+
+/// Validates a topic name as Kafka does: 1..=249 chars of `[a-zA-Z0-9._-]`, not `.`/`..`.
+/// A valid name can never escape the data directory.
+pub fn validate_topic_name(name: &str) -> Result<(), StorageError> {
+    const MAX_TOPIC_NAME_CHARS: usize = 249;
+    if name.is_empty() {
+        return Err(StorageError::InvalidTopic(name.into(), "empty"));
+    }
+    if name == "." || name == ".." {
+        return Err(StorageError::InvalidTopic(name.into(), "'.' and '..' are not allowed"));
+    }
+    if name.len() > MAX_TOPIC_NAME_CHARS {
+        return Err(StorageError::InvalidTopic(name.into(), "longer than 249 characters"));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+        return Err(StorageError::InvalidTopic(
+            name.into(),
+            "only ASCII letters, digits, '.', '_' and '-' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The contract below is implemented by the storage modules (segment, index, log,
+// topics). Signatures are fixed; bodies are the implementation's.
+// ---------------------------------------------------------------------------
+
+/// All topics and partitions of the broker. Shared by every I/O thread (`Arc<Storage>`);
+/// every method takes `&self` and locks internally. Lookups never hold a lock while
+/// doing file I/O for another partition.
+pub struct Storage {
+    _todo: (),
+}
+
+/// One partition's log. Shared (`Arc<Partition>`); appends are serialized internally.
+pub struct Partition {
+    _todo: (),
+}
+
+impl Storage {
+    /// Opens (creating if needed) the data directory and recovers every topic found:
+    /// validates the tail of each partition's last segment batch by batch (length, CRC),
+    /// truncates a torn tail, rebuilds the offset index and idempotent-producer state.
+    pub fn open(_cfg: StorageConfig) -> Result<Storage, StorageError> {
+        todo!()
+    }
+    pub fn config(&self) -> &StorageConfig {
+        todo!()
+    }
+    /// Creates a topic with `partitions` empty partitions and a fresh topic id.
+    /// Cheap: no pre-touching of segments unless `segment_prefault_bytes` asks for it.
+    pub fn create_topic(
+        &self,
+        _name: &str,
+        _partitions: i32,
+        _config: TopicConfig,
+    ) -> Result<TopicInfo, StorageError> {
+        todo!()
+    }
+    /// Deletes a topic and its files. Outstanding `Bytes` from reads stay valid.
+    pub fn delete_topic(&self, _name: &str) -> Result<TopicInfo, StorageError> {
+        todo!()
+    }
+    /// Grows a topic to `total_partitions` (must be larger than now).
+    pub fn create_partitions(&self, _name: &str, _total_partitions: i32) -> Result<TopicInfo, StorageError> {
+        todo!()
+    }
+    pub fn topic(&self, _name: &str) -> Option<TopicInfo> {
+        todo!()
+    }
+    pub fn topic_by_id(&self, _id: Uuid) -> Option<TopicInfo> {
+        todo!()
+    }
+    /// All topics, sorted by name.
+    pub fn topics(&self) -> Vec<TopicInfo> {
+        todo!()
+    }
+    pub fn partition(&self, _topic: &str, _partition: i32) -> Option<std::sync::Arc<Partition>> {
+        todo!()
+    }
+    /// Flushes every partition (used at shutdown and by the interval flusher).
+    pub fn flush_all(&self) -> std::io::Result<()> {
+        todo!()
+    }
+}
+
+impl Partition {
+    /// Validates and appends the record batches in `records` (one or more v2 batches,
+    /// concatenated, as in a Produce request). All-or-nothing: on any error nothing is
+    /// appended. Checks per batch: length framing, magic == 2, CRC32C, size limit,
+    /// idempotent producer sequence (duplicate of one of the last 5 batches of that
+    /// producer → `Appended { duplicate: true, .. }` with the original offsets; a gap →
+    /// `OutOfOrderSequence`; an old epoch → `InvalidProducerEpoch`). Honors the flush
+    /// policy before returning.
+    pub fn append(&self, _records: &[u8]) -> Result<Appended, AppendError> {
+        todo!()
+    }
+    /// Reads whole batches starting with the batch that contains `offset`, up to
+    /// `max_bytes` in total, but always at least one whole batch when one exists at
+    /// `offset` (so a batch larger than `max_bytes` is still delivered, as Kafka does).
+    /// `offset == log_end_offset` returns empty records.
+    pub fn read(&self, _offset: i64, _max_bytes: usize) -> Result<ReadResult, ReadError> {
+        todo!()
+    }
+    pub fn offsets(&self) -> Offsets {
+        todo!()
+    }
+    /// The first offset whose record timestamp is >= `timestamp_ms`, with that
+    /// timestamp (batch granularity is acceptable: the batch's first offset whose
+    /// max_timestamp >= timestamp_ms). None when no such record exists.
+    pub fn offset_for_timestamp(&self, _timestamp_ms: i64) -> Option<(i64, i64)> {
+        todo!()
+    }
+    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        todo!()
+    }
+    /// Bytes on disk used by this partition's segments.
+    pub fn size_bytes(&self) -> u64 {
+        todo!()
+    }
+    pub fn flush(&self) -> std::io::Result<()> {
+        todo!()
+    }
+}
