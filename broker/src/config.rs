@@ -1,1 +1,484 @@
-//! placeholder
+//! Startup configuration and the optimization toggles.
+//!
+//! One flat set of keys, settable three ways that compose in this order (later wins):
+//! the profile (`baseline` | `tuned`), the TOML config file, then `--set key=value` and
+//! the dedicated command-line flags. Unknown keys and bad values are errors that name
+//! the key. The broker reports the *effective* configuration: where a requested value
+//! could not be honoured, a [`Fallback`] says what was used instead and why.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Largest request frame by default: big enough for any sane produce request.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
+/// Largest record batch by default (Kafka's `message.max.bytes` is ~1 MiB; a dev broker
+/// is more generous, and the limit is a setting).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+/// Kafka's default `log.segment.bytes`. Segment files are sparse, so this costs no RSS.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// When acknowledged data reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// Never flush explicitly (the page cache writes back): survives a process crash,
+    /// not a machine crash.
+    Never,
+    /// Flush at most this often.
+    IntervalMs(u64),
+    /// msync before every produce response.
+    Always,
+}
+
+impl FromStr for Flush {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "never" => Ok(Flush::Never),
+            "always" => Ok(Flush::Always),
+            other => other
+                .strip_suffix("ms")
+                .and_then(|n| n.parse::<u64>().ok())
+                .filter(|n| *n > 0)
+                .map(Flush::IntervalMs)
+                .ok_or_else(|| format!("flush must be never, always or <N>ms, got {other:?}")),
+        }
+    }
+}
+
+impl fmt::Display for Flush {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Flush::Never => f.write_str("never"),
+            Flush::Always => f.write_str("always"),
+            Flush::IntervalMs(n) => write!(f, "{n}ms"),
+        }
+    }
+}
+
+impl Serialize for Flush {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Flush {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The I/O backend of the data plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IoBackend {
+    Epoll,
+    IoUring,
+    IoUringSqpoll,
+}
+
+/// How the topic-partition map is locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogMapKind {
+    Global,
+    Sharded,
+}
+
+/// How a connection buffers bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnBufferKind {
+    Vec,
+    Circular,
+}
+
+/// A named starting point for the toggles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// Everything off, like StrikeMQ v0.1.4: epoll, global map, vec buffers, 100 ms loops.
+    Baseline,
+    /// The StrikeMQ v0.1.5 set: io_uring+SQPOLL, sharded map, circular buffers,
+    /// 2 MiB pre-fault, 1 ms loops.
+    Tuned,
+}
+
+/// Every configuration key. Field docs give the default and the cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Kafka listener. Loopback by default; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// REST admin listener (loopback by default).
+    pub admin_listen: SocketAddr,
+    /// Where topics live.
+    pub data_dir: PathBuf,
+    /// Host reported in Metadata; defaults to the listener's IP.
+    pub advertised_host: Option<String>,
+    /// This broker's node id (and controller id) in Metadata.
+    pub node_id: i32,
+    /// Cluster id reported in Metadata and DescribeCluster.
+    pub cluster_id: String,
+    /// Create unknown topics on Metadata/Produce (a dev broker's default).
+    pub auto_create_topics: bool,
+    /// Partitions of an auto-created topic or of CreateTopics with -1.
+    pub default_partitions: i32,
+    /// Segment roll size (sparse files: no RSS until written).
+    pub segment_bytes: u64,
+    /// Sparse offset index granularity.
+    pub index_interval_bytes: u32,
+    /// Largest record batch accepted (MESSAGE_TOO_LARGE above).
+    pub max_message_bytes: usize,
+    /// Largest request frame (the connection is closed above).
+    pub max_frame_bytes: usize,
+    /// `never` | `always` | `<N>ms`.
+    pub flush: Flush,
+
+    // ---- the optimization matrix (DESIGN.md) ----
+    /// `epoll` | `io_uring` | `io_uring_sqpoll`.
+    pub io_backend: IoBackend,
+    /// SQPOLL kernel thread idle time before it sleeps.
+    pub sqpoll_idle_ms: u32,
+    /// CPU for the SQPOLL thread (none = kernel's choice).
+    pub sqpoll_cpu: Option<u32>,
+    /// io_uring submission queue entries.
+    pub sq_entries: u32,
+    /// Registered (fixed) buffers for io_uring reads/writes.
+    pub uring_registered_buffers: bool,
+    /// Multishot receive with provided buffer rings.
+    pub uring_multishot_recv: bool,
+    /// SO_BUSY_POLL on accepted sockets, µs (0 = off). Costs CPU while waiting.
+    pub busy_poll_us: u32,
+    /// SO_PREFER_BUSY_POLL on accepted sockets.
+    pub prefer_busy_poll: bool,
+    /// `global` (one lock over the partition map) | `sharded`.
+    pub log_map: LogMapKind,
+    /// Shards of the sharded map.
+    pub log_map_shards: usize,
+    /// `vec` (growable, erase-from-front) | `circular` (fixed power-of-two ring).
+    pub conn_buffer: ConnBufferKind,
+    /// Ring size of the circular buffer.
+    pub conn_buffer_bytes: usize,
+    /// Pre-fault this many bytes of each new segment (0 = off).
+    pub segment_prefault_bytes: u64,
+    /// MADV_HUGEPAGE on segment mappings.
+    pub segment_hugepages: bool,
+    /// Event-loop wait timeout of every loop, the acceptor included.
+    pub loop_timeout_ms: u64,
+    /// Data-plane worker threads, each owning its connections.
+    pub io_threads: usize,
+    /// Pin each worker thread to a core.
+    pub pin_cores: bool,
+    /// TCP_NODELAY on accepted sockets.
+    pub tcp_nodelay: bool,
+}
+
+impl Config {
+    /// The defaults of a profile.
+    pub fn profile(profile: Profile) -> Config {
+        let baseline = Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./strikemq-data"),
+            advertised_host: None,
+            node_id: 0,
+            cluster_id: "strikemq-local-cluster".to_string(),
+            auto_create_topics: true,
+            default_partitions: 1,
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            index_interval_bytes: 4096,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            flush: Flush::Never,
+            io_backend: IoBackend::Epoll,
+            sqpoll_idle_ms: 1,
+            sqpoll_cpu: None,
+            sq_entries: 256,
+            uring_registered_buffers: false,
+            uring_multishot_recv: false,
+            busy_poll_us: 0,
+            prefer_busy_poll: false,
+            log_map: LogMapKind::Global,
+            log_map_shards: 64,
+            conn_buffer: ConnBufferKind::Vec,
+            conn_buffer_bytes: 128 * 1024,
+            segment_prefault_bytes: 0,
+            segment_hugepages: false,
+            loop_timeout_ms: 100,
+            io_threads: 1,
+            pin_cores: false,
+            tcp_nodelay: true,
+        };
+        match profile {
+            Profile::Baseline => baseline,
+            Profile::Tuned => Config {
+                io_backend: IoBackend::IoUringSqpoll,
+                log_map: LogMapKind::Sharded,
+                conn_buffer: ConnBufferKind::Circular,
+                segment_prefault_bytes: 2 * 1024 * 1024,
+                loop_timeout_ms: 1,
+                ..baseline
+            },
+        }
+    }
+
+    /// Builds the configuration: profile defaults, then the TOML file, then `sets`
+    /// (`key=value`, in order). Errors name the offending key or value.
+    pub fn load(
+        profile: Profile,
+        file: Option<&Path>,
+        sets: &[String],
+    ) -> Result<Config, ConfigError> {
+        let mut table = match toml::Value::try_from(Config::profile(profile)) {
+            Ok(toml::Value::Table(t)) => t,
+            _ => return Err(ConfigError("internal: defaults do not serialize".into())),
+        };
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+            let file_table: toml::Table = text
+                .parse()
+                .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+            for (k, v) in file_table {
+                check_known_key(&k)?;
+                table.insert(k, v);
+            }
+        }
+        for set in sets {
+            let (k, v) = parse_set(set)?;
+            table.insert(k, v);
+        }
+        let cfg: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError(e.message().to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |k: &str, why: &str| Err(ConfigError(format!("invalid value for {k}: {why}")));
+        if self.default_partitions < 1 {
+            return bad("default_partitions", "must be at least 1");
+        }
+        if self.io_threads == 0 || self.io_threads > 256 {
+            return bad("io_threads", "must be between 1 and 256");
+        }
+        if self.segment_bytes < 1024 {
+            return bad("segment_bytes", "must be at least 1024");
+        }
+        if self.max_frame_bytes < 1024 || self.max_frame_bytes > i32::MAX as usize {
+            return bad("max_frame_bytes", "must be between 1024 and 2^31-1");
+        }
+        if self.max_message_bytes == 0 || self.max_message_bytes > self.max_frame_bytes {
+            return bad("max_message_bytes", "must be positive and at most max_frame_bytes");
+        }
+        if self.log_map_shards == 0 {
+            return bad("log_map_shards", "must be at least 1");
+        }
+        if !self.conn_buffer_bytes.is_power_of_two() || self.conn_buffer_bytes < 4096 {
+            return bad("conn_buffer_bytes", "must be a power of two, at least 4096");
+        }
+        if self.index_interval_bytes == 0 {
+            return bad("index_interval_bytes", "must be positive");
+        }
+        Ok(())
+    }
+
+    /// The host Metadata reports for this broker.
+    pub fn advertised_host(&self, bound: SocketAddr) -> String {
+        self.advertised_host.clone().unwrap_or_else(|| bound.ip().to_string())
+    }
+}
+
+/// A configuration error, naming the key or value at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn known_keys() -> Vec<String> {
+    match toml::Value::try_from(Config::profile(Profile::Baseline)) {
+        Ok(toml::Value::Table(t)) => t.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn check_known_key(key: &str) -> Result<(), ConfigError> {
+    // Option fields that are None are absent from the serialized defaults.
+    const OPTIONAL_KEYS: &[&str] = &["advertised_host", "sqpoll_cpu"];
+    if OPTIONAL_KEYS.contains(&key) || known_keys().iter().any(|k| k == key) {
+        Ok(())
+    } else {
+        Err(ConfigError(format!(
+            "unknown configuration key {key:?} (known keys: {})",
+            known_keys().join(", ")
+        )))
+    }
+}
+
+/// `key=value`: the value is read as a TOML value (number, bool) and otherwise as a string.
+fn parse_set(set: &str) -> Result<(String, toml::Value), ConfigError> {
+    let Some((k, v)) = set.split_once('=') else {
+        return Err(ConfigError(format!("--set expects key=value, got {set:?}")));
+    };
+    let (k, v) = (k.trim(), v.trim());
+    check_known_key(k)?;
+    let value = format!("x = {v}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("x"))
+        .unwrap_or_else(|| toml::Value::String(v.to_string()));
+    Ok((k.to_string(), value))
+}
+
+/// A requested setting that could not be honoured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fallback {
+    pub key: String,
+    pub requested: String,
+    pub effective: String,
+    pub reason: String,
+}
+
+/// What the broker actually runs with, reported by the banner and `--print-config`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EffectiveConfig {
+    pub config: Config,
+    pub fallbacks: Vec<Fallback>,
+}
+
+impl EffectiveConfig {
+    /// Settles the requested configuration against what this build and kernel provide.
+    pub fn resolve(requested: Config) -> EffectiveConfig {
+        let mut config = requested;
+        let mut fallbacks = Vec::new();
+        let mut fall = |key: &str, requested: String, effective: String, reason: &str| {
+            fallbacks.push(Fallback {
+                key: key.to_string(),
+                requested,
+                effective,
+                reason: reason.to_string(),
+            });
+        };
+        // The io_uring backend, the circular buffer and the sharded map land with the
+        // toggles work; until then they are reported, never silently pretended.
+        if config.io_backend != IoBackend::Epoll {
+            fall(
+                "io_backend",
+                enum_name(&config.io_backend),
+                "epoll".into(),
+                "the io_uring backend is not built into this version yet",
+            );
+            config.io_backend = IoBackend::Epoll;
+        }
+        if config.conn_buffer != ConnBufferKind::Vec {
+            fall(
+                "conn_buffer",
+                enum_name(&config.conn_buffer),
+                "vec".into(),
+                "the circular connection buffer is not built into this version yet",
+            );
+            config.conn_buffer = ConnBufferKind::Vec;
+        }
+        if config.log_map != LogMapKind::Global {
+            fall(
+                "log_map",
+                enum_name(&config.log_map),
+                "global".into(),
+                "the sharded log map is not built into this version yet",
+            );
+            config.log_map = LogMapKind::Global;
+        }
+        if config.busy_poll_us != 0 || config.prefer_busy_poll || config.pin_cores {
+            // Applied per socket / per thread at runtime; failures are logged there.
+        }
+        EffectiveConfig { config, fallbacks }
+    }
+
+    /// Human-readable lines for the startup banner.
+    pub fn banner_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Ok(toml::Value::Table(t)) = toml::Value::try_from(&self.config) {
+            let map: BTreeMap<_, _> = t.into_iter().collect();
+            for (k, v) in map {
+                lines.push(format!("  {k} = {v}"));
+            }
+        }
+        for f in &self.fallbacks {
+            lines.push(format!(
+                "  FALLBACK {}: requested {} -> using {} ({})",
+                f.key, f.requested, f.effective, f.reason
+            ));
+        }
+        lines
+    }
+}
+
+fn enum_name<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "?".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_file_overrides_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "loop_timeout_ms = 7\nflush = \"always\"\n").unwrap();
+        let cfg = Config::load(
+            Profile::Tuned,
+            Some(&file),
+            &["flush=50ms".into(), "io_threads=2".into()],
+        )
+        .unwrap();
+        assert_eq!(cfg.loop_timeout_ms, 7);
+        assert_eq!(cfg.flush, Flush::IntervalMs(50));
+        assert_eq!(cfg.io_threads, 2);
+        assert_eq!(cfg.segment_prefault_bytes, 2 * 1024 * 1024, "from the tuned profile");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let err = Config::load(Profile::Baseline, None, &["no_such_key=1".into()]).unwrap_err();
+        assert!(err.0.contains("no_such_key"), "{err}");
+        let err = Config::load(Profile::Baseline, None, &["io_threads=0".into()]).unwrap_err();
+        assert!(err.0.contains("io_threads"), "{err}");
+        let err = Config::load(Profile::Baseline, None, &["flush=sometimes".into()]).unwrap_err();
+        assert!(err.0.contains("sometimes"), "{err}");
+        let err = Config::load(Profile::Baseline, None, &["io_backend=kqueue".into()]).unwrap_err();
+        assert!(err.0.contains("kqueue"), "{err}");
+        let err = Config::load(Profile::Baseline, None, &["noequals".into()]).unwrap_err();
+        assert!(err.0.contains("key=value"), "{err}");
+    }
+
+    #[test]
+    fn optional_keys_can_be_set() {
+        let cfg = Config::load(
+            Profile::Baseline,
+            None,
+            &["advertised_host=kafka.local".into(), "sqpoll_cpu=1".into()],
+        )
+        .unwrap();
+        assert_eq!(cfg.advertised_host.as_deref(), Some("kafka.local"));
+        assert_eq!(cfg.sqpoll_cpu, Some(1));
+    }
+
+    #[test]
+    fn unbuilt_toggles_are_reported_as_fallbacks() {
+        let eff = EffectiveConfig::resolve(Config::profile(Profile::Tuned));
+        assert_eq!(eff.config.io_backend, IoBackend::Epoll);
+        let keys: Vec<_> = eff.fallbacks.iter().map(|f| f.key.as_str()).collect();
+        assert!(keys.contains(&"io_backend"), "{keys:?}");
+        assert!(EffectiveConfig::resolve(Config::profile(Profile::Baseline)).fallbacks.is_empty());
+    }
+}

@@ -1,1 +1,145 @@
-//! placeholder
+//! The data plane: moves bytes between sockets and [`Broker::handle`].
+//!
+//! One acceptor thread hands accepted sockets round-robin to `io_threads` workers; each
+//! worker owns its connections and its event loop, so no connection state is shared.
+//! Requests on a connection are answered strictly in order: while a Fetch is parked
+//! (long-poll), later requests of that connection wait in its buffer, as in Kafka.
+//! The backend (today epoll) is chosen once at start-up.
+
+mod conn;
+mod epoll;
+mod sockopt;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+use crate::broker::Broker;
+
+/// Largest number of bytes read from one socket per readiness event, so one busy
+/// connection cannot starve the others of its worker.
+pub const READ_BUDGET_BYTES: usize = 1024 * 1024;
+/// Pending response bytes above which a connection stops taking new requests until the
+/// client reads (bounds memory for clients that never read).
+pub const WRITE_BACKLOG_LIMIT_BYTES: usize = 8 * 1024 * 1024;
+/// Most connections one worker serves.
+pub const MAX_CONNECTIONS_PER_WORKER: usize = 16 * 1024;
+/// How long shutdown waits for responses to drain.
+pub const SHUTDOWN_DRAIN_MS: u64 = 1000;
+
+/// What a worker shares with the acceptor and the produce path.
+pub(crate) struct WorkerShared {
+    /// Wakes the worker: new sockets, data arrived, shutdown.
+    wake: EventFd,
+    /// Sockets accepted for this worker, not yet registered.
+    inbox: Mutex<Vec<std::net::TcpStream>>,
+    /// Fetches parked on this worker; data arrival wakes only workers that have some.
+    parked_fetches: AtomicUsize,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl WorkerShared {
+    fn new(shutdown: Arc<AtomicBool>) -> io::Result<WorkerShared> {
+        Ok(WorkerShared {
+            wake: EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?,
+            inbox: Mutex::new(Vec::new()),
+            parked_fetches: AtomicUsize::new(0),
+            shutdown,
+        })
+    }
+
+    fn wake(&self) {
+        // EAGAIN means the counter is already non-zero: the worker will wake anyway.
+        let _ = self.wake.write(1);
+    }
+}
+
+/// A running data plane.
+pub struct Server {
+    local_addr: SocketAddr,
+    shutdown: Arc<AtomicBool>,
+    acceptor_wake: Arc<EventFd>,
+    workers: Vec<Arc<WorkerShared>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts the acceptor and the workers on an already bound listener.
+    pub fn start(broker: Arc<Broker>, listener: TcpListener) -> io::Result<Server> {
+        let cfg = broker.effective.config.clone();
+        let local_addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let workers: Vec<Arc<WorkerShared>> = (0..cfg.io_threads)
+            .map(|_| WorkerShared::new(shutdown.clone()).map(Arc::new))
+            .collect::<io::Result<_>>()?;
+
+        let listeners = workers.clone();
+        broker.set_data_listener(Box::new(move || {
+            for w in &listeners {
+                if w.parked_fetches.load(Ordering::Acquire) > 0 {
+                    w.wake();
+                }
+            }
+        }));
+
+        let cores = if cfg.pin_cores { sockopt::available_cores() } else { Vec::new() };
+        let mut threads = Vec::new();
+        for (i, shared) in workers.iter().enumerate() {
+            let shared = shared.clone();
+            let broker = broker.clone();
+            let core = cores.get((i + 1) % cores.len().max(1)).copied();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("strikemq-io-{i}"))
+                    .spawn(move || {
+                        if let Some(core) = core {
+                            sockopt::pin_to_core(core);
+                        }
+                        if let Err(e) = epoll::run_worker(broker, shared) {
+                            tracing::error!(error = %e, "worker stopped with an error");
+                        }
+                    })?,
+            );
+        }
+        let acceptor_wake = Arc::new(EventFd::from_value_and_flags(
+            0,
+            EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC,
+        )?);
+        {
+            let workers = workers.clone();
+            let wake = acceptor_wake.clone();
+            let shutdown = shutdown.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("strikemq-accept".into())
+                    .spawn(move || {
+                        if let Err(e) = epoll::run_acceptor(listener, &cfg, &workers, &wake, &shutdown) {
+                            tracing::error!(error = %e, "acceptor stopped with an error");
+                        }
+                    })?,
+            );
+        }
+        Ok(Server { local_addr, shutdown, acceptor_wake, workers, threads })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, answers parked fetches, drains responses, joins every thread.
+    pub fn shutdown(self) {
+        self.shutdown.store(true, Ordering::Release);
+        let _ = self.acceptor_wake.write(1);
+        for w in &self.workers {
+            w.wake();
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! Offsets and admin requests: ListOffsets, CreateTopics, DeleteTopics,
+//! CreatePartitions, DescribeConfigs, DescribeCluster.
+
+use std::collections::{BTreeMap, HashSet};
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::{code, storage_error_code, Broker, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::storage::{validate_topic_name, TopicConfig, TopicInfo};
+
+/// ListOffsets special timestamps.
+const LATEST_TIMESTAMP: i64 = -1;
+const EARLIEST_TIMESTAMP: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+/// DescribeConfigs resource types.
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+/// DescribeConfigs config sources.
+const SOURCE_TOPIC_CONFIG: i8 = 1;
+const SOURCE_STATIC_BROKER_CONFIG: i8 = 4;
+const SOURCE_DEFAULT_CONFIG: i8 = 5;
+
+/// (name, value, DescribeConfigs source).
+type ConfigEntry = (String, String, i8);
+
+fn sb(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+impl Broker {
+    pub(super) fn list_offsets(&self, req: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+        let topics = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let resp = ListOffsetsPartitionResponse::default()
+                            .with_partition_index(p.partition_index)
+                            .with_timestamp(-1)
+                            .with_offset(-1)
+                            .with_leader_epoch(0);
+                        let Some(part) = self.storage.partition(&t.name.0, p.partition_index) else {
+                            return resp.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);
+                        };
+                        let offsets = part.offsets();
+                        let found = match p.timestamp {
+                            LATEST_TIMESTAMP => Some((offsets.log_end_offset, -1)),
+                            EARLIEST_TIMESTAMP => Some((offsets.log_start_offset, -1)),
+                            MAX_TIMESTAMP => part.max_timestamp(),
+                            ts => part.offset_for_timestamp(ts),
+                        };
+                        match found {
+                            Some((offset, ts)) => resp.with_offset(offset).with_timestamp(ts),
+                            None => resp,
+                        }
+                    })
+                    .collect();
+                ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+            })
+            .collect();
+        ListOffsetsResponse::default().with_topics(topics)
+    }
+
+    pub(super) fn create_topics(&self, req: CreateTopicsRequest, _version: i16) -> CreateTopicsResponse {
+        let mut seen = HashSet::new();
+        let duplicates: HashSet<String> = req
+            .topics
+            .iter()
+            .filter(|t| !seen.insert(t.name.0.to_string()))
+            .map(|t| t.name.0.to_string())
+            .collect();
+        let results = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                let name = t.name.0.to_string();
+                let result = CreatableTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1);
+                let fail = |code: i16, msg: String| {
+                    result.clone().with_error_code(code).with_error_message(Some(sb(msg)))
+                };
+                if duplicates.contains(&name) {
+                    return fail(code::INVALID_REQUEST, format!("topic {name:?} appears more than once"));
+                }
+                if let Err(e) = validate_topic_name(&name) {
+                    return fail(code::INVALID_TOPIC_EXCEPTION, e.to_string());
+                }
+                if !matches!(t.replication_factor, -1 | 1) {
+                    return fail(
+                        code::INVALID_REPLICATION_FACTOR,
+                        format!(
+                            "replication factor {} is larger than the 1 broker available",
+                            t.replication_factor
+                        ),
+                    );
+                }
+                let partitions = match (t.num_partitions, t.assignments.len()) {
+                    (-1, 0) => self.effective.config.default_partitions,
+                    (-1, n) => n as i32,
+                    (n, _) => n,
+                };
+                if partitions < 1 {
+                    return fail(code::INVALID_PARTITIONS, format!("invalid partition count {partitions}"));
+                }
+                let configs: BTreeMap<String, String> = t
+                    .configs
+                    .iter()
+                    .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+                    .collect();
+                if self.storage.topic(&name).is_some() {
+                    return fail(code::TOPIC_ALREADY_EXISTS, format!("topic {name:?} already exists"));
+                }
+                let config = TopicConfig { configs };
+                let info = if req.validate_only {
+                    TopicInfo { name: name.clone(), id: Uuid::nil(), partitions, config }
+                } else {
+                    match self.storage.create_topic(&name, partitions, config) {
+                        Ok(info) => {
+                            tracing::info!(topic = %name, partitions, "created topic");
+                            info
+                        }
+                        Err(e) => return fail(storage_error_code(&e), e.to_string()),
+                    }
+                };
+                let configs = self
+                    .topic_configs(&info)
+                    .into_iter()
+                    .map(|(k, v, source)| {
+                        CreatableTopicConfigs::default()
+                            .with_name(sb(k))
+                            .with_value(Some(sb(v)))
+                            .with_config_source(source)
+                    })
+                    .collect();
+                result
+                    .with_topic_id(info.id)
+                    .with_num_partitions(info.partitions)
+                    .with_replication_factor(1)
+                    .with_configs(Some(configs))
+            })
+            .collect();
+        CreateTopicsResponse::default().with_topics(results)
+    }
+
+    pub(super) fn delete_topics(&self, req: DeleteTopicsRequest, _version: i16) -> DeleteTopicsResponse {
+        // v6+ names topics by name or id in `topics`; older versions use `topic_names`.
+        let targets: Vec<(Option<TopicName>, Uuid)> = if req.topics.is_empty() {
+            req.topic_names.into_iter().map(|n| (Some(n), Uuid::nil())).collect()
+        } else {
+            req.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
+        };
+        let responses = targets
+            .into_iter()
+            .map(|(name, id)| {
+                let resolved = match &name {
+                    Some(n) => Some(n.0.to_string()),
+                    None => self.storage.topic_by_id(id).map(|i| i.name),
+                };
+                let result = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(id);
+                let Some(topic) = resolved else {
+                    return result.with_error_code(code::UNKNOWN_TOPIC_ID);
+                };
+                match self.storage.delete_topic(&topic) {
+                    Ok(info) => {
+                        tracing::info!(topic = %topic, "deleted topic");
+                        result
+                            .with_name(Some(StrBytes::from_string(info.name).into()))
+                            .with_topic_id(info.id)
+                    }
+                    Err(e) => result
+                        .with_error_code(storage_error_code(&e))
+                        .with_error_message(Some(sb(e.to_string()))),
+                }
+            })
+            .collect();
+        DeleteTopicsResponse::default().with_responses(responses)
+    }
+
+    pub(super) fn create_partitions(&self, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+        let results = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+                let name: &str = &t.name.0;
+                let Some(info) = self.storage.topic(name) else {
+                    return result
+                        .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
+                        .with_error_message(Some(sb(format!("unknown topic {name:?}"))));
+                };
+                if t.count <= info.partitions {
+                    return result.with_error_code(code::INVALID_PARTITIONS).with_error_message(Some(sb(
+                        format!("topic {name:?} has {} partitions; the new count {} must be larger", info.partitions, t.count),
+                    )));
+                }
+                if req.validate_only {
+                    return result;
+                }
+                match self.storage.create_partitions(name, t.count) {
+                    Ok(_) => result,
+                    Err(e) => result
+                        .with_error_code(storage_error_code(&e))
+                        .with_error_message(Some(sb(e.to_string()))),
+                }
+            })
+            .collect();
+        CreatePartitionsResponse::default().with_results(results)
+    }
+
+    /// The configs reported for a topic: defaults from the broker, overridden by the
+    /// topic's own configs. (name, value, source).
+    fn topic_configs(&self, info: &TopicInfo) -> Vec<ConfigEntry> {
+        let cfg = &self.effective.config;
+        let defaults = [
+            ("cleanup.policy", "delete".to_string()),
+            ("compression.type", "producer".to_string()),
+            ("max.message.bytes", cfg.max_message_bytes.to_string()),
+            ("message.timestamp.type", "CreateTime".to_string()),
+            ("min.insync.replicas", "1".to_string()),
+            ("retention.bytes", "-1".to_string()),
+            ("retention.ms", "604800000".to_string()),
+            ("segment.bytes", cfg.segment_bytes.to_string()),
+        ];
+        let mut out: BTreeMap<String, (String, i8)> = defaults
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), (v, SOURCE_DEFAULT_CONFIG)))
+            .collect();
+        for (k, v) in &info.config.configs {
+            out.insert(k.clone(), (v.clone(), SOURCE_TOPIC_CONFIG));
+        }
+        out.into_iter().map(|(k, (v, s))| (k, v, s)).collect()
+    }
+
+    pub(super) fn describe_configs(&self, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+        let results = req
+            .resources
+            .into_iter()
+            .map(|r| {
+                let result = DescribeConfigsResult::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name.clone());
+                let entries: Result<Vec<ConfigEntry>, (i16, String)> = match r.resource_type {
+                    RESOURCE_TOPIC => match self.storage.topic(&r.resource_name) {
+                        Some(info) => Ok(self.topic_configs(&info)),
+                        None => Err((
+                            code::UNKNOWN_TOPIC_OR_PARTITION,
+                            format!("unknown topic {:?}", r.resource_name.as_str()),
+                        )),
+                    },
+                    RESOURCE_BROKER => Ok(self.broker_configs()),
+                    other => Err((code::INVALID_REQUEST, format!("unsupported resource type {other}"))),
+                };
+                match entries {
+                    Err((c, msg)) => result.with_error_code(c).with_error_message(Some(sb(msg))),
+                    Ok(entries) => {
+                        let wanted: Option<HashSet<String>> = r
+                            .configuration_keys
+                            .map(|keys| keys.iter().map(|k| k.to_string()).collect());
+                        let configs = entries
+                            .into_iter()
+                            .filter(|(k, _, _)| wanted.as_ref().is_none_or(|w| w.contains(k)))
+                            .map(|(k, v, source)| {
+                                DescribeConfigsResourceResult::default()
+                                    .with_name(sb(k))
+                                    .with_value(Some(sb(v)))
+                                    .with_read_only(source != SOURCE_TOPIC_CONFIG)
+                                    .with_config_source(source)
+                            })
+                            .collect();
+                        result.with_configs(configs)
+                    }
+                }
+            })
+            .collect();
+        DescribeConfigsResponse::default().with_results(results)
+    }
+
+    fn broker_configs(&self) -> Vec<ConfigEntry> {
+        let cfg = &self.effective.config;
+        [
+            ("auto.create.topics.enable", cfg.auto_create_topics.to_string()),
+            ("broker.id", cfg.node_id.to_string()),
+            ("log.dirs", cfg.data_dir.display().to_string()),
+            ("log.segment.bytes", cfg.segment_bytes.to_string()),
+            ("message.max.bytes", cfg.max_message_bytes.to_string()),
+            ("num.partitions", cfg.default_partitions.to_string()),
+            ("socket.request.max.bytes", cfg.max_frame_bytes.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v, SOURCE_STATIC_BROKER_CONFIG))
+        .collect()
+    }
+
+    pub(super) fn describe_cluster(&self, _req: DescribeClusterRequest) -> DescribeClusterResponse {
+        DescribeClusterResponse::default()
+            .with_endpoint_type(1)
+            .with_cluster_id(sb(self.effective.config.cluster_id.clone()))
+            .with_controller_id(self.node_id().into())
+            .with_brokers(vec![DescribeClusterBroker::default()
+                .with_broker_id(self.node_id().into())
+                .with_host(sb(self.advertised.0.clone()))
+                .with_port(self.advertised.1)])
+            .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+    }
+}
+

@@ -1,0 +1,348 @@
+//! The request handlers: decoded Kafka requests in, encoded responses out.
+//!
+//! Knows storage and the protocol, not sockets: the data plane (`net`) hands each
+//! request frame to [`Broker::handle`] and writes whatever it appended to `out`. A
+//! Fetch that has to wait for data comes back as [`Outcome::Park`]; the data plane keeps
+//! it and calls [`Broker::resume_fetch`] when data arrives or the wait is over.
+
+mod admin;
+mod fetch;
+mod produce;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use tracing::{debug, warn};
+
+pub use fetch::ParkedFetch;
+
+use crate::config::EffectiveConfig;
+use crate::protocol::request::{self, DecodeError, Request};
+use crate::protocol::response::{write_response, write_with_header_version};
+use crate::storage::{Storage, StorageError, TopicConfig, TopicInfo};
+
+/// Kafka error codes used by the handlers.
+pub mod code {
+    pub const NONE: i16 = 0;
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
+    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+    pub const INVALID_PARTITIONS: i16 = 37;
+    pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+    pub const INVALID_REQUEST: i16 = 42;
+    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+    pub const INVALID_RECORD: i16 = 87;
+    pub const UNKNOWN_TOPIC_ID: i16 = 100;
+}
+
+/// Kafka's "authorized operations were not requested" marker.
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// What happened to one request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A response was appended to `out`.
+    Responded,
+    /// No response is due (Produce with acks=0).
+    NoResponse,
+    /// A Fetch waits for data; nothing was appended yet.
+    Park(Box<ParkedFetch>),
+}
+
+/// A request the connection cannot survive: the data plane closes it.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("malformed request: {0}")]
+    Malformed(#[from] DecodeError),
+    #[error("cannot encode response: {0}")]
+    Encode(String),
+}
+
+/// Called after data was appended, so waiting fetches can be re-examined.
+pub type DataListener = Box<dyn Fn() + Send + Sync>;
+
+/// The broker: configuration, storage and the little state the handlers share.
+pub struct Broker {
+    pub effective: EffectiveConfig,
+    pub storage: Arc<Storage>,
+    /// Host and port that Metadata reports.
+    advertised: (String, i32),
+    next_producer_id: AtomicI64,
+    data_listener: OnceLock<DataListener>,
+    pub started_at: Instant,
+}
+
+/// The APIs this broker implements and the versions it advertises.
+pub const ADVERTISED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 11),
+    (ApiKey::Fetch, 4, 16),
+    (ApiKey::ListOffsets, 1, 8),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+fn advertised_range(api_key: i16) -> Option<(i16, i16)> {
+    ADVERTISED_APIS
+        .iter()
+        .find(|(k, _, _)| *k as i16 == api_key)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+impl Broker {
+    pub fn new(effective: EffectiveConfig, storage: Arc<Storage>, advertised: (String, u16)) -> Broker {
+        // Producer ids must not repeat across restarts (the log keeps their sequence
+        // state), so they start from the wall clock in microseconds.
+        let pid_start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as i64);
+        Broker {
+            effective,
+            storage,
+            advertised: (advertised.0, i32::from(advertised.1)),
+            next_producer_id: AtomicI64::new(pid_start),
+            data_listener: OnceLock::new(),
+            started_at: Instant::now(),
+        }
+    }
+
+    /// Registers the function called after appends (set once, by the data plane).
+    pub fn set_data_listener(&self, listener: DataListener) {
+        if self.data_listener.set(listener).is_err() {
+            warn!("data listener already set; keeping the first");
+        }
+    }
+
+    fn data_arrived(&self) {
+        if let Some(listener) = self.data_listener.get() {
+            listener();
+        }
+    }
+
+    fn node_id(&self) -> i32 {
+        self.effective.config.node_id
+    }
+
+    /// Handles one request frame (everything after the 4-byte size prefix) and appends
+    /// the framed response to `out`.
+    pub fn handle(&self, mut frame: Bytes, out: &mut Vec<u8>) -> Result<Outcome, FrameError> {
+        let header = request::decode_header(&mut frame)?;
+        let (api_key, version, cid) =
+            (header.request_api_key, header.request_api_version, header.correlation_id);
+
+        let in_range = advertised_range(api_key).is_some_and(|(lo, hi)| (lo..=hi).contains(&version));
+        if api_key == ApiKey::ApiVersions as i16 && !in_range {
+            // Kafka answers an unknown ApiVersions version with a v0 body so that any
+            // client can read the error and the supported list.
+            let body = self.api_versions().with_error_code(code::UNSUPPORTED_VERSION);
+            write_with_header_version(out, cid, 0, 0, &body).map_err(enc)?;
+            return Ok(Outcome::Responded);
+        }
+        if !in_range {
+            return Err(FrameError::Malformed(match advertised_range(api_key) {
+                Some(_) => DecodeError::UnsupportedVersion { api_key, version },
+                None => DecodeError::UnknownApiKey(api_key),
+            }));
+        }
+        let req = request::decode_request(api_key, version, &mut frame)?;
+        debug!(api_key, version, cid, "request");
+        let v = version;
+        match req {
+            Request::ApiVersions(_) => write_response(out, cid, v, &self.api_versions()),
+            Request::Metadata(r) => write_response(out, cid, v, &self.metadata(r, v)),
+            Request::Produce(r) => {
+                return match self.produce(r, v) {
+                    Some(resp) => write_response(out, cid, v, &resp)
+                        .map(|()| Outcome::Responded)
+                        .map_err(enc),
+                    None => Ok(Outcome::NoResponse),
+                };
+            }
+            Request::Fetch(r) => {
+                let parked = ParkedFetch::new(cid, v, r);
+                return self.fetch_or_park(parked, out);
+            }
+            Request::ListOffsets(r) => write_response(out, cid, v, &self.list_offsets(r, v)),
+            Request::CreateTopics(r) => write_response(out, cid, v, &self.create_topics(r, v)),
+            Request::DeleteTopics(r) => write_response(out, cid, v, &self.delete_topics(r, v)),
+            Request::CreatePartitions(r) => write_response(out, cid, v, &self.create_partitions(r)),
+            Request::DescribeConfigs(r) => write_response(out, cid, v, &self.describe_configs(r)),
+            Request::DescribeCluster(r) => write_response(out, cid, v, &self.describe_cluster(r)),
+            Request::InitProducerId(r) => write_response(out, cid, v, &self.init_producer_id(r)),
+            #[allow(unreachable_patterns)]
+            _ => return Err(FrameError::Malformed(DecodeError::UnknownApiKey(api_key))),
+        }
+        .map_err(enc)?;
+        Ok(Outcome::Responded)
+    }
+
+    fn api_versions(&self) -> ApiVersionsResponse {
+        let keys = ADVERTISED_APIS
+            .iter()
+            .map(|(k, min, max)| {
+                ApiVersion::default()
+                    .with_api_key(*k as i16)
+                    .with_min_version(*min)
+                    .with_max_version(*max)
+            })
+            .collect();
+        ApiVersionsResponse::default()
+            .with_api_keys(keys)
+            .with_finalized_features_epoch(-1)
+    }
+
+    fn metadata(&self, req: MetadataRequest, version: i16) -> MetadataResponse {
+        let cfg = &self.effective.config;
+        // v0 sends an empty list for "all topics"; v1+ sends null.
+        let wanted: Option<Vec<metadata_request::MetadataRequestTopic>> = match req.topics {
+            Some(t) if t.is_empty() && version == 0 => None,
+            other => other,
+        };
+        let allow_create = cfg.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+        let topics = match wanted {
+            None => self
+                .storage
+                .topics()
+                .into_iter()
+                .map(|t| self.metadata_topic(Ok(t)))
+                .collect(),
+            Some(list) => list
+                .into_iter()
+                .map(|t| match t.name {
+                    Some(name) => {
+                        let found = self.topic_for_request(&name.0, allow_create);
+                        let mut topic = self.metadata_topic(found.as_ref().map_err(|e| *e).cloned());
+                        if found.is_err() {
+                            topic.name = Some(name);
+                        }
+                        topic
+                    }
+                    None => match self.storage.topic_by_id(t.topic_id) {
+                        Some(info) => self.metadata_topic(Ok(info)),
+                        None => MetadataResponseTopic::default()
+                            .with_topic_id(t.topic_id)
+                            .with_error_code(code::UNKNOWN_TOPIC_ID)
+                            .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
+                    },
+                })
+                .collect(),
+        };
+        MetadataResponse::default()
+            .with_brokers(vec![MetadataResponseBroker::default()
+                .with_node_id(self.node_id().into())
+                .with_host(StrBytes::from_string(self.advertised.0.clone()))
+                .with_port(self.advertised.1)])
+            .with_cluster_id(Some(StrBytes::from_string(cfg.cluster_id.clone())))
+            .with_controller_id(self.node_id().into())
+            .with_topics(topics)
+            .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+    }
+
+    fn metadata_topic(&self, found: Result<TopicInfo, i16>) -> MetadataResponseTopic {
+        let info = match found {
+            Ok(info) => info,
+            Err(code) => {
+                return MetadataResponseTopic::default()
+                    .with_error_code(code)
+                    .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+            }
+        };
+        let node = self.node_id().into();
+        let partitions = (0..info.partitions)
+            .map(|p| {
+                MetadataResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_leader_id(node)
+                    .with_leader_epoch(0)
+                    .with_replica_nodes(vec![node])
+                    .with_isr_nodes(vec![node])
+            })
+            .collect();
+        MetadataResponseTopic::default()
+            .with_name(Some(StrBytes::from_string(info.name).into()))
+            .with_topic_id(info.id)
+            .with_partitions(partitions)
+            .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+    }
+
+    /// Looks a topic up by name, creating it when allowed. Errors are Kafka codes.
+    fn topic_for_request(&self, name: &str, allow_create: bool) -> Result<TopicInfo, i16> {
+        if let Some(info) = self.storage.topic(name) {
+            return Ok(info);
+        }
+        if crate::storage::validate_topic_name(name).is_err() {
+            return Err(code::INVALID_TOPIC_EXCEPTION);
+        }
+        if !allow_create {
+            return Err(code::UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        let partitions = self.effective.config.default_partitions;
+        match self.storage.create_topic(name, partitions, TopicConfig::default()) {
+            Ok(info) => {
+                tracing::info!(topic = name, partitions, "auto-created topic");
+                Ok(info)
+            }
+            // Another connection created it first.
+            Err(StorageError::TopicExists(_)) => {
+                self.storage.topic(name).ok_or(code::UNKNOWN_TOPIC_OR_PARTITION)
+            }
+            Err(e) => Err(storage_error_code(&e)),
+        }
+    }
+
+    fn init_producer_id(&self, req: InitProducerIdRequest) -> InitProducerIdResponse {
+        let resp = InitProducerIdResponse::default();
+        if req.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty()) {
+            // Transactions are not implemented (and their APIs are not advertised).
+            warn!("InitProducerId with a transactional id: transactions are not supported");
+            return resp.with_error_code(code::INVALID_REQUEST).with_producer_id((-1).into());
+        }
+        if req.producer_id.0 >= 0 && req.producer_epoch >= 0 {
+            // KIP-360: an existing idempotent producer bumps its epoch.
+            let epoch = req.producer_epoch.checked_add(1);
+            return match epoch {
+                Some(e) => resp.with_producer_id(req.producer_id).with_producer_epoch(e),
+                None => resp
+                    .with_producer_id(self.next_producer_id.fetch_add(1, Ordering::Relaxed).into())
+                    .with_producer_epoch(0),
+            };
+        }
+        resp.with_producer_id(self.next_producer_id.fetch_add(1, Ordering::Relaxed).into())
+            .with_producer_epoch(0)
+    }
+}
+
+fn enc(e: anyhow::Error) -> FrameError {
+    FrameError::Encode(e.to_string())
+}
+
+/// The Kafka error code for a storage-level failure.
+pub fn storage_error_code(e: &StorageError) -> i16 {
+    match e {
+        StorageError::InvalidTopic(..) => code::INVALID_TOPIC_EXCEPTION,
+        StorageError::TopicExists(_) => code::TOPIC_ALREADY_EXISTS,
+        StorageError::UnknownTopicOrPartition => code::UNKNOWN_TOPIC_OR_PARTITION,
+        StorageError::InvalidPartitions(_) => code::INVALID_PARTITIONS,
+        StorageError::Io(_) | StorageError::Corrupt { .. } => code::KAFKA_STORAGE_ERROR,
+    }
+}

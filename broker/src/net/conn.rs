@@ -1,0 +1,177 @@
+//! One client connection, independent of the I/O backend: framing, request order,
+//! parked fetches and output backpressure.
+
+use std::io::{self, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+
+use bytes::{BufMut, BytesMut};
+
+use super::{READ_BUDGET_BYTES, WRITE_BACKLOG_LIMIT_BYTES};
+use crate::broker::{Broker, FrameError, Outcome, ParkedFetch};
+
+/// Bytes of spare room guaranteed before each read.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Output buffer capacity kept after a large response has drained.
+const WRITE_BUFFER_KEEP_BYTES: usize = 1024 * 1024;
+const SIZE_PREFIX_BYTES: usize = 4;
+
+/// Why a connection is being closed.
+#[derive(Debug, thiserror::Error)]
+pub enum CloseReason {
+    #[error("peer closed the connection")]
+    Eof,
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    #[error("frame size {0} outside 0..={1}")]
+    BadFrameSize(i64, usize),
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+}
+
+pub(crate) struct Conn {
+    pub stream: TcpStream,
+    /// Received bytes not yet framed. Frames are split off without copying
+    /// (`split_to().freeze()`), and the storage is reclaimed once they are dropped.
+    rbuf: BytesMut,
+    /// Encoded responses; `wbuf[wpos..]` is still to be written.
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// A Fetch waiting for data; while set, later requests wait in `rbuf`.
+    pub parked: Option<Box<ParkedFetch>>,
+    max_frame_bytes: usize,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, max_frame_bytes: usize) -> Conn {
+        Conn {
+            stream,
+            rbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            wbuf: Vec::new(),
+            wpos: 0,
+            parked: None,
+            max_frame_bytes,
+        }
+    }
+
+    /// Whether new input may be read and processed now.
+    pub fn wants_read(&self) -> bool {
+        self.parked.is_none() && self.pending_write_bytes() < WRITE_BACKLOG_LIMIT_BYTES
+    }
+
+    pub fn wants_write(&self) -> bool {
+        self.pending_write_bytes() > 0
+    }
+
+    pub fn pending_write_bytes(&self) -> usize {
+        self.wbuf.len() - self.wpos
+    }
+
+    /// Whether a whole request frame is buffered (an invalid size counts: processing
+    /// it closes the connection).
+    pub fn has_complete_frame(&self) -> bool {
+        if self.rbuf.len() < SIZE_PREFIX_BYTES {
+            return false;
+        }
+        let size = i32::from_be_bytes([self.rbuf[0], self.rbuf[1], self.rbuf[2], self.rbuf[3]]);
+        usize::try_from(size).map_or(true, |s| self.rbuf.len() >= SIZE_PREFIX_BYTES + s)
+    }
+
+    /// Reads what the socket has (up to the read budget). Err(Eof) when the peer closed.
+    pub fn read_available(&mut self) -> Result<(), CloseReason> {
+        let mut read_bytes = 0;
+        while read_bytes < READ_BUDGET_BYTES {
+            self.rbuf.reserve(READ_CHUNK_BYTES);
+            let spare = self.rbuf.spare_capacity_mut();
+            // SAFETY: `spare` is writable memory owned by `rbuf` of `spare.len()` bytes;
+            // recv writes at most that many bytes and returns how many it wrote.
+            let n = unsafe {
+                libc::recv(self.stream.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), 0)
+            };
+            match n {
+                0 => return Err(CloseReason::Eof),
+                n if n > 0 => {
+                    // SAFETY: recv initialized exactly `n` bytes of the spare capacity.
+                    unsafe { self.rbuf.advance_mut(n as usize) };
+                    read_bytes += n as usize;
+                }
+                _ => {
+                    let e = io::Error::last_os_error();
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock => return Ok(()),
+                        io::ErrorKind::Interrupted => continue,
+                        _ => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles the complete frames in the input buffer, in order, until the input runs
+    /// out, a fetch parks, or the output backlog is full. Returns true if a fetch parked.
+    pub fn process(&mut self, broker: &Broker) -> Result<bool, CloseReason> {
+        while self.wants_read() {
+            if self.rbuf.len() < SIZE_PREFIX_BYTES {
+                break;
+            }
+            let size = i32::from_be_bytes([self.rbuf[0], self.rbuf[1], self.rbuf[2], self.rbuf[3]]);
+            let size = usize::try_from(size)
+                .ok()
+                .filter(|s| *s <= self.max_frame_bytes)
+                .ok_or(CloseReason::BadFrameSize(i64::from(size), self.max_frame_bytes))?;
+            let frame_bytes = SIZE_PREFIX_BYTES + size;
+            if self.rbuf.len() < frame_bytes {
+                // Make room for the whole frame once, not chunk by chunk.
+                self.rbuf.reserve(frame_bytes - self.rbuf.len());
+                break;
+            }
+            let mut frame = self.rbuf.split_to(frame_bytes).freeze();
+            let _ = frame.split_to(SIZE_PREFIX_BYTES);
+            match broker.handle(frame, &mut self.wbuf)? {
+                Outcome::Responded | Outcome::NoResponse => {}
+                Outcome::Park(fetch) => {
+                    self.parked = Some(fetch);
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Re-examines the parked fetch. Returns true when it was answered.
+    pub fn resume(&mut self, broker: &Broker, force: bool) -> Result<bool, CloseReason> {
+        let Some(fetch) = self.parked.as_mut() else {
+            return Ok(false);
+        };
+        if broker.resume_fetch(fetch, &mut self.wbuf, force)? {
+            self.parked = None;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Writes pending output until done or the socket would block.
+    pub fn write_pending(&mut self) -> Result<(), CloseReason> {
+        while self.wpos < self.wbuf.len() {
+            match self.stream.write(&self.wbuf[self.wpos..]) {
+                Ok(0) => return Err(CloseReason::Eof),
+                Ok(n) => self.wpos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+            if self.wbuf.capacity() > WRITE_BUFFER_KEEP_BYTES {
+                self.wbuf.shrink_to(WRITE_BUFFER_KEEP_BYTES);
+            }
+        } else if self.wpos > self.wbuf.len() / 2 {
+            self.wbuf.drain(..self.wpos);
+            self.wpos = 0;
+        }
+        Ok(())
+    }
+}
