@@ -12,14 +12,18 @@
 mod admin;
 mod client;
 mod data;
+mod group;
 #[cfg(test)]
 mod tests;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeClusterRequest, DescribeConfigsRequest, FetchRequest, InitProducerIdRequest,
-    ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader,
+    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
+    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
+    SyncGroupRequest,
 };
 
 pub use super::wire::DecodeError;
@@ -39,6 +43,17 @@ pub enum Request {
     DescribeConfigs(DescribeConfigsRequest),
     DescribeCluster(DescribeClusterRequest),
     InitProducerId(InitProducerIdRequest),
+    FindCoordinator(FindCoordinatorRequest),
+    JoinGroup(JoinGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
+    ListGroups(ListGroupsRequest),
+    DescribeGroups(DescribeGroupsRequest),
+    DeleteGroups(DeleteGroupsRequest),
+    OffsetDelete(OffsetDeleteRequest),
 }
 
 /// What the broker knows about one api: the versions its decoder reads, and the first
@@ -73,7 +88,21 @@ const APIS: &[ApiSpec] = &[
     spec(ApiKey::DescribeConfigs, 1, 4, 4),
     spec(ApiKey::CreatePartitions, 0, 3, 2),
     spec(ApiKey::DescribeCluster, 0, 1, 0),
+    spec(ApiKey::FindCoordinator, 0, 6, 3),
+    spec(ApiKey::JoinGroup, 0, 9, 6),
+    spec(ApiKey::SyncGroup, 0, 5, 4),
+    spec(ApiKey::Heartbeat, 0, 4, 4),
+    spec(ApiKey::LeaveGroup, 0, 5, 4),
+    spec(ApiKey::OffsetCommit, 2, 9, 8),
+    spec(ApiKey::OffsetFetch, 1, 9, 6),
+    spec(ApiKey::ListGroups, 0, 5, 3),
+    spec(ApiKey::DescribeGroups, 0, 5, 5),
+    spec(ApiKey::DeleteGroups, 0, 2, 2),
+    spec(ApiKey::OffsetDelete, 0, 0, NEVER_FLEXIBLE),
 ];
+
+/// `flexible_from` for an api that has no flexible version.
+const NEVER_FLEXIBLE: i16 = i16::MAX;
 
 fn api_spec(api_key: i16) -> Option<&'static ApiSpec> {
     APIS.iter().find(|api| api.key as i16 == api_key)
@@ -141,6 +170,17 @@ pub fn decode_request(
         ApiKey::DeleteTopics => Request::DeleteTopics(admin::delete_topics(r, v)?),
         ApiKey::CreatePartitions => Request::CreatePartitions(admin::create_partitions(r, v)?),
         ApiKey::DescribeConfigs => Request::DescribeConfigs(admin::describe_configs(r, v)?),
+        ApiKey::FindCoordinator => Request::FindCoordinator(group::find_coordinator(r, v)?),
+        ApiKey::JoinGroup => Request::JoinGroup(group::join_group(r, v)?),
+        ApiKey::SyncGroup => Request::SyncGroup(group::sync_group(r, v)?),
+        ApiKey::Heartbeat => Request::Heartbeat(group::heartbeat(r, v)?),
+        ApiKey::LeaveGroup => Request::LeaveGroup(group::leave_group(r, v)?),
+        ApiKey::OffsetCommit => Request::OffsetCommit(group::offset_commit(r, v)?),
+        ApiKey::OffsetFetch => Request::OffsetFetch(group::offset_fetch(r, v)?),
+        ApiKey::ListGroups => Request::ListGroups(group::list_groups(r, v)?),
+        ApiKey::DescribeGroups => Request::DescribeGroups(group::describe_groups(r, v)?),
+        ApiKey::DeleteGroups => Request::DeleteGroups(group::delete_groups(r, v)?),
+        ApiKey::OffsetDelete => Request::OffsetDelete(group::offset_delete(r, v)?),
         // The table and this match list the same apis; a key in one but not the
         // other is a bug here, reported rather than panicking.
         _ => return Err(DecodeError::UnknownApiKey(api_key)),

@@ -17,13 +17,28 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{
     FetchPartition, FetchTopic, ForgottenTopic, ReplicaState,
 };
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeClusterRequest, DescribeConfigsRequest, FetchRequest, InitProducerIdRequest,
-    ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader, TopicName,
+    ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
+    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    FetchRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest, InitProducerIdRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
+    SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::protocol::{Decodable, Encodable, Request as KafkaRequest};
@@ -457,6 +472,291 @@ fn describe_configs_matches_oracle() {
     check_all_versions(describe_configs_sample, Request::DescribeConfigs);
 }
 
+fn find_coordinator_sample(v: i16, _null: bool) -> FindCoordinatorRequest {
+    let mut req = FindCoordinatorRequest::default();
+    if v <= 3 {
+        req.key = s("group-a");
+    }
+    if v >= 1 {
+        req.key_type = 1;
+    }
+    if v >= 4 {
+        req.coordinator_keys = vec![s("group-a"), s("group-b")];
+    }
+    req
+}
+
+fn join_group_sample(v: i16, null: bool) -> JoinGroupRequest {
+    let mut req = JoinGroupRequest::default();
+    req.group_id = GroupId(s("group-a"));
+    req.session_timeout_ms = 10_000;
+    if v >= 1 {
+        req.rebalance_timeout_ms = 20_000;
+    }
+    req.member_id = s("member-1");
+    if v >= 5 {
+        req.group_instance_id = (!null).then(|| s("instance-1"));
+    }
+    req.protocol_type = s("consumer");
+    req.protocols = ["range", "roundrobin"]
+        .into_iter()
+        .map(|name| {
+            let mut p = JoinGroupRequestProtocol::default();
+            p.name = s(name);
+            p.metadata = Bytes::from_static(b"subscription");
+            p
+        })
+        .collect();
+    if v >= 8 {
+        req.reason = (!null).then(|| s("rejoin"));
+    }
+    req
+}
+
+fn sync_group_sample(v: i16, null: bool) -> SyncGroupRequest {
+    let mut req = SyncGroupRequest::default();
+    req.group_id = GroupId(s("group-a"));
+    req.generation_id = 4;
+    req.member_id = s("member-1");
+    if v >= 3 {
+        req.group_instance_id = (!null).then(|| s("instance-1"));
+    }
+    if v >= 5 {
+        req.protocol_type = (!null).then(|| s("consumer"));
+        req.protocol_name = (!null).then(|| s("range"));
+    }
+    req.assignments = ["member-1", "member-2"]
+        .into_iter()
+        .map(|member| {
+            let mut a = SyncGroupRequestAssignment::default();
+            a.member_id = s(member);
+            a.assignment = Bytes::from_static(b"assignment");
+            a
+        })
+        .collect();
+    req
+}
+
+fn heartbeat_sample(v: i16, null: bool) -> HeartbeatRequest {
+    let mut req = HeartbeatRequest::default();
+    req.group_id = GroupId(s("group-a"));
+    req.generation_id = 4;
+    req.member_id = s("member-1");
+    if v >= 3 {
+        req.group_instance_id = (!null).then(|| s("instance-1"));
+    }
+    req
+}
+
+fn leave_group_sample(v: i16, null: bool) -> LeaveGroupRequest {
+    let mut req = LeaveGroupRequest::default();
+    req.group_id = GroupId(s("group-a"));
+    if v <= 2 {
+        req.member_id = s("member-1");
+    } else {
+        req.members = ["member-1", "member-2"]
+            .into_iter()
+            .map(|member| {
+                let mut m = MemberIdentity::default();
+                m.member_id = s(member);
+                m.group_instance_id = (!null).then(|| s("instance-1"));
+                if v >= 5 {
+                    m.reason = (!null).then(|| s("shutdown"));
+                }
+                m
+            })
+            .collect();
+    }
+    req
+}
+
+fn offset_commit_sample(v: i16, null: bool) -> OffsetCommitRequest {
+    let mut req = OffsetCommitRequest::default();
+    req.group_id = GroupId(s("group-a"));
+    req.generation_id_or_member_epoch = 4;
+    req.member_id = s("member-1");
+    if v >= 7 {
+        req.group_instance_id = (!null).then(|| s("instance-1"));
+    }
+    if v <= 4 {
+        req.retention_time_ms = 86_400_000;
+    }
+    req.topics = ["alpha", "beta"]
+        .into_iter()
+        .map(|name| {
+            let mut t = OffsetCommitRequestTopic::default();
+            t.name = topic(name);
+            t.partitions = (0..2)
+                .map(|i| {
+                    let mut p = OffsetCommitRequestPartition::default();
+                    p.partition_index = i;
+                    p.committed_offset = 500 + i64::from(i);
+                    if v >= 6 {
+                        p.committed_leader_epoch = 3;
+                    }
+                    p.committed_metadata = (!null).then(|| s("meta"));
+                    p
+                })
+                .collect();
+            t
+        })
+        .collect();
+    req
+}
+
+fn offset_fetch_sample(v: i16, null: bool) -> OffsetFetchRequest {
+    let mut req = OffsetFetchRequest::default();
+    if v <= 7 {
+        req.group_id = GroupId(s("group-a"));
+        // With `null` from v2: all committed offsets of the group.
+        req.topics = if null && v >= 2 {
+            None
+        } else {
+            Some(
+                ["alpha", "beta"]
+                    .into_iter()
+                    .map(|name| {
+                        let mut t = OffsetFetchRequestTopic::default();
+                        t.name = topic(name);
+                        t.partition_indexes = vec![0, 1];
+                        t
+                    })
+                    .collect(),
+            )
+        };
+    } else {
+        req.groups = ["group-a", "group-b"]
+            .into_iter()
+            .map(|group_id| {
+                let mut g = OffsetFetchRequestGroup::default();
+                g.group_id = GroupId(s(group_id));
+                if v >= 9 {
+                    g.member_id = (!null).then(|| s("member-1"));
+                    g.member_epoch = 6;
+                }
+                g.topics = (!null).then(|| {
+                    ["alpha", "beta"]
+                        .into_iter()
+                        .map(|name| {
+                            let mut t = OffsetFetchRequestTopics::default();
+                            t.name = topic(name);
+                            t.partition_indexes = vec![0, 1];
+                            t
+                        })
+                        .collect()
+                });
+                g
+            })
+            .collect();
+    }
+    if v >= 7 {
+        req.require_stable = true;
+    }
+    req
+}
+
+fn list_groups_sample(v: i16, _null: bool) -> ListGroupsRequest {
+    let mut req = ListGroupsRequest::default();
+    if v >= 4 {
+        req.states_filter = vec![s("Stable"), s("Empty")];
+    }
+    if v >= 5 {
+        req.types_filter = vec![s("classic"), s("consumer")];
+    }
+    req
+}
+
+fn describe_groups_sample(v: i16, _null: bool) -> DescribeGroupsRequest {
+    let mut req = DescribeGroupsRequest::default();
+    req.groups = vec![GroupId(s("group-a")), GroupId(s("group-b"))];
+    if v >= 3 {
+        req.include_authorized_operations = true;
+    }
+    req
+}
+
+fn delete_groups_sample(_v: i16, _null: bool) -> DeleteGroupsRequest {
+    let mut req = DeleteGroupsRequest::default();
+    req.groups_names = vec![GroupId(s("group-a")), GroupId(s("group-b"))];
+    req
+}
+
+fn offset_delete_sample(_v: i16, _null: bool) -> OffsetDeleteRequest {
+    let mut req = OffsetDeleteRequest::default();
+    req.group_id = GroupId(s("group-a"));
+    req.topics = ["alpha", "beta"]
+        .into_iter()
+        .map(|name| {
+            let mut t = OffsetDeleteRequestTopic::default();
+            t.name = topic(name);
+            t.partitions = (0..2)
+                .map(|i| {
+                    let mut p = OffsetDeleteRequestPartition::default();
+                    p.partition_index = i;
+                    p
+                })
+                .collect();
+            t
+        })
+        .collect();
+    req
+}
+
+#[test]
+fn find_coordinator_matches_oracle() {
+    check_all_versions(find_coordinator_sample, Request::FindCoordinator);
+}
+
+#[test]
+fn join_group_matches_oracle() {
+    check_all_versions(join_group_sample, Request::JoinGroup);
+}
+
+#[test]
+fn sync_group_matches_oracle() {
+    check_all_versions(sync_group_sample, Request::SyncGroup);
+}
+
+#[test]
+fn heartbeat_matches_oracle() {
+    check_all_versions(heartbeat_sample, Request::Heartbeat);
+}
+
+#[test]
+fn leave_group_matches_oracle() {
+    check_all_versions(leave_group_sample, Request::LeaveGroup);
+}
+
+#[test]
+fn offset_commit_matches_oracle() {
+    check_all_versions(offset_commit_sample, Request::OffsetCommit);
+}
+
+#[test]
+fn offset_fetch_matches_oracle() {
+    check_all_versions(offset_fetch_sample, Request::OffsetFetch);
+}
+
+#[test]
+fn list_groups_matches_oracle() {
+    check_all_versions(list_groups_sample, Request::ListGroups);
+}
+
+#[test]
+fn describe_groups_matches_oracle() {
+    check_all_versions(describe_groups_sample, Request::DescribeGroups);
+}
+
+#[test]
+fn delete_groups_matches_oracle() {
+    check_all_versions(delete_groups_sample, Request::DeleteGroups);
+}
+
+#[test]
+fn offset_delete_matches_oracle() {
+    check_all_versions(offset_delete_sample, Request::OffsetDelete);
+}
+
 /// A request header (v1, or v2 when `flexible`) followed by `body`.
 fn raw_frame(api_key: i16, version: i16, flexible: bool, body: &[u8]) -> Bytes {
     let mut buf = Vec::new();
@@ -667,6 +967,10 @@ fn random_bytes_never_panic() {
         frame(&create_topics_sample(5, true), 5),
         frame(&describe_configs_sample(4, true), 4),
         frame(&list_offsets_sample(3, false), 3),
+        frame(&join_group_sample(9, false), 9),
+        frame(&offset_commit_sample(8, true), 8),
+        frame(&offset_fetch_sample(9, false), 9),
+        frame(&leave_group_sample(5, false), 5),
     ];
     let apis: Vec<(i16, i16, i16)> = supported_api_keys()
         .filter_map(|key| supported_versions(key).map(|(min, max)| (key, min, max)))
