@@ -10,3 +10,4 @@
 pub mod batch;
 pub mod request;
 pub mod response;
+pub mod wire;
