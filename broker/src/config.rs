@@ -240,8 +240,9 @@ impl Config {
             _ => return Err(ConfigError("internal: defaults do not serialize".into())),
         };
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("cannot read config file {}: {e}", path.display()))
+            })?;
             let file_table: toml::Table = text
                 .parse()
                 .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
@@ -276,7 +277,10 @@ impl Config {
             return bad("max_frame_bytes", "must be between 1024 and 2^31-1");
         }
         if self.max_message_bytes == 0 || self.max_message_bytes > self.max_frame_bytes {
-            return bad("max_message_bytes", "must be positive and at most max_frame_bytes");
+            return bad(
+                "max_message_bytes",
+                "must be positive and at most max_frame_bytes",
+            );
         }
         if self.log_map_shards == 0 {
             return bad("log_map_shards", "must be at least 1");
@@ -292,7 +296,9 @@ impl Config {
 
     /// The host Metadata reports for this broker.
     pub fn advertised_host(&self, bound: SocketAddr) -> String {
-        self.advertised_host.clone().unwrap_or_else(|| bound.ip().to_string())
+        self.advertised_host
+            .clone()
+            .unwrap_or_else(|| bound.ip().to_string())
     }
 }
 
@@ -444,7 +450,11 @@ mod tests {
         assert_eq!(cfg.loop_timeout_ms, 7);
         assert_eq!(cfg.flush, Flush::IntervalMs(50));
         assert_eq!(cfg.io_threads, 2);
-        assert_eq!(cfg.segment_prefault_bytes, 2 * 1024 * 1024, "from the tuned profile");
+        assert_eq!(
+            cfg.segment_prefault_bytes,
+            2 * 1024 * 1024,
+            "from the tuned profile"
+        );
     }
 
     #[test]
@@ -479,6 +489,8 @@ mod tests {
         assert_eq!(eff.config.io_backend, IoBackend::Epoll);
         let keys: Vec<_> = eff.fallbacks.iter().map(|f| f.key.as_str()).collect();
         assert!(keys.contains(&"io_backend"), "{keys:?}");
-        assert!(EffectiveConfig::resolve(Config::profile(Profile::Baseline)).fallbacks.is_empty());
+        assert!(EffectiveConfig::resolve(Config::profile(Profile::Baseline))
+            .fallbacks
+            .is_empty());
     }
 }

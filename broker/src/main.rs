@@ -108,17 +108,34 @@ fn run() -> anyhow::Result<()> {
         })
         .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
     );
-    let listener =
-        TcpListener::bind(cfg.listen).with_context(|| format!("binding Kafka listener {}", cfg.listen))?;
+    let listener = TcpListener::bind(cfg.listen)
+        .with_context(|| format!("binding Kafka listener {}", cfg.listen))?;
     let bound = listener.local_addr()?;
     let host = cfg.advertised_host(bound);
-    let broker = Arc::new(Broker::new(effective.clone(), storage.clone(), (host.clone(), bound.port())));
+    let broker = Arc::new(Broker::new(
+        effective.clone(),
+        storage.clone(),
+        (host.clone(), bound.port()),
+    ));
     let server = Server::start(broker, listener).context("starting the data plane")?;
 
-    eprintln!("strikemq {} — Kafka-compatible broker", env!("CARGO_PKG_VERSION"));
-    eprintln!("  kafka listener: {bound} (advertised as {host}:{})", bound.port());
-    eprintln!("  admin listener: {} (REST admin API not built into this version yet)", cfg.admin_listen);
-    eprintln!("  data dir: {} ({} topics recovered)", cfg.data_dir.display(), storage.topics().len());
+    eprintln!(
+        "strikemq {} — Kafka-compatible broker",
+        env!("CARGO_PKG_VERSION")
+    );
+    eprintln!(
+        "  kafka listener: {bound} (advertised as {host}:{})",
+        bound.port()
+    );
+    eprintln!(
+        "  admin listener: {} (REST admin API not built into this version yet)",
+        cfg.admin_listen
+    );
+    eprintln!(
+        "  data dir: {} ({} topics recovered)",
+        cfg.data_dir.display(),
+        storage.topics().len()
+    );
     eprintln!("  effective configuration:");
     for line in effective.banner_lines() {
         eprintln!("{line}");

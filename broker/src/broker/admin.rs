@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::describe_configs_response::{
@@ -40,7 +42,11 @@ fn sb(s: impl Into<String>) -> StrBytes {
 }
 
 impl Broker {
-    pub(super) fn list_offsets(&self, req: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+    pub(super) fn list_offsets(
+        &self,
+        req: ListOffsetsRequest,
+        _version: i16,
+    ) -> ListOffsetsResponse {
         let topics = req
             .topics
             .into_iter()
@@ -54,7 +60,8 @@ impl Broker {
                             .with_timestamp(-1)
                             .with_offset(-1)
                             .with_leader_epoch(0);
-                        let Some(part) = self.storage.partition(&t.name.0, p.partition_index) else {
+                        let Some(part) = self.storage.partition(&t.name.0, p.partition_index)
+                        else {
                             return resp.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);
                         };
                         let offsets = part.offsets();
@@ -70,13 +77,19 @@ impl Broker {
                         }
                     })
                     .collect();
-                ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+                ListOffsetsTopicResponse::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions)
             })
             .collect();
         ListOffsetsResponse::default().with_topics(topics)
     }
 
-    pub(super) fn create_topics(&self, req: CreateTopicsRequest, _version: i16) -> CreateTopicsResponse {
+    pub(super) fn create_topics(
+        &self,
+        req: CreateTopicsRequest,
+        _version: i16,
+    ) -> CreateTopicsResponse {
         let mut seen = HashSet::new();
         let duplicates: HashSet<String> = req
             .topics
@@ -94,10 +107,16 @@ impl Broker {
                     .with_num_partitions(-1)
                     .with_replication_factor(-1);
                 let fail = |code: i16, msg: String| {
-                    result.clone().with_error_code(code).with_error_message(Some(sb(msg)))
+                    result
+                        .clone()
+                        .with_error_code(code)
+                        .with_error_message(Some(sb(msg)))
                 };
                 if duplicates.contains(&name) {
-                    return fail(code::INVALID_REQUEST, format!("topic {name:?} appears more than once"));
+                    return fail(
+                        code::INVALID_REQUEST,
+                        format!("topic {name:?} appears more than once"),
+                    );
                 }
                 if let Err(e) = validate_topic_name(&name) {
                     return fail(code::INVALID_TOPIC_EXCEPTION, e.to_string());
@@ -117,19 +136,34 @@ impl Broker {
                     (n, _) => n,
                 };
                 if partitions < 1 {
-                    return fail(code::INVALID_PARTITIONS, format!("invalid partition count {partitions}"));
+                    return fail(
+                        code::INVALID_PARTITIONS,
+                        format!("invalid partition count {partitions}"),
+                    );
                 }
                 let configs: BTreeMap<String, String> = t
                     .configs
                     .iter()
-                    .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+                    .filter_map(|c| {
+                        c.value
+                            .as_ref()
+                            .map(|v| (c.name.to_string(), v.to_string()))
+                    })
                     .collect();
                 if self.storage.topic(&name).is_some() {
-                    return fail(code::TOPIC_ALREADY_EXISTS, format!("topic {name:?} already exists"));
+                    return fail(
+                        code::TOPIC_ALREADY_EXISTS,
+                        format!("topic {name:?} already exists"),
+                    );
                 }
                 let config = TopicConfig { configs };
                 let info = if req.validate_only {
-                    TopicInfo { name: name.clone(), id: Uuid::nil(), partitions, config }
+                    TopicInfo {
+                        name: name.clone(),
+                        id: Uuid::nil(),
+                        partitions,
+                        config,
+                    }
                 } else {
                     match self.storage.create_topic(&name, partitions, config) {
                         Ok(info) => {
@@ -159,12 +193,22 @@ impl Broker {
         CreateTopicsResponse::default().with_topics(results)
     }
 
-    pub(super) fn delete_topics(&self, req: DeleteTopicsRequest, _version: i16) -> DeleteTopicsResponse {
+    pub(super) fn delete_topics(
+        &self,
+        req: DeleteTopicsRequest,
+        _version: i16,
+    ) -> DeleteTopicsResponse {
         // v6+ names topics by name or id in `topics`; older versions use `topic_names`.
         let targets: Vec<(Option<TopicName>, Uuid)> = if req.topics.is_empty() {
-            req.topic_names.into_iter().map(|n| (Some(n), Uuid::nil())).collect()
+            req.topic_names
+                .into_iter()
+                .map(|n| (Some(n), Uuid::nil()))
+                .collect()
         } else {
-            req.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
+            req.topics
+                .into_iter()
+                .map(|t| (t.name, t.topic_id))
+                .collect()
         };
         let responses = targets
             .into_iter()
@@ -173,7 +217,9 @@ impl Broker {
                     Some(n) => Some(n.0.to_string()),
                     None => self.storage.topic_by_id(id).map(|i| i.name),
                 };
-                let result = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(id);
+                let result = DeletableTopicResult::default()
+                    .with_name(name.clone())
+                    .with_topic_id(id);
                 let Some(topic) = resolved else {
                     return result.with_error_code(code::UNKNOWN_TOPIC_ID);
                 };
@@ -193,7 +239,10 @@ impl Broker {
         DeleteTopicsResponse::default().with_responses(responses)
     }
 
-    pub(super) fn create_partitions(&self, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    pub(super) fn create_partitions(
+        &self,
+        req: CreatePartitionsRequest,
+    ) -> CreatePartitionsResponse {
         let results = req
             .topics
             .into_iter()
@@ -206,9 +255,12 @@ impl Broker {
                         .with_error_message(Some(sb(format!("unknown topic {name:?}"))));
                 };
                 if t.count <= info.partitions {
-                    return result.with_error_code(code::INVALID_PARTITIONS).with_error_message(Some(sb(
-                        format!("topic {name:?} has {} partitions; the new count {} must be larger", info.partitions, t.count),
-                    )));
+                    return result
+                        .with_error_code(code::INVALID_PARTITIONS)
+                        .with_error_message(Some(sb(format!(
+                            "topic {name:?} has {} partitions; the new count {} must be larger",
+                            info.partitions, t.count
+                        ))));
                 }
                 if req.validate_only {
                     return result;
@@ -265,7 +317,10 @@ impl Broker {
                         )),
                     },
                     RESOURCE_BROKER => Ok(self.broker_configs()),
-                    other => Err((code::INVALID_REQUEST, format!("unsupported resource type {other}"))),
+                    other => Err((
+                        code::INVALID_REQUEST,
+                        format!("unsupported resource type {other}"),
+                    )),
                 };
                 match entries {
                     Err((c, msg)) => result.with_error_code(c).with_error_message(Some(sb(msg))),
@@ -295,7 +350,10 @@ impl Broker {
     fn broker_configs(&self) -> Vec<ConfigEntry> {
         let cfg = &self.effective.config;
         [
-            ("auto.create.topics.enable", cfg.auto_create_topics.to_string()),
+            (
+                "auto.create.topics.enable",
+                cfg.auto_create_topics.to_string(),
+            ),
             ("broker.id", cfg.node_id.to_string()),
             ("log.dirs", cfg.data_dir.display().to_string()),
             ("log.segment.bytes", cfg.segment_bytes.to_string()),
@@ -320,4 +378,3 @@ impl Broker {
             .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
     }
 }
-

@@ -39,7 +39,11 @@ impl ParkedFetch {
 }
 
 impl Broker {
-    pub(super) fn fetch_or_park(&self, parked: ParkedFetch, out: &mut Vec<u8>) -> Result<Outcome, FrameError> {
+    pub(super) fn fetch_or_park(
+        &self,
+        parked: ParkedFetch,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, FrameError> {
         let mut parked = Box::new(parked);
         if self.resume_fetch(&mut parked, out, false)? {
             Ok(Outcome::Responded)
@@ -51,7 +55,12 @@ impl Broker {
     /// Re-examines a fetch. Answers it (appending the response to `out`, returning true)
     /// when `min_bytes` are available, when its deadline has passed, on an error, or when
     /// `force` (shutdown). Otherwise returns false and appends nothing.
-    pub fn resume_fetch(&self, parked: &mut ParkedFetch, out: &mut Vec<u8>, force: bool) -> Result<bool, FrameError> {
+    pub fn resume_fetch(
+        &self,
+        parked: &mut ParkedFetch,
+        out: &mut Vec<u8>,
+        force: bool,
+    ) -> Result<bool, FrameError> {
         let (resp, bytes, any_error) = self.fetch_once(&parked.request, parked.version);
         let min_bytes = parked.request.min_bytes.max(0) as usize;
         let done = force || any_error || bytes >= min_bytes || Instant::now() >= parked.deadline;
@@ -92,7 +101,9 @@ impl Broker {
                 if req.isolation_level == 1 {
                     data.aborted_transactions = Some(Vec::new());
                 }
-                let partition = name.as_deref().and_then(|n| self.storage.partition(n, p.partition));
+                let partition = name
+                    .as_deref()
+                    .and_then(|n| self.storage.partition(n, p.partition));
                 let Some(partition) = partition else {
                     any_error = true;
                     let missing = if version >= FETCH_TOPIC_ID_VERSION && name.is_none() {
@@ -112,7 +123,9 @@ impl Broker {
                 };
                 match result {
                     Ok(read) => {
-                        let offsets = read.as_ref().map_or_else(|| partition.offsets(), |r| r.offsets);
+                        let offsets = read
+                            .as_ref()
+                            .map_or_else(|| partition.offsets(), |r| r.offsets);
                         data = data
                             .with_high_watermark(offsets.log_end_offset)
                             .with_last_stable_offset(offsets.log_end_offset)
@@ -152,7 +165,9 @@ impl Broker {
                     .with_partitions(partitions),
             );
         }
-        let resp = FetchResponse::default().with_session_id(0).with_responses(topics);
+        let resp = FetchResponse::default()
+            .with_session_id(0)
+            .with_responses(topics);
         (resp, total_bytes, any_error)
     }
 }

@@ -110,7 +110,11 @@ fn advertised_range(api_key: i16) -> Option<(i16, i16)> {
 }
 
 impl Broker {
-    pub fn new(effective: EffectiveConfig, storage: Arc<Storage>, advertised: (String, u16)) -> Broker {
+    pub fn new(
+        effective: EffectiveConfig,
+        storage: Arc<Storage>,
+        advertised: (String, u16),
+    ) -> Broker {
         // Producer ids must not repeat across restarts (the log keeps their sequence
         // state), so they start from the wall clock in microseconds.
         let pid_start = std::time::SystemTime::now()
@@ -147,14 +151,20 @@ impl Broker {
     /// the framed response to `out`.
     pub fn handle(&self, mut frame: Bytes, out: &mut Vec<u8>) -> Result<Outcome, FrameError> {
         let header = request::decode_header(&mut frame)?;
-        let (api_key, version, cid) =
-            (header.request_api_key, header.request_api_version, header.correlation_id);
+        let (api_key, version, cid) = (
+            header.request_api_key,
+            header.request_api_version,
+            header.correlation_id,
+        );
 
-        let in_range = advertised_range(api_key).is_some_and(|(lo, hi)| (lo..=hi).contains(&version));
+        let in_range =
+            advertised_range(api_key).is_some_and(|(lo, hi)| (lo..=hi).contains(&version));
         if api_key == ApiKey::ApiVersions as i16 && !in_range {
             // Kafka answers an unknown ApiVersions version with a v0 body so that any
             // client can read the error and the supported list.
-            let body = self.api_versions().with_error_code(code::UNSUPPORTED_VERSION);
+            let body = self
+                .api_versions()
+                .with_error_code(code::UNSUPPORTED_VERSION);
             write_with_header_version(out, cid, 0, 0, &body).map_err(enc)?;
             return Ok(Outcome::Responded);
         }
@@ -231,7 +241,8 @@ impl Broker {
                 .map(|t| match t.name {
                     Some(name) => {
                         let found = self.topic_for_request(&name.0, allow_create);
-                        let mut topic = self.metadata_topic(found.as_ref().map_err(|e| *e).cloned());
+                        let mut topic =
+                            self.metadata_topic(found.as_ref().map_err(|e| *e).cloned());
                         if found.is_err() {
                             topic.name = Some(name);
                         }
@@ -297,31 +308,43 @@ impl Broker {
             return Err(code::UNKNOWN_TOPIC_OR_PARTITION);
         }
         let partitions = self.effective.config.default_partitions;
-        match self.storage.create_topic(name, partitions, TopicConfig::default()) {
+        match self
+            .storage
+            .create_topic(name, partitions, TopicConfig::default())
+        {
             Ok(info) => {
                 tracing::info!(topic = name, partitions, "auto-created topic");
                 Ok(info)
             }
             // Another connection created it first.
-            Err(StorageError::TopicExists(_)) => {
-                self.storage.topic(name).ok_or(code::UNKNOWN_TOPIC_OR_PARTITION)
-            }
+            Err(StorageError::TopicExists(_)) => self
+                .storage
+                .topic(name)
+                .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION),
             Err(e) => Err(storage_error_code(&e)),
         }
     }
 
     fn init_producer_id(&self, req: InitProducerIdRequest) -> InitProducerIdResponse {
         let resp = InitProducerIdResponse::default();
-        if req.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty()) {
+        if req
+            .transactional_id
+            .as_ref()
+            .is_some_and(|t| !t.0.is_empty())
+        {
             // Transactions are not implemented (and their APIs are not advertised).
             warn!("InitProducerId with a transactional id: transactions are not supported");
-            return resp.with_error_code(code::INVALID_REQUEST).with_producer_id((-1).into());
+            return resp
+                .with_error_code(code::INVALID_REQUEST)
+                .with_producer_id((-1).into());
         }
         if req.producer_id.0 >= 0 && req.producer_epoch >= 0 {
             // KIP-360: an existing idempotent producer bumps its epoch.
             let epoch = req.producer_epoch.checked_add(1);
             return match epoch {
-                Some(e) => resp.with_producer_id(req.producer_id).with_producer_epoch(e),
+                Some(e) => resp
+                    .with_producer_id(req.producer_id)
+                    .with_producer_epoch(e),
                 None => resp
                     .with_producer_id(self.next_producer_id.fetch_add(1, Ordering::Relaxed).into())
                     .with_producer_epoch(0),

@@ -86,7 +86,12 @@ impl Conn {
             // SAFETY: `spare` is writable memory owned by `rbuf` of `spare.len()` bytes;
             // recv writes at most that many bytes and returns how many it wrote.
             let n = unsafe {
-                libc::recv(self.stream.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), 0)
+                libc::recv(
+                    self.stream.as_raw_fd(),
+                    spare.as_mut_ptr().cast(),
+                    spare.len(),
+                    0,
+                )
             };
             match n {
                 0 => return Err(CloseReason::Eof),
@@ -119,7 +124,10 @@ impl Conn {
             let size = usize::try_from(size)
                 .ok()
                 .filter(|s| *s <= self.max_frame_bytes)
-                .ok_or(CloseReason::BadFrameSize(i64::from(size), self.max_frame_bytes))?;
+                .ok_or(CloseReason::BadFrameSize(
+                    i64::from(size),
+                    self.max_frame_bytes,
+                ))?;
             let frame_bytes = SIZE_PREFIX_BYTES + size;
             if self.rbuf.len() < frame_bytes {
                 // Make room for the whole frame once, not chunk by chunk.

@@ -100,7 +100,10 @@ struct Worker {
 /// draining responses (bounded by `SHUTDOWN_DRAIN_MS`).
 pub(super) fn run_worker(broker: Arc<Broker>, shared: Arc<WorkerShared>) -> io::Result<()> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-    epoll.add(shared.wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN))?;
+    epoll.add(
+        shared.wake.as_fd(),
+        EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN),
+    )?;
     let cfg = &broker.effective.config;
     let mut w = Worker {
         max_frame_bytes: cfg.max_frame_bytes,
@@ -160,7 +163,10 @@ impl Worker {
         for stream in streams {
             let live = self.conns.len() - self.free.len();
             if live >= MAX_CONNECTIONS_PER_WORKER {
-                warn!(limit = MAX_CONNECTIONS_PER_WORKER, "connection limit reached; refusing");
+                warn!(
+                    limit = MAX_CONNECTIONS_PER_WORKER,
+                    "connection limit reached; refusing"
+                );
                 continue;
             }
             let idx = self.free.pop().unwrap_or_else(|| {
@@ -169,7 +175,10 @@ impl Worker {
                 self.conns.len() - 1
             });
             let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
-            if let Err(e) = self.epoll.add(stream.as_fd(), EpollEvent::new(flags, idx as u64 + 1)) {
+            if let Err(e) = self
+                .epoll
+                .add(stream.as_fd(), EpollEvent::new(flags, idx as u64 + 1))
+            {
                 warn!(error = %e, "epoll add failed; closing connection");
                 self.free.push(idx);
                 continue;
@@ -231,7 +240,9 @@ impl Worker {
         }
         if want != self.registered[idx] {
             let mut ev = EpollEvent::new(want, idx as u64 + 1);
-            self.epoll.modify(conn.stream.as_fd(), &mut ev).map_err(io::Error::from)?;
+            self.epoll
+                .modify(conn.stream.as_fd(), &mut ev)
+                .map_err(io::Error::from)?;
             self.registered[idx] = want;
         }
         Ok(())

@@ -87,7 +87,11 @@ impl Server {
             }
         }));
 
-        let cores = if cfg.pin_cores { sockopt::available_cores() } else { Vec::new() };
+        let cores = if cfg.pin_cores {
+            sockopt::available_cores()
+        } else {
+            Vec::new()
+        };
         let mut threads = Vec::new();
         for (i, shared) in workers.iter().enumerate() {
             let shared = shared.clone();
@@ -118,13 +122,21 @@ impl Server {
                 std::thread::Builder::new()
                     .name("strikemq-accept".into())
                     .spawn(move || {
-                        if let Err(e) = epoll::run_acceptor(listener, &cfg, &workers, &wake, &shutdown) {
+                        if let Err(e) =
+                            epoll::run_acceptor(listener, &cfg, &workers, &wake, &shutdown)
+                        {
                             tracing::error!(error = %e, "acceptor stopped with an error");
                         }
                     })?,
             );
         }
-        Ok(Server { local_addr, shutdown, acceptor_wake, workers, threads })
+        Ok(Server {
+            local_addr,
+            shutdown,
+            acceptor_wake,
+            workers,
+            threads,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

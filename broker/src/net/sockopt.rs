@@ -6,7 +6,12 @@ use std::os::fd::AsRawFd;
 /// `SO_PREFER_BUSY_POLL` (Linux 5.11); not in every libc crate version.
 const SO_PREFER_BUSY_POLL: libc::c_int = 69;
 
-fn set_int_opt(fd: &impl AsRawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn set_int_opt(
+    fd: &impl AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: `value` lives across the call and its size is passed; the fd is a valid
     // open socket borrowed from the caller.
     let rc = unsafe {
@@ -39,7 +44,9 @@ pub fn set_busy_poll(fd: &impl AsRawFd, busy_poll_us: u32, prefer: bool) -> io::
 /// The CPUs this process may run on.
 pub fn available_cores() -> Vec<usize> {
     match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
-        Ok(set) => (0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect(),
+        Ok(set) => (0..nix::sched::CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .collect(),
         Err(_) => Vec::new(),
     }
 }

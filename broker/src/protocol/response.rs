@@ -15,7 +15,13 @@ pub fn write_response<R: Encodable + HeaderVersion>(
     version: i16,
     body: &R,
 ) -> anyhow::Result<()> {
-    write_with_header_version(out, correlation_id, R::header_version(version), version, body)
+    write_with_header_version(
+        out,
+        correlation_id,
+        R::header_version(version),
+        version,
+        body,
+    )
 }
 
 /// As [`write_response`], with an explicit response header version (ApiVersions answers

@@ -146,12 +146,21 @@ pub fn validate_topic_name(name: &str) -> Result<(), StorageError> {
         return Err(StorageError::InvalidTopic(name.into(), "empty"));
     }
     if name == "." || name == ".." {
-        return Err(StorageError::InvalidTopic(name.into(), "'.' and '..' are not allowed"));
+        return Err(StorageError::InvalidTopic(
+            name.into(),
+            "'.' and '..' are not allowed",
+        ));
     }
     if name.len() > MAX_TOPIC_NAME_CHARS {
-        return Err(StorageError::InvalidTopic(name.into(), "longer than 249 characters"));
+        return Err(StorageError::InvalidTopic(
+            name.into(),
+            "longer than 249 characters",
+        ));
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         return Err(StorageError::InvalidTopic(
             name.into(),
             "only ASCII letters, digits, '.', '_' and '-' are allowed",
@@ -202,7 +211,11 @@ impl Storage {
         todo!()
     }
     /// Grows a topic to `total_partitions` (must be larger than now).
-    pub fn create_partitions(&self, _name: &str, _total_partitions: i32) -> Result<TopicInfo, StorageError> {
+    pub fn create_partitions(
+        &self,
+        _name: &str,
+        _total_partitions: i32,
+    ) -> Result<TopicInfo, StorageError> {
         todo!()
     }
     pub fn topic(&self, _name: &str) -> Option<TopicInfo> {
