@@ -1,1 +1,505 @@
-//! Kafka v2 record batch header (bytes only). Implemented by the storage work.
+//! Kafka v2 record batch header, on bytes alone (no I/O).
+//!
+//! Layout (big-endian), 61 bytes before the records:
+//!
+//! | offset | field                | type |
+//! |-------:|----------------------|------|
+//! | 0      | baseOffset           | i64  |
+//! | 8      | batchLength          | i32  | bytes after this field
+//! | 12     | partitionLeaderEpoch | i32  |
+//! | 16     | magic                | i8   | 2 (v0/v1 message sets keep magic at 16 too)
+//! | 17     | crc                  | u32  | CRC32C of bytes 21..end
+//! | 21     | attributes           | i16  |
+//! | 23     | lastOffsetDelta      | i32  |
+//! | 27     | baseTimestamp        | i64  |
+//! | 35     | maxTimestamp         | i64  |
+//! | 43     | producerId           | i64  |
+//! | 51     | producerEpoch        | i16  |
+//! | 53     | baseSequence         | i32  |
+//! | 57     | recordsCount         | i32  |
+//! | 61     | records …            |      |
+//!
+//! [`RecordBatch::parse`] checks the framing and the magic; the CRC is checked
+//! separately by [`RecordBatch::verify_crc`] because recovery of old segments and
+//! the read path only need the framing.
+
+/// Bytes before `batchLength` counts: baseOffset (8) + batchLength (4).
+pub const LOG_OVERHEAD_BYTES: usize = 12;
+/// Size of the v2 header up to and including `recordsCount`.
+pub const RECORD_BATCH_HEADER_BYTES: usize = 61;
+/// Smallest legal `batchLength` of a v2 batch (a header with no records).
+pub const MIN_BATCH_LENGTH_BYTES: usize = RECORD_BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES;
+/// The only record batch format this broker stores.
+pub const MAGIC_V2: i8 = 2;
+/// `producerId` of a non-idempotent producer.
+pub const NO_PRODUCER_ID: i64 = -1;
+/// `baseSequence` of a batch that carries no sequence.
+pub const NO_SEQUENCE: i32 = -1;
+
+const BASE_OFFSET_AT: usize = 0;
+const BATCH_LENGTH_AT: usize = 8;
+const PARTITION_LEADER_EPOCH_AT: usize = 12;
+const MAGIC_AT: usize = 16;
+const CRC_AT: usize = 17;
+const ATTRIBUTES_AT: usize = 21;
+const LAST_OFFSET_DELTA_AT: usize = 23;
+const BASE_TIMESTAMP_AT: usize = 27;
+const MAX_TIMESTAMP_AT: usize = 35;
+const PRODUCER_ID_AT: usize = 43;
+const PRODUCER_EPOCH_AT: usize = 51;
+const BASE_SEQUENCE_AT: usize = 53;
+const RECORDS_COUNT_AT: usize = 57;
+
+const COMPRESSION_MASK: i16 = 0x07;
+const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
+const TRANSACTIONAL_BIT: i16 = 1 << 4;
+const CONTROL_BIT: i16 = 1 << 5;
+
+/// Why bytes are not a well-formed v2 record batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// The buffer ends before the batch does.
+    #[error("truncated record batch: need {needed_bytes} bytes, have {available_bytes}")]
+    Truncated {
+        needed_bytes: usize,
+        available_bytes: usize,
+    },
+    /// `batchLength` is negative or shorter than a v2 header.
+    #[error("bad record batch length {0}")]
+    BadLength(i32),
+    /// Not a v2 batch; the value is reported so the caller can answer UnsupportedMagic.
+    #[error("unsupported record batch magic {0}")]
+    UnsupportedMagic(i8),
+    #[error("record batch crc mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    CrcMismatch { stored: u32, computed: u32 },
+}
+
+/// A zero-copy view of one whole v2 record batch (header and records).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordBatch<'a> {
+    bytes: &'a [u8],
+}
+
+fn read_array<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&bytes[at..at + N]);
+    out
+}
+
+impl<'a> RecordBatch<'a> {
+    /// Parses the batch at the start of `buf` (which may hold more bytes after it).
+    /// Checks, in order: enough bytes for the length, a positive length, the magic,
+    /// a length at least as long as a v2 header, and that the whole batch is present.
+    pub fn parse(buf: &'a [u8]) -> Result<RecordBatch<'a>, BatchError> {
+        if buf.len() < LOG_OVERHEAD_BYTES {
+            return Err(BatchError::Truncated {
+                needed_bytes: LOG_OVERHEAD_BYTES,
+                available_bytes: buf.len(),
+            });
+        }
+        let batch_length = i32::from_be_bytes(read_array(buf, BATCH_LENGTH_AT));
+        if batch_length <= 0 {
+            return Err(BatchError::BadLength(batch_length));
+        }
+        if buf.len() <= MAGIC_AT {
+            return Err(BatchError::Truncated {
+                needed_bytes: MAGIC_AT + 1,
+                available_bytes: buf.len(),
+            });
+        }
+        // The magic sits at byte 16 in v0/v1 message sets too, so an old client gets
+        // UnsupportedMagic rather than a confusing length error.
+        let magic = buf[MAGIC_AT] as i8;
+        if magic != MAGIC_V2 {
+            return Err(BatchError::UnsupportedMagic(magic));
+        }
+        // batch_length > 0 was checked, so the cast is lossless.
+        let batch_length_bytes = batch_length as usize;
+        if batch_length_bytes < MIN_BATCH_LENGTH_BYTES {
+            return Err(BatchError::BadLength(batch_length));
+        }
+        let total_bytes = LOG_OVERHEAD_BYTES + batch_length_bytes;
+        if buf.len() < total_bytes {
+            return Err(BatchError::Truncated {
+                needed_bytes: total_bytes,
+                available_bytes: buf.len(),
+            });
+        }
+        Ok(RecordBatch {
+            bytes: &buf[..total_bytes],
+        })
+    }
+
+    /// The whole batch, header included.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+    /// Size of the whole batch in bytes (`batchLength` + 12).
+    pub fn total_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+    pub fn base_offset(&self) -> i64 {
+        i64::from_be_bytes(read_array(self.bytes, BASE_OFFSET_AT))
+    }
+    pub fn batch_length(&self) -> i32 {
+        i32::from_be_bytes(read_array(self.bytes, BATCH_LENGTH_AT))
+    }
+    pub fn partition_leader_epoch(&self) -> i32 {
+        i32::from_be_bytes(read_array(self.bytes, PARTITION_LEADER_EPOCH_AT))
+    }
+    pub fn magic(&self) -> i8 {
+        self.bytes[MAGIC_AT] as i8
+    }
+    /// The CRC stored in the header.
+    pub fn crc(&self) -> u32 {
+        u32::from_be_bytes(read_array(self.bytes, CRC_AT))
+    }
+    pub fn attributes(&self) -> i16 {
+        i16::from_be_bytes(read_array(self.bytes, ATTRIBUTES_AT))
+    }
+    pub fn last_offset_delta(&self) -> i32 {
+        i32::from_be_bytes(read_array(self.bytes, LAST_OFFSET_DELTA_AT))
+    }
+    pub fn base_timestamp(&self) -> i64 {
+        i64::from_be_bytes(read_array(self.bytes, BASE_TIMESTAMP_AT))
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        i64::from_be_bytes(read_array(self.bytes, MAX_TIMESTAMP_AT))
+    }
+    pub fn producer_id(&self) -> i64 {
+        i64::from_be_bytes(read_array(self.bytes, PRODUCER_ID_AT))
+    }
+    pub fn producer_epoch(&self) -> i16 {
+        i16::from_be_bytes(read_array(self.bytes, PRODUCER_EPOCH_AT))
+    }
+    pub fn base_sequence(&self) -> i32 {
+        i32::from_be_bytes(read_array(self.bytes, BASE_SEQUENCE_AT))
+    }
+    pub fn records_count(&self) -> i32 {
+        i32::from_be_bytes(read_array(self.bytes, RECORDS_COUNT_AT))
+    }
+    /// Offset of the last record: `baseOffset + lastOffsetDelta` (saturating, so a
+    /// hostile header cannot overflow; callers reject a negative delta first).
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset()
+            .saturating_add(i64::from(self.last_offset_delta()))
+    }
+    /// Compression codec id (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+    pub fn compression(&self) -> u8 {
+        (self.attributes() & COMPRESSION_MASK) as u8
+    }
+    /// True when timestamps are LogAppendTime rather than CreateTime.
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes() & TIMESTAMP_TYPE_BIT != 0
+    }
+    pub fn is_transactional(&self) -> bool {
+        self.attributes() & TRANSACTIONAL_BIT != 0
+    }
+    pub fn is_control(&self) -> bool {
+        self.attributes() & CONTROL_BIT != 0
+    }
+    /// CRC32C over `attributes` .. end, as the header's `crc` should hold.
+    pub fn computed_crc(&self) -> u32 {
+        crc32c::crc32c(&self.bytes[ATTRIBUTES_AT..])
+    }
+    pub fn verify_crc(&self) -> Result<(), BatchError> {
+        let stored = self.crc();
+        let computed = self.computed_crc();
+        if stored == computed {
+            Ok(())
+        } else {
+            Err(BatchError::CrcMismatch { stored, computed })
+        }
+    }
+}
+
+/// Iterates over concatenated batches. Yields each batch, or the error at the first
+/// malformed one and then stops. [`Batches::position`] is the byte offset just past
+/// the last well-formed batch, i.e. the valid length of the buffer so far.
+#[derive(Debug, Clone)]
+pub struct Batches<'a> {
+    buf: &'a [u8],
+    position: usize,
+    failed: bool,
+}
+
+impl<'a> Batches<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Batches {
+            buf,
+            position: 0,
+            failed: false,
+        }
+    }
+    /// Bytes consumed by the well-formed batches yielded so far.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+}
+
+impl<'a> Iterator for Batches<'a> {
+    type Item = Result<RecordBatch<'a>, BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.position >= self.buf.len() {
+            return None;
+        }
+        match RecordBatch::parse(&self.buf[self.position..]) {
+            Ok(batch) => {
+                self.position += batch.total_bytes();
+                Some(Ok(batch))
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Overwrites the base offset of the batch at the start of `batch`. The CRC does
+/// not cover the base offset, so it stays valid.
+pub fn set_base_offset(batch: &mut [u8], base_offset: i64) -> Result<(), BatchError> {
+    match batch.get_mut(BASE_OFFSET_AT..BASE_OFFSET_AT + 8) {
+        Some(field) => {
+            field.copy_from_slice(&base_offset.to_be_bytes());
+            Ok(())
+        }
+        None => Err(BatchError::Truncated {
+            needed_bytes: 8,
+            available_bytes: batch.len(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::indexmap::IndexMap;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    /// A header with the given fields followed by `payload` as the records section.
+    fn hand_built_batch(
+        base_offset: i64,
+        last_offset_delta: i32,
+        attributes: i16,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&base_offset.to_be_bytes());
+        let batch_length = (MIN_BATCH_LENGTH_BYTES + payload.len()) as i32;
+        b.extend_from_slice(&batch_length.to_be_bytes());
+        b.extend_from_slice(&7i32.to_be_bytes()); // partition leader epoch
+        b.push(MAGIC_V2 as u8);
+        b.extend_from_slice(&0u32.to_be_bytes()); // crc, filled below
+        b.extend_from_slice(&attributes.to_be_bytes());
+        b.extend_from_slice(&last_offset_delta.to_be_bytes());
+        b.extend_from_slice(&1_000i64.to_be_bytes()); // base timestamp
+        b.extend_from_slice(&2_000i64.to_be_bytes()); // max timestamp
+        b.extend_from_slice(&42i64.to_be_bytes()); // producer id
+        b.extend_from_slice(&3i16.to_be_bytes()); // producer epoch
+        b.extend_from_slice(&11i32.to_be_bytes()); // base sequence
+        b.extend_from_slice(&(last_offset_delta + 1).to_be_bytes()); // records count
+        b.extend_from_slice(payload);
+        let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+        b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    fn encoded_with_crate(records: &[Record], compression: Compression) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
+        RecordBatchEncoder::encode(&mut buf, records, &options).unwrap();
+        buf.to_vec()
+    }
+
+    fn record(offset: i64, sequence: i32, timestamp: i64, transactional: bool) -> Record {
+        Record {
+            transactional,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 5,
+            producer_id: 99,
+            producer_epoch: 4,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence,
+            timestamp,
+            key: Some(Bytes::from_static(b"k")),
+            value: Some(Bytes::from(vec![b'v'; 100])),
+            headers: IndexMap::new(),
+        }
+    }
+
+    #[test]
+    fn hand_built_header_fields_parse() {
+        let bytes = hand_built_batch(5, 2, TRANSACTIONAL_BIT | 3, b"records");
+        let batch = RecordBatch::parse(&bytes).unwrap();
+        assert_eq!(batch.base_offset(), 5);
+        assert_eq!(batch.total_bytes(), RECORD_BATCH_HEADER_BYTES + 7);
+        assert_eq!(batch.batch_length() as usize, MIN_BATCH_LENGTH_BYTES + 7);
+        assert_eq!(batch.partition_leader_epoch(), 7);
+        assert_eq!(batch.magic(), 2);
+        assert_eq!(batch.last_offset_delta(), 2);
+        assert_eq!(batch.last_offset(), 7);
+        assert_eq!(batch.base_timestamp(), 1_000);
+        assert_eq!(batch.max_timestamp(), 2_000);
+        assert_eq!(batch.producer_id(), 42);
+        assert_eq!(batch.producer_epoch(), 3);
+        assert_eq!(batch.base_sequence(), 11);
+        assert_eq!(batch.records_count(), 3);
+        assert_eq!(batch.compression(), 3);
+        assert!(batch.is_transactional());
+        assert!(!batch.is_control());
+        batch.verify_crc().unwrap();
+    }
+
+    #[test]
+    fn truncated_batch_reports_needed_and_available() {
+        let bytes = hand_built_batch(0, 0, 0, b"abc");
+        assert_eq!(
+            RecordBatch::parse(&bytes[..5]).unwrap_err(),
+            BatchError::Truncated {
+                needed_bytes: 12,
+                available_bytes: 5
+            }
+        );
+        assert_eq!(
+            RecordBatch::parse(&bytes[..bytes.len() - 1]).unwrap_err(),
+            BatchError::Truncated {
+                needed_bytes: bytes.len(),
+                available_bytes: bytes.len() - 1
+            }
+        );
+    }
+
+    #[test]
+    fn zero_or_short_length_is_bad_length() {
+        assert_eq!(
+            RecordBatch::parse(&[0u8; 64]).unwrap_err(),
+            BatchError::BadLength(0)
+        );
+        let mut bytes = hand_built_batch(0, 0, 0, b"");
+        bytes[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&20i32.to_be_bytes());
+        assert_eq!(
+            RecordBatch::parse(&bytes).unwrap_err(),
+            BatchError::BadLength(20)
+        );
+        bytes[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&(-5i32).to_be_bytes());
+        assert_eq!(
+            RecordBatch::parse(&bytes).unwrap_err(),
+            BatchError::BadLength(-5)
+        );
+    }
+
+    #[test]
+    fn old_magic_is_reported_with_its_value() {
+        let mut bytes = hand_built_batch(0, 0, 0, b"");
+        bytes[MAGIC_AT] = 1;
+        assert_eq!(
+            RecordBatch::parse(&bytes).unwrap_err(),
+            BatchError::UnsupportedMagic(1)
+        );
+    }
+
+    #[test]
+    fn flipped_byte_is_crc_mismatch() {
+        let mut bytes = hand_built_batch(0, 0, 0, b"payload");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        let err = RecordBatch::parse(&bytes)
+            .unwrap()
+            .verify_crc()
+            .unwrap_err();
+        assert!(matches!(err, BatchError::CrcMismatch { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn base_offset_rewrite_keeps_crc_valid() {
+        let mut bytes = hand_built_batch(0, 4, 0, b"payload");
+        set_base_offset(&mut bytes, 1_234_567).unwrap();
+        let batch = RecordBatch::parse(&bytes).unwrap();
+        assert_eq!(batch.base_offset(), 1_234_567);
+        assert_eq!(batch.last_offset(), 1_234_571);
+        batch.verify_crc().unwrap();
+        assert!(set_base_offset(&mut [0u8; 4], 1).is_err());
+    }
+
+    #[test]
+    fn iterator_walks_concatenated_batches_and_stops_at_garbage() {
+        let mut buf = hand_built_batch(0, 0, 0, b"one");
+        let first_len = buf.len();
+        buf.extend(hand_built_batch(1, 1, 0, b"two!"));
+        let valid_len = buf.len();
+        buf.extend_from_slice(&[0xff; 5]);
+        let mut it = Batches::new(&buf);
+        assert_eq!(it.next().unwrap().unwrap().base_offset(), 0);
+        assert_eq!(it.position(), first_len);
+        assert_eq!(it.next().unwrap().unwrap().base_offset(), 1);
+        assert!(matches!(it.next(), Some(Err(BatchError::Truncated { .. }))));
+        assert!(it.next().is_none());
+        assert_eq!(it.position(), valid_len);
+    }
+
+    #[test]
+    fn crate_encoded_batch_agrees_with_our_parse() {
+        let records: Vec<Record> = (0..3)
+            .map(|i| record(10 + i, 20 + i as i32, 5_000 + i, true))
+            .collect();
+        let bytes = encoded_with_crate(&records, Compression::None);
+        let batch = RecordBatch::parse(&bytes).unwrap();
+        assert_eq!(batch.total_bytes(), bytes.len());
+        assert_eq!(batch.base_offset(), 10);
+        assert_eq!(batch.last_offset_delta(), 2);
+        assert_eq!(batch.base_timestamp(), 5_000);
+        assert_eq!(batch.max_timestamp(), 5_002);
+        assert_eq!(batch.producer_id(), 99);
+        assert_eq!(batch.producer_epoch(), 4);
+        assert_eq!(batch.base_sequence(), 20);
+        assert_eq!(batch.records_count(), 3);
+        assert_eq!(batch.partition_leader_epoch(), 5);
+        assert!(batch.is_transactional());
+        assert_eq!(batch.compression(), 0);
+        batch.verify_crc().unwrap();
+
+        // The crate's decoder sees the same batch after our base offset rewrite.
+        let mut rewritten = bytes.clone();
+        set_base_offset(&mut rewritten, 500).unwrap();
+        let mut decode_buf = Bytes::from(rewritten);
+        let decoded = kafka_protocol::records::RecordBatchDecoder::decode(&mut decode_buf).unwrap();
+        let offsets: Vec<i64> = decoded.records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![500, 501, 502]);
+
+        for i in [ATTRIBUTES_AT, RECORDS_COUNT_AT + 1, bytes.len() - 1] {
+            let mut corrupted = bytes.clone();
+            corrupted[i] ^= 0x40;
+            let err = RecordBatch::parse(&corrupted)
+                .unwrap()
+                .verify_crc()
+                .unwrap_err();
+            assert!(
+                matches!(err, BatchError::CrcMismatch { .. }),
+                "byte {i}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn crate_encoded_records_with_different_producers_become_separate_batches() {
+        let mut records = vec![record(0, 0, 1, false), record(1, 1, 2, false)];
+        records[1].producer_id = 100;
+        let bytes = encoded_with_crate(&records, Compression::None);
+        let batches: Vec<RecordBatch<'_>> = Batches::new(&bytes).map(|b| b.unwrap()).collect();
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[0].producer_id(), 99);
+        assert_eq!(batches[1].producer_id(), 100);
+        assert_eq!(batches[1].base_offset(), 1);
+        assert!(batches.iter().all(|b| b.verify_crc().is_ok()));
+    }
+}

@@ -14,6 +14,15 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use uuid::Uuid;
 
+mod log;
+mod producer;
+mod segment;
+#[cfg(test)]
+mod tests;
+mod topics;
+
+pub use topics::MAX_PARTITIONS_PER_TOPIC;
+
 /// When appended data is made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FlushPolicy {
@@ -178,62 +187,64 @@ pub fn validate_topic_name(name: &str) -> Result<(), StorageError> {
 /// every method takes `&self` and locks internally. Lookups never hold a lock while
 /// doing file I/O for another partition.
 pub struct Storage {
-    _todo: (),
+    store: topics::TopicStore,
 }
 
 /// One partition's log. Shared (`Arc<Partition>`); appends are serialized internally.
 pub struct Partition {
-    _todo: (),
+    log: log::PartitionLog,
 }
 
 impl Storage {
     /// Opens (creating if needed) the data directory and recovers every topic found:
     /// validates the tail of each partition's last segment batch by batch (length, CRC),
     /// truncates a torn tail, rebuilds the offset index and idempotent-producer state.
-    pub fn open(_cfg: StorageConfig) -> Result<Storage, StorageError> {
-        todo!()
+    pub fn open(cfg: StorageConfig) -> Result<Storage, StorageError> {
+        Ok(Storage {
+            store: topics::TopicStore::open(cfg)?,
+        })
     }
     pub fn config(&self) -> &StorageConfig {
-        todo!()
+        &self.store.cfg
     }
     /// Creates a topic with `partitions` empty partitions and a fresh topic id.
     /// Cheap: no pre-touching of segments unless `segment_prefault_bytes` asks for it.
     pub fn create_topic(
         &self,
-        _name: &str,
-        _partitions: i32,
-        _config: TopicConfig,
+        name: &str,
+        partitions: i32,
+        config: TopicConfig,
     ) -> Result<TopicInfo, StorageError> {
-        todo!()
+        self.store.create_topic(name, partitions, config)
     }
     /// Deletes a topic and its files. Outstanding `Bytes` from reads stay valid.
-    pub fn delete_topic(&self, _name: &str) -> Result<TopicInfo, StorageError> {
-        todo!()
+    pub fn delete_topic(&self, name: &str) -> Result<TopicInfo, StorageError> {
+        self.store.delete_topic(name)
     }
     /// Grows a topic to `total_partitions` (must be larger than now).
     pub fn create_partitions(
         &self,
-        _name: &str,
-        _total_partitions: i32,
+        name: &str,
+        total_partitions: i32,
     ) -> Result<TopicInfo, StorageError> {
-        todo!()
+        self.store.create_partitions(name, total_partitions)
     }
-    pub fn topic(&self, _name: &str) -> Option<TopicInfo> {
-        todo!()
+    pub fn topic(&self, name: &str) -> Option<TopicInfo> {
+        self.store.topic(name)
     }
-    pub fn topic_by_id(&self, _id: Uuid) -> Option<TopicInfo> {
-        todo!()
+    pub fn topic_by_id(&self, id: Uuid) -> Option<TopicInfo> {
+        self.store.topic_by_id(id)
     }
     /// All topics, sorted by name.
     pub fn topics(&self) -> Vec<TopicInfo> {
-        todo!()
+        self.store.topics()
     }
-    pub fn partition(&self, _topic: &str, _partition: i32) -> Option<std::sync::Arc<Partition>> {
-        todo!()
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<std::sync::Arc<Partition>> {
+        self.store.partition(topic, partition)
     }
     /// Flushes every partition (used at shutdown and by the interval flusher).
     pub fn flush_all(&self) -> std::io::Result<()> {
-        todo!()
+        self.store.flush_all()
     }
 }
 
@@ -245,34 +256,34 @@ impl Partition {
     /// producer → `Appended { duplicate: true, .. }` with the original offsets; a gap →
     /// `OutOfOrderSequence`; an old epoch → `InvalidProducerEpoch`). Honors the flush
     /// policy before returning.
-    pub fn append(&self, _records: &[u8]) -> Result<Appended, AppendError> {
-        todo!()
+    pub fn append(&self, records: &[u8]) -> Result<Appended, AppendError> {
+        self.log.append(records)
     }
     /// Reads whole batches starting with the batch that contains `offset`, up to
     /// `max_bytes` in total, but always at least one whole batch when one exists at
     /// `offset` (so a batch larger than `max_bytes` is still delivered, as Kafka does).
     /// `offset == log_end_offset` returns empty records.
-    pub fn read(&self, _offset: i64, _max_bytes: usize) -> Result<ReadResult, ReadError> {
-        todo!()
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
+        self.log.read(offset, max_bytes)
     }
     pub fn offsets(&self) -> Offsets {
-        todo!()
+        self.log.offsets()
     }
     /// The first offset whose record timestamp is >= `timestamp_ms`, with that
     /// timestamp (batch granularity is acceptable: the batch's first offset whose
     /// max_timestamp >= timestamp_ms). None when no such record exists.
-    pub fn offset_for_timestamp(&self, _timestamp_ms: i64) -> Option<(i64, i64)> {
-        todo!()
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Option<(i64, i64)> {
+        self.log.offset_for_timestamp(timestamp_ms)
     }
     /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
-        todo!()
+        self.log.max_timestamp()
     }
     /// Bytes on disk used by this partition's segments.
     pub fn size_bytes(&self) -> u64 {
-        todo!()
+        self.log.size_bytes()
     }
     pub fn flush(&self) -> std::io::Result<()> {
-        todo!()
+        self.log.flush()
     }
 }

@@ -1,0 +1,595 @@
+//! One partition's log: an ordered list of segments, the last one active.
+//!
+//! The sparse offset index is kept in memory only and rebuilt on open by scanning
+//! batch headers (no `.index` files): one header read per batch, and the index can
+//! never disagree with the log.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use memmap2::MmapRaw;
+
+use crate::protocol::batch::{set_base_offset, BatchError, Batches, RecordBatch};
+
+use super::producer::{BatchProducerInfo, ProducerStates, SeqCheck};
+use super::segment::{parse_segment_file_name, sync_dir, MapOptions, Segment};
+use super::{
+    AppendError, Appended, FlushPolicy, Offsets, ReadError, ReadResult, StorageConfig, StorageError,
+};
+
+/// Recovery looks at most this far past the valid end of a segment for non-zero
+/// bytes, to report how much garbage it cut (the rest is cut unseen).
+const MAX_GARBAGE_SCAN_BYTES: u64 = 64 << 20;
+
+pub(crate) struct PartitionLog {
+    dir: PathBuf,
+    cfg: Arc<StorageConfig>,
+    state: Mutex<LogState>,
+    deleted: AtomicBool,
+}
+
+struct LogState {
+    /// Sorted by base offset; the last one receives appends.
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    next_offset: i64,
+    producers: ProducerStates,
+    /// (max timestamp, offset of the batch's last record) over the whole log.
+    max_timestamp: Option<(i64, i64)>,
+    last_flush: Instant,
+}
+
+/// What append checked about one input batch before taking the lock.
+struct ValidBatch {
+    producer: BatchProducerInfo,
+    total_bytes: usize,
+    max_timestamp: i64,
+}
+
+/// A range to msync, captured under the lock and flushed without it.
+struct DirtyRange {
+    map: Arc<MmapRaw>,
+    segment_base_offset: i64,
+    from: u64,
+    to: u64,
+}
+
+fn batch_error_to_append(e: BatchError) -> AppendError {
+    match e {
+        BatchError::UnsupportedMagic(m) => AppendError::UnsupportedMagic(m),
+        BatchError::Truncated { .. } => AppendError::Corrupt("truncated record batch"),
+        BatchError::BadLength(_) => AppendError::Corrupt("bad record batch length"),
+        BatchError::CrcMismatch { .. } => AppendError::Corrupt("record batch crc mismatch"),
+    }
+}
+
+fn lock(state: &Mutex<LogState>) -> MutexGuard<'_, LogState> {
+    // A panic while holding the lock cannot leave committed data half-written (the
+    // commit is the last step), so the state is still usable.
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl PartitionLog {
+    fn map_options(cfg: &StorageConfig) -> MapOptions {
+        MapOptions {
+            prefault_bytes: cfg.segment_prefault_bytes,
+            hugepages: cfg.segment_hugepages,
+        }
+    }
+
+    fn empty(dir: PathBuf, cfg: Arc<StorageConfig>, state: LogState) -> PartitionLog {
+        PartitionLog {
+            dir,
+            cfg,
+            state: Mutex::new(state),
+            deleted: AtomicBool::new(false),
+        }
+    }
+
+    /// Creates a new, empty partition directory (removing a stale one left by a
+    /// crashed delete). No segment file is created until the first append, so a
+    /// topic with many partitions costs one mkdir per partition.
+    pub(crate) fn create(
+        dir: PathBuf,
+        cfg: Arc<StorageConfig>,
+    ) -> Result<PartitionLog, StorageError> {
+        if dir.exists() {
+            tracing::warn!(dir = %dir.display(), "removing stale partition directory");
+            fs::remove_dir_all(&dir)?;
+        }
+        fs::create_dir(&dir)?;
+        let state = LogState {
+            segments: Vec::new(),
+            log_start_offset: 0,
+            next_offset: 0,
+            producers: ProducerStates::default(),
+            max_timestamp: None,
+            last_flush: Instant::now(),
+        };
+        Ok(Self::empty(dir, cfg, state))
+    }
+
+    /// Opens a partition directory and recovers it (see `Storage::open`).
+    pub(crate) fn open(
+        dir: PathBuf,
+        cfg: Arc<StorageConfig>,
+    ) -> Result<PartitionLog, StorageError> {
+        if !dir.exists() {
+            tracing::warn!(dir = %dir.display(), "partition directory missing, starting empty");
+            return Self::create(dir, cfg);
+        }
+        let mut files: Vec<(i64, PathBuf)> = Vec::new();
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            match name.to_str().and_then(parse_segment_file_name) {
+                Some(base) => files.push((base, entry.path())),
+                None => tracing::debug!(file = ?entry.path(), "ignoring non-segment file"),
+            }
+        }
+        files.sort_by_key(|(base, _)| *base);
+
+        let opts = Self::map_options(&cfg);
+        let mut state = LogState {
+            segments: Vec::with_capacity(files.len()),
+            log_start_offset: files.first().map_or(0, |(base, _)| *base),
+            next_offset: 0,
+            producers: ProducerStates::default(),
+            max_timestamp: None,
+            last_flush: Instant::now(),
+        };
+        let last_index = files.len().saturating_sub(1);
+        for (i, (base, path)) in files.into_iter().enumerate() {
+            let is_active = i == last_index;
+            let file_len = fs::metadata(&path)?.len();
+            if !is_active && file_len == 0 {
+                tracing::warn!(file = %path.display(), "removing empty sealed segment");
+                fs::remove_file(&path)?;
+                continue;
+            }
+            let min_capacity_bytes = if is_active { cfg.segment_bytes } else { 0 };
+            let mut segment = Segment::open(&path, base, min_capacity_bytes, opts)?;
+            let expected_offset = state.next_offset.max(base);
+            recover_segment(
+                &mut segment,
+                file_len,
+                expected_offset,
+                is_active,
+                &mut state,
+                &cfg,
+                opts,
+            )?;
+            state.next_offset = segment.next_offset;
+            state.segments.push(segment);
+        }
+        if state.segments.is_empty() {
+            state.log_start_offset = 0;
+        }
+        Ok(Self::empty(dir, cfg, state))
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// After a topic delete: appends fail, reads of what is mapped keep working.
+    pub(crate) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn offsets(&self) -> Offsets {
+        let st = lock(&self.state);
+        Offsets {
+            log_start_offset: st.log_start_offset,
+            log_end_offset: st.next_offset,
+        }
+    }
+
+    pub(crate) fn append(&self, records: &[u8]) -> Result<Appended, AppendError> {
+        if self.deleted.load(Ordering::Acquire) {
+            return Err(AppendError::Io("partition was deleted".into()));
+        }
+        // Validation is pure CPU on the caller's bytes: do it before taking the lock.
+        let valid = self.validate(records)?;
+        let total_bytes = records.len() as u64;
+
+        let mut st = lock(&self.state);
+        let log_start_offset = st.log_start_offset;
+
+        // Sequence checks and offset assignment, without touching the log yet.
+        let mut pending = HashMap::new();
+        let mut offsets = Vec::with_capacity(valid.len());
+        let mut next = st.next_offset;
+        for b in &valid {
+            let last = next + i64::from(b.producer.last_offset_delta);
+            match st.producers.check(&pending, &b.producer)? {
+                // As Kafka does: a duplicate makes the whole append a duplicate.
+                SeqCheck::Duplicate {
+                    base_offset,
+                    last_offset,
+                } => {
+                    return Ok(Appended {
+                        base_offset,
+                        last_offset,
+                        log_start_offset,
+                        duplicate: true,
+                    });
+                }
+                SeqCheck::Accept => {
+                    st.producers
+                        .record_pending(&mut pending, &b.producer, next, last)
+                }
+                SeqCheck::Untracked => {}
+            }
+            offsets.push((next, last));
+            next = last + 1;
+        }
+
+        let always = self.cfg.flush == FlushPolicy::Always;
+        self.ensure_room(&mut st, total_bytes)
+            .map_err(|e| AppendError::Io(e.to_string()))?;
+        let index_interval_bytes = self.cfg.index_interval_bytes;
+        let Some(segment) = st.segments.last_mut() else {
+            return Err(AppendError::Io("no active segment".into()));
+        };
+        let start = segment.len;
+        let Some(dst) = segment.uncommitted_mut(records.len()) else {
+            return Err(AppendError::Io("active segment has no room".into()));
+        };
+        dst.copy_from_slice(records);
+        let mut at = 0usize;
+        for (b, (base, _)) in valid.iter().zip(&offsets) {
+            set_base_offset(&mut dst[at..], *base).map_err(batch_error_to_append)?;
+            at += b.total_bytes;
+        }
+        if always {
+            // Durable before visible: if msync fails nothing is committed and the
+            // bytes are overwritten by the next append.
+            Segment::flush_range(&segment.map(), start, start + total_bytes)
+                .map_err(|e| AppendError::Io(e.to_string()))?;
+        }
+        let mut at = start;
+        for (b, (base, last)) in valid.iter().zip(&offsets) {
+            segment.note_batch(
+                at,
+                *base,
+                b.total_bytes as u64,
+                last + 1,
+                b.max_timestamp,
+                index_interval_bytes,
+            );
+            at += b.total_bytes as u64;
+        }
+        segment.commit(total_bytes);
+        if always {
+            segment.flushed_len = segment.len;
+        }
+        // Commit point: from here on the batches are visible to readers.
+        for (b, (_, last)) in valid.iter().zip(&offsets) {
+            if st.max_timestamp.is_none_or(|(ts, _)| b.max_timestamp > ts) {
+                st.max_timestamp = Some((b.max_timestamp, *last));
+            }
+        }
+        st.next_offset = next;
+        st.producers.commit(pending);
+        let appended = Appended {
+            base_offset: offsets.first().map_or(next, |(base, _)| *base),
+            last_offset: next - 1,
+            log_start_offset,
+            duplicate: false,
+        };
+
+        if let FlushPolicy::IntervalMs(interval_ms) = self.cfg.flush {
+            if st.last_flush.elapsed() >= Duration::from_millis(interval_ms) {
+                let dirty = take_dirty(&mut st);
+                drop(st);
+                // The append is committed; a failed background-style flush is not its
+                // failure. The next flush retries the same range.
+                if let Err(e) = self.flush_dirty(dirty) {
+                    tracing::warn!(dir = %self.dir.display(), error = %e, "interval flush failed");
+                }
+            }
+        }
+        Ok(appended)
+    }
+
+    fn validate(&self, records: &[u8]) -> Result<Vec<ValidBatch>, AppendError> {
+        let mut valid = Vec::new();
+        for item in Batches::new(records) {
+            let b = item.map_err(batch_error_to_append)?;
+            if b.total_bytes() > self.cfg.max_batch_bytes {
+                return Err(AppendError::TooLarge(b.total_bytes()));
+            }
+            b.verify_crc().map_err(batch_error_to_append)?;
+            if b.last_offset_delta() < 0 {
+                return Err(AppendError::Corrupt("negative lastOffsetDelta"));
+            }
+            valid.push(ValidBatch {
+                producer: BatchProducerInfo::from(&b),
+                total_bytes: b.total_bytes(),
+                max_timestamp: b.max_timestamp(),
+            });
+        }
+        if valid.is_empty() {
+            return Err(AppendError::Corrupt("no record batch"));
+        }
+        Ok(valid)
+    }
+
+    /// Makes the active segment able to take `total_bytes` contiguous bytes: rolls to
+    /// a new segment when they do not fit (one big enough for an oversized append).
+    fn ensure_room(&self, st: &mut LogState, total_bytes: u64) -> io::Result<()> {
+        let capacity_bytes = self.cfg.segment_bytes.max(total_bytes);
+        if let Some(active) = st.segments.last_mut() {
+            if active.remaining() >= total_bytes {
+                return Ok(());
+            }
+            if active.len == 0 {
+                // Empty and too small: replace it by a bigger file of the same name.
+                // No reader can hold bytes of an empty segment.
+                st.segments.pop();
+            } else {
+                active.seal()?;
+                if self.cfg.flush == FlushPolicy::Always {
+                    active.sync_file()?;
+                }
+            }
+        }
+        let segment = Segment::create(
+            &self.dir,
+            st.next_offset,
+            capacity_bytes,
+            Self::map_options(&self.cfg),
+        )?;
+        if self.cfg.flush == FlushPolicy::Always {
+            segment.sync_file()?;
+            sync_dir(&self.dir)?;
+        }
+        if st.segments.is_empty() {
+            st.log_start_offset = segment.base_offset;
+        }
+        st.segments.push(segment);
+        Ok(())
+    }
+
+    pub(crate) fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
+        let st = lock(&self.state);
+        let offsets = Offsets {
+            log_start_offset: st.log_start_offset,
+            log_end_offset: st.next_offset,
+        };
+        if offset < offsets.log_start_offset || offset > offsets.log_end_offset {
+            return Err(ReadError::OffsetOutOfRange);
+        }
+        let corrupt = |e: BatchError| ReadError::Io(format!("corrupt committed batch: {e}"));
+        let first = st
+            .segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        for segment in st.segments.iter().skip(first) {
+            // Skips segments wholly below `offset` (possible after a recovered gap).
+            if segment.next_offset <= offset {
+                continue;
+            }
+            let data = segment.committed();
+            let mut start = segment.scan_start(offset) as usize;
+            let first_batch = loop {
+                if start >= data.len() {
+                    break None;
+                }
+                let b = RecordBatch::parse(&data[start..]).map_err(corrupt)?;
+                if b.last_offset() >= offset {
+                    break Some(b);
+                }
+                start += b.total_bytes();
+            };
+            let Some(first_batch) = first_batch else {
+                continue;
+            };
+            let mut end = start + first_batch.total_bytes();
+            while end < data.len() {
+                let b = RecordBatch::parse(&data[end..]).map_err(corrupt)?;
+                if end + b.total_bytes() - start > max_bytes {
+                    break;
+                }
+                end += b.total_bytes();
+            }
+            let records = segment
+                .bytes(start as u64, (end - start) as u64)
+                .ok_or_else(|| ReadError::Io("read past committed length".into()))?;
+            return Ok(ReadResult { records, offsets });
+        }
+        Ok(ReadResult {
+            records: Bytes::new(),
+            offsets,
+        })
+    }
+
+    /// Linear scan of batch headers (skipping whole segments by their max timestamp).
+    pub(crate) fn offset_for_timestamp(&self, timestamp_ms: i64) -> Option<(i64, i64)> {
+        let st = lock(&self.state);
+        for segment in st
+            .segments
+            .iter()
+            .filter(|s| s.max_timestamp >= timestamp_ms)
+        {
+            for b in Batches::new(segment.committed()) {
+                let Ok(b) = b else { break };
+                if b.max_timestamp() >= timestamp_ms {
+                    // Batch granularity: the batch's first offset, with the first
+                    // record's timestamp when it already qualifies, else the batch max.
+                    let ts = if b.base_timestamp() >= timestamp_ms {
+                        b.base_timestamp()
+                    } else {
+                        b.max_timestamp()
+                    };
+                    return Some((b.base_offset(), ts));
+                }
+            }
+        }
+        None
+    }
+
+    pub(crate) fn max_timestamp(&self) -> Option<(i64, i64)> {
+        lock(&self.state)
+            .max_timestamp
+            .map(|(ts, offset)| (offset, ts))
+    }
+
+    pub(crate) fn size_bytes(&self) -> u64 {
+        lock(&self.state).segments.iter().map(|s| s.len).sum()
+    }
+
+    /// msyncs everything committed and not yet flushed. The msync runs without the
+    /// partition lock so appends continue meanwhile.
+    pub(crate) fn flush(&self) -> io::Result<()> {
+        let dirty = take_dirty(&mut lock(&self.state));
+        self.flush_dirty(dirty)
+    }
+
+    fn flush_dirty(&self, dirty: Vec<DirtyRange>) -> io::Result<()> {
+        if dirty.is_empty() {
+            return Ok(());
+        }
+        for range in &dirty {
+            Segment::flush_range(&range.map, range.from, range.to)?;
+        }
+        let mut st = lock(&self.state);
+        for range in &dirty {
+            if let Some(s) = st
+                .segments
+                .iter_mut()
+                .find(|s| s.base_offset == range.segment_base_offset)
+            {
+                s.flushed_len = s.flushed_len.max(range.to);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Ranges committed but not yet flushed. Sealed segments are included until flushed.
+fn take_dirty(st: &mut LogState) -> Vec<DirtyRange> {
+    st.last_flush = Instant::now();
+    st.segments
+        .iter()
+        .filter(|s| s.flushed_len < s.len)
+        .map(|s| DirtyRange {
+            map: s.map(),
+            segment_base_offset: s.base_offset,
+            from: s.flushed_len,
+            to: s.len,
+        })
+        .collect()
+}
+
+/// Scans a segment's batches from the start, stops at the first invalid one, cuts
+/// everything after it, and feeds the valid batches to the index, the producer
+/// state and the max timestamp. CRCs are checked only on the active segment.
+fn recover_segment(
+    segment: &mut Segment,
+    file_len: u64,
+    expected_offset: i64,
+    is_active: bool,
+    st: &mut LogState,
+    cfg: &StorageConfig,
+    opts: MapOptions,
+) -> Result<(), StorageError> {
+    struct Seen {
+        position: u64,
+        base_offset: i64,
+        total_bytes: u64,
+        next_offset: i64,
+        max_timestamp: i64,
+    }
+    let mut seen = Vec::new();
+    let mut stop_reason: Option<String> = None;
+    let path = segment.path.clone();
+    let scan_len = file_len.min(segment.capacity()) as usize;
+    let data = &segment.mapped_for_recovery()[..scan_len];
+    let mut batches = Batches::new(data);
+    let mut next = expected_offset;
+    let mut valid_len = 0u64;
+    for item in batches.by_ref() {
+        let b = match item {
+            Ok(b) => b,
+            Err(e) => {
+                stop_reason = Some(e.to_string());
+                break;
+            }
+        };
+        if is_active {
+            if let Err(e) = b.verify_crc() {
+                stop_reason = Some(e.to_string());
+                break;
+            }
+        }
+        if b.base_offset() < next || b.last_offset_delta() < 0 {
+            stop_reason = Some(format!(
+                "batch offset {} below expected {next}",
+                b.base_offset()
+            ));
+            break;
+        }
+        seen.push(Seen {
+            position: valid_len,
+            base_offset: b.base_offset(),
+            total_bytes: b.total_bytes() as u64,
+            next_offset: b.last_offset() + 1,
+            max_timestamp: b.max_timestamp(),
+        });
+        st.producers.replay(&b);
+        if st
+            .max_timestamp
+            .is_none_or(|(ts, _)| b.max_timestamp() > ts)
+        {
+            st.max_timestamp = Some((b.max_timestamp(), b.last_offset()));
+        }
+        next = b.last_offset() + 1;
+        valid_len += b.total_bytes() as u64;
+    }
+
+    if (valid_len as usize) < scan_len {
+        // Zeros after the valid end are the sparse preallocated tail, not damage.
+        let look_end = segment
+            .data_end_from(valid_len)
+            .min(valid_len + MAX_GARBAGE_SCAN_BYTES)
+            .min(scan_len as u64);
+        let tail = &segment.mapped_for_recovery()[valid_len as usize..look_end as usize];
+        if let Some(last_nonzero) = tail.iter().rposition(|&b| b != 0) {
+            tracing::warn!(
+                segment = %path.display(),
+                valid_bytes = valid_len,
+                cut_bytes = last_nonzero + 1,
+                reason = stop_reason.as_deref().unwrap_or("invalid batch"),
+                "truncating invalid tail of segment"
+            );
+        }
+    }
+    if valid_len != file_len || is_active {
+        segment.truncate_to(valid_len, opts)?;
+    } else {
+        segment.len = valid_len;
+        segment.flushed_len = valid_len;
+    }
+    segment.next_offset = expected_offset.max(segment.base_offset);
+    for s in seen {
+        segment.note_batch(
+            s.position,
+            s.base_offset,
+            s.total_bytes,
+            s.next_offset,
+            s.max_timestamp,
+            cfg.index_interval_bytes,
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,370 @@
+//! Topics: persisted metadata (`<data_dir>/<topic>.topic.json`), partition
+//! directories (`<data_dir>/<topic>-<partition>/`) and the in-memory map of them.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use uuid::Uuid;
+
+use super::log::PartitionLog;
+use super::segment::sync_dir;
+use super::{validate_topic_name, Partition, StorageConfig, StorageError, TopicConfig, TopicInfo};
+
+/// Kafka brokers have no hard limit; we bound it so one request cannot create
+/// millions of directories.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+const TOPIC_META_SUFFIX: &str = ".topic.json";
+const TMP_SUFFIX: &str = ".tmp";
+/// Bumped when the metadata file changes incompatibly.
+const TOPIC_META_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct TopicMeta {
+    format_version: u32,
+    name: String,
+    /// Hyphenated UUID (the uuid crate is built without serde here).
+    id: String,
+    partitions: i32,
+    config: TopicConfig,
+}
+
+pub(crate) struct Topic {
+    pub(crate) info: TopicInfo,
+    pub(crate) partitions: Vec<Arc<Partition>>,
+}
+
+#[derive(Default)]
+pub(crate) struct TopicMaps {
+    by_name: HashMap<String, Arc<Topic>>,
+    by_id: HashMap<Uuid, String>,
+}
+
+/// The partition map. One lock today (`log_map = global`); a sharded variant is
+/// another arm here, chosen once at startup. The lock is held only to clone an
+/// `Arc`, never during file I/O.
+pub(crate) enum LogMap {
+    Global(RwLock<TopicMaps>),
+}
+
+impl LogMap {
+    fn read<R>(&self, f: impl FnOnce(&TopicMaps) -> R) -> R {
+        match self {
+            LogMap::Global(lock) => f(&lock.read().unwrap_or_else(|p| p.into_inner())),
+        }
+    }
+    fn write<R>(&self, f: impl FnOnce(&mut TopicMaps) -> R) -> R {
+        match self {
+            LogMap::Global(lock) => f(&mut lock.write().unwrap_or_else(|p| p.into_inner())),
+        }
+    }
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read(|m| m.by_name.get(name).cloned())
+    }
+    pub(crate) fn get_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.read(|m| {
+            m.by_id
+                .get(&id)
+                .and_then(|name| m.by_name.get(name))
+                .cloned()
+        })
+    }
+    pub(crate) fn all(&self) -> Vec<Arc<Topic>> {
+        self.read(|m| m.by_name.values().cloned().collect())
+    }
+    /// Inserts or replaces the topic of that name.
+    pub(crate) fn insert(&self, topic: Arc<Topic>) {
+        self.write(|m| {
+            m.by_id.insert(topic.info.id, topic.info.name.clone());
+            m.by_name.insert(topic.info.name.clone(), topic);
+        })
+    }
+    pub(crate) fn remove(&self, name: &str) -> Option<Arc<Topic>> {
+        self.write(|m| {
+            let topic = m.by_name.remove(name)?;
+            m.by_id.remove(&topic.info.id);
+            Some(topic)
+        })
+    }
+}
+
+pub(crate) struct TopicStore {
+    pub(crate) cfg: Arc<StorageConfig>,
+    map: LogMap,
+    /// Serializes create/delete/grow so the existence check and the file work agree,
+    /// without holding the map lock during that file work.
+    admin: Mutex<()>,
+}
+
+fn meta_path(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join(format!("{name}{TOPIC_META_SUFFIX}"))
+}
+
+fn partition_dir(data_dir: &Path, name: &str, partition: i32) -> PathBuf {
+    data_dir.join(format!("{name}-{partition}"))
+}
+
+/// write temp + fsync + rename + fsync dir: a reader sees the old or the new file.
+fn write_meta(data_dir: &Path, info: &TopicInfo) -> Result<(), StorageError> {
+    let meta = TopicMeta {
+        format_version: TOPIC_META_FORMAT_VERSION,
+        name: info.name.clone(),
+        id: info.id.hyphenated().to_string(),
+        partitions: info.partitions,
+        config: info.config.clone(),
+    };
+    let json = serde_json::to_vec_pretty(&meta).map_err(std::io::Error::other)?;
+    let path = meta_path(data_dir, &info.name);
+    let tmp = data_dir.join(format!("{}{TOPIC_META_SUFFIX}{TMP_SUFFIX}", info.name));
+    {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(&json)?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, &path)?;
+    sync_dir(data_dir)?;
+    Ok(())
+}
+
+fn read_meta(path: &Path, expected_name: &str) -> Result<TopicInfo, StorageError> {
+    let corrupt = |reason: String| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = fs::read(path)?;
+    let meta: TopicMeta = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    if meta.format_version != TOPIC_META_FORMAT_VERSION {
+        return Err(corrupt(format!(
+            "unknown format_version {}",
+            meta.format_version
+        )));
+    }
+    if meta.name != expected_name {
+        return Err(corrupt(format!("names topic {:?}", meta.name)));
+    }
+    validate_topic_name(&meta.name)?;
+    if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&meta.partitions) {
+        return Err(corrupt(format!("partition count {}", meta.partitions)));
+    }
+    let id = Uuid::parse_str(&meta.id).map_err(|e| corrupt(e.to_string()))?;
+    Ok(TopicInfo {
+        name: meta.name,
+        id,
+        partitions: meta.partitions,
+        config: meta.config,
+    })
+}
+
+fn check_partition_count(partitions: i32) -> Result<(), StorageError> {
+    if (1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
+        Ok(())
+    } else {
+        Err(StorageError::InvalidPartitions(partitions))
+    }
+}
+
+impl TopicStore {
+    pub(crate) fn open(cfg: StorageConfig) -> Result<TopicStore, StorageError> {
+        let invalid = |what: &str| {
+            StorageError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, what))
+        };
+        if cfg.segment_bytes == 0 {
+            return Err(invalid("segment_bytes must be > 0"));
+        }
+        if cfg.max_batch_bytes == 0 {
+            return Err(invalid("max_batch_bytes must be > 0"));
+        }
+        fs::create_dir_all(&cfg.data_dir)?;
+        let cfg = Arc::new(cfg);
+        let store = TopicStore {
+            cfg: Arc::clone(&cfg),
+            map: LogMap::Global(RwLock::default()),
+            admin: Mutex::new(()),
+        };
+        for entry in fs::read_dir(&cfg.data_dir)? {
+            let entry = entry?;
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else {
+                continue;
+            };
+            if file_name.ends_with(TMP_SUFFIX) {
+                // A metadata write that did not reach its rename.
+                tracing::warn!(file = %entry.path().display(), "removing unfinished metadata file");
+                fs::remove_file(entry.path())?;
+                continue;
+            }
+            let Some(name) = file_name.strip_suffix(TOPIC_META_SUFFIX) else {
+                continue;
+            };
+            let info = read_meta(&entry.path(), name)?;
+            let mut partitions = Vec::with_capacity(info.partitions as usize);
+            for p in 0..info.partitions {
+                let log =
+                    PartitionLog::open(partition_dir(&cfg.data_dir, name, p), Arc::clone(&cfg))?;
+                partitions.push(Arc::new(Partition { log }));
+            }
+            tracing::debug!(topic = %info.name, partitions = info.partitions, "recovered topic");
+            store.map.insert(Arc::new(Topic { info, partitions }));
+        }
+        Ok(store)
+    }
+
+    fn admin_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.admin.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn create_partition_dirs(
+        &self,
+        name: &str,
+        range: std::ops::Range<i32>,
+    ) -> Result<Vec<Arc<Partition>>, StorageError> {
+        let mut created = Vec::with_capacity(range.len());
+        for p in range {
+            match PartitionLog::create(
+                partition_dir(&self.cfg.data_dir, name, p),
+                Arc::clone(&self.cfg),
+            ) {
+                Ok(log) => created.push(Arc::new(Partition { log })),
+                Err(e) => {
+                    for partition in &created {
+                        let _ = fs::remove_dir_all(partition.log.dir());
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(created)
+    }
+
+    pub(crate) fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        config: TopicConfig,
+    ) -> Result<TopicInfo, StorageError> {
+        validate_topic_name(name)?;
+        check_partition_count(partitions)?;
+        let _admin = self.admin_lock();
+        if self.map.get(name).is_some() {
+            return Err(StorageError::TopicExists(name.into()));
+        }
+        let mut id = Uuid::new_v4();
+        while id.is_nil() || self.map.get_by_id(id).is_some() {
+            id = Uuid::new_v4();
+        }
+        let info = TopicInfo {
+            name: name.into(),
+            id,
+            partitions,
+            config,
+        };
+        let created = self.create_partition_dirs(name, 0..partitions)?;
+        // The metadata file is written last: it is what makes the topic exist on restart.
+        if let Err(e) = write_meta(&self.cfg.data_dir, &info) {
+            for partition in &created {
+                let _ = fs::remove_dir_all(partition.log.dir());
+            }
+            return Err(e);
+        }
+        self.map.insert(Arc::new(Topic {
+            info: info.clone(),
+            partitions: created,
+        }));
+        Ok(info)
+    }
+
+    pub(crate) fn delete_topic(&self, name: &str) -> Result<TopicInfo, StorageError> {
+        validate_topic_name(name)?;
+        let _admin = self.admin_lock();
+        let topic = self
+            .map
+            .remove(name)
+            .ok_or(StorageError::UnknownTopicOrPartition)?;
+        // Metadata first: a crash mid-delete leaves orphan directories (removed when
+        // the name is created again), never a half-deleted topic that comes back.
+        fs::remove_file(meta_path(&self.cfg.data_dir, name))?;
+        sync_dir(&self.cfg.data_dir)?;
+        let mut first_error = None;
+        for partition in &topic.partitions {
+            partition.log.mark_deleted();
+            // Mappings survive unlinking: outstanding `Bytes` stay valid.
+            if let Err(e) = fs::remove_dir_all(partition.log.dir()) {
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e.into()),
+            None => Ok(topic.info.clone()),
+        }
+    }
+
+    pub(crate) fn create_partitions(
+        &self,
+        name: &str,
+        total_partitions: i32,
+    ) -> Result<TopicInfo, StorageError> {
+        validate_topic_name(name)?;
+        let _admin = self.admin_lock();
+        let topic = self
+            .map
+            .get(name)
+            .ok_or(StorageError::UnknownTopicOrPartition)?;
+        if total_partitions <= topic.info.partitions {
+            return Err(StorageError::InvalidPartitions(total_partitions));
+        }
+        check_partition_count(total_partitions)?;
+        let created = self.create_partition_dirs(name, topic.info.partitions..total_partitions)?;
+        let info = TopicInfo {
+            partitions: total_partitions,
+            ..topic.info.clone()
+        };
+        if let Err(e) = write_meta(&self.cfg.data_dir, &info) {
+            for partition in &created {
+                let _ = fs::remove_dir_all(partition.log.dir());
+            }
+            return Err(e);
+        }
+        let mut partitions = topic.partitions.clone();
+        partitions.extend(created);
+        self.map.insert(Arc::new(Topic {
+            info: info.clone(),
+            partitions,
+        }));
+        Ok(info)
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> Option<TopicInfo> {
+        self.map.get(name).map(|t| t.info.clone())
+    }
+
+    pub(crate) fn topic_by_id(&self, id: Uuid) -> Option<TopicInfo> {
+        self.map.get_by_id(id).map(|t| t.info.clone())
+    }
+
+    pub(crate) fn topics(&self) -> Vec<TopicInfo> {
+        let mut all: Vec<TopicInfo> = self.map.all().iter().map(|t| t.info.clone()).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    pub(crate) fn partition(&self, name: &str, partition: i32) -> Option<Arc<Partition>> {
+        let topic = self.map.get(name)?;
+        let index = usize::try_from(partition).ok()?;
+        topic.partitions.get(index).cloned()
+    }
+
+    /// Flushes every partition; keeps going after a failure and returns the first.
+    pub(crate) fn flush_all(&self) -> std::io::Result<()> {
+        let mut first_error = None;
+        for topic in self.map.all() {
+            for partition in &topic.partitions {
+                if let Err(e) = partition.log.flush() {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
