@@ -202,9 +202,16 @@ impl TestBroker {
                 let status = child.wait().ok();
                 // Give the drain threads a moment to collect the last words.
                 thread::sleep(Duration::from_millis(100));
+                let why = match e {
+                    mpsc::RecvTimeoutError::Timeout => {
+                        format!("no ready line within {READY_TIMEOUT:?}")
+                    }
+                    mpsc::RecvTimeoutError::Disconnected => {
+                        "stdout closed before the ready line".to_string()
+                    }
+                };
                 panic!(
-                    "broker not ready within {READY_TIMEOUT:?} ({e}); exit status {status:?}; \
-                     args {args:?}; log:\n{}",
+                    "broker did not start: {why}; exit status {status:?}; args {args:?}; log:\n{}",
                     self.log.text()
                 );
             }
