@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::Decodable;
 
 use common::raw::*;
-use common::{list_tree, unique_topic, vm_rss_kib, TestBroker};
+use common::{list_tree, unique_topic, TestBroker};
 
 /// How long the broker may take to reject a malformed request.
 const REJECT_WITHIN: Duration = Duration::from_secs(5);
@@ -60,7 +60,7 @@ fn zero_negative_and_oversized_length_prefixes_close_the_connection() {
         conn.expect_closed(REJECT_WITHIN, &format!("length prefix {length}"));
         assert_broker_healthy(&mut broker);
     }
-    let rss_kib = vm_rss_kib(broker.pid());
+    let rss_kib = broker.rss_kib();
     assert!(
         rss_kib < RSS_KIB_MAX,
         "broker RSS {rss_kib} KiB after huge length prefixes"
@@ -147,7 +147,7 @@ fn huge_counts_and_lengths_inside_a_frame_are_rejected_quickly_without_allocatin
         // call panics if neither happens within REJECT_WITHIN.
         let outcome = conn.outcome(REJECT_WITHIN);
         eprintln!("{what}: {outcome:?} after {:?}", started.elapsed());
-        let rss_kib = vm_rss_kib(broker.pid());
+        let rss_kib = broker.rss_kib();
         assert!(
             rss_kib < RSS_KIB_MAX,
             "{what}: broker RSS grew to {rss_kib} KiB"

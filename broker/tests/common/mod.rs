@@ -126,6 +126,18 @@ impl TestBroker {
         }
     }
 
+    /// The broker's resident set size in KiB; fails the test if the broker died.
+    pub fn rss_kib(&mut self) -> u64 {
+        self.assert_running();
+        if let Some(kib) = vm_rss_kib(self.pid()) {
+            return kib;
+        }
+        // No VmRSS: the process is exiting (e.g. aborting); let it finish, then report.
+        thread::sleep(Duration::from_millis(500));
+        self.assert_running();
+        panic!("no VmRSS for a running broker (pid {})", self.pid());
+    }
+
     /// Restarts a stopped (or killed) broker on the same data dir and the same port.
     /// A running broker is stopped first.
     pub fn restart(&mut self) {
@@ -294,16 +306,15 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> 
     }
 }
 
-/// Resident set size of a process in KiB, from `/proc/<pid>/status`.
-pub fn vm_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+/// Resident set size of a process in KiB, from `/proc/<pid>/status` (`None` when the
+/// process is gone or exiting).
+pub fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
-        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
 }
 
 /// Every path below `dir`, relative to it, sorted.

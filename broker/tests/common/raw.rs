@@ -418,8 +418,18 @@ pub struct ProducerState {
     pub base_sequence: i32,
 }
 
-/// A v2 record batch with `values` as records (offsets relative from 0).
+/// Byte offsets in a v2 record batch header.
+const CRC_OFFSET: usize = 17;
+const ATTRIBUTES_OFFSET: usize = 21;
+const BASE_SEQUENCE_OFFSET: usize = 53;
+
+/// One v2 record batch with `values` as records (offsets relative from 0), as a
+/// client sends it.
 pub fn record_batch(values: &[&[u8]], producer: Option<ProducerState>) -> Bytes {
+    // kafka_protocol starts a new batch whenever offset - sequence changes, so give
+    // every record sequence = offset and clear the base sequence afterwards when
+    // the batch is not idempotent.
+    let sequence_base = producer.map_or(0, |p| p.base_sequence);
     let records: Vec<Record> = values
         .iter()
         .enumerate()
@@ -432,7 +442,7 @@ pub fn record_batch(values: &[&[u8]], producer: Option<ProducerState>) -> Bytes 
             producer_epoch: producer.map_or(NO_PRODUCER_EPOCH, |p| p.producer_epoch),
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: producer.map_or(NO_SEQUENCE, |p| p.base_sequence + i as i32),
+            sequence: sequence_base + i as i32,
             timestamp: 1_700_000_000_000 + i as i64,
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::copy_from_slice(value)),
@@ -449,7 +459,18 @@ pub fn record_batch(values: &[&[u8]], producer: Option<ProducerState>) -> Bytes 
         },
     )
     .expect("encode record batch");
-    buf.freeze()
+    if producer.is_none() {
+        buf[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
+            .copy_from_slice(&NO_SEQUENCE.to_be_bytes());
+        let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..]);
+        buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+    let batch = buf.freeze();
+    let mut check = batch.clone();
+    let decoded = RecordBatchDecoder::decode_all(&mut check).expect("decode own batch");
+    assert_eq!(decoded.len(), 1, "exactly one batch");
+    assert_eq!(decoded[0].records.len(), values.len());
+    batch
 }
 
 /// A legacy magic-1 message set with one message (CRC32 over magic..value).

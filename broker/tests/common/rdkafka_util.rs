@@ -2,8 +2,9 @@
 //! collects its delivery reports, an assign-only consumer loop, and a small bounded
 //! `block_on` for the admin client's futures.
 //!
-//! Consumer groups are not implemented by the broker yet: consumers here never set
-//! `group.id`, never subscribe and never commit; they `assign()` explicit offsets.
+//! Consumer groups are not implemented by the broker yet: consumers here never
+//! subscribe and never commit; they `assign()` explicit offsets. librdkafka refuses
+//! `assign()` without a `group.id` ("Local: Unknown group"), so one is set.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -66,6 +67,7 @@ pub fn producer_config(broker: &TestBroker) -> ClientConfig {
 pub fn consumer_config(broker: &TestBroker) -> ClientConfig {
     let mut config = base_config(broker);
     config
+        .set("group.id", "strikemq-tests-assign-only")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
