@@ -84,10 +84,12 @@ impl Broker {
             return (resp, 0, true);
         }
         for t in &req.topics {
-            let name = if version >= FETCH_TOPIC_ID_VERSION {
-                self.storage.topic_by_id(t.topic_id).map(|info| info.name)
+            let by_id;
+            let name: Option<&str> = if version >= FETCH_TOPIC_ID_VERSION {
+                by_id = self.storage.topic_by_id(t.topic_id).map(|info| info.name);
+                by_id.as_deref()
             } else {
-                Some(t.topic.0.to_string())
+                Some(&t.topic.0)
             };
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for p in &t.partitions {
