@@ -111,8 +111,11 @@ fn partition_dir(data_dir: &Path, name: &str, partition: i32) -> PathBuf {
     data_dir.join(format!("{name}-{partition}"))
 }
 
-/// write temp + fsync + rename + fsync dir: a reader sees the old or the new file.
-fn write_meta(data_dir: &Path, info: &TopicInfo) -> Result<(), StorageError> {
+/// write temp (+ fsync) + rename (+ fsync dir): a reader sees the old or the new file.
+/// The fsyncs are skipped under `FlushPolicy::Never`, whose promise is surviving a
+/// process crash (the rename alone gives that), not a machine crash: they are most of
+/// the cost of creating a topic.
+fn write_meta(data_dir: &Path, info: &TopicInfo, durable: bool) -> Result<(), StorageError> {
     let meta = TopicMeta {
         format_version: TOPIC_META_FORMAT_VERSION,
         name: info.name.clone(),
@@ -127,10 +130,14 @@ fn write_meta(data_dir: &Path, info: &TopicInfo) -> Result<(), StorageError> {
     {
         let mut file = fs::File::create(&tmp)?;
         file.write_all(&json)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
     }
     fs::rename(&tmp, &path)?;
-    sync_dir(&dir)?;
+    if durable {
+        sync_dir(&dir)?;
+    }
     Ok(())
 }
 
@@ -222,6 +229,10 @@ impl TopicStore {
         Ok(store)
     }
 
+    fn durable_metadata(&self) -> bool {
+        self.cfg.flush != super::FlushPolicy::Never
+    }
+
     fn admin_lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.admin.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -273,7 +284,7 @@ impl TopicStore {
         };
         let created = self.create_partition_dirs(name, 0..partitions)?;
         // The metadata file is written last: it is what makes the topic exist on restart.
-        if let Err(e) = write_meta(&self.cfg.data_dir, &info) {
+        if let Err(e) = write_meta(&self.cfg.data_dir, &info, self.durable_metadata()) {
             for partition in &created {
                 let _ = fs::remove_dir_all(partition.log.dir());
             }
@@ -296,7 +307,9 @@ impl TopicStore {
         // Metadata first: a crash mid-delete leaves orphan directories (removed when
         // the name is created again), never a half-deleted topic that comes back.
         fs::remove_file(meta_path(&self.cfg.data_dir, name))?;
-        sync_dir(&partition_dir(&self.cfg.data_dir, name, 0))?;
+        if self.durable_metadata() {
+            sync_dir(&partition_dir(&self.cfg.data_dir, name, 0))?;
+        }
         let mut first_error = None;
         for partition in &topic.partitions {
             partition.log.mark_deleted();
@@ -331,7 +344,7 @@ impl TopicStore {
             partitions: total_partitions,
             ..topic.info.clone()
         };
-        if let Err(e) = write_meta(&self.cfg.data_dir, &info) {
+        if let Err(e) = write_meta(&self.cfg.data_dir, &info, self.durable_metadata()) {
             for partition in &created {
                 let _ = fs::remove_dir_all(partition.log.dir());
             }
