@@ -103,9 +103,7 @@ impl Broker {
                 if req.isolation_level == 1 {
                     data.aborted_transactions = Some(Vec::new());
                 }
-                let partition = name
-                    .as_deref()
-                    .and_then(|n| self.storage.partition(n, p.partition));
+                let partition = name.and_then(|n| self.storage.partition(n, p.partition));
                 let Some(partition) = partition else {
                     any_error = true;
                     let missing = if version >= FETCH_TOPIC_ID_VERSION && name.is_none() {
