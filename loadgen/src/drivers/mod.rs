@@ -1,0 +1,3 @@
+//! Client drivers: `native` (this crate's minimal Kafka client) and `rdkafka` (librdkafka).
+
+pub mod native;
