@@ -36,6 +36,12 @@ pub enum Cmd {
     Floor(FloorArgs),
     /// Produce one record of --size bytes per request to one partition
     Produce(ProduceArgs),
+    /// Produce a backlog of --records, then consume it with Fetch, verifying every record
+    /// arrives exactly once and in order
+    Fetch(FetchArgs),
+    /// Producer and long-polling consumer at once: latency from a send timestamp carried
+    /// in each record to its consumption, verified exactly once and in order
+    E2e(E2eArgs),
 }
 
 /// Flags shared by every timed workload.
@@ -110,6 +116,50 @@ pub struct ProduceArgs {
     /// acks: 1 (leader) or -1 (all); 0 gets no response to time with the native driver
     #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub acks: i16,
+}
+
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct FetchArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Records in the backlog
+    #[arg(long, default_value_t = 100_000)]
+    pub records: u64,
+    /// Record value size in bytes (at least 24: sequence number and timestamps)
+    #[arg(long, default_value_t = 1024)]
+    pub size: usize,
+    /// Records per Produce request while preparing the backlog
+    #[arg(long, default_value_t = 100)]
+    pub batch: u32,
+    /// Fetch max_bytes (and partition_max_bytes)
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_bytes: i32,
+    /// Write the summary as JSON to this file
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Pin the client thread to this CPU core
+    #[arg(long)]
+    pub pin_core: Option<usize>,
+    /// Give up when no record arrives for this many seconds
+    #[arg(long, default_value_t = 10.0)]
+    pub response_timeout_s: f64,
+}
+
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct E2eArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Producer acks: 1 or -1
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    pub acks: i16,
+    /// Consumer long-poll wait (Fetch max_wait_ms)
+    #[arg(long, default_value_t = 500)]
+    pub max_wait_ms: i32,
+    /// Fetch max_bytes
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_bytes: i32,
 }
 
 /// The validated timing of a run.
@@ -191,6 +241,66 @@ impl ProduceArgs {
             )));
         }
         self.target.validate()
+    }
+}
+
+fn check_value_size(size: usize) -> anyhow::Result<()> {
+    let min = crate::verify::VALUE_HEADER_BYTES;
+    if size < min || size > MAX_SIZE_BYTES {
+        return Err(usage(format!(
+            "--size {size}: verified workloads need between {min} and {MAX_SIZE_BYTES} bytes \
+             (the value carries a sequence number and two timestamps)"
+        )));
+    }
+    Ok(())
+}
+
+fn check_max_bytes(max_bytes: i32, size: usize) -> anyhow::Result<()> {
+    if max_bytes <= 0 || (max_bytes as usize) < size {
+        return Err(usage(format!(
+            "--max-bytes {max_bytes}: must be positive and at least --size {size}"
+        )));
+    }
+    Ok(())
+}
+
+impl FetchArgs {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.target.validate()?;
+        check_value_size(self.size)?;
+        check_max_bytes(self.max_bytes, self.size)?;
+        if self.records == 0 {
+            return Err(usage("--records 0: the backlog needs at least one record"));
+        }
+        if self.batch == 0 {
+            return Err(usage(
+                "--batch 0: a Produce request carries at least one record",
+            ));
+        }
+        seconds_to_ns("--response-timeout-s", self.response_timeout_s, false)?;
+        Ok(())
+    }
+}
+
+impl E2eArgs {
+    pub fn validate(&self) -> anyhow::Result<Timing> {
+        let timing = self.load.timing()?;
+        self.target.validate()?;
+        check_value_size(self.load.size)?;
+        check_max_bytes(self.max_bytes, self.load.size)?;
+        if !matches!(self.acks, 1 | -1) {
+            return Err(usage(format!(
+                "--acks {}: e2e supports 1 and -1",
+                self.acks
+            )));
+        }
+        if self.max_wait_ms < 0 {
+            return Err(usage(format!(
+                "--max-wait-ms {}: must be >= 0",
+                self.max_wait_ms
+            )));
+        }
+        Ok(timing)
     }
 }
 

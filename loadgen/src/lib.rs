@@ -2,6 +2,7 @@
 //! See `loadgen --help` and the README section in the crate docs of `main.rs`.
 
 pub mod cli;
+pub mod consumer;
 pub mod drivers;
 pub mod error;
 pub mod floor;

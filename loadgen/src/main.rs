@@ -13,6 +13,15 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
     let (summary, load) = match &cli.cmd {
         Cmd::Floor(a) => (workloads::floor(a)?, &a.load),
         Cmd::Produce(a) => (workloads::produce(a)?, &a.load),
+        Cmd::E2e(a) => (workloads::e2e(a)?, &a.load),
+        Cmd::Fetch(a) => {
+            let summary = workloads::fetch(a)?;
+            print!("{}", summary.table());
+            if let Some(path) = &a.json {
+                summary.write_json(path)?;
+            }
+            return Ok(summary.clean());
+        }
     };
     workloads::report(&summary, load)
 }

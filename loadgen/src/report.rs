@@ -69,6 +69,9 @@ pub struct Summary {
     pub duration_s: f64,
     pub rate_per_s: f64,
     pub bytes_per_s: f64,
+    /// Records consumed (fetch, e2e): `count` is then per request (fetch) or per record.
+    pub records: Option<u64>,
+    pub records_per_s: Option<f64>,
     pub verification: Option<VerifyReport>,
     pub environment: Environment,
 }
@@ -123,6 +126,8 @@ impl Summary {
             duration_s,
             rate_per_s: rec.count() as f64 / duration_s.max(f64::MIN_POSITIVE),
             bytes_per_s: rec.payload_bytes as f64 / duration_s.max(f64::MIN_POSITIVE),
+            records: None,
+            records_per_s: None,
             verification: None,
             environment: Environment::here(),
         }
@@ -172,6 +177,9 @@ impl Summary {
             self.errors,
             self.timeouts
         );
+        if let (Some(n), Some(r)) = (self.records, self.records_per_s) {
+            s += &format!("records {n}  ({r:.1} records/s)\n");
+        }
         if let Some(v) = &self.verification {
             s += &format!(
                 "verification {}: {v}\n",

@@ -49,6 +49,9 @@ pub struct RunConfig {
     /// Longest wait for any response; past it the outstanding requests count as timeouts.
     pub response_timeout: Duration,
     pub pin_core: Option<usize>,
+    /// Start of the schedule on the run clock (default: now). e2e sets it so that its
+    /// consumer applies the same warm-up boundary.
+    pub start_ns: Option<u64>,
 }
 
 /// What a run did.
@@ -71,9 +74,7 @@ pub fn pin_current_thread(core: Option<usize>) -> anyhow::Result<()> {
 }
 
 /// Runs the schedule over `conn` until the window closes and every request is answered
-/// (or timed out). `recorder` must have been created with warm-up end = `start_ns +
-/// warmup_ns` where `start_ns` is taken here; pass `Recorder::new(0)` style placeholders
-/// are not allowed, so the recorder's warm-up is set here.
+/// (or timed out). The recorder's warm-up boundary is set here from the schedule start.
 pub fn run(
     conn: FrameReader,
     clock: Clock,
@@ -86,7 +87,7 @@ pub fn run(
     conn.stream()
         .set_read_timeout(Some(READ_POLL))
         .context("setting the read timeout")?;
-    let start_ns = clock.now_ns();
+    let start_ns = cfg.start_ns.unwrap_or_else(|| clock.now_ns());
     recorder.warmup_end_ns = start_ns + cfg.warmup_ns;
     let end_ns = recorder.warmup_end_ns + cfg.duration_ns;
     let window = Window { start_ns, end_ns };

@@ -511,3 +511,54 @@ pub fn fetched_records(resp: &FetchResponse, target: &Target) -> anyhow::Result<
     }
     Ok(out)
 }
+
+/// Produces one record per request whose value names itself (sequence number = message
+/// index, intended time, stamp just before encoding): what fetch and e2e verify.
+pub struct SeqEncoder {
+    pub target: Target,
+    pub acks: i16,
+    pub size: usize,
+    pub clock: crate::schedule::Clock,
+    value: Vec<u8>,
+}
+
+impl SeqEncoder {
+    pub fn new(target: Target, acks: i16, size: usize, clock: crate::schedule::Clock) -> Self {
+        SeqEncoder {
+            target,
+            acks,
+            size,
+            clock,
+            value: Vec::with_capacity(size),
+        }
+    }
+}
+
+impl Encoder for SeqEncoder {
+    fn encode(
+        &mut self,
+        cid: i32,
+        index: u64,
+        intended_ns: u64,
+        out: &mut Vec<u8>,
+    ) -> anyhow::Result<()> {
+        self.value.clear();
+        let header = crate::verify::ValueHeader {
+            seq: index,
+            intended_ns,
+            stamp_ns: self.clock.now_ns(),
+        };
+        crate::verify::encode_value(header, self.size, &mut self.value);
+        let batch = encode_batch(&[Bytes::copy_from_slice(&self.value)])?;
+        encode_request(
+            out,
+            cid,
+            PRODUCE_VERSION,
+            &produce_request(&self.target, self.acks, batch),
+        )
+    }
+
+    fn payload_bytes(&self) -> u64 {
+        self.size as u64
+    }
+}
