@@ -113,9 +113,24 @@ pub struct ProduceArgs {
     pub load: LoadArgs,
     #[command(flatten)]
     pub target: TargetArgs,
-    /// acks: 1 (leader) or -1 (all); 0 gets no response to time with the native driver
+    /// acks: 1 (leader) or -1 (all); 0 only with --driver rdkafka (no response to time)
     #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub acks: i16,
+    /// native: this crate's minimal client (isolates the broker); rdkafka: librdkafka,
+    /// latency to the delivery callback (what applications see)
+    #[arg(long, value_enum, default_value = "native")]
+    pub driver: Driver,
+    /// librdkafka client property key=value, repeatable (e.g. -X linger.ms=5
+    /// -X compression.type=lz4); wins over --acks. linger.ms defaults to 0 here
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Driver {
+    Native,
+    Rdkafka,
 }
 
 #[derive(Debug, Clone, Args, Serialize)]
@@ -234,6 +249,18 @@ impl LoadArgs {
 
 impl ProduceArgs {
     pub fn validate(&self) -> anyhow::Result<()> {
+        if self.driver == Driver::Rdkafka {
+            if !(-1..=1).contains(&self.acks) {
+                return Err(usage(format!("--acks {}: must be 0, 1 or -1", self.acks)));
+            }
+            crate::drivers::rdkafka::parse_properties(&self.properties)?;
+            return self.target.validate();
+        }
+        if !self.properties.is_empty() {
+            return Err(usage(
+                "-X: client properties apply to --driver rdkafka only",
+            ));
+        }
         if !matches!(self.acks, 1 | -1) {
             return Err(usage(format!(
                 "--acks {}: the native driver supports 1 and -1 (acks=0 has no response to time)",

@@ -140,6 +140,26 @@ fn every_workload_against_the_broker() {
     assert_clean(&s);
     assert_eq!(s["count"], 4000, "2000/s for 2 s: {s}");
 
+    for rate in [None, Some("2000")] {
+        let mut args = vec![
+            "produce",
+            "--driver",
+            "rdkafka",
+            "--bootstrap",
+            b,
+            "--topic",
+            "rk",
+        ];
+        args.extend(["-X", "compression.type=lz4"]);
+        if let Some(r) = rate {
+            args.extend(["--rate", r]);
+        }
+        args.extend(common);
+        let s = loadgen(&args);
+        assert_clean(&s);
+        assert_eq!(s["driver"], "rdkafka");
+    }
+
     let s = loadgen(&[
         "fetch",
         "--bootstrap",
