@@ -368,10 +368,17 @@ fn open_loop(
         }
     };
     stop.store(true, Ordering::Release);
+    // A sender blocked in a write to a broker that stopped reading would never see `stop`;
+    // shutting the socket down fails that write. After a clean run the sender is done.
+    let _ = conn.stream().shutdown(std::net::Shutdown::Both);
     let sent = sender
         .join()
         .map_err(|_| anyhow::anyhow!("the sender thread panicked"))?;
-    sent?;
+    // When the sender failed first, its error is the story; when the reader stopped first
+    // (error or timeouts), a failed write on the shut-down socket is only a consequence.
+    if ann.failed {
+        sent?;
+    }
     result?;
     Ok(ann.total.unwrap_or(answered))
 }
@@ -423,4 +430,121 @@ fn send_on_schedule(
     }
     let _ = tx.send(Sent::Done { total: index });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::PollMode;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+
+    /// A request frame whose payload carries the correlation id where Kafka's does.
+    struct Frame;
+    impl Encoder for Frame {
+        fn encode(&mut self, cid: i32, _: u64, _: u64, out: &mut Vec<u8>) -> anyhow::Result<()> {
+            out.extend_from_slice(&8i32.to_be_bytes());
+            out.extend_from_slice(&[0, 0, 0, 9]);
+            out.extend_from_slice(&cid.to_be_bytes());
+            Ok(())
+        }
+        fn payload_bytes(&self) -> u64 {
+            1
+        }
+    }
+
+    /// Odd correlation ids are "error responses".
+    struct OddIsError;
+    impl Checker for OddIsError {
+        fn check(&mut self, payload: &[u8]) -> anyhow::Result<bool> {
+            Ok(response_correlation_id(payload).unwrap() % 2 == 0)
+        }
+    }
+
+    /// A server that reads requests and answers only while `answer` says so.
+    fn server(answer: fn(i32) -> bool) -> std::net::SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut req = [0u8; 12];
+            while s.read_exact(&mut req).is_ok() {
+                let cid = i32::from_be_bytes(req[8..12].try_into().unwrap());
+                if answer(cid) {
+                    let mut resp = 4i32.to_be_bytes().to_vec();
+                    resp.extend_from_slice(&cid.to_be_bytes());
+                    if write_all(&s, &resp).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        addr
+    }
+
+    fn run_against(addr: std::net::SocketAddr, schedule: Schedule) -> RunResult {
+        let conn = FrameReader::new(TcpStream::connect(addr).unwrap(), PollMode::Blocking).unwrap();
+        let cfg = RunConfig {
+            schedule,
+            warmup_ns: 0,
+            duration_ns: 200_000_000,
+            response_timeout: Duration::from_millis(300),
+            pin_core: None,
+            start_ns: None,
+        };
+        run(
+            conn,
+            Clock::new(),
+            &cfg,
+            Recorder::new(0),
+            Box::new(Frame),
+            Box::new(OddIsError),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn error_responses_are_counted_not_recorded() {
+        let r = run_against(server(|_| true), Schedule::Closed { inflight: 4 });
+        let (ok, errors) = (r.recorder.count(), r.recorder.errors);
+        assert!(ok > 0 && errors > 0);
+        assert_eq!(ok + errors, r.sent);
+        assert!(
+            ok.abs_diff(errors) <= 1,
+            "alternating: {ok} ok, {errors} errors"
+        );
+    }
+
+    #[test]
+    fn a_silent_server_times_out_instead_of_hanging_closed_loop() {
+        let started = Instant::now();
+        let r = run_against(server(|cid| cid < 10), Schedule::Closed { inflight: 1 });
+        assert_eq!(r.recorder.timeouts, 1);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_silent_server_times_out_instead_of_hanging_open_loop() {
+        let started = Instant::now();
+        let schedule = Schedule::Open {
+            rate_per_s: 1000.0,
+            max_inflight: 1000,
+        };
+        let r = run_against(server(|cid| cid < 10), schedule);
+        assert!(r.recorder.timeouts > 0, "timeouts {}", r.recorder.timeouts);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn open_loop_sends_exactly_the_schedule() {
+        let schedule = Schedule::Open {
+            rate_per_s: 5000.0,
+            max_inflight: 1000,
+        };
+        let r = run_against(server(|_| true), schedule);
+        // 5000/s for 0.2 s.
+        assert_eq!(r.sent, 1000);
+        assert_eq!(r.recorder.count() + r.recorder.errors, 1000);
+        assert_eq!(r.recorder.timeouts, 0);
+    }
 }
