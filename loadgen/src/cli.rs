@@ -1,0 +1,420 @@
+//! Command line: subcommands, their flags, and the validation that turns bad values into
+//! usage errors (exit 2) naming the value.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::error::usage;
+use crate::schedule::{Schedule, NS_PER_S};
+use crate::wire::PollMode;
+
+/// Largest record value accepted (the broker's default max message size is far below).
+pub const MAX_SIZE_BYTES: usize = 64 * 1024 * 1024;
+/// In-flight cap of an open-loop run unless --inflight says otherwise.
+pub const DEFAULT_OPEN_LOOP_MAX_INFLIGHT: u32 = 10_000;
+/// Longest run accepted, so that a typo (duration in ms) does not run for days.
+const MAX_DURATION_S: f64 = 24.0 * 3600.0;
+
+/// An honest latency/throughput load generator for Kafka-compatible brokers.
+///
+/// Closed loop (default): N requests in flight, latency from the actual send.
+/// Open loop (--rate): requests at fixed intended times, latency from the intended send
+/// time (coordinated-omission corrected), service time from the actual send, and the
+/// client's send lag reported separately.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// TCP echo of Produce-sized frames over loopback: the physical floor
+    Floor(FloorArgs),
+    /// Produce one record of --size bytes per request to one partition
+    Produce(ProduceArgs),
+    /// Produce a backlog of --records, then consume it with Fetch, verifying every record
+    /// arrives exactly once and in order
+    Fetch(FetchArgs),
+    /// Producer and long-polling consumer at once: latency from a send timestamp carried
+    /// in each record to its consumption, verified exactly once and in order
+    E2e(E2eArgs),
+}
+
+/// Flags shared by every timed workload.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct LoadArgs {
+    /// Record value size in bytes
+    #[arg(long, default_value_t = 1024)]
+    pub size: usize,
+    /// Measured duration in seconds (after warm-up)
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
+    pub duration_s: f64,
+    /// Warm-up in seconds, excluded from the results
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
+    pub warmup_s: f64,
+    /// Closed loop: requests in flight [default: 1]. Open loop: the in-flight cap
+    /// [default: 10000]; hitting it shows as send lag
+    #[arg(long)]
+    pub inflight: Option<u32>,
+    /// Open loop at this many messages per second (omit for closed loop)
+    #[arg(long, allow_negative_numbers = true)]
+    pub rate: Option<f64>,
+    /// Write the summary as JSON to this file
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a 1 s HdrHistogram interval log (latency, ns) to this file
+    #[arg(long)]
+    pub interval_log: Option<PathBuf>,
+    /// Pin the client threads to this CPU core
+    #[arg(long)]
+    pub pin_core: Option<usize>,
+    /// No progress bar even on a terminal
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Give up on a response after this many seconds (counted as a timeout)
+    #[arg(long, default_value_t = 10.0)]
+    pub response_timeout_s: f64,
+}
+
+/// Where to send.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct TargetArgs {
+    /// Any broker of the cluster, host:port
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    /// Topic (auto-created through Metadata)
+    #[arg(long, default_value = "loadgen")]
+    pub topic: String,
+    /// Partition
+    #[arg(long, default_value_t = 0)]
+    pub partition: i32,
+}
+
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct FloorArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// blocking: both ends sleep in the kernel; busy-poll: both ends spin on
+    /// non-blocking sockets
+    #[arg(long, value_enum, default_value = "blocking")]
+    pub mode: PollMode,
+    /// Topic name used to size the frames like the broker run's
+    #[arg(long, default_value = "loadgen")]
+    pub topic: String,
+}
+
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// acks: 1 (leader) or -1 (all); 0 only with --driver rdkafka (no response to time)
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    pub acks: i16,
+    /// native: this crate's minimal client (isolates the broker); rdkafka: librdkafka,
+    /// latency to the delivery callback (what applications see)
+    #[arg(long, value_enum, default_value = "native")]
+    pub driver: Driver,
+    /// librdkafka client property key=value, repeatable (e.g. -X linger.ms=5
+    /// -X compression.type=lz4); wins over --acks. linger.ms defaults to 0 here
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Driver {
+    Native,
+    Rdkafka,
+}
+
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct FetchArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Records in the backlog
+    #[arg(long, default_value_t = 100_000)]
+    pub records: u64,
+    /// Record value size in bytes (at least 24: sequence number and timestamps)
+    #[arg(long, default_value_t = 1024)]
+    pub size: usize,
+    /// Records per Produce request while preparing the backlog
+    #[arg(long, default_value_t = 100)]
+    pub batch: u32,
+    /// Fetch max_bytes (and partition_max_bytes)
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_bytes: i32,
+    /// Write the summary as JSON to this file
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Pin the client thread to this CPU core
+    #[arg(long)]
+    pub pin_core: Option<usize>,
+    /// Give up when no record arrives for this many seconds
+    #[arg(long, default_value_t = 10.0)]
+    pub response_timeout_s: f64,
+}
+
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct E2eArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Producer acks: 1 or -1
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    pub acks: i16,
+    /// Consumer long-poll wait (Fetch max_wait_ms)
+    #[arg(long, default_value_t = 500)]
+    pub max_wait_ms: i32,
+    /// Fetch max_bytes
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_bytes: i32,
+}
+
+/// The validated timing of a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    pub schedule: Schedule,
+    pub warmup_ns: u64,
+    pub duration_ns: u64,
+    pub response_timeout_ns: u64,
+}
+
+fn seconds_to_ns(flag: &str, v: f64, allow_zero: bool) -> anyhow::Result<u64> {
+    let ok = v.is_finite() && (v > 0.0 || (allow_zero && v == 0.0)) && v <= MAX_DURATION_S;
+    if !ok {
+        let need = if allow_zero { ">= 0" } else { "> 0" };
+        return Err(usage(format!(
+            "{flag} {v}: must be {need} and at most {MAX_DURATION_S} seconds"
+        )));
+    }
+    Ok((v * NS_PER_S as f64) as u64)
+}
+
+impl LoadArgs {
+    /// Checks every value; the first bad one is a usage error naming it.
+    pub fn timing(&self) -> anyhow::Result<Timing> {
+        if self.size == 0 || self.size > MAX_SIZE_BYTES {
+            return Err(usage(format!(
+                "--size {}: must be between 1 and {MAX_SIZE_BYTES} bytes",
+                self.size
+            )));
+        }
+        let duration_ns = seconds_to_ns("--duration-s", self.duration_s, false)?;
+        let warmup_ns = seconds_to_ns("--warmup-s", self.warmup_s, true)?;
+        let response_timeout_ns =
+            seconds_to_ns("--response-timeout-s", self.response_timeout_s, false)?;
+        if self.inflight == Some(0) {
+            return Err(usage(
+                "--inflight 0: at least one request must be in flight",
+            ));
+        }
+        if let Some(core) = self.pin_core {
+            let cores = core_affinity::get_core_ids().unwrap_or_default();
+            if !cores.iter().any(|c| c.id == core) {
+                return Err(usage(format!(
+                    "--pin-core {core}: no such core (this machine has {})",
+                    cores.len()
+                )));
+            }
+        }
+        let schedule = match self.rate {
+            None => Schedule::Closed {
+                inflight: self.inflight.unwrap_or(1),
+            },
+            Some(r) if r.is_finite() && r > 0.0 => Schedule::Open {
+                rate_per_s: r,
+                max_inflight: self.inflight.unwrap_or(DEFAULT_OPEN_LOOP_MAX_INFLIGHT),
+            },
+            Some(r) => {
+                return Err(usage(format!(
+                    "--rate {r}: must be a positive number of messages per second"
+                )))
+            }
+        };
+        Ok(Timing {
+            schedule,
+            warmup_ns,
+            duration_ns,
+            response_timeout_ns,
+        })
+    }
+}
+
+impl ProduceArgs {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.driver == Driver::Rdkafka {
+            if !(-1..=1).contains(&self.acks) {
+                return Err(usage(format!("--acks {}: must be 0, 1 or -1", self.acks)));
+            }
+            crate::drivers::rdkafka::parse_properties(&self.properties)?;
+            return self.target.validate();
+        }
+        if !self.properties.is_empty() {
+            return Err(usage(
+                "-X: client properties apply to --driver rdkafka only",
+            ));
+        }
+        if !matches!(self.acks, 1 | -1) {
+            return Err(usage(format!(
+                "--acks {}: the native driver supports 1 and -1 (acks=0 has no response to time)",
+                self.acks
+            )));
+        }
+        self.target.validate()
+    }
+}
+
+fn check_value_size(size: usize) -> anyhow::Result<()> {
+    let min = crate::verify::VALUE_HEADER_BYTES;
+    if size < min || size > MAX_SIZE_BYTES {
+        return Err(usage(format!(
+            "--size {size}: verified workloads need between {min} and {MAX_SIZE_BYTES} bytes \
+             (the value carries a sequence number and two timestamps)"
+        )));
+    }
+    Ok(())
+}
+
+fn check_max_bytes(max_bytes: i32, size: usize) -> anyhow::Result<()> {
+    if max_bytes <= 0 || (max_bytes as usize) < size {
+        return Err(usage(format!(
+            "--max-bytes {max_bytes}: must be positive and at least --size {size}"
+        )));
+    }
+    Ok(())
+}
+
+impl FetchArgs {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.target.validate()?;
+        check_value_size(self.size)?;
+        check_max_bytes(self.max_bytes, self.size)?;
+        if self.records == 0 {
+            return Err(usage("--records 0: the backlog needs at least one record"));
+        }
+        if self.batch == 0 {
+            return Err(usage(
+                "--batch 0: a Produce request carries at least one record",
+            ));
+        }
+        seconds_to_ns("--response-timeout-s", self.response_timeout_s, false)?;
+        Ok(())
+    }
+}
+
+impl E2eArgs {
+    pub fn validate(&self) -> anyhow::Result<Timing> {
+        let timing = self.load.timing()?;
+        self.target.validate()?;
+        check_value_size(self.load.size)?;
+        check_max_bytes(self.max_bytes, self.load.size)?;
+        if !matches!(self.acks, 1 | -1) {
+            return Err(usage(format!(
+                "--acks {}: e2e supports 1 and -1",
+                self.acks
+            )));
+        }
+        if self.max_wait_ms < 0 {
+            return Err(usage(format!(
+                "--max-wait-ms {}: must be >= 0",
+                self.max_wait_ms
+            )));
+        }
+        Ok(timing)
+    }
+}
+
+impl TargetArgs {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.topic.is_empty() || self.topic.len() > 249 {
+            return Err(usage(format!(
+                "--topic {:?}: a topic name has 1 to 249 characters",
+                self.topic
+            )));
+        }
+        if self.partition < 0 {
+            return Err(usage(format!(
+                "--partition {}: must be >= 0",
+                self.partition
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::is_usage;
+
+    fn load(args: &[&str]) -> anyhow::Result<Timing> {
+        let mut v = vec!["loadgen", "floor"];
+        v.extend_from_slice(args);
+        let Cmd::Floor(f) = Cli::try_parse_from(v).expect("parses").cmd else {
+            panic!("not floor")
+        };
+        f.load.timing()
+    }
+
+    fn usage_message(args: &[&str]) -> String {
+        let e = load(args).unwrap_err();
+        assert!(is_usage(&e), "{e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn defaults_are_closed_loop_one_in_flight() {
+        let t = load(&[]).unwrap();
+        assert_eq!(t.schedule, Schedule::Closed { inflight: 1 });
+        assert_eq!(t.duration_ns, 10 * NS_PER_S);
+        assert_eq!(t.warmup_ns, 2 * NS_PER_S);
+    }
+
+    #[test]
+    fn rate_makes_an_open_loop() {
+        let t = load(&["--rate", "20000", "--inflight", "50"]).unwrap();
+        assert_eq!(
+            t.schedule,
+            Schedule::Open {
+                rate_per_s: 20_000.0,
+                max_inflight: 50
+            }
+        );
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors_naming_the_value() {
+        assert!(usage_message(&["--rate", "0"]).contains("--rate 0"));
+        assert!(usage_message(&["--rate", "-5"]).contains("--rate -5"));
+        assert!(usage_message(&["--rate", "NaN"]).contains("--rate NaN"));
+        assert!(usage_message(&["--size", "0"]).contains("--size 0"));
+        assert!(usage_message(&["--duration-s", "0"]).contains("--duration-s 0"));
+        assert!(usage_message(&["--warmup-s", "-1"]).contains("--warmup-s -1"));
+        assert!(usage_message(&["--inflight", "0"]).contains("--inflight 0"));
+        assert!(usage_message(&["--pin-core", "4096"]).contains("--pin-core 4096"));
+    }
+
+    #[test]
+    fn unknown_flags_are_rejected_by_the_parser() {
+        let e = Cli::try_parse_from(["loadgen", "floor", "--bogus"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn acks_zero_is_refused_for_native() {
+        let Cmd::Produce(p) = Cli::try_parse_from(["loadgen", "produce", "--acks", "0"])
+            .unwrap()
+            .cmd
+        else {
+            panic!("not produce")
+        };
+        assert!(is_usage(&p.validate().unwrap_err()));
+    }
+}

@@ -1,0 +1,564 @@
+//! The native driver: a minimal Kafka client on the `kafka-protocol` codec, one TCP
+//! connection, requests encoded here and responses decoded here. It trusts the broker
+//! enough to decode with the crate's decoders, but never panics on what it reads.
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context};
+use bytes::{Buf, Bytes};
+use indexmap::IndexMap;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest,
+    MetadataRequest, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    TimestampType, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
+};
+
+use crate::error::usage;
+use crate::runner::{Checker, Encoder};
+use crate::wire::{self, frame, patch_request_correlation_id, FrameReader, PollMode};
+
+pub const CLIENT_ID: &str = "loadgen";
+pub const API_VERSIONS_VERSION: i16 = 3;
+pub const METADATA_VERSION: i16 = 9;
+pub const PRODUCE_VERSION: i16 = 9;
+/// The last Fetch version that names topics (13+ use topic ids).
+pub const FETCH_VERSION: i16 = 12;
+pub const LIST_OFFSETS_VERSION: i16 = 5;
+/// How long to wait for the TCP connection to a broker.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a setup call (ApiVersions, Metadata, ListOffsets) may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Metadata right after auto-creating a topic may report no leader yet: retry this long.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+/// Broker-side timeout carried in Produce requests.
+pub const PRODUCE_TIMEOUT_MS: i32 = 30_000;
+/// ListOffsets timestamp meaning "the log end offset".
+const LATEST_TIMESTAMP: i64 = -1;
+/// Kafka error codes the setup retries on (the topic is being created).
+const LEADER_NOT_AVAILABLE: i16 = 5;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+/// Size of a record batch header up to and including its length field.
+const BATCH_LENGTH_END: usize = 12;
+
+/// Appends one request frame.
+pub fn encode_request<R: Request>(
+    out: &mut Vec<u8>,
+    cid: i32,
+    version: i16,
+    req: &R,
+) -> anyhow::Result<()> {
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(cid)
+        .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
+    frame(out, |b| {
+        header.encode(b, R::header_version(version))?;
+        req.encode(b, version)
+    })
+}
+
+/// Decodes a response payload (after the length prefix) to (correlation id, body).
+pub fn decode_response<R: Request>(
+    payload: &[u8],
+    version: i16,
+) -> anyhow::Result<(i32, R::Response)> {
+    let mut b = Bytes::copy_from_slice(payload);
+    let header = ResponseHeader::decode(&mut b, R::Response::header_version(version))
+        .context("decoding a response header")?;
+    let body = R::Response::decode(&mut b, version)
+        .with_context(|| format!("decoding a response to api key {} v{version}", R::KEY))?;
+    Ok((header.correlation_id, body))
+}
+
+/// Resolves and connects; an address that does not resolve or answer is a usage error.
+pub fn connect(addr: &str) -> anyhow::Result<TcpStream> {
+    let addrs: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| usage(format!("bootstrap address {addr:?} does not resolve: {e}")))?
+        .collect();
+    let mut last = None;
+    for a in &addrs {
+        match TcpStream::connect_timeout(a, CONNECT_TIMEOUT) {
+            Ok(s) => {
+                s.set_nodelay(true).context("setting TCP_NODELAY")?;
+                return Ok(s);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(usage(match last {
+        Some(e) => format!("broker at {addr:?} is unreachable: {e}"),
+        None => format!("bootstrap address {addr:?} resolves to nothing"),
+    }))
+}
+
+/// One connection used synchronously (setup calls), then handed to the runner.
+pub struct Client {
+    reader: FrameReader,
+    cid: i32,
+    out: Vec<u8>,
+    pub addr: String,
+}
+
+impl Client {
+    pub fn connect(addr: &str, mode: PollMode) -> anyhow::Result<Client> {
+        let stream = connect(addr)?;
+        Ok(Client {
+            reader: FrameReader::new(stream, mode).context("configuring the socket")?,
+            cid: 0,
+            out: Vec::new(),
+            addr: addr.to_string(),
+        })
+    }
+
+    /// Sends `req` and waits for its response.
+    pub fn call<R: Request>(&mut self, req: &R, version: i16) -> anyhow::Result<R::Response> {
+        self.cid = self.cid.wrapping_add(1) & i32::MAX;
+        self.out.clear();
+        encode_request(&mut self.out, self.cid, version, req)?;
+        wire::write_all(self.reader.stream(), &self.out)
+            .with_context(|| format!("sending to {}", self.addr))?;
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        self.reader
+            .stream()
+            .set_read_timeout(Some(CALL_TIMEOUT))
+            .context("setting the read timeout")?;
+        let payload = self.reader.read_frame(Some(deadline)).with_context(|| {
+            format!(
+                "waiting for the answer to api key {} from {}",
+                R::KEY,
+                self.addr
+            )
+        })?;
+        let (cid, resp) = decode_response::<R>(payload, version)?;
+        if cid != self.cid {
+            bail!("answer with correlation id {cid}, expected {}", self.cid);
+        }
+        Ok(resp)
+    }
+
+    pub fn into_reader(self) -> FrameReader {
+        self.reader
+    }
+}
+
+/// Where a partition lives.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub topic: String,
+    pub partition: i32,
+    pub leader_addr: String,
+}
+
+/// Checks that the broker speaks the versions this driver uses.
+fn check_api_versions(client: &mut Client) -> anyhow::Result<()> {
+    let req = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str(CLIENT_ID))
+        .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+    let resp = client.call(&req, API_VERSIONS_VERSION)?;
+    if resp.error_code != 0 {
+        bail!("ApiVersions failed with error code {}", resp.error_code);
+    }
+    for (key, version) in [
+        (ApiKey::Produce, PRODUCE_VERSION),
+        (ApiKey::Fetch, FETCH_VERSION),
+        (ApiKey::Metadata, METADATA_VERSION),
+        (ApiKey::ListOffsets, LIST_OFFSETS_VERSION),
+    ] {
+        let ok = resp
+            .api_keys
+            .iter()
+            .any(|k| k.api_key == key as i16 && (k.min_version..=k.max_version).contains(&version));
+        if !ok {
+            bail!("broker {} does not support {key:?} v{version}", client.addr);
+        }
+    }
+    Ok(())
+}
+
+/// Connects to `bootstrap`, finds the leader of `topic`/`partition` with Metadata
+/// (auto-creating the topic), and returns a checked connection to that leader.
+pub fn connect_to_leader(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    mode: PollMode,
+) -> anyhow::Result<(Client, Target)> {
+    let mut client = Client::connect(bootstrap, mode)?;
+    check_api_versions(&mut client)?;
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
+            TopicName(StrBytes::from_string(topic.to_string())),
+        ))]))
+        .with_allow_auto_topic_creation(true);
+    let started = Instant::now();
+    let leader_addr = loop {
+        let resp = client.call(&req, METADATA_VERSION)?;
+        let t = resp
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+            .ok_or_else(|| anyhow!("Metadata answer does not mention topic {topic:?}"))?;
+        let retryable = matches!(
+            t.error_code,
+            LEADER_NOT_AVAILABLE | UNKNOWN_TOPIC_OR_PARTITION
+        );
+        if t.error_code != 0 && !retryable {
+            bail!(
+                "Metadata for topic {topic:?} failed with error code {}",
+                t.error_code
+            );
+        }
+        let p = t.partitions.iter().find(|p| p.partition_index == partition);
+        match p {
+            Some(p) if p.error_code == 0 && p.leader_id.0 >= 0 => {
+                let leader = resp
+                    .brokers
+                    .iter()
+                    .find(|b| b.node_id == p.leader_id)
+                    .ok_or_else(|| anyhow!("leader {} not among the brokers", p.leader_id.0))?;
+                break format!("{}:{}", leader.host.as_str(), leader.port);
+            }
+            None if t.error_code == 0 && !t.partitions.is_empty() => {
+                return Err(usage(format!(
+                    "topic {topic:?} has {} partitions; partition {partition} does not exist",
+                    t.partitions.len()
+                )));
+            }
+            _ => {}
+        }
+        if started.elapsed() > LEADER_WAIT {
+            bail!("no leader for {topic:?} partition {partition} after {LEADER_WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let target = Target {
+        topic: topic.to_string(),
+        partition,
+        leader_addr: leader_addr.clone(),
+    };
+    // Multi-broker clusters: the leader may not be the bootstrap broker. A single-node
+    // broker may advertise another spelling of the same address; reconnecting is harmless.
+    let same = client.reader.stream().peer_addr().ok().is_some_and(|peer| {
+        leader_addr
+            .to_socket_addrs()
+            .map(|mut a| a.any(|a| a == peer))
+            .unwrap_or(false)
+    });
+    if !same {
+        client = Client::connect(&leader_addr, mode)?;
+        check_api_versions(&mut client)?;
+    }
+    Ok((client, target))
+}
+
+/// The log end offset of a partition (where records produced from now on will land).
+pub fn log_end_offset(client: &mut Client, target: &Target) -> anyhow::Result<i64> {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(target.topic.clone())))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(target.partition)
+                .with_current_leader_epoch(-1)
+                .with_timestamp(LATEST_TIMESTAMP)])]);
+    let resp = client.call(&req, LIST_OFFSETS_VERSION)?;
+    let p = resp
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .find(|p| p.partition_index == target.partition)
+        .ok_or_else(|| anyhow!("ListOffsets answer does not mention the partition"))?;
+    if p.error_code != 0 {
+        bail!("ListOffsets failed with error code {}", p.error_code);
+    }
+    Ok(p.offset)
+}
+
+fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Encodes one uncompressed v2 record batch holding `values` (no key, no producer id).
+pub fn encode_batch(values: &[Bytes]) -> anyhow::Result<Bytes> {
+    let timestamp = wall_clock_ms();
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: NO_PRODUCER_EPOCH,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: NO_SEQUENCE,
+            timestamp,
+            key: None,
+            value: Some(v.clone()),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).context("encoding a record batch")?;
+    Ok(buf.freeze())
+}
+
+/// A Produce request carrying one batch to one partition.
+pub fn produce_request(target: &Target, acks: i16, batch: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(PRODUCE_TIMEOUT_MS)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(target.topic.clone())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(target.partition)
+                .with_records(Some(batch))])])
+}
+
+/// A complete Produce frame (correlation id 0, to be patched) for one record of `size`
+/// zero bytes: what the produce workload and the floor send.
+pub fn produce_frame(target: &Target, acks: i16, size: usize) -> anyhow::Result<Vec<u8>> {
+    let batch = encode_batch(&[Bytes::from(vec![0u8; size])])?;
+    let mut out = Vec::new();
+    encode_request(
+        &mut out,
+        0,
+        PRODUCE_VERSION,
+        &produce_request(target, acks, batch),
+    )?;
+    Ok(out)
+}
+
+/// A complete successful Produce response frame for `target`: the size the floor answers.
+pub fn produce_response_frame(target: &Target) -> anyhow::Result<Vec<u8>> {
+    let resp = ProduceResponse::default().with_responses(vec![TopicProduceResponse::default()
+        .with_name(TopicName(StrBytes::from_string(target.topic.clone())))
+        .with_partition_responses(vec![PartitionProduceResponse::default()
+            .with_index(target.partition)
+            .with_base_offset(0)
+            .with_log_append_time_ms(-1)
+            .with_log_start_offset(0)])]);
+    let mut out = Vec::new();
+    frame(&mut out, |b| {
+        ResponseHeader::default()
+            .with_correlation_id(0)
+            .encode(b, ProduceResponse::header_version(PRODUCE_VERSION))?;
+        resp.encode(b, PRODUCE_VERSION)
+    })?;
+    Ok(out)
+}
+
+/// Sends the same pre-encoded request every time, patching only the correlation id: the
+/// client's per-request cost is a 4-byte write and the send system call.
+pub struct FixedFrame {
+    pub frame: Vec<u8>,
+    pub payload_bytes: u64,
+}
+
+impl Encoder for FixedFrame {
+    fn encode(&mut self, cid: i32, _: u64, _: u64, out: &mut Vec<u8>) -> anyhow::Result<()> {
+        out.extend_from_slice(&self.frame);
+        patch_request_correlation_id(out, cid);
+        Ok(())
+    }
+
+    fn payload_bytes(&self) -> u64 {
+        self.payload_bytes
+    }
+}
+
+/// Produce outcome per partition: the base offset or the error code.
+pub fn produce_outcome(resp: &ProduceResponse) -> Vec<(i32, Result<i64, i16>)> {
+    resp.responses
+        .iter()
+        .flat_map(|t| t.partition_responses.iter())
+        .map(|p| {
+            let r = if p.error_code == 0 {
+                Ok(p.base_offset)
+            } else {
+                Err(p.error_code)
+            };
+            (p.index, r)
+        })
+        .collect()
+}
+
+/// Counts a Produce response with any partition error (or none at all) as an error.
+#[derive(Default)]
+pub struct ProduceChecker {
+    /// First few error codes seen, for the report.
+    pub first_errors: Vec<i16>,
+}
+
+impl Checker for ProduceChecker {
+    fn check(&mut self, payload: &[u8]) -> anyhow::Result<bool> {
+        let (_, resp) = decode_response::<ProduceRequest>(payload, PRODUCE_VERSION)?;
+        let outcome = produce_outcome(&resp);
+        let error = outcome.iter().find_map(|(_, r)| r.err());
+        if let Some(code) = error {
+            if self.first_errors.len() < 10 {
+                self.first_errors.push(code);
+                eprintln!("loadgen: produce error code {code}");
+            }
+        }
+        Ok(!outcome.is_empty() && error.is_none())
+    }
+}
+
+/// A Fetch request for one partition from `offset`.
+pub fn fetch_request(
+    target: &Target,
+    offset: i64,
+    max_wait_ms: i32,
+    max_bytes: i32,
+) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(max_bytes)
+        .with_isolation_level(0)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(target.topic.clone())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(target.partition)
+                .with_current_leader_epoch(-1)
+                .with_fetch_offset(offset)
+                .with_last_fetched_epoch(-1)
+                .with_log_start_offset(-1)
+                .with_partition_max_bytes(max_bytes)])])
+}
+
+/// One fetched (non-control) record.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub offset: i64,
+    pub value: Option<Bytes>,
+}
+
+/// The records of one partition in a Fetch response, in log order. A truncated batch at
+/// the end (the broker may cut at max_bytes) is dropped: it is fetched again next time.
+pub fn fetched_records(resp: &FetchResponse, target: &Target) -> anyhow::Result<Vec<Fetched>> {
+    if resp.error_code != 0 {
+        bail!("Fetch failed with error code {}", resp.error_code);
+    }
+    let mut out = Vec::new();
+    for t in &resp.responses {
+        if t.topic.0.as_str() != target.topic {
+            continue;
+        }
+        for p in t
+            .partitions
+            .iter()
+            .filter(|p| p.partition_index == target.partition)
+        {
+            if p.error_code != 0 {
+                bail!(
+                    "Fetch of partition {} failed with error code {}",
+                    target.partition,
+                    p.error_code
+                );
+            }
+            let Some(records) = &p.records else { continue };
+            let mut rest = records.clone();
+            while rest.len() >= BATCH_LENGTH_END {
+                let batch_len = i32::from_be_bytes(rest[8..12].try_into().expect("4 bytes"));
+                if batch_len < 0 {
+                    bail!("record batch with negative length {batch_len}");
+                }
+                let total = BATCH_LENGTH_END + batch_len as usize;
+                if rest.len() < total {
+                    break;
+                }
+                let mut batch = rest.split_to(total);
+                let set =
+                    RecordBatchDecoder::decode(&mut batch).context("decoding a record batch")?;
+                out.extend(
+                    set.records
+                        .into_iter()
+                        .filter(|r| !r.control)
+                        .map(|r| Fetched {
+                            offset: r.offset,
+                            value: r.value,
+                        }),
+                );
+            }
+            rest.advance(rest.len());
+        }
+    }
+    Ok(out)
+}
+
+/// Produces one record per request whose value names itself (sequence number = message
+/// index, intended time, stamp just before encoding): what fetch and e2e verify.
+pub struct SeqEncoder {
+    pub target: Target,
+    pub acks: i16,
+    pub size: usize,
+    pub clock: crate::schedule::Clock,
+    value: Vec<u8>,
+}
+
+impl SeqEncoder {
+    pub fn new(target: Target, acks: i16, size: usize, clock: crate::schedule::Clock) -> Self {
+        SeqEncoder {
+            target,
+            acks,
+            size,
+            clock,
+            value: Vec::with_capacity(size),
+        }
+    }
+}
+
+impl Encoder for SeqEncoder {
+    fn encode(
+        &mut self,
+        cid: i32,
+        index: u64,
+        intended_ns: u64,
+        out: &mut Vec<u8>,
+    ) -> anyhow::Result<()> {
+        self.value.clear();
+        let header = crate::verify::ValueHeader {
+            seq: index,
+            intended_ns,
+            stamp_ns: self.clock.now_ns(),
+        };
+        crate::verify::encode_value(header, self.size, &mut self.value);
+        let batch = encode_batch(&[Bytes::copy_from_slice(&self.value)])?;
+        encode_request(
+            out,
+            cid,
+            PRODUCE_VERSION,
+            &produce_request(&self.target, self.acks, batch),
+        )
+    }
+
+    fn payload_bytes(&self) -> u64 {
+        self.size as u64
+    }
+}

@@ -1,0 +1,215 @@
+//! Every workload for ~2 s against the real broker binary (`strikemq`), started on a free
+//! port with a fresh data directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long the broker may take to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const READY_PREFIX: &str = "strikemq ready kafka=";
+
+/// The broker binary next to this test's target directory, built if missing.
+fn broker_binary() -> PathBuf {
+    // The test executable lives in <target>/<profile>/deps/.
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target profile dir");
+    let bin = profile_dir.join("strikemq");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "strikemq", "--bin", "strikemq"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo build -p strikemq");
+        assert!(status.success(), "cargo build -p strikemq failed");
+    }
+    assert!(bin.exists(), "no broker binary at {}", bin.display());
+    bin
+}
+
+struct Broker {
+    child: Child,
+    addr: String,
+    _data: tempfile::TempDir,
+}
+
+impl Broker {
+    fn start() -> Broker {
+        let data = tempfile::tempdir().unwrap();
+        let mut child = Command::new(broker_binary())
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting strikemq");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix(READY_PREFIX) {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(READY_TIMEOUT) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("broker did not print its ready line within {READY_TIMEOUT:?}");
+            }
+        };
+        Broker {
+            child,
+            addr,
+            _data: data,
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs loadgen with `args` plus a JSON summary; returns the summary.
+fn loadgen(args: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("summary.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .args(["--json", json.to_str().unwrap()])
+        .output()
+        .expect("running loadgen");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?} failed:\n{stdout}\n{stderr}");
+    eprintln!("{args:?}\n{stdout}");
+    serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
+}
+
+fn assert_clean(s: &serde_json::Value) {
+    assert!(s["count"].as_u64().unwrap() > 0, "no samples: {s}");
+    assert_eq!(s["errors"], 0, "{s}");
+    assert_eq!(s["timeouts"], 0, "{s}");
+}
+
+fn assert_verified(s: &serde_json::Value) {
+    let v = &s["verification"];
+    assert_eq!(v["lost"], 0, "{v}");
+    assert_eq!(v["duplicates"], 0, "{v}");
+    assert_eq!(v["reordered"], 0, "{v}");
+    assert_eq!(v["foreign"], 0, "{v}");
+    assert_eq!(v["received"], v["expected"], "{v}");
+    assert!(v["received"].as_u64().unwrap() > 0, "{v}");
+}
+
+#[test]
+fn every_workload_against_the_broker() {
+    let broker = Broker::start();
+    let b = broker.addr.as_str();
+    let common = ["--duration-s", "2", "--warmup-s", "0.5", "--no-progress"];
+
+    let mut args = vec!["produce", "--bootstrap", b, "--topic", "closed"];
+    args.extend(common);
+    let s = loadgen(&args);
+    assert_clean(&s);
+    assert_eq!(s["schedule"]["kind"], "closed");
+
+    let mut args = vec![
+        "produce",
+        "--bootstrap",
+        b,
+        "--topic",
+        "open",
+        "--rate",
+        "2000",
+    ];
+    args.extend(common);
+    let s = loadgen(&args);
+    assert_clean(&s);
+    assert_eq!(s["count"], 4000, "2000/s for 2 s: {s}");
+
+    for rate in [None, Some("2000")] {
+        let mut args = vec![
+            "produce",
+            "--driver",
+            "rdkafka",
+            "--bootstrap",
+            b,
+            "--topic",
+            "rk",
+        ];
+        args.extend(["-X", "compression.type=lz4"]);
+        if let Some(r) = rate {
+            args.extend(["--rate", r]);
+        }
+        args.extend(common);
+        let s = loadgen(&args);
+        assert_clean(&s);
+        assert_eq!(s["driver"], "rdkafka");
+    }
+
+    let s = loadgen(&[
+        "fetch",
+        "--bootstrap",
+        b,
+        "--topic",
+        "backlog",
+        "--records",
+        "20000",
+        "--size",
+        "512",
+    ]);
+    assert_eq!(s["errors"], 0, "{s}");
+    assert_verified(&s);
+    assert_eq!(s["verification"]["received"], 20000);
+
+    let mut args = vec!["e2e", "--bootstrap", b, "--topic", "e2e"];
+    args.extend(common);
+    let s = loadgen(&args);
+    assert_clean(&s);
+    assert_verified(&s);
+
+    let mut args = vec![
+        "e2e",
+        "--bootstrap",
+        b,
+        "--topic",
+        "e2e-open",
+        "--rate",
+        "2000",
+    ];
+    args.extend(common);
+    let s = loadgen(&args);
+    assert_clean(&s);
+    assert_verified(&s);
+}
+
+#[test]
+fn fetch_twice_from_the_same_topic_verifies_only_the_new_backlog() {
+    let broker = Broker::start();
+    let b = broker.addr.as_str();
+    for _ in 0..2 {
+        let s = loadgen(&[
+            "fetch",
+            "--bootstrap",
+            b,
+            "--topic",
+            "again",
+            "--records",
+            "3000",
+        ]);
+        assert_verified(&s);
+    }
+}

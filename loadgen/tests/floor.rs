@@ -1,0 +1,110 @@
+//! The floor workload end to end through the binary (no broker needed).
+
+use std::process::Command;
+
+fn loadgen() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+}
+
+fn run_json(args: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("s.json");
+    let out = loadgen()
+        .args(args)
+        .args(["--no-progress", "--json", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap()
+}
+
+#[test]
+fn floor_closed_and_open_loop_in_both_modes() {
+    for mode in ["blocking", "busy-poll"] {
+        let s = run_json(&[
+            "floor",
+            "--size",
+            "1024",
+            "--duration-s",
+            "0.5",
+            "--warmup-s",
+            "0.1",
+            "--mode",
+            mode,
+        ]);
+        assert!(s["count"].as_u64().unwrap() > 0, "{s}");
+        assert_eq!(s["errors"], 0);
+        assert_eq!(s["params"]["mode"], mode);
+        assert!(s["latency_us"]["p50"].as_f64().unwrap() > 0.0);
+    }
+    let s = run_json(&[
+        "floor",
+        "--rate",
+        "2000",
+        "--duration-s",
+        "0.5",
+        "--warmup-s",
+        "0.1",
+    ]);
+    // The schedule fixes the count: 2000/s for 0.5 s.
+    assert_eq!(s["count"], 1000, "{s}");
+    assert_eq!(s["schedule"]["kind"], "open");
+    assert!(s["send_lag_us"]["p50"].is_number());
+}
+
+#[test]
+fn interval_log_is_written_in_hdrhistogram_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("i.hlog");
+    let out = loadgen()
+        .args([
+            "floor",
+            "--rate",
+            "1000",
+            "--duration-s",
+            "2.5",
+            "--warmup-s",
+            "0.1",
+        ])
+        .args(["--no-progress", "--interval-log", log.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = std::fs::read(&log).unwrap();
+    let intervals: Vec<_> =
+        hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&text)
+            .filter_map(|e| match e {
+                Ok(hdrhistogram::serialization::interval_log::LogEntry::Interval(i)) => {
+                    Some(i.duration())
+                }
+                _ => None,
+            })
+            .collect();
+    // 2.5 s in 1 s intervals: two full ones and a partial one.
+    assert_eq!(intervals.len(), 3, "{}", String::from_utf8_lossy(&text));
+}
+
+#[test]
+fn bad_parameters_exit_2_with_a_message() {
+    for (args, needle) in [
+        (vec!["floor", "--rate", "0"], "--rate 0"),
+        (vec!["floor", "--rate", "-3"], "--rate -3"),
+        (vec!["floor", "--size", "0"], "--size 0"),
+        (vec!["floor", "--no-such-flag"], "--no-such-flag"),
+        (
+            vec!["produce", "--bootstrap", "127.0.0.1:1", "--duration-s", "1"],
+            "127.0.0.1:1",
+        ),
+    ] {
+        let out = loadgen().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
