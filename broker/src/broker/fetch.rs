@@ -44,18 +44,18 @@ impl Broker {
         parked: ParkedFetch,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, FrameError> {
-        let mut parked = Box::new(parked);
+        let mut parked = parked;
         if self.resume_fetch(&mut parked, out, false)? {
             Ok(Outcome::Responded)
         } else {
-            Ok(Outcome::Park(parked))
+            Ok(Outcome::Park(Box::new(super::Parked::Fetch(parked))))
         }
     }
 
     /// Re-examines a fetch. Answers it (appending the response to `out`, returning true)
     /// when `min_bytes` are available, when its deadline has passed, on an error, or when
     /// `force` (shutdown). Otherwise returns false and appends nothing.
-    pub fn resume_fetch(
+    pub(super) fn resume_fetch(
         &self,
         parked: &mut ParkedFetch,
         out: &mut Vec<u8>,

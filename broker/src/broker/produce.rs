@@ -79,7 +79,7 @@ impl Broker {
             );
         }
         if appended_any {
-            self.data_arrived();
+            self.wake_parked();
         }
         if req.acks == ACKS_NONE {
             return None;
