@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use super::conn::{CloseReason, Conn};
 use super::{sockopt, WorkerShared, MAX_CONNECTIONS_PER_WORKER, SHUTDOWN_DRAIN_MS};
 use crate::broker::Broker;
-use crate::config::Config;
+use crate::config::{Config, LiveToggles};
 
 /// Token of the worker's wake-up eventfd; connection `i` has token `i + 1`.
 const WAKE_TOKEN: u64 = 0;
@@ -28,6 +28,7 @@ fn timeout_ms(ms: u64) -> EpollTimeout {
 pub(super) fn run_acceptor(
     listener: TcpListener,
     cfg: &Config,
+    live: &LiveToggles,
     workers: &[Arc<WorkerShared>],
     wake: &EventFd,
     shutdown: &AtomicBool,
@@ -38,7 +39,7 @@ pub(super) fn run_acceptor(
     let mut events = [EpollEvent::empty(); 4];
     let mut next_worker = 0usize;
     while !shutdown.load(Ordering::Acquire) {
-        match epoll.wait(&mut events, timeout_ms(cfg.loop_timeout_ms)) {
+        match epoll.wait(&mut events, timeout_ms(live.loop_timeout_ms())) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
@@ -58,7 +59,7 @@ pub(super) fn run_acceptor(
                     break;
                 }
             };
-            if let Err(e) = prepare_socket(&stream, cfg) {
+            if let Err(e) = prepare_socket(&stream, cfg, live) {
                 warn!(error = %e, "could not configure an accepted socket; closing it");
                 continue;
             }
@@ -75,11 +76,13 @@ pub(super) fn run_acceptor(
     Ok(())
 }
 
-fn prepare_socket(stream: &TcpStream, cfg: &Config) -> io::Result<()> {
+/// Busy polling comes from the live toggles, so a change applies to new connections.
+fn prepare_socket(stream: &TcpStream, cfg: &Config, live: &LiveToggles) -> io::Result<()> {
     stream.set_nonblocking(true)?;
     stream.set_nodelay(cfg.tcp_nodelay)?;
-    if cfg.busy_poll_us > 0 {
-        sockopt::set_busy_poll(stream, cfg.busy_poll_us, cfg.prefer_busy_poll)?;
+    let busy_poll_us = live.busy_poll_us();
+    if busy_poll_us > 0 {
+        sockopt::set_busy_poll(stream, busy_poll_us, live.prefer_busy_poll())?;
     }
     Ok(())
 }
@@ -93,7 +96,6 @@ struct Worker {
     /// Interest currently registered per connection, to skip redundant epoll_ctl calls.
     registered: Vec<EpollFlags>,
     max_frame_bytes: usize,
-    loop_timeout_ms: u64,
 }
 
 /// One worker's event loop; returns at shutdown after answering parked fetches and
@@ -107,7 +109,6 @@ pub(super) fn run_worker(broker: Arc<Broker>, shared: Arc<WorkerShared>) -> io::
     let cfg = &broker.effective.config;
     let mut w = Worker {
         max_frame_bytes: cfg.max_frame_bytes,
-        loop_timeout_ms: cfg.loop_timeout_ms,
         broker: broker.clone(),
         shared,
         epoll,
@@ -144,15 +145,17 @@ pub(super) fn run_worker(broker: Arc<Broker>, shared: Arc<WorkerShared>) -> io::
 }
 
 impl Worker {
-    /// The loop timeout, shortened to the nearest parked-fetch deadline.
+    /// The loop timeout (live: a change applies from the next wait), shortened to the
+    /// nearest parked-fetch deadline.
     fn next_wait_ms(&self) -> u64 {
+        let loop_timeout_ms = self.broker.live.loop_timeout_ms();
         let now = Instant::now();
         self.conns
             .iter()
             .flatten()
             .filter_map(|c| c.parked.as_ref())
             .map(|p| p.deadline().saturating_duration_since(now).as_millis() as u64 + 1)
-            .fold(self.loop_timeout_ms, u64::min)
+            .fold(loop_timeout_ms, u64::min)
     }
 
     fn adopt_new_connections(&mut self) {
@@ -185,6 +188,7 @@ impl Worker {
             }
             self.registered[idx] = flags;
             self.conns[idx] = Some(Conn::new(stream, self.max_frame_bytes));
+            self.shared.connections.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -277,6 +281,7 @@ impl Worker {
             if conn.parked.is_some() {
                 self.shared.parked_requests.fetch_sub(1, Ordering::AcqRel);
             }
+            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             let _ = self.epoll.delete(conn.stream.as_fd());
             self.registered[idx] = EpollFlags::empty();
             self.free.push(idx);

@@ -39,6 +39,8 @@ pub(crate) struct WorkerShared {
     inbox: Mutex<Vec<std::net::TcpStream>>,
     /// Requests parked on this worker; a wake-up goes only to workers that have some.
     parked_requests: AtomicUsize,
+    /// Open connections of this worker (for `/metrics`).
+    connections: AtomicUsize,
     shutdown: Arc<AtomicBool>,
 }
 
@@ -48,6 +50,7 @@ impl WorkerShared {
             wake: EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?,
             inbox: Mutex::new(Vec::new()),
             parked_requests: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             shutdown,
         })
     }
@@ -122,8 +125,9 @@ impl Server {
                 std::thread::Builder::new()
                     .name("strikemq-accept".into())
                     .spawn(move || {
+                        let live = &broker.live;
                         if let Err(e) =
-                            epoll::run_acceptor(listener, &cfg, &workers, &wake, &shutdown)
+                            epoll::run_acceptor(listener, &cfg, live, &workers, &wake, &shutdown)
                         {
                             tracing::error!(error = %e, "acceptor stopped with an error");
                         }
@@ -143,6 +147,13 @@ impl Server {
         self.local_addr
     }
 
+    /// A read-only view of the data plane's gauges, for the admin thread.
+    pub fn stats(&self) -> NetStats {
+        NetStats {
+            workers: self.workers.clone(),
+        }
+    }
+
     /// Stops accepting, answers parked fetches, drains responses, joins every thread.
     pub fn shutdown(self) {
         self.shutdown.store(true, Ordering::Release);
@@ -153,5 +164,29 @@ impl Server {
         for t in self.threads {
             let _ = t.join();
         }
+    }
+}
+
+/// Gauges of a running data plane (open connections, parked requests), readable from
+/// another thread at the cost of one atomic load per worker.
+#[derive(Clone, Default)]
+pub struct NetStats {
+    workers: Vec<Arc<WorkerShared>>,
+}
+
+impl NetStats {
+    pub fn open_connections(&self) -> usize {
+        self.workers
+            .iter()
+            .map(|w| w.connections.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Requests waiting for an event (Fetch long-polls) right now.
+    pub fn parked_requests(&self) -> usize {
+        self.workers
+            .iter()
+            .map(|w| w.parked_requests.load(Ordering::Relaxed))
+            .sum()
     }
 }

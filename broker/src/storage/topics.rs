@@ -14,7 +14,9 @@ use uuid::Uuid;
 
 use super::log::PartitionLog;
 use super::segment::sync_dir;
-use super::{validate_topic_name, Partition, StorageConfig, StorageError, TopicConfig, TopicInfo};
+use super::{
+    validate_topic_name, FlushCell, Partition, StorageConfig, StorageError, TopicConfig, TopicInfo,
+};
 
 /// Kafka brokers have no hard limit; we bound it so one request cannot create
 /// millions of directories.
@@ -97,6 +99,8 @@ impl LogMap {
 
 pub(crate) struct TopicStore {
     pub(crate) cfg: Arc<StorageConfig>,
+    /// The live flush policy, shared with every partition log.
+    pub(crate) flush: Arc<FlushCell>,
     map: LogMap,
     /// Serializes create/delete/grow so the existence check and the file work agree,
     /// without holding the map lock during that file work.
@@ -190,9 +194,11 @@ impl TopicStore {
             return Err(invalid("max_batch_bytes must be > 0"));
         }
         fs::create_dir_all(&cfg.data_dir)?;
+        let flush = Arc::new(FlushCell::new(cfg.flush));
         let cfg = Arc::new(cfg);
         let store = TopicStore {
             cfg: Arc::clone(&cfg),
+            flush: Arc::clone(&flush),
             map: LogMap::Global(RwLock::default()),
             admin: Mutex::new(()),
         };
@@ -219,8 +225,11 @@ impl TopicStore {
             let info = read_meta(&meta, name)?;
             let mut partitions = Vec::with_capacity(info.partitions as usize);
             for p in 0..info.partitions {
-                let log =
-                    PartitionLog::open(partition_dir(&cfg.data_dir, name, p), Arc::clone(&cfg))?;
+                let log = PartitionLog::open(
+                    partition_dir(&cfg.data_dir, name, p),
+                    Arc::clone(&cfg),
+                    Arc::clone(&flush),
+                )?;
                 partitions.push(Arc::new(Partition { log }));
             }
             tracing::debug!(topic = %info.name, partitions = info.partitions, "recovered topic");
@@ -230,7 +239,7 @@ impl TopicStore {
     }
 
     fn durable_metadata(&self) -> bool {
-        self.cfg.flush != super::FlushPolicy::Never
+        self.flush.get() != super::FlushPolicy::Never
     }
 
     fn admin_lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -247,6 +256,7 @@ impl TopicStore {
             match PartitionLog::create(
                 partition_dir(&self.cfg.data_dir, name, p),
                 Arc::clone(&self.cfg),
+                Arc::clone(&self.flush),
             ) {
                 Ok(log) => created.push(Arc::new(Partition { log })),
                 Err(e) => {
