@@ -10,10 +10,15 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use nix::sys::signal::{SigSet, Signal};
+use strikemq::admin::{AdminContext, AdminServer};
 use strikemq::broker::Broker;
 use strikemq::config::{Config, EffectiveConfig, Flush, Profile};
 use strikemq::net::Server;
 use strikemq::storage::{FlushPolicy, Storage, StorageConfig};
+
+/// How often the flusher looks at the flush policy when it is not in interval mode
+/// (it may be switched to one through the admin API).
+const FLUSH_POLICY_RECHECK_MS: u64 = 1000;
 
 /// A Kafka-wire-compatible single-node broker for local development and latency research.
 #[derive(Debug, Parser)]
@@ -111,6 +116,8 @@ fn run() -> anyhow::Result<()> {
     );
     let listener = TcpListener::bind(cfg.listen)
         .with_context(|| format!("binding Kafka listener {}", cfg.listen))?;
+    let admin_listener = TcpListener::bind(cfg.admin_listen)
+        .with_context(|| format!("binding admin listener {}", cfg.admin_listen))?;
     let bound = listener.local_addr()?;
     let host = cfg.advertised_host(bound);
     let broker = Arc::new(Broker::new(
@@ -118,7 +125,19 @@ fn run() -> anyhow::Result<()> {
         storage.clone(),
         (host.clone(), bound.port()),
     ));
-    let server = Server::start(broker, listener).context("starting the data plane")?;
+    let server = Server::start(broker.clone(), listener).context("starting the data plane")?;
+    let admin = AdminServer::start(
+        admin_listener,
+        AdminContext {
+            broker,
+            net: server.stats(),
+            kafka_addr: bound,
+            advertised: format!("{host}:{}", bound.port()),
+            admin_addr: cfg.admin_listen,
+        },
+    )
+    .context("starting the admin API")?;
+    let admin_addr = admin.local_addr();
 
     eprintln!(
         "strikemq {} — Kafka-compatible broker",
@@ -128,10 +147,7 @@ fn run() -> anyhow::Result<()> {
         "  kafka listener: {bound} (advertised as {host}:{})",
         bound.port()
     );
-    eprintln!(
-        "  admin listener: {} (REST admin API not built into this version yet)",
-        cfg.admin_listen
-    );
+    eprintln!("  admin listener: http://{admin_addr} (REST admin API, /metrics)");
     eprintln!(
         "  data dir: {} ({} topics recovered)",
         cfg.data_dir.display(),
@@ -143,33 +159,41 @@ fn run() -> anyhow::Result<()> {
     }
     eprintln!("  ready in {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
     // The one machine-readable line on stdout: harnesses wait for it.
-    println!("strikemq ready kafka={bound}");
+    println!("strikemq ready kafka={bound} admin={admin_addr}");
 
+    // The flush policy can change at runtime (PUT /v1/config), so the flusher always
+    // runs and follows the policy in force; outside interval mode it only re-checks.
     let stop_flusher = Arc::new(AtomicBool::new(false));
-    let flusher = match cfg.flush {
-        Flush::IntervalMs(ms) => {
-            let storage = storage.clone();
-            let stop = stop_flusher.clone();
-            Some(std::thread::spawn(move || {
+    let flusher = {
+        let storage = storage.clone();
+        let stop = stop_flusher.clone();
+        std::thread::Builder::new()
+            .name("strikemq-flush".into())
+            .spawn(move || {
                 while !stop.load(Ordering::Acquire) {
-                    std::thread::park_timeout(Duration::from_millis(ms));
-                    if let Err(e) = storage.flush_all() {
-                        tracing::warn!(error = %e, "periodic flush failed");
+                    match storage.flush_policy() {
+                        FlushPolicy::IntervalMs(ms) => {
+                            std::thread::park_timeout(Duration::from_millis(ms));
+                            if let Err(e) = storage.flush_all() {
+                                tracing::warn!(error = %e, "periodic flush failed");
+                            }
+                        }
+                        _ => std::thread::park_timeout(Duration::from_millis(
+                            FLUSH_POLICY_RECHECK_MS,
+                        )),
                     }
                 }
-            }))
-        }
-        _ => None,
+            })
+            .context("starting the flusher")?
     };
 
     let signal = signals.wait().context("waiting for a signal")?;
     tracing::info!(?signal, "shutting down");
+    admin.shutdown();
     server.shutdown();
-    if let Some(f) = flusher {
-        stop_flusher.store(true, Ordering::Release);
-        f.thread().unpark();
-        let _ = f.join();
-    }
+    stop_flusher.store(true, Ordering::Release);
+    flusher.thread().unpark();
+    let _ = flusher.join();
     storage.flush_all().context("final flush")?;
     tracing::info!("stopped cleanly");
     Ok(())
