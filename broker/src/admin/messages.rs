@@ -94,7 +94,7 @@ fn peek_params(
                     .parse::<i32>()
                     .ok()
                     .filter(|p| *p >= 0)
-                    .ok_or_else(|| bad("must be an integer >= 0"))?
+                    .ok_or_else(|| bad("must be an integer from 0 to 2^31-1"))?
             }
             "offset" => {
                 params.offset = Some(
@@ -102,15 +102,15 @@ fn peek_params(
                         .parse::<i64>()
                         .ok()
                         .filter(|o| *o >= 0)
-                        .ok_or_else(|| bad("must be an integer >= 0"))?,
+                        .ok_or_else(|| bad("must be an integer from 0 to 2^63-1"))?,
                 )
             }
             "limit" => {
                 let limit = value
-                    .parse::<u64>()
+                    .parse::<i64>()
                     .ok()
                     .filter(|l| *l >= 1)
-                    .ok_or_else(|| bad("must be an integer >= 1"))?;
+                    .ok_or_else(|| bad("must be an integer from 1 to 2^63-1"))?;
                 params.limit = usize::try_from(limit)
                     .unwrap_or(usize::MAX)
                     .min(PEEK_LIMIT_MAX);
@@ -263,13 +263,16 @@ fn peeked(record: Record, log_append_time: bool, max_timestamp: i64) -> PeekedMe
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewMessage {
-    key: Option<String>,
-    value: Option<String>,
-    /// `key` / `value` are base64 of arbitrary bytes rather than UTF-8 text.
-    #[serde(default)]
-    key_base64: bool,
-    #[serde(default)]
-    value_base64: bool,
+    /// UTF-8 text or null. Outer `None`: the field is absent.
+    #[serde(default, deserialize_with = "present")]
+    key: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    value: Option<Option<String>>,
+    /// Arbitrary bytes as base64, instead of `key` / `value`.
+    #[serde(default, deserialize_with = "present")]
+    key_b64: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    value_b64: Option<Option<String>>,
     #[serde(default)]
     headers: IndexMap<String, Option<String>>,
     /// Without a partition: murmur2 of the key as Kafka's default partitioner does,
@@ -301,18 +304,38 @@ pub(super) struct Produced {
     partitions: Vec<PartitionAppended>,
 }
 
+/// Marks a field present (`Some`) even when its value is null, so that "absent" and
+/// "null" can be told apart.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Padded standard base64 that also takes non-zero trailing bits ("AB==" as well as
+/// "AA=="), as the OpenAPI pattern does.
+const BASE64_LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
+
+/// The bytes of a key or value given as text (or null) or as base64, not both.
 fn decode_field(
-    text: Option<String>,
-    base64: bool,
-    field: impl Fn() -> String,
+    text: Option<Option<String>>,
+    b64: Option<Option<String>>,
+    field: &str,
 ) -> ApiResult<Option<Bytes>> {
-    match text {
-        None => Ok(None),
-        Some(t) if base64 => BASE64
-            .decode(t.as_bytes())
+    match (text, b64) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
+            "{field}: give {field} or {field}_b64, not both"
+        ))),
+        (Some(text), None) => Ok(text.map(Bytes::from)),
+        (None, Some(Some(b))) => BASE64_LENIENT
+            .decode(b.as_bytes())
             .map(|b| Some(Bytes::from(b)))
-            .map_err(|e| ApiError::bad_request(format!("{}: not valid base64: {e}", field()))),
-        Some(t) => Ok(Some(Bytes::from(t))),
+            .map_err(|e| ApiError::bad_request(format!("{field}_b64: not valid base64: {e}"))),
+        (None, Some(None)) => Err(ApiError::bad_request(format!(
+            "{field}_b64: must be a base64 string (use {field}: null for null)"
+        ))),
+        (None, None) => Ok(None),
     }
 }
 
@@ -332,15 +355,17 @@ pub(super) async fn produce(
     // Validate everything before appending anything, so a bad message appends nothing.
     let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
     for (i, m) in body.messages.into_iter().enumerate() {
-        let key = decode_field(m.key, m.key_base64, || format!("messages[{i}].key"))?;
-        let value = decode_field(m.value, m.value_base64, || format!("messages[{i}].value"))?;
+        let key = decode_field(m.key, m.key_b64, &format!("messages[{i}].key"))?;
+        let value = decode_field(m.value, m.value_b64, &format!("messages[{i}].value"))?;
         let partition = match m.partition {
             Some(p) if (0..info.partitions).contains(&p) => p,
             Some(p) => {
-                return Err(ApiError::bad_request(format!(
-                    "messages[{i}].partition: topic {name:?} has partitions 0..{}, got {p}",
+                // 404 like a peek at a missing partition: the field is well-formed,
+                // the partition does not exist.
+                return Err(ApiError::not_found(format!(
+                    "messages[{i}].partition: topic {name:?} has no partition {p} (it has {})",
                     info.partitions
-                )))
+                )));
             }
             None => key
                 .as_deref()

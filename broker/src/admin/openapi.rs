@@ -12,6 +12,11 @@ pub(super) async fn document() -> Json<Value> {
     Json(spec())
 }
 
+/// A Kafka topic name that can exist: `[a-zA-Z0-9._-]{1,249}` except `.` and `..`.
+const TOPIC_NAME_PATTERN: &str = r"^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\.\.[a-zA-Z0-9._-]{1,247})$";
+/// Padded standard base64.
+const BASE64_PATTERN: &str = r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$";
+
 fn ok(description: &str, schema: &str) -> Value {
     json!({
         "description": description,
@@ -174,148 +179,149 @@ pub fn spec() -> Value {
     schemas.insert("Error".into(), json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}));
     schemas.insert("Health".into(), json!({"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok"]}}}));
     schemas.insert("LiveConfig".into(), json!({
-                    "type": "object",
-                    "required": ["loop_timeout_ms", "busy_poll_us", "prefer_busy_poll", "flush"],
-                    "properties": {
-                        "loop_timeout_ms": {"type": "integer", "minimum": 0, "maximum": crate::config::MAX_LOOP_TIMEOUT_MS},
-                        "busy_poll_us": {"type": "integer", "minimum": 0, "maximum": crate::config::MAX_BUSY_POLL_US},
-                        "prefer_busy_poll": {"type": "boolean"},
-                        "flush": {"type": "string", "pattern": "^(never|always|[1-9][0-9]{0,8}ms)$"}
-                    }
-                }));
+        "type": "object",
+        "required": ["loop_timeout_ms", "busy_poll_us", "prefer_busy_poll", "flush"],
+        "properties": {
+            "loop_timeout_ms": {"type": "integer", "minimum": 0, "maximum": crate::config::MAX_LOOP_TIMEOUT_MS},
+            "busy_poll_us": {"type": "integer", "minimum": 0, "maximum": crate::config::MAX_BUSY_POLL_US},
+            "prefer_busy_poll": {"type": "boolean"},
+            "flush": {"type": "string", "pattern": "^(never|always|[1-9][0-9]{0,8}ms)$"}
+        }
+    }));
     schemas.insert("ConfigChange".into(), json!({
-                    "type": "object",
-                    "description": "Any subset of the live keys. Other configuration keys are structural: 409 unless equal to the running value; unknown keys: 400.",
-                    "properties": {
-                        "loop_timeout_ms": {"type": "integer", "minimum": 0, "maximum": crate::config::MAX_LOOP_TIMEOUT_MS},
-                        "busy_poll_us": {"type": "integer", "minimum": 0, "maximum": crate::config::MAX_BUSY_POLL_US},
-                        "prefer_busy_poll": {"type": "boolean"},
-                        "flush": {"type": "string", "pattern": "^(never|always|[1-9][0-9]{0,8}ms)$"}
-                    },
-                    "additionalProperties": false
-                }));
+        "type": "object",
+        "description": "Any subset of the live keys. Other configuration keys are structural: 409 unless equal to the running value; unknown keys: 400.",
+        "properties": {
+            "loop_timeout_ms": {"type": "integer", "minimum": 0, "maximum": crate::config::MAX_LOOP_TIMEOUT_MS},
+            "busy_poll_us": {"type": "integer", "minimum": 0, "maximum": crate::config::MAX_BUSY_POLL_US},
+            "prefer_busy_poll": {"type": "boolean"},
+            "flush": {"type": "string", "pattern": "^(never|always|[1-9][0-9]{0,8}ms)$"}
+        },
+        "additionalProperties": false
+    }));
     schemas.insert("BrokerInfo".into(), json!({
-                    "type": "object",
-                    "required": ["version", "uptime_ms", "node_id", "cluster_id", "listeners", "data_dir", "io_threads", "platform", "topics", "effective_config", "fallbacks", "live", "changed_at_runtime"],
-                    "properties": {
-                        "version": {"type": "string"},
-                        "uptime_ms": {"type": "integer", "minimum": 0},
-                        "node_id": {"type": "integer"},
-                        "cluster_id": {"type": "string"},
-                        "listeners": {"type": "object", "required": ["kafka", "advertised", "admin"], "properties": {
-                            "kafka": {"type": "string"}, "advertised": {"type": "string"}, "admin": {"type": "string"}}},
-                        "data_dir": {"type": "string"},
-                        "io_threads": {"type": "integer", "minimum": 1},
-                        "platform": {"type": "object", "required": ["os", "arch", "kernel", "cpus"], "properties": {
-                            "os": {"type": "string"}, "arch": {"type": "string"},
-                            "kernel": {"type": "string", "nullable": true}, "cpus": {"type": "integer", "minimum": 1}}},
-                        "topics": {"type": "integer", "minimum": 0},
-                        "effective_config": {"type": "object", "description": "Every configuration key with the value in force (live keys as they are now)."},
-                        "fallbacks": {"type": "array", "items": {"type": "object", "required": ["key", "requested", "effective", "reason"], "properties": {
-                            "key": {"type": "string"}, "requested": {"type": "string"}, "effective": {"type": "string"}, "reason": {"type": "string"}}}},
-                        "live": {"$ref": "#/components/schemas/LiveConfig"},
-                        "changed_at_runtime": {"type": "array", "items": {"type": "object", "required": ["key", "startup", "current"], "properties": {
-                            "key": {"type": "string"}, "startup": {}, "current": {}}}}
-                    }
-                }));
+        "type": "object",
+        "required": ["version", "uptime_ms", "node_id", "cluster_id", "listeners", "data_dir", "io_threads", "platform", "topics", "effective_config", "fallbacks", "live", "changed_at_runtime"],
+        "properties": {
+            "version": {"type": "string"},
+            "uptime_ms": {"type": "integer", "minimum": 0},
+            "node_id": {"type": "integer"},
+            "cluster_id": {"type": "string"},
+            "listeners": {"type": "object", "required": ["kafka", "advertised", "admin"], "properties": {
+                "kafka": {"type": "string"}, "advertised": {"type": "string"}, "admin": {"type": "string"}}},
+            "data_dir": {"type": "string"},
+            "io_threads": {"type": "integer", "minimum": 1},
+            "platform": {"type": "object", "required": ["os", "arch", "kernel", "cpus"], "properties": {
+                "os": {"type": "string"}, "arch": {"type": "string"},
+                "kernel": {"type": "string", "nullable": true}, "cpus": {"type": "integer", "minimum": 1}}},
+            "topics": {"type": "integer", "minimum": 0},
+            "effective_config": {"type": "object", "description": "Every configuration key with the value in force (live keys as they are now)."},
+            "fallbacks": {"type": "array", "items": {"type": "object", "required": ["key", "requested", "effective", "reason"], "properties": {
+                "key": {"type": "string"}, "requested": {"type": "string"}, "effective": {"type": "string"}, "reason": {"type": "string"}}}},
+            "live": {"$ref": "#/components/schemas/LiveConfig"},
+            "changed_at_runtime": {"type": "array", "items": {"type": "object", "required": ["key", "startup", "current"], "properties": {
+                "key": {"type": "string"}, "startup": {}, "current": {}}}}
+        }
+    }));
     schemas.insert("TopicList".into(), json!({"type": "object", "required": ["topics"], "properties": {"topics": {"type": "array", "items": {
-                    "type": "object",
-                    "required": ["name", "id", "partitions", "messages", "offsets"],
-                    "properties": {
-                        "name": {"type": "string"}, "id": {"type": "string", "format": "uuid"},
-                        "partitions": {"type": "integer", "minimum": 1},
-                        "messages": {"type": "integer", "minimum": 0},
-                        "offsets": {"type": "array", "items": offsets_item}
-                    }
-                }}}}));
+        "type": "object",
+        "required": ["name", "id", "partitions", "messages", "offsets"],
+        "properties": {
+            "name": {"type": "string"}, "id": {"type": "string", "format": "uuid"},
+            "partitions": {"type": "integer", "minimum": 1},
+            "messages": {"type": "integer", "minimum": 0},
+            "offsets": {"type": "array", "items": offsets_item}
+        }
+        }}}}));
     schemas.insert("NewTopic".into(), json!({
-                    "type": "object", "required": ["name"], "additionalProperties": false,
-                    "properties": {
-                        "name": {"type": "string", "pattern": "^[a-zA-Z0-9._-]{1,249}$"},
-                        "partitions": {"type": "integer", "minimum": 1, "maximum": MAX_PARTITIONS_PER_TOPIC, "description": "Default: the broker's default_partitions."},
-                        "configs": {"type": "object", "additionalProperties": {"type": "string"}}
-                    }
-                }));
+        "type": "object", "required": ["name"], "additionalProperties": false,
+        "properties": {
+            "name": {"type": "string", "pattern": TOPIC_NAME_PATTERN, "description": "[a-zA-Z0-9._-], 1 to 249 characters, not '.' or '..'."},
+            "partitions": {"type": "integer", "nullable": true, "minimum": 1, "maximum": MAX_PARTITIONS_PER_TOPIC, "description": "Default (absent or null): the broker's default_partitions."},
+            "configs": {"type": "object", "additionalProperties": {"type": "string"}}
+        }
+    }));
     schemas.insert("TopicDetail".into(), json!({
-                    "type": "object", "required": ["name", "id", "partition_count", "configs", "partitions"],
-                    "properties": {
-                        "name": {"type": "string"}, "id": {"type": "string", "format": "uuid"},
-                        "partition_count": {"type": "integer", "minimum": 1},
-                        "configs": {"type": "object", "additionalProperties": {"type": "string"}},
-                        "partitions": {"type": "array", "items": {"type": "object", "required": ["partition", "start_offset", "end_offset", "size_bytes"], "properties": {
-                            "partition": {"type": "integer"}, "start_offset": {"type": "integer"}, "end_offset": {"type": "integer"}, "size_bytes": {"type": "integer", "minimum": 0}}}}
-                    }
-                }));
+        "type": "object", "required": ["name", "id", "partition_count", "configs", "partitions"],
+        "properties": {
+            "name": {"type": "string"}, "id": {"type": "string", "format": "uuid"},
+            "partition_count": {"type": "integer", "minimum": 1},
+            "configs": {"type": "object", "additionalProperties": {"type": "string"}},
+            "partitions": {"type": "array", "items": {"type": "object", "required": ["partition", "start_offset", "end_offset", "size_bytes"], "properties": {
+                "partition": {"type": "integer"}, "start_offset": {"type": "integer"}, "end_offset": {"type": "integer"}, "size_bytes": {"type": "integer", "minimum": 0}}}}
+        }
+    }));
     schemas.insert("Deleted".into(), json!({"type": "object", "required": ["deleted", "id"], "properties": {"deleted": {"type": "string"}, "id": {"type": "string", "format": "uuid"}}}));
     schemas.insert("Peek".into(), json!({
-                    "type": "object", "required": ["topic", "partition", "start_offset", "end_offset", "next_offset", "messages"],
-                    "properties": {
-                        "topic": {"type": "string"}, "partition": {"type": "integer"},
-                        "start_offset": {"type": "integer"}, "end_offset": {"type": "integer"}, "next_offset": {"type": "integer"},
-                        "messages": {"type": "array", "items": {"$ref": "#/components/schemas/PeekedMessage"}}
-                    }
-                }));
+        "type": "object", "required": ["topic", "partition", "start_offset", "end_offset", "next_offset", "messages"],
+        "properties": {
+            "topic": {"type": "string"}, "partition": {"type": "integer"},
+            "start_offset": {"type": "integer"}, "end_offset": {"type": "integer"}, "next_offset": {"type": "integer"},
+            "messages": {"type": "array", "items": {"$ref": "#/components/schemas/PeekedMessage"}}
+        }
+    }));
     schemas.insert("PeekedMessage".into(), json!({
-                    "type": "object",
-                    "required": ["offset", "timestamp", "timestamp_type", "key", "key_base64", "value", "value_base64", "headers", "headers_base64"],
-                    "properties": {
-                        "offset": {"type": "integer"},
-                        "timestamp": {"type": "integer", "description": "ms since the epoch: create time, or the batch's log-append time."},
-                        "timestamp_type": {"type": "string", "enum": ["create_time", "log_append_time"]},
-                        "key": {"type": "string", "nullable": true}, "key_base64": {"type": "boolean"},
-                        "value": {"type": "string", "nullable": true}, "value_base64": {"type": "boolean"},
-                        "headers": {"type": "object", "additionalProperties": {"type": "string", "nullable": true}},
-                        "headers_base64": {"type": "array", "items": {"type": "string"}, "description": "Names of headers whose values are base64 (not UTF-8)."}
-                    }
-                }));
+        "type": "object",
+        "required": ["offset", "timestamp", "timestamp_type", "key", "key_base64", "value", "value_base64", "headers", "headers_base64"],
+        "properties": {
+            "offset": {"type": "integer"},
+            "timestamp": {"type": "integer", "description": "ms since the epoch: create time, or the batch's log-append time."},
+            "timestamp_type": {"type": "string", "enum": ["create_time", "log_append_time"]},
+            "key": {"type": "string", "nullable": true}, "key_base64": {"type": "boolean"},
+            "value": {"type": "string", "nullable": true}, "value_base64": {"type": "boolean"},
+            "headers": {"type": "object", "additionalProperties": {"type": "string", "nullable": true}},
+            "headers_base64": {"type": "array", "items": {"type": "string"}, "description": "Names of headers whose values are base64 (not UTF-8)."}
+        }
+    }));
     schemas.insert("ProduceRequest".into(), json!({
-                    "type": "object", "required": ["messages"], "additionalProperties": false,
-                    "properties": {"messages": {"type": "array", "minItems": 1, "items": {
-                        "type": "object", "additionalProperties": false,
-                        "properties": {
-                            "key": {"type": "string", "nullable": true},
-                            "value": {"type": "string", "nullable": true},
-                            "key_base64": {"type": "boolean", "default": false, "description": "key is base64 of arbitrary bytes."},
-                            "value_base64": {"type": "boolean", "default": false, "description": "value is base64 of arbitrary bytes."},
-                            "headers": {"type": "object", "additionalProperties": {"type": "string", "nullable": true}},
-                            "partition": {"type": "integer", "format": "int32", "minimum": 0, "description": "Default: Kafka's murmur2 partitioner on the key; 0 without a key."},
-                            "timestamp": {"type": "integer", "format": "int64", "minimum": 0, "description": "Create time in ms; default: now."}
-                        }
-                    }}}
-                }));
+        "type": "object", "required": ["messages"], "additionalProperties": false,
+        "properties": {"messages": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "additionalProperties": false,
+            "properties": {
+                "key": {"type": "string", "nullable": true, "description": "UTF-8 text; null for a null key."},
+                "value": {"type": "string", "nullable": true, "description": "UTF-8 text; null for a null value (tombstone)."},
+                "key_b64": {"type": "string", "pattern": BASE64_PATTERN, "description": "The key's bytes as base64, instead of key."},
+                "value_b64": {"type": "string", "pattern": BASE64_PATTERN, "description": "The value's bytes as base64, instead of value."},
+                "headers": {"type": "object", "additionalProperties": {"type": "string", "nullable": true}},
+                "partition": {"type": "integer", "nullable": true, "minimum": 0, "maximum": i32::MAX, "description": "Default (absent or null): Kafka's murmur2 partitioner on the key; 0 without a key. A partition the topic does not have: 404."},
+                "timestamp": {"type": "integer", "nullable": true, "minimum": 0, "maximum": i64::MAX, "description": "Create time in ms; default (absent or null): now."}
+            },
+            "not": {"anyOf": [{"required": ["key", "key_b64"]}, {"required": ["value", "value_b64"]}]}
+        }}}
+    }));
     schemas.insert("Produced".into(), json!({
-                    "type": "object", "required": ["topic", "base_offset", "count", "partitions"],
-                    "properties": {
-                        "topic": {"type": "string"},
-                        "base_offset": {"type": "integer"},
-                        "count": {"type": "integer", "minimum": 1},
-                        "partitions": {"type": "array", "items": {"type": "object", "required": ["partition", "base_offset", "count"], "properties": {
-                            "partition": {"type": "integer"}, "base_offset": {"type": "integer"}, "count": {"type": "integer"}}}}
-                    }
-                }));
+        "type": "object", "required": ["topic", "base_offset", "count", "partitions"],
+        "properties": {
+            "topic": {"type": "string"},
+            "base_offset": {"type": "integer"},
+            "count": {"type": "integer", "minimum": 1},
+            "partitions": {"type": "array", "items": {"type": "object", "required": ["partition", "base_offset", "count"], "properties": {
+                "partition": {"type": "integer"}, "base_offset": {"type": "integer"}, "count": {"type": "integer"}}}}
+        }
+    }));
     schemas.insert("GroupList".into(), json!({"type": "object", "required": ["groups"], "properties": {"groups": {"type": "array", "items": {
-                    "type": "object", "required": ["group_id", "state", "members"],
-                    "properties": {"group_id": {"type": "string"}, "state": {"type": "string"}, "members": {"type": "integer", "minimum": 0}}
-                }}}}));
+        "type": "object", "required": ["group_id", "state", "members"],
+        "properties": {"group_id": {"type": "string"}, "state": {"type": "string"}, "members": {"type": "integer", "minimum": 0}}
+        }}}}));
     schemas.insert("GroupDetail".into(), json!({
-                    "type": "object", "required": ["group_id", "state", "generation", "protocol_type", "protocol", "members", "offsets"],
-                    "properties": {
-                        "group_id": {"type": "string"}, "state": {"type": "string"},
-                        "generation": {"type": "integer"},
-                        "protocol_type": {"type": "string", "nullable": true},
-                        "protocol": {"type": "string", "nullable": true},
-                        "leader": {"type": "string", "nullable": true},
-                        "members": {"type": "array", "items": {"type": "object", "required": ["member_id", "client_id", "host"], "properties": {
-                            "member_id": {"type": "string"}, "client_id": {"type": "string"}, "host": {"type": "string"},
-                            "assignment": {"type": "array", "nullable": true, "description": "Decoded when the group uses the standard consumer protocol.", "items": {
-                                "type": "object", "required": ["topic", "partitions"], "properties": {"topic": {"type": "string"}, "partitions": {"type": "array", "items": {"type": "integer"}}}}}}}},
-                        "offsets": {"type": "array", "items": {"type": "object", "required": ["topic", "partition", "committed_offset"], "properties": {
-                            "topic": {"type": "string"}, "partition": {"type": "integer"},
-                            "committed_offset": {"type": "integer"},
-                            "end_offset": {"type": "integer", "nullable": true},
-                            "lag": {"type": "integer", "nullable": true}}}}
-                    }
-                }));
+        "type": "object", "required": ["group_id", "state", "generation", "protocol_type", "protocol", "members", "offsets"],
+        "properties": {
+            "group_id": {"type": "string"}, "state": {"type": "string"},
+            "generation": {"type": "integer"},
+            "protocol_type": {"type": "string", "nullable": true},
+            "protocol": {"type": "string", "nullable": true},
+            "leader": {"type": "string", "nullable": true},
+            "members": {"type": "array", "items": {"type": "object", "required": ["member_id", "client_id", "host"], "properties": {
+                "member_id": {"type": "string"}, "client_id": {"type": "string"}, "host": {"type": "string"},
+                "assignment": {"type": "array", "nullable": true, "description": "Decoded when the group uses the standard consumer protocol.", "items": {
+                    "type": "object", "required": ["topic", "partitions"], "properties": {"topic": {"type": "string"}, "partitions": {"type": "array", "items": {"type": "integer"}}}}}}}},
+            "offsets": {"type": "array", "items": {"type": "object", "required": ["topic", "partition", "committed_offset"], "properties": {
+                "topic": {"type": "string"}, "partition": {"type": "integer"},
+                "committed_offset": {"type": "integer"},
+                "end_offset": {"type": "integer", "nullable": true},
+                "lag": {"type": "integer", "nullable": true}}}}
+        }
+    }));
     schemas.insert("GroupDeleted".into(), json!({"type": "object", "required": ["deleted"], "properties": {"deleted": {"type": "string"}}}));
     json!({
         "openapi": "3.0.3",

@@ -106,10 +106,12 @@ pub(super) fn detail(ctx: &Ctx, info: TopicInfo) -> TopicDetail {
     }
 }
 
-/// The topic named by the path, or 400 (invalid name) / 404 (unknown).
+/// The topic named by the path, or 404: no topic has that name (an invalid name is
+/// unknown too, and the message says why it could never exist).
 pub(super) fn existing_topic(ctx: &Ctx, name: &str) -> ApiResult<TopicInfo> {
-    crate::storage::validate_topic_name(name)
-        .map_err(|e| ApiError::bad_request(format!("topic name: {e}")))?;
+    if let Err(e) = crate::storage::validate_topic_name(name) {
+        return Err(ApiError::not_found(format!("unknown topic: {e}")));
+    }
     ctx.broker
         .storage
         .topic(name)
