@@ -1,0 +1,1 @@
+//! Coordinator scenarios without a network: the state machine and the timer.
