@@ -158,3 +158,706 @@ fn two_consumers_split_four_partitions_and_a_third_joins() {
         "nothing was produced: {seen:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Raw-protocol group members.
+
+mod raw_group {
+    use bytes::Bytes;
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::common::raw::{topic_name, RawConn};
+
+    pub const JOIN_VERSION: i16 = 5;
+    pub const SYNC_VERSION: i16 = 3;
+    pub const HEARTBEAT_VERSION: i16 = 3;
+    pub const COMMIT_VERSION: i16 = 7;
+    pub const FETCH_OFFSETS_VERSION: i16 = 7;
+
+    // Error codes asserted here.
+    pub const NONE: i16 = 0;
+    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    pub const INVALID_GROUP_ID: i16 = 24;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+    pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub const INVALID_REQUEST: i16 = 42;
+    pub const NON_EMPTY_GROUP: i16 = 68;
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
+
+    pub fn s(text: &str) -> StrBytes {
+        StrBytes::from_string(text.to_string())
+    }
+
+    pub fn gid(text: &str) -> GroupId {
+        GroupId(s(text))
+    }
+
+    pub fn join_request(
+        group: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        session_timeout_ms: i32,
+        metadata: Bytes,
+    ) -> JoinGroupRequest {
+        JoinGroupRequest::default()
+            .with_group_id(gid(group))
+            .with_session_timeout_ms(session_timeout_ms)
+            .with_rebalance_timeout_ms(session_timeout_ms)
+            .with_member_id(s(member_id))
+            .with_group_instance_id(instance.map(s))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(s("range"))
+                .with_metadata(metadata)])
+    }
+
+    pub fn join(
+        conn: &mut RawConn,
+        group: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        session_timeout_ms: i32,
+    ) -> JoinGroupResponse {
+        let req = join_request(
+            group,
+            member_id,
+            instance,
+            session_timeout_ms,
+            Bytes::from_static(b"m"),
+        );
+        conn.call(&req, JOIN_VERSION)
+    }
+
+    pub fn sync(
+        conn: &mut RawConn,
+        group: &str,
+        member_id: &str,
+        generation_id: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncGroupResponse {
+        let req = SyncGroupRequest::default()
+            .with_group_id(gid(group))
+            .with_generation_id(generation_id)
+            .with_member_id(s(member_id))
+            .with_assignments(
+                assignments
+                    .into_iter()
+                    .map(|(m, a)| {
+                        SyncGroupRequestAssignment::default()
+                            .with_member_id(s(&m))
+                            .with_assignment(a)
+                    })
+                    .collect(),
+            );
+        conn.call(&req, SYNC_VERSION)
+    }
+
+    /// A member that joined (member-id-required round trip) and synced: (id, generation).
+    pub fn stable_member(
+        conn: &mut RawConn,
+        group: &str,
+        session_timeout_ms: i32,
+    ) -> (String, i32) {
+        let first = join(conn, group, "", None, session_timeout_ms);
+        assert_eq!(first.error_code, MEMBER_ID_REQUIRED);
+        let id = first.member_id.to_string();
+        let joined = join(conn, group, &id, None, session_timeout_ms);
+        assert_eq!(joined.error_code, NONE, "join: {joined:?}");
+        let synced = sync(
+            conn,
+            group,
+            &id,
+            joined.generation_id,
+            vec![(id.clone(), Bytes::from_static(b"a"))],
+        );
+        assert_eq!(synced.error_code, NONE);
+        (id, joined.generation_id)
+    }
+
+    pub fn heartbeat(
+        conn: &mut RawConn,
+        group: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+    ) -> i16 {
+        let req = HeartbeatRequest::default()
+            .with_group_id(gid(group))
+            .with_generation_id(generation_id)
+            .with_member_id(s(member_id))
+            .with_group_instance_id(instance.map(s));
+        conn.call(&req, HEARTBEAT_VERSION).error_code
+    }
+
+    pub fn leave(conn: &mut RawConn, group: &str, member_id: &str) -> LeaveGroupResponse {
+        let req = LeaveGroupRequest::default()
+            .with_group_id(gid(group))
+            .with_members(vec![MemberIdentity::default().with_member_id(s(member_id))]);
+        conn.call(&req, 4)
+    }
+
+    /// OffsetCommit of one partition; returns its error code.
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit(
+        conn: &mut RawConn,
+        group: &str,
+        member_id: &str,
+        generation_id: i32,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        leader_epoch: i32,
+        metadata: &str,
+    ) -> i16 {
+        let req = OffsetCommitRequest::default()
+            .with_group_id(gid(group))
+            .with_generation_id_or_member_epoch(generation_id)
+            .with_member_id(s(member_id))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(partition)
+                    .with_committed_offset(offset)
+                    .with_committed_leader_epoch(leader_epoch)
+                    .with_committed_metadata(Some(s(metadata)))])]);
+        let resp = conn.call(&req, COMMIT_VERSION);
+        resp.topics[0].partitions[0].error_code
+    }
+
+    /// Committed (offset, leader epoch, metadata) per partition.
+    pub fn committed(
+        conn: &mut RawConn,
+        group: &str,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Vec<(i64, i32, String)> {
+        let req = OffsetFetchRequest::default()
+            .with_group_id(gid(group))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(topic_name(topic))
+                .with_partition_indexes(partitions.to_vec())]));
+        let resp = conn.call(&req, FETCH_OFFSETS_VERSION);
+        assert_eq!(resp.error_code, NONE, "OffsetFetch");
+        resp.topics[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                assert_eq!(p.error_code, NONE);
+                (
+                    p.committed_offset,
+                    p.committed_leader_epoch,
+                    p.metadata.as_deref().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn list(conn: &mut RawConn, states: &[&str]) -> Vec<(String, String)> {
+        let req =
+            ListGroupsRequest::default().with_states_filter(states.iter().map(|x| s(x)).collect());
+        let resp = conn.call(&req, 4);
+        assert_eq!(resp.error_code, NONE);
+        resp.groups
+            .iter()
+            .map(|g| (g.group_id.0.to_string(), g.group_state.to_string()))
+            .collect()
+    }
+
+    pub fn describe(conn: &mut RawConn, group: &str) -> describe_groups_response::DescribedGroup {
+        let req = DescribeGroupsRequest::default().with_groups(vec![gid(group)]);
+        let mut resp = conn.call(&req, 5);
+        resp.groups.remove(0)
+    }
+}
+
+use raw_group::*;
+
+// ---------------------------------------------------------------------------------
+// A member in a child process, so that it can vanish (SIGKILL) without LeaveGroup.
+
+/// Not a test of its own: the body of the child process that
+/// `member_killed_without_leave_is_replaced_within_the_session_timeout` starts and kills.
+/// It consumes slowly, committing each record synchronously, and reports on stdout.
+#[test]
+#[ignore = "child process of another test"]
+fn child_consumer_process() {
+    let Some(bootstrap) = std::env::var_os(CHILD_BOOTSTRAP_ENV) else {
+        return;
+    };
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"));
+    let consumer: BaseConsumer = group_config(&bootstrap.to_string_lossy(), &var(CHILD_GROUP_ENV))
+        .create()
+        .expect("child consumer");
+    consumer
+        .subscribe(&[&var(CHILD_TOPIC_ENV)])
+        .expect("subscribe");
+    let mut last = BTreeSet::new();
+    loop {
+        let now = assigned(&consumer);
+        if now != last {
+            println!("CHILD assigned {}", join_partitions(&now));
+            last = now;
+        }
+        match consumer.poll(Duration::from_millis(50)) {
+            Some(Ok(m)) => {
+                println!("CHILD rec {} {}", m.partition(), m.offset());
+                match consumer.commit_message(&m, CommitMode::Sync) {
+                    Ok(()) => println!("CHILD commit {} {}", m.partition(), m.offset()),
+                    Err(e) => println!("CHILD commitfail {} {} {e}", m.partition(), m.offset()),
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+            Some(Err(e)) => println!("CHILD error {e}"),
+            None => {}
+        }
+    }
+}
+
+fn join_partitions(set: &BTreeSet<i32>) -> String {
+    set.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+}
+
+struct ChildConsumer {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl ChildConsumer {
+    fn start(broker: &TestBroker, topic: &str, group: &str) -> ChildConsumer {
+        let exe = std::env::current_exe().expect("test binary path");
+        let mut child = Command::new(exe)
+            .args([
+                "--exact",
+                "child_consumer_process",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, "1")
+            .env(CHILD_BOOTSTRAP_ENV, broker.bootstrap())
+            .env(CHILD_TOPIC_ENV, topic)
+            .env(CHILD_GROUP_ENV, group)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child consumer");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // The harness prints "test child_consumer_process ... " without a
+                // newline, so the first report may share its line.
+                if let Some((_, rest)) = line.split_once("CHILD ") {
+                    if tx.send(rest.to_string()).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        ChildConsumer { child, lines }
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().expect("SIGKILL child consumer");
+        wait_timeout(&mut self.child, Duration::from_secs(10)).expect("child consumer reaped");
+    }
+}
+
+impl Drop for ChildConsumer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the child reported: partitions it holds, records and successful commits.
+#[derive(Default, Debug)]
+struct ChildReport {
+    assigned: BTreeSet<i32>,
+    records: Vec<Seen>,
+    committed: BTreeSet<Seen>,
+}
+
+impl ChildReport {
+    fn absorb(&mut self, line: &str) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let num = |i: usize| -> i64 { words[i].parse().expect("number") };
+        match words.first().copied() {
+            Some("assigned") => {
+                self.assigned = words
+                    .get(1)
+                    .map(|w| {
+                        w.split(',')
+                            .map(|p| p.parse().expect("partition"))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+            }
+            Some("rec") => self.records.push((num(1) as i32, num(2))),
+            Some("commit") => {
+                self.committed.insert((num(1) as i32, num(2)));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Consumes one record (if any) with `consumer`, committing it synchronously.
+fn consume_and_commit(
+    consumer: &BaseConsumer,
+    seen: &mut Vec<Seen>,
+    committed: &mut BTreeSet<Seen>,
+) {
+    if let Some(result) = consumer.poll(Duration::from_millis(20)) {
+        let m = result.expect("consumer error");
+        seen.push((m.partition(), m.offset()));
+        if consumer.commit_message(&m, CommitMode::Sync).is_ok() {
+            committed.insert((m.partition(), m.offset()));
+        }
+    }
+}
+
+#[test]
+fn member_killed_without_leave_is_replaced_within_the_session_timeout() {
+    const PARTITIONS: i32 = 4;
+    const PER_PARTITION: usize = 40;
+    let broker = TestBroker::start(&[]);
+    let topic = unique_topic("killed");
+    create_topic(&broker, &topic, PARTITIONS);
+    let group = "killed-group";
+
+    let mut child = ChildConsumer::start(&broker, &topic, group);
+    let mut report = ChildReport::default();
+    let consumer = group_consumer(&broker, group, &[]);
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    let mut seen = Vec::new();
+    let mut committed = BTreeSet::new();
+
+    // Both members hold partitions; then records arrive and the child (slow: 100 ms
+    // per record) commits a few of them before it is killed.
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        consume_and_commit(&consumer, &mut seen, &mut committed);
+        while let Ok(line) = child.lines.try_recv() {
+            report.absorb(&line);
+        }
+        if split_among_all(&[assigned(&consumer), report.assigned.clone()], PARTITIONS) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "group never split with the child: {report:?}"
+        );
+    }
+    produce_spread(&broker, &topic, PARTITIONS, PER_PARTITION);
+    while report.committed.len() < 3 {
+        consume_and_commit(&consumer, &mut seen, &mut committed);
+        while let Ok(line) = child.lines.try_recv() {
+            report.absorb(&line);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "child committed nothing: {report:?}"
+        );
+    }
+    let lost_partitions = report.assigned.clone();
+
+    child.kill9();
+    let killed_at = Instant::now();
+    while let Ok(line) = child.lines.try_recv() {
+        report.absorb(&line);
+    }
+    let bound = Duration::from_millis(SESSION_TIMEOUT_MS) + Duration::from_secs(15);
+    while assigned(&consumer).len() != PARTITIONS as usize {
+        consume_and_commit(&consumer, &mut seen, &mut committed);
+        assert!(
+            killed_at.elapsed() < bound,
+            "partitions of the killed member never taken over"
+        );
+    }
+    let takeover = killed_at.elapsed();
+    eprintln!(
+        "takeover of partitions {lost_partitions:?} {:.2} s after SIGKILL (session.timeout.ms {SESSION_TIMEOUT_MS}, heartbeat.interval.ms {HEARTBEAT_INTERVAL_MS})",
+        takeover.as_secs_f64()
+    );
+
+    // Everything gets consumed.
+    let want: BTreeSet<Seen> = (0..PARTITIONS)
+        .flat_map(|p| (0..PER_PARTITION as i64).map(move |o| (p, o)))
+        .collect();
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let have: BTreeSet<Seen> = seen.iter().chain(&report.records).copied().collect();
+        if have == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "records missing: {:?}",
+            want.difference(&have).take(5).collect::<Vec<_>>()
+        );
+        consume_and_commit(&consumer, &mut seen, &mut committed);
+    }
+    // No record whose commit was acknowledged is delivered again.
+    let mut deliveries: BTreeMap<Seen, usize> = BTreeMap::new();
+    for r in seen.iter().chain(&report.records) {
+        *deliveries.entry(*r).or_default() += 1;
+    }
+    for r in committed.iter().chain(&report.committed) {
+        assert_eq!(
+            deliveries.get(r),
+            Some(&1),
+            "record {r:?} was committed and still delivered again"
+        );
+    }
+    let duplicates: Vec<&Seen> = deliveries
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(r, _)| r)
+        .collect();
+    eprintln!("redelivered (consumed but not committed before the kill): {duplicates:?}");
+    assert!(duplicates.len() <= lost_partitions.len(), "{duplicates:?}");
+}
+
+#[test]
+fn cooperative_sticky_members_keep_their_partitions_across_joins() {
+    let broker = TestBroker::start(&[]);
+    let topic = unique_topic("coop");
+    create_topic(&broker, &topic, 4);
+    let group = "coop-group";
+    let coop = [("partition.assignment.strategy", "cooperative-sticky")];
+
+    let c1 = group_consumer(&broker, group, &coop);
+    c1.subscribe(&[&topic]).expect("subscribe");
+    poll_until(
+        &[&c1],
+        "first member to own all partitions",
+        SETTLE_TIMEOUT,
+        |a| a[0].len() == 4,
+    );
+    let c2 = group_consumer(&broker, group, &coop);
+    c2.subscribe(&[&topic]).expect("subscribe");
+    poll_until(
+        &[&c1, &c2],
+        "two cooperative members to split",
+        SETTLE_TIMEOUT,
+        |a| split_among_all(a, 4),
+    );
+    let (had1, had2) = (assigned(&c1), assigned(&c2));
+
+    let c3 = group_consumer(&broker, group, &coop);
+    c3.subscribe(&[&topic]).expect("subscribe");
+    poll_until(
+        &[&c1, &c2, &c3],
+        "three cooperative members to split",
+        SETTLE_TIMEOUT,
+        |a| split_among_all(a, 4),
+    );
+    let (now1, now2) = (assigned(&c1), assigned(&c2));
+    assert!(
+        now1.is_subset(&had1) && now2.is_subset(&had2),
+        "sticky: {had1:?}->{now1:?}, {had2:?}->{now2:?}"
+    );
+
+    let mut conn = RawConn::connect(&broker);
+    let described = raw_group::describe(&mut conn, group);
+    assert_eq!(described.group_state.as_str(), "Stable");
+    assert_eq!(described.protocol_data.as_str(), "cooperative-sticky");
+    assert_eq!(described.members.len(), 3);
+}
+
+#[test]
+fn static_member_restart_gets_its_partitions_back_without_a_rebalance() {
+    let broker = TestBroker::start(&[]);
+    let topic = unique_topic("static");
+    create_topic(&broker, &topic, 4);
+    let group = "static-group";
+
+    let a = group_consumer(&broker, group, &[("group.instance.id", "instance-a")]);
+    let b = group_consumer(&broker, group, &[("group.instance.id", "instance-b")]);
+    a.subscribe(&[&topic]).expect("subscribe");
+    b.subscribe(&[&topic]).expect("subscribe");
+    poll_until(&[&a, &b], "static members to split", SETTLE_TIMEOUT, |x| {
+        split_among_all(x, 4)
+    });
+    let (had_a, had_b) = (assigned(&a), assigned(&b));
+    let mut conn = RawConn::connect(&broker);
+    let before: BTreeSet<String> = raw_group::describe(&mut conn, group)
+        .members
+        .iter()
+        .map(|m| m.member_id.to_string())
+        .collect();
+
+    // Static members do not send LeaveGroup when closed: the group keeps "a".
+    drop(a);
+    let a2 = group_consumer(&broker, group, &[("group.instance.id", "instance-a")]);
+    a2.subscribe(&[&topic]).expect("subscribe");
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    while assigned(&a2) != had_a {
+        a2.poll(Duration::from_millis(20));
+        b.poll(Duration::from_millis(20));
+        assert_eq!(assigned(&b), had_b, "the other member was rebalanced");
+        assert!(
+            Instant::now() < deadline,
+            "restarted static member never got {had_a:?}"
+        );
+    }
+    let described = raw_group::describe(&mut conn, group);
+    assert_eq!(described.group_state.as_str(), "Stable");
+    let after: BTreeSet<String> = described
+        .members
+        .iter()
+        .map(|m| m.member_id.to_string())
+        .collect();
+    assert_eq!(after.len(), 2);
+    assert_eq!(
+        before.intersection(&after).count(),
+        1,
+        "a's member id was replaced, b's kept"
+    );
+    let instances: BTreeSet<String> = described
+        .members
+        .iter()
+        .filter_map(|m| m.group_instance_id.as_ref().map(|i| i.to_string()))
+        .collect();
+    assert_eq!(
+        instances,
+        ["instance-a".to_string(), "instance-b".to_string()].into()
+    );
+}
+
+/// The first offset a fresh consumer of `group` receives per partition.
+fn first_offsets(
+    broker: &TestBroker,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> BTreeMap<i32, i64> {
+    let consumer = group_consumer(broker, group, &[]);
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut first = BTreeMap::new();
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    while first.len() < partitions as usize {
+        if let Some(result) = consumer.poll(Duration::from_millis(50)) {
+            let m = result.expect("consumer error");
+            first.entry(m.partition()).or_insert(m.offset());
+        }
+        assert!(Instant::now() < deadline, "got only {first:?}");
+    }
+    first
+}
+
+#[test]
+fn committed_offsets_survive_sigterm_and_sigkill_restarts() {
+    let mut broker = TestBroker::start(&[]);
+    let topic = unique_topic("resume");
+    create_topic(&broker, &topic, 2);
+    produce_spread(&broker, &topic, 2, 10);
+    let group = "resume-group";
+
+    // A subscribed consumer commits explicit positions, then SIGTERM.
+    {
+        let consumer = group_consumer(&broker, group, &[]);
+        consumer.subscribe(&[&topic]).expect("subscribe");
+        poll_until(&[&consumer], "assignment", SETTLE_TIMEOUT, |a| {
+            a[0].len() == 2
+        });
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, Offset::Offset(3))
+            .expect("tpl");
+        tpl.add_partition_offset(&topic, 1, Offset::Offset(7))
+            .expect("tpl");
+        consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+    }
+    broker.restart();
+    assert_eq!(
+        first_offsets(&broker, group, &topic, 2),
+        BTreeMap::from([(0, 3), (1, 7)])
+    );
+
+    // A raw commit with metadata and leader epoch, then SIGKILL right after the answer.
+    let mut conn = RawConn::connect(&broker);
+    assert_eq!(
+        raw_group::commit(
+            &mut conn,
+            "killed-resume",
+            "",
+            -1,
+            &topic,
+            0,
+            5,
+            0,
+            "meta-0"
+        ),
+        NONE
+    );
+    assert_eq!(
+        raw_group::commit(
+            &mut conn,
+            "killed-resume",
+            "",
+            -1,
+            &topic,
+            1,
+            9,
+            0,
+            "meta-1"
+        ),
+        NONE
+    );
+    drop(conn);
+    broker.kill9();
+    broker.restart();
+    let mut conn = RawConn::connect(&broker);
+    assert_eq!(
+        raw_group::committed(&mut conn, "killed-resume", &topic, &[0, 1]),
+        vec![(5, 0, "meta-0".to_string()), (9, 0, "meta-1".to_string())]
+    );
+    // The offsets of the first group survived two restarts (the compaction included).
+    let first: Vec<i64> = raw_group::committed(&mut conn, group, &topic, &[0, 1])
+        .iter()
+        .map(|c| c.0)
+        .collect();
+    assert!(first[0] >= 3 && first[1] >= 7, "{first:?}");
+    assert_eq!(
+        first_offsets(&broker, "killed-resume", &topic, 2),
+        BTreeMap::from([(0, 5), (1, 9)])
+    );
+    assert!(broker.data_dir().join("__consumer_offsets.log").is_file());
+}
+
+#[test]
+fn commits_are_durable_with_flush_always() {
+    let mut broker = TestBroker::start(&["--set", "flush=\"always\""]);
+    let topic = unique_topic("durable");
+    create_topic(&broker, &topic, 1);
+    let mut conn = RawConn::connect(&broker);
+    for offset in 1..=20 {
+        assert_eq!(
+            raw_group::commit(&mut conn, "durable", "", -1, &topic, 0, offset, -1, ""),
+            NONE
+        );
+    }
+    drop(conn);
+    broker.kill9();
+    broker.restart();
+    let mut conn = RawConn::connect(&broker);
+    assert_eq!(
+        raw_group::committed(&mut conn, "durable", &topic, &[0]),
+        vec![(20, -1, String::new())]
+    );
+}

@@ -81,8 +81,14 @@ fn second_member_triggers_rebalance_and_both_get_the_common_protocol() {
     taken(&c.sync("g", sync_params(&a, gen1, &[(&a, "x")])));
 
     let (b, b_join) = join_new(&c, "g", &["range"]);
-    assert!(b_join.take().is_none(), "waits for the first member to rejoin");
-    assert_eq!(c.heartbeat("g", &a, None, gen1), code::REBALANCE_IN_PROGRESS);
+    assert!(
+        b_join.take().is_none(),
+        "waits for the first member to rejoin"
+    );
+    assert_eq!(
+        c.heartbeat("g", &a, None, gen1),
+        code::REBALANCE_IN_PROGRESS
+    );
     let a_join = c.join(params("g", &a, &["roundrobin", "range"]));
     let a_res = taken(&a_join);
     let b_res = taken(&b_join);
@@ -120,7 +126,10 @@ fn member_that_stops_heartbeating_is_removed_by_the_timer() {
     let started = Instant::now();
     // Session timeout 1 s; nobody heartbeats. Generous bound: only catches a hang.
     while c.state_of("g").is_some() {
-        assert!(started.elapsed() < Duration::from_secs(10), "member never expired");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "member never expired"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(started.elapsed() >= Duration::from_millis(900));
@@ -136,12 +145,24 @@ fn rebalance_timeout_completes_the_join_without_the_silent_member() {
     let (_b, b_join) = join_new(&c, "g", &["range"]);
     let started = Instant::now();
     while b_join.take().map(|r| r.error_code).is_none() {
-        assert_eq!(c.heartbeat("g", &a, None, generation), code::REBALANCE_IN_PROGRESS);
-        assert!(started.elapsed() < Duration::from_secs(10), "join never completed");
+        assert_eq!(
+            c.heartbeat("g", &a, None, generation),
+            code::REBALANCE_IN_PROGRESS
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "join never completed"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(c.heartbeat("g", &a, None, generation), code::UNKNOWN_MEMBER_ID);
-    assert_eq!(c.state_of("g"), Some((GroupState::CompletingRebalance, 2, 1)));
+    assert_eq!(
+        c.heartbeat("g", &a, None, generation),
+        code::UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        c.state_of("g"),
+        Some((GroupState::CompletingRebalance, 2, 1))
+    );
 }
 
 #[test]
@@ -154,13 +175,20 @@ fn static_member_rejoining_fences_its_old_id_without_rebalance() {
     // Static members get their id at once (no MEMBER_ID_REQUIRED).
     let a = taken(&c.join(static_params("", "a")));
     assert_eq!(a.error_code, code::NONE);
-    taken(&c.sync("g", sync_params(&a.member_id, a.generation_id, &[(&a.member_id, "pa")])));
+    taken(&c.sync(
+        "g",
+        sync_params(&a.member_id, a.generation_id, &[(&a.member_id, "pa")]),
+    ));
     let b_slot = c.join(static_params("", "b"));
     taken(&c.join(static_params(&a.member_id, "a")));
     let b = taken(&b_slot);
     let leader_sync = c.sync(
         "g",
-        sync_params(&a.member_id, b.generation_id, &[(&a.member_id, "pa"), (&b.member_id, "pb")]),
+        sync_params(
+            &a.member_id,
+            b.generation_id,
+            &[(&a.member_id, "pa"), (&b.member_id, "pb")],
+        ),
     );
     taken(&leader_sync);
     taken(&c.sync("g", sync_params(&b.member_id, b.generation_id, &[])));
@@ -172,10 +200,16 @@ fn static_member_rejoining_fences_its_old_id_without_rebalance() {
     assert_eq!(b2.generation_id, b.generation_id);
     let mut fenced = sync_params(&b.member_id, b.generation_id, &[]);
     fenced.group_instance_id = Some("b".into());
-    assert_eq!(taken(&c.sync("g", fenced)).error_code, code::FENCED_INSTANCE_ID);
+    assert_eq!(
+        taken(&c.sync("g", fenced)).error_code,
+        code::FENCED_INSTANCE_ID
+    );
     let synced = taken(&c.sync("g", sync_params(&b2.member_id, b2.generation_id, &[])));
     assert_eq!(synced.assignment, Bytes::from("pb"));
-    assert_eq!(c.state_of("g"), Some((GroupState::Stable, b.generation_id, 2)));
+    assert_eq!(
+        c.state_of("g"),
+        Some((GroupState::Stable, b.generation_id, 2))
+    );
 }
 
 #[test]
