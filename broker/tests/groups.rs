@@ -861,3 +861,519 @@ fn commits_are_durable_with_flush_always() {
         vec![(20, -1, String::new())]
     );
 }
+
+/// Runs `program args`, killing it after `timeout`; returns (success, stdout, stderr).
+fn run_bounded(program: &str, args: &[&str], timeout: Duration) -> (bool, String, String) {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out = thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut s).ok();
+        s
+    });
+    let err = thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).ok();
+        s
+    });
+    let status = wait_timeout(&mut child, timeout);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let (out, err) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    assert!(
+        status.is_some(),
+        "{program} {args:?} did not finish within {timeout:?}; stderr:\n{err}"
+    );
+    (status.is_some_and(|s| s.success()), out, err)
+}
+
+/// Whether a client tool is there; under CI (`CI` set) a missing one fails the test.
+fn tool_or_skip(present: bool, what: &str, install: &str) -> bool {
+    if present {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what} is missing and CI is set: {install}"
+    );
+    eprintln!("skipping: {what} is not installed ({install})");
+    false
+}
+
+#[test]
+fn kafka_python_consumes_with_a_group_and_commits() {
+    let has_kafka_python = Command::new("python3")
+        .args(["-c", "import kafka"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !tool_or_skip(has_kafka_python, "kafka-python", "pip install kafka-python") {
+        return;
+    }
+    let broker = TestBroker::start(&[]);
+    let topic = unique_topic("kafka-python");
+    create_topic(&broker, &topic, 2);
+    produce_spread(&broker, &topic, 2, 5);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/groups_kafka_python.py");
+    let bootstrap = broker.bootstrap();
+    let (ok, out, err) = run_bounded(
+        "python3",
+        &[script, &bootstrap, &topic, "py-group", "10"],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "kafka-python failed; stderr:\n{err}");
+    let report: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let records: BTreeSet<(i64, i64)> = report["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_i64().expect("partition"),
+                r[1].as_i64().expect("offset"),
+            )
+        })
+        .collect();
+    let want: BTreeSet<(i64, i64)> = (0..2).flat_map(|p| (0..5).map(move |o| (p, o))).collect();
+    assert_eq!(records, want);
+    assert_eq!(report["committed"], serde_json::json!({"0": 5, "1": 5}));
+    let mut conn = RawConn::connect(&broker);
+    let committed: Vec<i64> = raw_group::committed(&mut conn, "py-group", &topic, &[0, 1])
+        .iter()
+        .map(|c| c.0)
+        .collect();
+    assert_eq!(committed, vec![5, 5]);
+}
+
+#[test]
+fn kcat_consumes_with_a_group_and_commits_on_exit() {
+    const KCAT: &str = "/usr/bin/kcat";
+    if !tool_or_skip(
+        std::path::Path::new(KCAT).exists(),
+        "kcat",
+        "apt-get install -y kcat",
+    ) {
+        return;
+    }
+    let broker = TestBroker::start(&[]);
+    let topic = unique_topic("kcat-group");
+    create_topic(&broker, &topic, 2);
+    produce_spread(&broker, &topic, 2, 3);
+    let bootstrap = broker.bootstrap();
+    let (ok, out, err) = run_bounded(
+        KCAT,
+        &[
+            "-b",
+            &bootstrap,
+            "-G",
+            "kcat-group",
+            &topic,
+            "-c",
+            "6",
+            "-f",
+            "%p %o\n",
+            "-X",
+            "broker.address.family=v4",
+            "-X",
+            "auto.offset.reset=earliest",
+            "-X",
+            "session.timeout.ms=6000",
+            "-X",
+            "heartbeat.interval.ms=500",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "kcat -G failed; stderr:\n{err}");
+    let lines: BTreeSet<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        ["0 0", "0 1", "0 2", "1 0", "1 1", "1 2"].into(),
+        "stdout:\n{out}"
+    );
+    let mut conn = RawConn::connect(&broker);
+    let committed: Vec<i64> = raw_group::committed(&mut conn, "kcat-group", &topic, &[0, 1])
+        .iter()
+        .map(|c| c.0)
+        .collect();
+    assert_eq!(
+        committed,
+        vec![3, 3],
+        "kcat commits what it consumed when it closes"
+    );
+}
+
+#[test]
+fn list_describe_and_delete_groups_through_the_admin_client() {
+    let broker = TestBroker::start(&[]);
+    let topic = unique_topic("admin-groups");
+    create_topic(&broker, &topic, 2);
+    let mut conn = RawConn::connect(&broker);
+    // A group that only ever committed (assign + commit): listed as Empty.
+    assert_eq!(
+        raw_group::commit(&mut conn, "offsets-only", "", -1, &topic, 0, 1, -1, ""),
+        NONE
+    );
+
+    let consumer = group_consumer(&broker, "live-group", &[("client.id", "admin-test-client")]);
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    poll_until(&[&consumer], "assignment", SETTLE_TIMEOUT, |a| {
+        a[0].len() == 2
+    });
+
+    let list = consumer
+        .fetch_group_list(None, CLIENT_TIMEOUT)
+        .expect("list groups");
+    let names: BTreeSet<&str> = list.groups().iter().map(|g| g.name()).collect();
+    assert!(
+        names.contains("live-group") && names.contains("offsets-only"),
+        "{names:?}"
+    );
+    let described = consumer
+        .fetch_group_list(Some("live-group"), CLIENT_TIMEOUT)
+        .expect("describe");
+    let g = &described.groups()[0];
+    assert_eq!(
+        (g.state(), g.protocol_type(), g.protocol()),
+        ("Stable", "consumer", "range")
+    );
+    assert_eq!(g.members().len(), 1);
+    let m = &g.members()[0];
+    assert_eq!(m.client_id(), "admin-test-client");
+    assert!(
+        m.metadata().is_some_and(|b| !b.is_empty()),
+        "subscription metadata"
+    );
+    assert!(
+        m.assignment().is_some_and(|b| !b.is_empty()),
+        "assignment bytes"
+    );
+    assert_eq!(
+        raw_group::list(&mut conn, &["Empty"]),
+        vec![("offsets-only".to_string(), "Empty".to_string())]
+    );
+    assert_eq!(
+        raw_group::list(&mut conn, &["stable"]),
+        vec![("live-group".to_string(), "Stable".to_string())]
+    );
+
+    let admin = create_admin(&broker);
+    let results = block_on(
+        admin.delete_groups(&["live-group"], &admin_options()),
+        CLIENT_TIMEOUT * 2,
+    )
+    .expect("DeleteGroups");
+    assert!(
+        matches!(&results[0], Err((_, code)) if *code == rdkafka::types::RDKafkaErrorCode::NonEmptyGroup),
+        "{results:?}"
+    );
+    // Its committed offsets keep the group after LeaveGroup (an empty group without
+    // offsets is forgotten at once).
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Offset(0))
+        .expect("tpl");
+    consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+    drop(consumer); // LeaveGroup: the group becomes empty.
+    let results = block_on(
+        admin.delete_groups(
+            &["live-group", "offsets-only", "never-existed"],
+            &admin_options(),
+        ),
+        CLIENT_TIMEOUT * 2,
+    )
+    .expect("DeleteGroups");
+    assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+    assert!(
+        matches!(&results[2], Err((_, code)) if *code == rdkafka::types::RDKafkaErrorCode::GroupIdNotFound),
+        "{results:?}"
+    );
+    assert!(raw_group::list(&mut conn, &[]).is_empty());
+    assert_eq!(
+        raw_group::committed(&mut conn, "offsets-only", &topic, &[0]),
+        vec![(-1, -1, String::new())]
+    );
+    assert_eq!(
+        raw_group::describe(&mut conn, "live-group")
+            .group_state
+            .as_str(),
+        "Dead"
+    );
+}
+
+#[test]
+fn offset_delete_removes_offsets_of_topics_the_group_does_not_consume() {
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    use kafka_protocol::messages::OffsetDeleteRequest;
+    let broker = TestBroker::start(&[]);
+    let mut conn = RawConn::connect(&broker);
+    raw::create_topics(&mut conn, &["od-a"], 1);
+    assert_eq!(
+        raw_group::commit(&mut conn, "od", "", -1, "od-a", 0, 4, -1, ""),
+        NONE
+    );
+    let request = |group: &str| {
+        OffsetDeleteRequest::default()
+            .with_group_id(gid(group))
+            .with_topics(vec![
+                OffsetDeleteRequestTopic::default()
+                    .with_name(raw::topic_name("od-a"))
+                    .with_partitions(vec![
+                        OffsetDeleteRequestPartition::default().with_partition_index(0)
+                    ]),
+                OffsetDeleteRequestTopic::default()
+                    .with_name(raw::topic_name("no-such-topic"))
+                    .with_partitions(vec![
+                        OffsetDeleteRequestPartition::default().with_partition_index(0)
+                    ]),
+            ])
+    };
+    let resp = conn.call(&request("od"), 0);
+    assert_eq!(resp.error_code, NONE);
+    let codes: Vec<(String, i16)> = resp
+        .topics
+        .iter()
+        .map(|t| (t.name.0.to_string(), t.partitions[0].error_code))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![("no-such-topic".to_string(), 3), ("od-a".to_string(), NONE)]
+    );
+    assert_eq!(
+        raw_group::committed(&mut conn, "od", "od-a", &[0]),
+        vec![(-1, -1, String::new())]
+    );
+    assert_eq!(
+        conn.call(&request("never-existed"), 0).error_code,
+        GROUP_ID_NOT_FOUND
+    );
+}
+
+#[test]
+fn hostile_group_requests_get_kafka_errors_and_the_broker_stays_healthy() {
+    let mut broker = TestBroker::start(&[]);
+    let mut conn = RawConn::connect(&broker);
+    raw::create_topics(&mut conn, &["hostile"], 1);
+    let group = "hostile-group";
+
+    // Unknown group / member.
+    assert_eq!(
+        raw_group::heartbeat(&mut conn, "nobody-here", "m", None, 1),
+        UNKNOWN_MEMBER_ID
+    );
+    let (id, generation) = raw_group::stable_member(&mut conn, group, 10_000);
+    assert_eq!(
+        raw_group::heartbeat(&mut conn, group, "someone-else", None, generation),
+        UNKNOWN_MEMBER_ID
+    );
+    // Stale generation.
+    assert_eq!(
+        raw_group::heartbeat(&mut conn, group, &id, None, generation - 1),
+        ILLEGAL_GENERATION
+    );
+    assert_eq!(
+        raw_group::commit(
+            &mut conn,
+            group,
+            &id,
+            generation - 1,
+            "hostile",
+            0,
+            1,
+            -1,
+            ""
+        ),
+        ILLEGAL_GENERATION
+    );
+    assert_eq!(
+        raw_group::commit(&mut conn, group, "intruder", generation, "hostile", 0, 1, -1, ""),
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        raw_group::sync(&mut conn, group, &id, generation + 7, vec![]).error_code,
+        ILLEGAL_GENERATION
+    );
+    // Oversized offset metadata: per-partition error, nothing stored.
+    let big = "m".repeat(5_000);
+    assert_eq!(
+        raw_group::commit(&mut conn, group, &id, generation, "hostile", 0, 1, -1, &big),
+        OFFSET_METADATA_TOO_LARGE
+    );
+    assert_eq!(
+        raw_group::committed(&mut conn, group, "hostile", &[0])[0].0,
+        -1
+    );
+
+    // Oversized member metadata; oversized assignment from the leader.
+    let huge = bytes::Bytes::from(vec![7u8; 300 * 1024]);
+    let req = raw_group::join_request("hostile-2", "", None, 10_000, huge.clone());
+    assert_eq!(conn.call(&req, JOIN_VERSION).error_code, INVALID_REQUEST);
+    let first = raw_group::join(&mut conn, "hostile-2", "", None, 10_000);
+    let joined = raw_group::join(&mut conn, "hostile-2", &first.member_id, None, 10_000);
+    let m = joined.member_id.to_string();
+    let synced = raw_group::sync(
+        &mut conn,
+        "hostile-2",
+        &m,
+        joined.generation_id,
+        vec![(m.clone(), huge)],
+    );
+    assert_eq!(synced.error_code, INVALID_REQUEST);
+
+    // Bad group ids and session timeouts.
+    let long_id = "g".repeat(300);
+    assert_eq!(
+        raw_group::join(&mut conn, &long_id, "", None, 10_000).error_code,
+        INVALID_GROUP_ID
+    );
+    assert_eq!(
+        raw_group::join(&mut conn, "", "", None, 10_000).error_code,
+        INVALID_GROUP_ID
+    );
+    assert_eq!(
+        raw_group::join(&mut conn, "short-session", "", None, 10).error_code,
+        INVALID_SESSION_TIMEOUT
+    );
+
+    // Static membership: a second join with the same instance id fences the first id.
+    let first = raw_group::join(&mut conn, "fenced", "", Some("instance-1"), 10_000);
+    assert_eq!(first.error_code, NONE);
+    let s1 = raw_group::sync(
+        &mut conn,
+        "fenced",
+        &first.member_id,
+        first.generation_id,
+        vec![],
+    );
+    assert_eq!(s1.error_code, NONE);
+    let second = raw_group::join(&mut conn, "fenced", "", Some("instance-1"), 10_000);
+    assert_ne!(second.member_id, first.member_id);
+    assert_eq!(
+        raw_group::heartbeat(
+            &mut conn,
+            "fenced",
+            &first.member_id,
+            Some("instance-1"),
+            first.generation_id
+        ),
+        FENCED_INSTANCE_ID
+    );
+
+    // DeleteGroups on a live group; LeaveGroup of an unknown member.
+    use kafka_protocol::messages::DeleteGroupsRequest;
+    let del = conn.call(
+        &DeleteGroupsRequest::default().with_groups_names(vec![gid(group)]),
+        2,
+    );
+    assert_eq!(del.results[0].error_code, NON_EMPTY_GROUP);
+    let left = raw_group::leave(&mut conn, group, "not-a-member");
+    assert_eq!(left.members[0].error_code, UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        raw_group::leave(&mut conn, group, &id).members[0].error_code,
+        NONE
+    );
+    assert_eq!(
+        raw_group::heartbeat(&mut conn, group, &id, None, generation),
+        UNKNOWN_MEMBER_ID
+    );
+    raw::assert_broker_healthy(&mut broker);
+}
+
+#[test]
+fn thousands_of_joins_from_one_client_stay_bounded_and_expire() {
+    const JOINS: usize = 5_000;
+    let mut broker = TestBroker::start(&[]);
+    let mut conn = RawConn::connect(&broker);
+    let rss_before_kib = broker.rss_kib();
+    let mut codes: BTreeMap<i16, usize> = BTreeMap::new();
+    // One group: member ids handed out until the group is full.
+    for _ in 0..JOINS {
+        *codes
+            .entry(raw_group::join(&mut conn, "flood", "", None, 1_000).error_code)
+            .or_default() += 1;
+    }
+    assert_eq!(codes.get(&MEMBER_ID_REQUIRED), Some(&1_000), "{codes:?}");
+    assert_eq!(
+        codes.get(&GROUP_MAX_SIZE_REACHED),
+        Some(&(JOINS - 1_000)),
+        "{codes:?}"
+    );
+    // Many groups, each with one handed-out id and big member metadata.
+    let metadata = bytes::Bytes::from(vec![1u8; 64 * 1024]);
+    for i in 0..JOINS {
+        let req = raw_group::join_request(&format!("flood-{i}"), "", None, 1_000, metadata.clone());
+        assert_eq!(conn.call(&req, JOIN_VERSION).error_code, MEMBER_ID_REQUIRED);
+    }
+    let rss_after_kib = broker.rss_kib();
+    eprintln!(
+        "RSS {rss_before_kib} KiB before, {rss_after_kib} KiB after {} joins",
+        2 * JOINS
+    );
+    assert!(
+        rss_after_kib < rss_before_kib + 64 * 1024,
+        "RSS grew from {rss_before_kib} KiB to {rss_after_kib} KiB"
+    );
+    // Handed-out ids that are never used expire with their session (1 s), and the
+    // groups with them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !raw_group::list(&mut conn, &[]).is_empty() {
+        assert!(Instant::now() < deadline, "flood groups never expired");
+        thread::sleep(Duration::from_millis(100));
+    }
+    raw::assert_broker_healthy(&mut broker);
+}
+
+#[test]
+fn three_consumer_rebalance_time_from_join_to_first_record_is_reported() {
+    let broker = TestBroker::start(&[]);
+    let topic = unique_topic("timing");
+    create_topic(&broker, &topic, 3);
+    produce_spread(&broker, &topic, 3, 5);
+    let started = Instant::now();
+    let consumers: Vec<BaseConsumer> = (0..3)
+        .map(|_| group_consumer(&broker, "timing-group", &[]))
+        .collect();
+    for c in &consumers {
+        c.subscribe(&[&topic]).expect("subscribe");
+    }
+    let mut first_record: Vec<Option<Duration>> = vec![None; 3];
+    let mut all_split: Option<Duration> = None;
+    let deadline = started + SETTLE_TIMEOUT;
+    while first_record.iter().any(Option::is_none) || all_split.is_none() {
+        for (i, c) in consumers.iter().enumerate() {
+            if let Some(Ok(_)) = c.poll(Duration::from_millis(5)) {
+                first_record[i].get_or_insert(started.elapsed());
+            }
+        }
+        let a: Vec<BTreeSet<i32>> = consumers.iter().map(assigned).collect();
+        if all_split.is_none() && split_among_all(&a, 3) {
+            all_split = Some(started.elapsed());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no settled group: {first_record:?}"
+        );
+    }
+    let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1e3);
+    eprintln!(
+        "rebalance with three consumers: subscribe -> first records {} / {} / {}, each owning one partition after {} \
+         (session.timeout.ms {SESSION_TIMEOUT_MS}, heartbeat.interval.ms {HEARTBEAT_INTERVAL_MS}, max.poll.interval.ms 300000 = rebalance timeout)",
+        ms(first_record[0].unwrap_or_default()),
+        ms(first_record[1].unwrap_or_default()),
+        ms(first_record[2].unwrap_or_default()),
+        ms(all_split.unwrap_or_default()),
+    );
+}

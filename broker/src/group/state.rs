@@ -362,7 +362,9 @@ impl Group {
     }
 
     /// A static member came back (restart) with a new member id: the old id is fenced.
-    /// In a stable group with unchanged protocols this needs no rebalance.
+    /// In a stable group with unchanged protocols this needs no rebalance; a returning
+    /// leader gets the member list with `skip_assignment` (v9+; older clients compute an
+    /// assignment whose SyncGroup, in a Stable group, returns the stored one).
     fn replace_static_member(
         &mut self,
         old_id: &str,
@@ -397,7 +399,7 @@ impl Group {
         }
         self.members.insert(new_id.clone(), member);
         match self.state {
-            GroupState::Stable if unchanged && !was_leader => {
+            GroupState::Stable if unchanged => {
                 tracing::info!(group = %self.id, member = %new_id, "static member rejoined without a rebalance");
                 Slot::filled(self.current_join_result(&new_id, was_leader))
             }
