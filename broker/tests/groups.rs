@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use common::raw::{self, RawConn};
 use common::rdkafka_util::{
-    admin_options, block_on, consumer_config, create_admin, create_producer, create_topic,
-    produce_ok, producer_config, TestRecord, CLIENT_TIMEOUT,
+    admin_options, block_on, create_admin, create_producer, create_topic, produce_ok,
+    producer_config, TestRecord, CLIENT_TIMEOUT,
 };
 use common::{unique_topic, wait_timeout, TestBroker};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -1375,5 +1375,40 @@ fn three_consumer_rebalance_time_from_join_to_first_record_is_reported() {
         ms(first_record[1].unwrap_or_default()),
         ms(first_record[2].unwrap_or_default()),
         ms(all_split.unwrap_or_default()),
+    );
+}
+
+#[test]
+fn a_joining_member_waits_parked_until_the_existing_member_rejoins() {
+    use kafka_protocol::messages::JoinGroupRequest;
+    let broker = TestBroker::start(&[]);
+    let mut first = RawConn::connect(&broker);
+    let mut second = RawConn::connect(&broker);
+    let (id1, generation) = raw_group::stable_member(&mut first, "parked", 10_000);
+
+    let id2 = raw_group::join(&mut second, "parked", "", None, 10_000).member_id;
+    let req = raw_group::join_request(
+        "parked",
+        &id2,
+        None,
+        10_000,
+        bytes::Bytes::from_static(b"m"),
+    );
+    let pending = second.send_request(&req, JOIN_VERSION);
+    assert_eq!(
+        raw_group::heartbeat(&mut first, "parked", &id1, None, generation),
+        REBALANCE_IN_PROGRESS
+    );
+    let rejoined = raw_group::join(&mut first, "parked", &id1, None, 10_000);
+    assert_eq!(rejoined.error_code, NONE);
+    assert_eq!(rejoined.generation_id, generation + 1);
+    assert_eq!(rejoined.leader.as_str(), id1);
+    assert_eq!(rejoined.members.len(), 2);
+    let joined = second.read_response::<JoinGroupRequest>(JOIN_VERSION, pending);
+    assert_eq!(joined.error_code, NONE);
+    assert_eq!(joined.generation_id, generation + 1);
+    assert!(
+        joined.members.is_empty(),
+        "only the leader gets the members"
     );
 }

@@ -313,7 +313,7 @@ impl Broker {
     ) -> OffsetCommitResponse {
         let timestamp_ms = now_ms();
         // Per partition: the error found while validating, or None when it is committed.
-        let mut verdicts: Vec<(String, Vec<(i32, Option<i16>)>)> = Vec::new();
+        let mut verdicts: Vec<(String, Vec<PartitionVerdict>)> = Vec::new();
         let mut commits: Vec<(PartitionKey, Committed)> = Vec::new();
         for t in &req.topics {
             let topic = t.name.0.to_string();
@@ -635,12 +635,17 @@ fn committed_fields(c: Option<Committed>) -> (i64, i32, String) {
     }
 }
 
+/// A partition of an OffsetCommit and the error found while validating it (`None`:
+/// it is committed, and gets the commit's outcome).
+type PartitionVerdict = (i32, Option<i16>);
+/// A partition and what is committed for it.
+type PartitionCommitted = (i32, Option<Committed>);
+
 /// Partitions grouped by topic, topics in first-seen order.
 fn by_topic(
     found: Vec<(PartitionKey, Option<Committed>)>,
-) -> Vec<(String, Vec<(i32, Option<Committed>)>)> {
-    let mut out: indexmap::IndexMap<String, Vec<(i32, Option<Committed>)>> =
-        indexmap::IndexMap::new();
+) -> Vec<(String, Vec<PartitionCommitted>)> {
+    let mut out: indexmap::IndexMap<String, Vec<PartitionCommitted>> = indexmap::IndexMap::new();
     for ((topic, p), c) in found {
         out.entry(topic).or_default().push((p, c));
     }
