@@ -197,6 +197,36 @@ fn every_workload_against_the_broker() {
 }
 
 #[test]
+fn produce_errors_are_counted_and_fail_the_run() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("summary.json");
+    // Above the broker's default max_message_bytes (8 MiB): every Produce is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["produce", "--bootstrap", &broker.addr, "--topic", "big"])
+        .args([
+            "--size",
+            "9000000",
+            "--duration-s",
+            "0.5",
+            "--warmup-s",
+            "0",
+        ])
+        .args(["--no-progress", "--json", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(s["errors"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["count"], 0, "{s}");
+}
+
+#[test]
 fn fetch_twice_from_the_same_topic_verifies_only_the_new_backlog() {
     let broker = Broker::start();
     let b = broker.addr.as_str();
