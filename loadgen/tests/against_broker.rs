@@ -126,6 +126,17 @@ fn every_workload_against_the_broker() {
     assert_clean(&s);
     assert_eq!(s["schedule"]["kind"], "closed");
 
+    let mut args = vec!["produce", "--bootstrap", b, "--topic", "batched"];
+    args.extend(["--batch", "10", "--inflight", "4", "--size", "100"]);
+    args.extend(common);
+    let s = loadgen(&args);
+    assert_clean(&s);
+    let per_request = s["bytes_per_s"].as_f64().unwrap() / s["rate_per_s"].as_f64().unwrap();
+    assert!(
+        (per_request - 1000.0).abs() < 1.0,
+        "10 records of 100 bytes: {s}"
+    );
+
     let mut args = vec![
         "produce",
         "--bootstrap",
