@@ -276,7 +276,7 @@ impl Config {
         if self.max_frame_bytes < 1024 || self.max_frame_bytes > i32::MAX as usize {
             return bad("max_frame_bytes", "must be between 1024 and 2^31-1");
         }
-        if self.max_message_bytes == 0 || self.max_message_bytes > self.max_frame_bytes {
+        if self.max_message_bytes == 0 {
             return bad(
                 "max_message_bytes",
                 "must be positive and at most max_frame_bytes",

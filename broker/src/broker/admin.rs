@@ -45,8 +45,10 @@ impl Broker {
     pub(super) fn list_offsets(
         &self,
         req: ListOffsetsRequest,
-        _version: i16,
+        version: i16,
     ) -> ListOffsetsResponse {
+        // The leader epoch exists from v4 on; earlier versions must leave it unset.
+        let leader_epoch = if version >= 4 { 0 } else { -1 };
         let topics = req
             .topics
             .into_iter()
@@ -59,7 +61,7 @@ impl Broker {
                             .with_partition_index(p.partition_index)
                             .with_timestamp(-1)
                             .with_offset(-1)
-                            .with_leader_epoch(0);
+                            .with_leader_epoch(leader_epoch);
                         let Some(part) = self.storage.partition(&t.name.0, p.partition_index)
                         else {
                             return resp.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);
@@ -88,8 +90,10 @@ impl Broker {
     pub(super) fn create_topics(
         &self,
         req: CreateTopicsRequest,
-        _version: i16,
+        version: i16,
     ) -> CreateTopicsResponse {
+        // Configs are reported from v5 on.
+        const CONFIGS_IN_RESPONSE_VERSION: i16 = 5;
         let mut seen = HashSet::new();
         let duplicates: HashSet<String> = req
             .topics
@@ -187,7 +191,7 @@ impl Broker {
                     .with_topic_id(info.id)
                     .with_num_partitions(info.partitions)
                     .with_replication_factor(1)
-                    .with_configs(Some(configs))
+                    .with_configs((version >= CONFIGS_IN_RESPONSE_VERSION).then_some(configs))
             })
             .collect();
         CreateTopicsResponse::default().with_topics(results)

@@ -44,18 +44,18 @@ impl Broker {
         parked: ParkedFetch,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, FrameError> {
-        let mut parked = Box::new(parked);
+        let mut parked = parked;
         if self.resume_fetch(&mut parked, out, false)? {
             Ok(Outcome::Responded)
         } else {
-            Ok(Outcome::Park(parked))
+            Ok(Outcome::Park(Box::new(super::Parked::Fetch(parked))))
         }
     }
 
     /// Re-examines a fetch. Answers it (appending the response to `out`, returning true)
     /// when `min_bytes` are available, when its deadline has passed, on an error, or when
     /// `force` (shutdown). Otherwise returns false and appends nothing.
-    pub fn resume_fetch(
+    pub(super) fn resume_fetch(
         &self,
         parked: &mut ParkedFetch,
         out: &mut Vec<u8>,
@@ -84,10 +84,12 @@ impl Broker {
             return (resp, 0, true);
         }
         for t in &req.topics {
-            let name = if version >= FETCH_TOPIC_ID_VERSION {
-                self.storage.topic_by_id(t.topic_id).map(|info| info.name)
+            let by_id;
+            let name: Option<&str> = if version >= FETCH_TOPIC_ID_VERSION {
+                by_id = self.storage.topic_by_id(t.topic_id).map(|info| info.name);
+                by_id.as_deref()
             } else {
-                Some(t.topic.0.to_string())
+                Some(&t.topic.0)
             };
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for p in &t.partitions {
@@ -101,9 +103,7 @@ impl Broker {
                 if req.isolation_level == 1 {
                     data.aborted_transactions = Some(Vec::new());
                 }
-                let partition = name
-                    .as_deref()
-                    .and_then(|n| self.storage.partition(n, p.partition));
+                let partition = name.and_then(|n| self.storage.partition(n, p.partition));
                 let Some(partition) = partition else {
                     any_error = true;
                     let missing = if version >= FETCH_TOPIC_ID_VERSION && name.is_none() {

@@ -3,7 +3,9 @@
 //! Knows storage and the protocol, not sockets: the data plane (`net`) hands each
 //! request frame to [`Broker::handle`] and writes whatever it appended to `out`. A
 //! Fetch that has to wait for data comes back as [`Outcome::Park`]; the data plane keeps
-//! it and calls [`Broker::resume_fetch`] when data arrives or the wait is over.
+//! it and calls [`Broker::resume`] when woken (see [`Broker::wake_parked`]) or when the
+//! request's deadline passes. Any request that must wait for an event (a Fetch for data,
+//! later a JoinGroup for its rebalance) is a [`Parked`] variant.
 
 mod admin;
 mod fetch;
@@ -23,6 +25,21 @@ use kafka_protocol::protocol::StrBytes;
 use tracing::{debug, warn};
 
 pub use fetch::ParkedFetch;
+
+/// A request waiting for an event; answered by [`Broker::resume`].
+#[derive(Debug)]
+pub enum Parked {
+    Fetch(ParkedFetch),
+}
+
+impl Parked {
+    /// When the request is answered whatever happens.
+    pub fn deadline(&self) -> Instant {
+        match self {
+            Parked::Fetch(f) => f.deadline,
+        }
+    }
+}
 
 use crate::config::EffectiveConfig;
 use crate::protocol::request::{self, DecodeError, Request};
@@ -61,7 +78,7 @@ pub enum Outcome {
     /// No response is due (Produce with acks=0).
     NoResponse,
     /// A Fetch waits for data; nothing was appended yet.
-    Park(Box<ParkedFetch>),
+    Park(Box<Parked>),
 }
 
 /// A request the connection cannot survive: the data plane closes it.
@@ -73,8 +90,8 @@ pub enum FrameError {
     Encode(String),
 }
 
-/// Called after data was appended, so waiting fetches can be re-examined.
-pub type DataListener = Box<dyn Fn() + Send + Sync>;
+/// Called when parked requests may be answerable (data appended, group state changed).
+pub type WakeListener = Box<dyn Fn() + Send + Sync>;
 
 /// The broker: configuration, storage and the little state the handlers share.
 pub struct Broker {
@@ -83,7 +100,7 @@ pub struct Broker {
     /// Host and port that Metadata reports.
     advertised: (String, i32),
     next_producer_id: AtomicI64,
-    data_listener: OnceLock<DataListener>,
+    wake_listener: OnceLock<WakeListener>,
     pub started_at: Instant,
 }
 
@@ -125,21 +142,36 @@ impl Broker {
             storage,
             advertised: (advertised.0, i32::from(advertised.1)),
             next_producer_id: AtomicI64::new(pid_start),
-            data_listener: OnceLock::new(),
+            wake_listener: OnceLock::new(),
             started_at: Instant::now(),
         }
     }
 
-    /// Registers the function called after appends (set once, by the data plane).
-    pub fn set_data_listener(&self, listener: DataListener) {
-        if self.data_listener.set(listener).is_err() {
-            warn!("data listener already set; keeping the first");
+    /// Registers the function that wakes the data plane's parked requests (set once).
+    pub fn set_wake_listener(&self, listener: WakeListener) {
+        if self.wake_listener.set(listener).is_err() {
+            warn!("wake listener already set; keeping the first");
         }
     }
 
-    fn data_arrived(&self) {
-        if let Some(listener) = self.data_listener.get() {
+    /// Tells the data plane that parked requests may now be answerable.
+    pub fn wake_parked(&self) {
+        if let Some(listener) = self.wake_listener.get() {
             listener();
+        }
+    }
+
+    /// Re-examines a parked request. Answers it (appending the response to `out`,
+    /// returning true) when its event happened, its deadline passed, or on `force`
+    /// (shutdown); otherwise appends nothing and returns false.
+    pub fn resume(
+        &self,
+        parked: &mut Parked,
+        out: &mut Vec<u8>,
+        force: bool,
+    ) -> Result<bool, FrameError> {
+        match parked {
+            Parked::Fetch(f) => self.resume_fetch(f, out, force),
         }
     }
 

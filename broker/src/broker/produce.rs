@@ -19,7 +19,9 @@ impl Broker {
         let mut responses = Vec::with_capacity(req.topic_data.len());
         for topic in req.topic_data {
             let name: &str = &topic.name.0;
-            let found = self.topic_for_request(name, allow_create);
+            // The common case (topic exists) costs map lookups only; the topic-level
+            // diagnosis (invalid name, unknown, auto-create) runs once, when needed.
+            let mut topic_error: Option<i16> = None;
             let mut partitions = Vec::with_capacity(topic.partition_data.len());
             for pd in topic.partition_data {
                 let resp = PartitionProduceResponse::default()
@@ -27,13 +29,17 @@ impl Broker {
                     .with_base_offset(-1)
                     .with_log_append_time_ms(-1)
                     .with_log_start_offset(-1);
-                let partition = match &found {
-                    Err(code) => {
-                        partitions.push(resp.with_error_code(*code));
-                        continue;
+                let mut partition = self.storage.partition(name, pd.index);
+                if partition.is_none() && topic_error.is_none() {
+                    match self.topic_for_request(name, allow_create) {
+                        Ok(_) => partition = self.storage.partition(name, pd.index),
+                        Err(code) => topic_error = Some(code),
                     }
-                    Ok(_) => self.storage.partition(name, pd.index),
-                };
+                }
+                if let Some(code) = topic_error {
+                    partitions.push(resp.with_error_code(code));
+                    continue;
+                }
                 let Some(partition) = partition else {
                     partitions.push(resp.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
                     continue;
@@ -73,7 +79,7 @@ impl Broker {
             );
         }
         if appended_any {
-            self.data_arrived();
+            self.wake_parked();
         }
         if req.acks == ACKS_NONE {
             return None;

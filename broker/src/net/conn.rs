@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use bytes::{BufMut, BytesMut};
 
 use super::{READ_BUDGET_BYTES, WRITE_BACKLOG_LIMIT_BYTES};
-use crate::broker::{Broker, FrameError, Outcome, ParkedFetch};
+use crate::broker::{Broker, FrameError, Outcome, Parked};
 
 /// Bytes of spare room guaranteed before each read.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -37,8 +37,8 @@ pub(crate) struct Conn {
     /// Encoded responses; `wbuf[wpos..]` is still to be written.
     wbuf: Vec<u8>,
     wpos: usize,
-    /// A Fetch waiting for data; while set, later requests wait in `rbuf`.
-    pub parked: Option<Box<ParkedFetch>>,
+    /// A request waiting for an event; while set, later requests wait in `rbuf`.
+    pub parked: Option<Box<Parked>>,
     max_frame_bytes: usize,
 }
 
@@ -83,6 +83,7 @@ impl Conn {
         while read_bytes < READ_BUDGET_BYTES {
             self.rbuf.reserve(READ_CHUNK_BYTES);
             let spare = self.rbuf.spare_capacity_mut();
+            let spare_bytes = spare.len();
             // SAFETY: `spare` is writable memory owned by `rbuf` of `spare.len()` bytes;
             // recv writes at most that many bytes and returns how many it wrote.
             let n = unsafe {
@@ -99,6 +100,12 @@ impl Conn {
                     // SAFETY: recv initialized exactly `n` bytes of the spare capacity.
                     unsafe { self.rbuf.advance_mut(n as usize) };
                     read_bytes += n as usize;
+                    if (n as usize) < spare_bytes {
+                        // A short read means the socket is drained for now; the
+                        // level-triggered loop reports it again when more arrives. This
+                        // saves the recv that would only say EAGAIN, one syscall a request.
+                        return Ok(());
+                    }
                 }
                 _ => {
                     let e = io::Error::last_os_error();
@@ -147,12 +154,12 @@ impl Conn {
         Ok(false)
     }
 
-    /// Re-examines the parked fetch. Returns true when it was answered.
+    /// Re-examines the parked request. Returns true when it was answered.
     pub fn resume(&mut self, broker: &Broker, force: bool) -> Result<bool, CloseReason> {
-        let Some(fetch) = self.parked.as_mut() else {
+        let Some(parked) = self.parked.as_mut() else {
             return Ok(false);
         };
-        if broker.resume_fetch(fetch, &mut self.wbuf, force)? {
+        if broker.resume(parked, &mut self.wbuf, force)? {
             self.parked = None;
             return Ok(true);
         }

@@ -151,7 +151,7 @@ impl Worker {
             .iter()
             .flatten()
             .filter_map(|c| c.parked.as_ref())
-            .map(|f| f.deadline.saturating_duration_since(now).as_millis() as u64 + 1)
+            .map(|p| p.deadline().saturating_duration_since(now).as_millis() as u64 + 1)
             .fold(self.loop_timeout_ms, u64::min)
     }
 
@@ -219,10 +219,10 @@ impl Worker {
         };
         loop {
             if conn.process(&self.broker)? {
-                self.shared.parked_fetches.fetch_add(1, Ordering::AcqRel);
+                self.shared.parked_requests.fetch_add(1, Ordering::AcqRel);
                 // Data may have arrived between the first look and the parking.
                 if conn.resume(&self.broker, false)? {
-                    self.shared.parked_fetches.fetch_sub(1, Ordering::AcqRel);
+                    self.shared.parked_requests.fetch_sub(1, Ordering::AcqRel);
                 }
             }
             conn.write_pending()?;
@@ -256,7 +256,7 @@ impl Worker {
             };
             let result = answered.and_then(|answered| {
                 if answered {
-                    self.shared.parked_fetches.fetch_sub(1, Ordering::AcqRel);
+                    self.shared.parked_requests.fetch_sub(1, Ordering::AcqRel);
                     self.service(idx)
                 } else {
                     Ok(())
@@ -275,7 +275,7 @@ impl Worker {
                 other => info!(reason = %other, "closing connection"),
             }
             if conn.parked.is_some() {
-                self.shared.parked_fetches.fetch_sub(1, Ordering::AcqRel);
+                self.shared.parked_requests.fetch_sub(1, Ordering::AcqRel);
             }
             let _ = self.epoll.delete(conn.stream.as_fd());
             self.registered[idx] = EpollFlags::empty();

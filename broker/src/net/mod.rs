@@ -37,8 +37,8 @@ pub(crate) struct WorkerShared {
     wake: EventFd,
     /// Sockets accepted for this worker, not yet registered.
     inbox: Mutex<Vec<std::net::TcpStream>>,
-    /// Fetches parked on this worker; data arrival wakes only workers that have some.
-    parked_fetches: AtomicUsize,
+    /// Requests parked on this worker; a wake-up goes only to workers that have some.
+    parked_requests: AtomicUsize,
     shutdown: Arc<AtomicBool>,
 }
 
@@ -47,7 +47,7 @@ impl WorkerShared {
         Ok(WorkerShared {
             wake: EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?,
             inbox: Mutex::new(Vec::new()),
-            parked_fetches: AtomicUsize::new(0),
+            parked_requests: AtomicUsize::new(0),
             shutdown,
         })
     }
@@ -79,9 +79,9 @@ impl Server {
             .collect::<io::Result<_>>()?;
 
         let listeners = workers.clone();
-        broker.set_data_listener(Box::new(move || {
+        broker.set_wake_listener(Box::new(move || {
             for w in &listeners {
-                if w.parked_fetches.load(Ordering::Acquire) > 0 {
+                if w.parked_requests.load(Ordering::Acquire) > 0 {
                     w.wake();
                 }
             }

@@ -1,5 +1,8 @@
-//! Topics: persisted metadata (`<data_dir>/<topic>.topic.json`), partition
-//! directories (`<data_dir>/<topic>-<partition>/`) and the in-memory map of them.
+//! Topics: partition directories (`<data_dir>/<topic>-<partition>/`), persisted
+//! metadata inside partition 0's directory (`<data_dir>/<topic>-0/topic.json`), and the
+//! in-memory map of them. The metadata lives inside a partition directory because a
+//! legal 249-character topic name plus any suffix would exceed the 255-byte file name
+//! limit; `<topic>-<partition>` is exactly what Kafka's 249 limit was chosen for.
 
 use std::collections::HashMap;
 use std::fs;
@@ -16,7 +19,9 @@ use super::{validate_topic_name, Partition, StorageConfig, StorageError, TopicCo
 /// Kafka brokers have no hard limit; we bound it so one request cannot create
 /// millions of directories.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
-const TOPIC_META_SUFFIX: &str = ".topic.json";
+const TOPIC_META_FILE: &str = "topic.json";
+/// The partition whose directory holds the topic metadata.
+const META_PARTITION_SUFFIX: &str = "-0";
 const TMP_SUFFIX: &str = ".tmp";
 /// Bumped when the metadata file changes incompatibly.
 const TOPIC_META_FORMAT_VERSION: u32 = 1;
@@ -99,15 +104,18 @@ pub(crate) struct TopicStore {
 }
 
 fn meta_path(data_dir: &Path, name: &str) -> PathBuf {
-    data_dir.join(format!("{name}{TOPIC_META_SUFFIX}"))
+    partition_dir(data_dir, name, 0).join(TOPIC_META_FILE)
 }
 
 fn partition_dir(data_dir: &Path, name: &str, partition: i32) -> PathBuf {
     data_dir.join(format!("{name}-{partition}"))
 }
 
-/// write temp + fsync + rename + fsync dir: a reader sees the old or the new file.
-fn write_meta(data_dir: &Path, info: &TopicInfo) -> Result<(), StorageError> {
+/// write temp (+ fsync) + rename (+ fsync dir): a reader sees the old or the new file.
+/// The fsyncs are skipped under `FlushPolicy::Never`, whose promise is surviving a
+/// process crash (the rename alone gives that), not a machine crash: they are most of
+/// the cost of creating a topic.
+fn write_meta(data_dir: &Path, info: &TopicInfo, durable: bool) -> Result<(), StorageError> {
     let meta = TopicMeta {
         format_version: TOPIC_META_FORMAT_VERSION,
         name: info.name.clone(),
@@ -117,14 +125,19 @@ fn write_meta(data_dir: &Path, info: &TopicInfo) -> Result<(), StorageError> {
     };
     let json = serde_json::to_vec_pretty(&meta).map_err(std::io::Error::other)?;
     let path = meta_path(data_dir, &info.name);
-    let tmp = data_dir.join(format!("{}{TOPIC_META_SUFFIX}{TMP_SUFFIX}", info.name));
+    let dir = partition_dir(data_dir, &info.name, 0);
+    let tmp = dir.join(format!("{TOPIC_META_FILE}{TMP_SUFFIX}"));
     {
         let mut file = fs::File::create(&tmp)?;
         file.write_all(&json)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
     }
     fs::rename(&tmp, &path)?;
-    sync_dir(data_dir)?;
+    if durable {
+        sync_dir(&dir)?;
+    }
     Ok(())
 }
 
@@ -189,16 +202,21 @@ impl TopicStore {
             let Some(file_name) = file_name.to_str() else {
                 continue;
             };
-            if file_name.ends_with(TMP_SUFFIX) {
-                // A metadata write that did not reach its rename.
-                tracing::warn!(file = %entry.path().display(), "removing unfinished metadata file");
-                fs::remove_file(entry.path())?;
-                continue;
-            }
-            let Some(name) = file_name.strip_suffix(TOPIC_META_SUFFIX) else {
+            let Some(name) = file_name.strip_suffix(META_PARTITION_SUFFIX) else {
                 continue;
             };
-            let info = read_meta(&entry.path(), name)?;
+            let tmp = entry.path().join(format!("{TOPIC_META_FILE}{TMP_SUFFIX}"));
+            if tmp.exists() {
+                // A metadata write that did not reach its rename.
+                tracing::warn!(file = %tmp.display(), "removing unfinished metadata file");
+                fs::remove_file(&tmp)?;
+            }
+            let meta = entry.path().join(TOPIC_META_FILE);
+            if !meta.is_file() {
+                // Partition 0 of a topic being created or deleted when the broker stopped.
+                continue;
+            }
+            let info = read_meta(&meta, name)?;
             let mut partitions = Vec::with_capacity(info.partitions as usize);
             for p in 0..info.partitions {
                 let log =
@@ -209,6 +227,10 @@ impl TopicStore {
             store.map.insert(Arc::new(Topic { info, partitions }));
         }
         Ok(store)
+    }
+
+    fn durable_metadata(&self) -> bool {
+        self.cfg.flush != super::FlushPolicy::Never
     }
 
     fn admin_lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -262,7 +284,7 @@ impl TopicStore {
         };
         let created = self.create_partition_dirs(name, 0..partitions)?;
         // The metadata file is written last: it is what makes the topic exist on restart.
-        if let Err(e) = write_meta(&self.cfg.data_dir, &info) {
+        if let Err(e) = write_meta(&self.cfg.data_dir, &info, self.durable_metadata()) {
             for partition in &created {
                 let _ = fs::remove_dir_all(partition.log.dir());
             }
@@ -285,7 +307,9 @@ impl TopicStore {
         // Metadata first: a crash mid-delete leaves orphan directories (removed when
         // the name is created again), never a half-deleted topic that comes back.
         fs::remove_file(meta_path(&self.cfg.data_dir, name))?;
-        sync_dir(&self.cfg.data_dir)?;
+        if self.durable_metadata() {
+            sync_dir(&partition_dir(&self.cfg.data_dir, name, 0))?;
+        }
         let mut first_error = None;
         for partition in &topic.partitions {
             partition.log.mark_deleted();
@@ -320,7 +344,7 @@ impl TopicStore {
             partitions: total_partitions,
             ..topic.info.clone()
         };
-        if let Err(e) = write_meta(&self.cfg.data_dir, &info) {
+        if let Err(e) = write_meta(&self.cfg.data_dir, &info, self.durable_metadata()) {
             for partition in &created {
                 let _ = fs::remove_dir_all(partition.log.dir());
             }

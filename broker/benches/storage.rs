@@ -1,0 +1,90 @@
+//! Storage micro benchmarks: the cost of appending a 1 KiB batch (the "log append"
+//! row of the release table) and of creating a topic (the target is ≤ 5 ms; StrikeMQ
+//! v0.1.5 takes over a second because it maps and populates 1 GiB per topic).
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use indexmap::IndexMap;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use strikemq::storage::{FlushPolicy, Storage, StorageConfig, TopicConfig};
+
+const RECORD_VALUE_BYTES: usize = 1024;
+
+fn one_record_batch(value_bytes: usize) -> Vec<u8> {
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1_700_000_000_000,
+        key: None,
+        value: Some(Bytes::from(vec![b'x'; value_bytes])),
+        headers: IndexMap::new(),
+    };
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &[record], &options).expect("encode batch");
+    buf.to_vec()
+}
+
+fn config(dir: &std::path::Path, segment_bytes: u64) -> StorageConfig {
+    StorageConfig {
+        data_dir: dir.to_path_buf(),
+        segment_bytes,
+        index_interval_bytes: 4096,
+        flush: FlushPolicy::Never,
+        segment_prefault_bytes: 0,
+        segment_hugepages: false,
+        max_batch_bytes: 8 << 20,
+    }
+}
+
+fn log_append(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Small segments so rolls happen inside the measurement, as in a long run.
+    let storage = Storage::open(config(dir.path(), 64 << 20)).expect("open");
+    storage
+        .create_topic("bench", 1, TopicConfig::default())
+        .expect("topic");
+    let partition = storage.partition("bench", 0).expect("partition");
+    let batch = one_record_batch(RECORD_VALUE_BYTES);
+    let mut group = c.benchmark_group("log_append");
+    group.throughput(Throughput::Bytes(batch.len() as u64));
+    group.bench_function("1KiB_record_batch", |b| {
+        b.iter(|| partition.append(&batch).expect("append"))
+    });
+    group.finish();
+}
+
+fn topic_create(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Storage::open(config(dir.path(), 1 << 30)).expect("open");
+    let mut n = 0u64;
+    c.bench_function("topic_create_1_partition", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                format!("t{n}")
+            },
+            |name| {
+                storage
+                    .create_topic(&name, 1, TopicConfig::default())
+                    .expect("create")
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, log_append, topic_create);
+criterion_main!(benches);

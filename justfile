@@ -1,0 +1,13 @@
+# StrikeMQ in Rust — the front door. `just --list` explains every recipe.
+
+# Run the broker (release build) with any extra flags, e.g. `just broker --profile tuned`
+broker *ARGS:
+    cargo run --release -p strikemq -- {{ARGS}}
+
+# Run every test (the README's test command)
+test:
+    cargo test --workspace
+
+# Format check, lints and tests, as CI runs them
+ci:
+    bash .ci/run
