@@ -11,7 +11,8 @@ use std::time::Duration;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const READY_PREFIX: &str = "strikemq ready kafka=";
 
-/// The broker binary next to this test's target directory, built if missing.
+/// The broker binary in this test's target directory. Under `cargo test` (CARGO is set)
+/// it is (re)built first, so a stale binary from an older checkout is never measured.
 fn broker_binary() -> PathBuf {
     // The test executable lives in <target>/<profile>/deps/.
     let exe = std::env::current_exe().expect("test executable path");
@@ -20,8 +21,7 @@ fn broker_binary() -> PathBuf {
         .and_then(|d| d.parent())
         .expect("target profile dir");
     let bin = profile_dir.join("strikemq");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    if let Ok(cargo) = std::env::var("CARGO") {
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "-p", "strikemq", "--bin", "strikemq"]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
