@@ -1412,3 +1412,56 @@ fn a_joining_member_waits_parked_until_the_existing_member_rejoins() {
         "only the leader gets the members"
     );
 }
+
+/// Context switches of the broker's group timer thread (it sleeps on a condvar, so
+/// every wake-up is one voluntary switch).
+fn timer_thread_wakeups(broker: &TestBroker) -> u64 {
+    let tasks = format!("/proc/{}/task", broker.pid());
+    for entry in std::fs::read_dir(&tasks).expect("task dir").flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "group-timer" {
+            let status = std::fs::read_to_string(entry.path().join("status")).expect("status");
+            return status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("voluntary_ctxt_switches");
+        }
+    }
+    panic!("no group-timer thread in {tasks}");
+}
+
+#[test]
+fn idle_coordinator_timer_sleeps_without_periodic_wakeups() {
+    let broker = TestBroker::start(&[]);
+    let mut conn = RawConn::connect(&broker);
+    raw::create_topics(&mut conn, &["idle"], 1);
+    // A group that had a member and keeps committed offsets, then empties.
+    let (id, generation) = raw_group::stable_member(&mut conn, "idle-group", 10_000);
+    assert_eq!(
+        raw_group::commit(
+            &mut conn,
+            "idle-group",
+            &id,
+            generation,
+            "idle",
+            0,
+            1,
+            -1,
+            ""
+        ),
+        NONE
+    );
+    assert_eq!(
+        raw_group::leave(&mut conn, "idle-group", &id).members[0].error_code,
+        NONE
+    );
+    thread::sleep(Duration::from_millis(200));
+    let before = timer_thread_wakeups(&broker);
+    thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(
+        timer_thread_wakeups(&broker),
+        before,
+        "the timer woke up with nothing to time"
+    );
+}
