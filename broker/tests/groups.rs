@@ -1305,12 +1305,15 @@ fn thousands_of_joins_from_one_client_stay_bounded_and_expire() {
             .entry(raw_group::join(&mut conn, "flood", "", None, 1_000).error_code)
             .or_default() += 1;
     }
-    assert_eq!(codes.get(&MEMBER_ID_REQUIRED), Some(&1_000), "{codes:?}");
+    // The group fills up at 1,000 handed-out ids; on a slow machine some of those
+    // expire (1 s session) during the loop and free their slot, so only bounds hold.
     assert_eq!(
-        codes.get(&GROUP_MAX_SIZE_REACHED),
-        Some(&(JOINS - 1_000)),
+        codes.keys().copied().collect::<Vec<_>>(),
+        vec![MEMBER_ID_REQUIRED, GROUP_MAX_SIZE_REACHED],
         "{codes:?}"
     );
+    assert!(codes[&MEMBER_ID_REQUIRED] >= 1_000, "{codes:?}");
+    assert!(codes[&GROUP_MAX_SIZE_REACHED] > 0, "{codes:?}");
     // Many groups, each with one handed-out id and big member metadata.
     let metadata = bytes::Bytes::from(vec![1u8; 64 * 1024]);
     for i in 0..JOINS {
