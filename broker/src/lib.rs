@@ -5,6 +5,7 @@
 //! - [`storage`] appends record batches to memory-mapped segments and serves reads as
 //!   byte ranges; it knows nothing of the network.
 //! - [`broker`] answers decoded requests using storage (the request handlers).
+//! - [`group`] is the group coordinator and the committed-offset store.
 //! - [`net`] moves bytes: framing, event loops, responses in request order.
 //! - [`admin`] serves the REST admin API and `/metrics` on its own thread, reading
 //!   the same state as the data plane without sitting on its path.
@@ -13,6 +14,7 @@
 pub mod admin;
 pub mod broker;
 pub mod config;
+pub mod group;
 pub mod net;
 pub mod protocol;
 pub mod storage;

@@ -13,12 +13,9 @@ use nix::sys::signal::{SigSet, Signal};
 use strikemq::admin::{AdminContext, AdminServer};
 use strikemq::broker::Broker;
 use strikemq::config::{Config, EffectiveConfig, Flush, Profile};
+use strikemq::group::Coordinator;
 use strikemq::net::Server;
 use strikemq::storage::{FlushPolicy, Storage, StorageConfig};
-
-/// How often the flusher looks at the flush policy when it is not in interval mode
-/// (it may be switched to one through the admin API).
-const FLUSH_POLICY_RECHECK_MS: u64 = 1000;
 
 /// A Kafka-wire-compatible single-node broker for local development and latency research.
 #[derive(Debug, Parser)]
@@ -98,21 +95,26 @@ fn run() -> anyhow::Result<()> {
     signals.thread_block().context("blocking signals")?;
 
     let started = std::time::Instant::now();
+    let flush = match cfg.flush {
+        Flush::Never => FlushPolicy::Never,
+        Flush::Always => FlushPolicy::Always,
+        Flush::IntervalMs(ms) => FlushPolicy::IntervalMs(ms),
+    };
     let storage = Arc::new(
         Storage::open(StorageConfig {
             data_dir: cfg.data_dir.clone(),
             segment_bytes: cfg.segment_bytes,
             index_interval_bytes: cfg.index_interval_bytes,
-            flush: match cfg.flush {
-                Flush::Never => FlushPolicy::Never,
-                Flush::Always => FlushPolicy::Always,
-                Flush::IntervalMs(ms) => FlushPolicy::IntervalMs(ms),
-            },
+            flush,
             segment_prefault_bytes: cfg.segment_prefault_bytes,
             segment_hugepages: cfg.segment_hugepages,
             max_batch_bytes: cfg.max_message_bytes,
         })
         .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
+    );
+    let groups = Arc::new(
+        Coordinator::open(&cfg.data_dir, flush)
+            .with_context(|| format!("opening committed offsets in {}", cfg.data_dir.display()))?,
     );
     let listener = TcpListener::bind(cfg.listen)
         .with_context(|| format!("binding Kafka listener {}", cfg.listen))?;
@@ -125,6 +127,36 @@ fn run() -> anyhow::Result<()> {
         storage.clone(),
         (host.clone(), bound.port()),
     ));
+    // The flush policy can change at runtime (PUT /v1/config), so the flusher always
+    // runs and follows the policy in force; outside interval mode it sleeps until the
+    // admin API wakes it with a new policy (or shutdown does).
+    let stop_flusher = Arc::new(AtomicBool::new(false));
+    let flusher = {
+        let storage = storage.clone();
+        let groups = groups.clone();
+        let stop = stop_flusher.clone();
+        std::thread::Builder::new()
+            .name("strikemq-flush".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    match storage.flush_policy() {
+                        FlushPolicy::IntervalMs(ms) => {
+                            std::thread::park_timeout(Duration::from_millis(ms));
+                            if let Err(e) = storage.flush_all() {
+                                tracing::warn!(error = %e, "periodic flush failed");
+                            }
+                            if let Err(e) = groups.sync_offsets() {
+                                tracing::warn!(error = %e, "periodic sync of committed offsets failed");
+                            }
+                        }
+                        _ => std::thread::park(),
+                    }
+                }
+            })
+            .context("starting the flusher")?
+    };
+
+    broker.set_group_coordinator(groups.clone());
     let server = Server::start(broker.clone(), listener).context("starting the data plane")?;
     let admin = AdminServer::start(
         admin_listener,
@@ -134,6 +166,7 @@ fn run() -> anyhow::Result<()> {
             kafka_addr: bound,
             advertised: format!("{host}:{}", bound.port()),
             admin_addr: cfg.admin_listen,
+            flusher: Some(flusher.thread().clone()),
         },
     )
     .context("starting the admin API")?;
@@ -153,6 +186,10 @@ fn run() -> anyhow::Result<()> {
         cfg.data_dir.display(),
         storage.topics().len()
     );
+    eprintln!(
+        "  consumer groups: {} with committed offsets",
+        groups.groups_with_offsets()
+    );
     eprintln!("  effective configuration:");
     for line in effective.banner_lines() {
         eprintln!("{line}");
@@ -161,32 +198,6 @@ fn run() -> anyhow::Result<()> {
     // The one machine-readable line on stdout: harnesses wait for it.
     println!("strikemq ready kafka={bound} admin={admin_addr}");
 
-    // The flush policy can change at runtime (PUT /v1/config), so the flusher always
-    // runs and follows the policy in force; outside interval mode it only re-checks.
-    let stop_flusher = Arc::new(AtomicBool::new(false));
-    let flusher = {
-        let storage = storage.clone();
-        let stop = stop_flusher.clone();
-        std::thread::Builder::new()
-            .name("strikemq-flush".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Acquire) {
-                    match storage.flush_policy() {
-                        FlushPolicy::IntervalMs(ms) => {
-                            std::thread::park_timeout(Duration::from_millis(ms));
-                            if let Err(e) = storage.flush_all() {
-                                tracing::warn!(error = %e, "periodic flush failed");
-                            }
-                        }
-                        _ => std::thread::park_timeout(Duration::from_millis(
-                            FLUSH_POLICY_RECHECK_MS,
-                        )),
-                    }
-                }
-            })
-            .context("starting the flusher")?
-    };
-
     let signal = signals.wait().context("waiting for a signal")?;
     tracing::info!(?signal, "shutting down");
     admin.shutdown();
@@ -194,6 +205,8 @@ fn run() -> anyhow::Result<()> {
     stop_flusher.store(true, Ordering::Release);
     flusher.thread().unpark();
     let _ = flusher.join();
+    // After the data plane: parked joins and syncs were answered, no commit is in flight.
+    groups.shutdown();
     storage.flush_all().context("final flush")?;
     tracing::info!("stopped cleanly");
     Ok(())

@@ -921,7 +921,8 @@ fn metrics_count_requests_latency_bytes_connections_and_partition_offsets() {
 }
 
 #[test]
-fn groups_list_is_empty_and_unknown_groups_are_404() {
+fn groups_show_state_members_decoded_assignment_offsets_and_lag() {
+    use rdkafka::consumer::{CommitMode, Consumer};
     let broker = TestBroker::start(&[]);
     let admin = Admin::new(&broker);
     assert_eq!(admin.get_ok("/v1/groups"), json!({"groups": []}));
@@ -934,6 +935,93 @@ fn groups_list_is_empty_and_unknown_groups_are_404() {
     admin
         .request("POST", "/v1/groups", Some("application/json"), b"{}")
         .assert_error(405, "POST");
+
+    let topic = unique_topic("admin-groups");
+    let group = unique_topic("admin-group");
+    admin.create_topic(&topic, 2);
+    let five: Vec<Value> = (0..5)
+        .map(|i| json!({"value": format!("v{i}"), "partition": 0}))
+        .collect();
+    admin.produce(&topic, Value::Array(five));
+
+    let mut config = consumer_config(&broker);
+    config
+        .set("group.id", &group)
+        .set("client.id", "admin-test-client")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500");
+    let consumer = create_consumer(&config);
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    // Consume three records of partition 0 and commit after the third.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut consumed = 0;
+    while consumed < 3 {
+        assert!(Instant::now() < deadline, "consumed {consumed} of 3");
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.expect("consumer error");
+            consumed += 1;
+            if consumed == 3 {
+                consumer
+                    .commit_message(&m, CommitMode::Sync)
+                    .expect("commit");
+            }
+        }
+    }
+
+    let list = admin.get_ok("/v1/groups");
+    assert_eq!(
+        list["groups"],
+        json!([{"group_id": group, "state": "Stable", "protocol_type": "consumer", "members": 1}])
+    );
+    let detail = admin.get_ok(&format!("/v1/groups/{group}"));
+    assert_eq!(detail["state"], "Stable");
+    assert!(detail["generation"].as_i64().unwrap() >= 1);
+    assert_eq!(detail["protocol_type"], "consumer");
+    assert!(detail["protocol"].is_string(), "{detail}");
+    let member = &detail["members"][0];
+    assert_eq!(member["client_id"], "admin-test-client");
+    assert_eq!(detail["leader"], member["member_id"]);
+    assert_eq!(
+        member["assignment"],
+        json!([{"topic": topic, "partitions": [0, 1]}]),
+        "decoded consumer-protocol assignment"
+    );
+    assert_eq!(
+        detail["offsets"],
+        json!([{"topic": topic, "partition": 0, "committed_offset": 3, "metadata": "", "end_offset": 5, "lag": 2}])
+    );
+    let metrics = admin.get("/metrics").text;
+    assert_eq!(
+        metric(
+            &metrics,
+            &format!(r#"strikemq_group_lag{{group="{group}",topic="{topic}",partition="0"}}"#)
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            &format!(r#"strikemq_group_members{{group="{group}"}}"#)
+        ),
+        Some(1.0)
+    );
+
+    // An active group cannot be deleted; once its member left, it can.
+    admin
+        .delete(&format!("/v1/groups/{group}"))
+        .assert_error(409, "active members");
+    consumer.unsubscribe();
+    drop(consumer);
+    common::wait_until("the group to be empty", Duration::from_secs(20), || {
+        admin.get_ok(&format!("/v1/groups/{group}"))["state"] == "Empty"
+    });
+    let deleted = admin.delete(&format!("/v1/groups/{group}"));
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    assert_eq!(deleted.json(), json!({"deleted": group}));
+    admin
+        .get(&format!("/v1/groups/{group}"))
+        .assert_error(404, "unknown group");
 }
 
 #[test]

@@ -14,6 +14,8 @@ use crate::wire::PollMode;
 pub const MAX_SIZE_BYTES: usize = 64 * 1024 * 1024;
 /// In-flight cap of an open-loop run unless --inflight says otherwise.
 pub const DEFAULT_OPEN_LOOP_MAX_INFLIGHT: u32 = 10_000;
+/// Most records one native Produce request may carry.
+pub const MAX_BATCH_RECORDS: u32 = 100_000;
 /// Longest run accepted, so that a typo (duration in ms) does not run for days.
 const MAX_DURATION_S: f64 = 24.0 * 3600.0;
 
@@ -90,7 +92,7 @@ pub struct TargetArgs {
     #[arg(long, default_value = "loadgen")]
     pub topic: String,
     /// Partition
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub partition: i32,
 }
 
@@ -116,6 +118,10 @@ pub struct ProduceArgs {
     /// acks: 1 (leader) or -1 (all); 0 only with --driver rdkafka (no response to time)
     #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub acks: i16,
+    /// Records per Produce request (one batch) with the native driver; with a deep
+    /// --inflight this is the maximum-throughput mode. Latency is then per request
+    #[arg(long, default_value_t = 1)]
+    pub batch: u32,
     /// native: this crate's minimal client (isolates the broker); rdkafka: librdkafka,
     /// latency to the delivery callback (what applications see)
     #[arg(long, value_enum, default_value = "native")]
@@ -250,11 +256,22 @@ impl LoadArgs {
 impl ProduceArgs {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.driver == Driver::Rdkafka {
+            if self.batch != 1 {
+                return Err(usage(
+                    "--batch: librdkafka batches by itself (use -X linger.ms, -X batch.size)",
+                ));
+            }
             if !(-1..=1).contains(&self.acks) {
                 return Err(usage(format!("--acks {}: must be 0, 1 or -1", self.acks)));
             }
             crate::drivers::rdkafka::parse_properties(&self.properties)?;
             return self.target.validate();
+        }
+        if self.batch == 0 || self.batch > MAX_BATCH_RECORDS {
+            return Err(usage(format!(
+                "--batch {}: must be between 1 and {MAX_BATCH_RECORDS}",
+                self.batch
+            )));
         }
         if !self.properties.is_empty() {
             return Err(usage(
@@ -405,6 +422,33 @@ mod tests {
     fn unknown_flags_are_rejected_by_the_parser() {
         let e = Cli::try_parse_from(["loadgen", "floor", "--bogus"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
+    }
+
+    fn produce(args: &[&str]) -> ProduceArgs {
+        let mut v = vec!["loadgen", "produce"];
+        v.extend_from_slice(args);
+        let Cmd::Produce(p) = Cli::try_parse_from(v).expect("parses").cmd else {
+            panic!("not produce")
+        };
+        p
+    }
+
+    #[test]
+    fn produce_flag_combinations() {
+        assert!(produce(&["--batch", "10"]).validate().is_ok());
+        for bad in [
+            &["--batch", "0"][..],
+            &["--driver", "rdkafka", "--batch", "5"],
+            &["-X", "linger.ms=1"],
+            &["--driver", "rdkafka", "-X", "linger.ms"],
+            &["--partition", "-1"],
+        ] {
+            let e = produce(bad).validate().unwrap_err();
+            assert!(is_usage(&e), "{bad:?}: {e}");
+        }
+        assert!(produce(&["--driver", "rdkafka", "--acks", "0"])
+            .validate()
+            .is_ok());
     }
 
     #[test]

@@ -260,3 +260,66 @@ fn write_intervals(
     w.flush()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::Sample;
+    use crate::verify::Verifier;
+
+    fn summary(rec: &Recorder) -> Summary {
+        let schedule = Schedule::Closed { inflight: 1 };
+        Summary::new(
+            "t",
+            "d",
+            schedule,
+            serde_json::Value::Null,
+            rec,
+            2,
+            NS_PER_S,
+        )
+    }
+
+    #[test]
+    fn percentiles_in_microseconds_and_rate() {
+        let mut rec = Recorder::new(0);
+        for latency_ns in [10_000, 20_000] {
+            let s = Sample {
+                intended_ns: 0,
+                sent_ns: 0,
+                done_ns: latency_ns,
+            };
+            rec.record(s, 100);
+        }
+        let s = summary(&rec);
+        assert!(
+            (s.latency_us.p50 - 10.0).abs() < 0.01,
+            "{}",
+            s.latency_us.p50
+        );
+        assert!(
+            (s.latency_us.max - 20.0).abs() < 0.02,
+            "{}",
+            s.latency_us.max
+        );
+        assert_eq!(s.rate_per_s, 2.0);
+        assert_eq!(s.bytes_per_s, 200.0);
+        assert!(s.clean());
+    }
+
+    #[test]
+    fn errors_timeouts_and_failed_verification_are_not_clean() {
+        let mut rec = Recorder::new(0);
+        rec.error();
+        assert!(!summary(&rec).clean());
+        let mut rec = Recorder::new(0);
+        rec.timeouts = 1;
+        assert!(!summary(&rec).clean());
+        let mut s = summary(&Recorder::new(0));
+        let mut v = Verifier::new(2);
+        v.observe(Some(1), 0);
+        s.verification = Some(v.report());
+        assert!(!s.clean());
+        assert!(s.table().contains("verification FAILED"), "{}", s.table());
+    }
+}

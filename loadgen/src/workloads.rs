@@ -109,7 +109,7 @@ pub fn floor(args: &FloorArgs) -> anyhow::Result<Summary> {
         partition: 0,
         leader_addr: String::new(),
     };
-    let request = produce_frame(&target, 1, args.load.size)?;
+    let request = produce_frame(&target, 1, args.load.size, 1)?;
     let response = produce_response_frame(&target)?;
     let response_payload_bytes = response.len() - 4;
     let (addr, server) = start_echo_server(args.mode, response)?;
@@ -157,8 +157,8 @@ pub fn produce(args: &ProduceArgs) -> anyhow::Result<Summary> {
         PollMode::Blocking,
     )?;
     let encoder = FixedFrame {
-        frame: produce_frame(&target, args.acks, args.load.size)?,
-        payload_bytes: args.load.size as u64,
+        frame: produce_frame(&target, args.acks, args.load.size, args.batch as usize)?,
+        payload_bytes: args.load.size as u64 * args.batch as u64,
     };
     let job = Job {
         workload: "produce",

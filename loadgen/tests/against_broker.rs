@@ -11,7 +11,8 @@ use std::time::Duration;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const READY_PREFIX: &str = "strikemq ready kafka=";
 
-/// The broker binary next to this test's target directory, built if missing.
+/// The broker binary in this test's target directory. Under `cargo test` (CARGO is set)
+/// it is (re)built first, so a stale binary from an older checkout is never measured.
 fn broker_binary() -> PathBuf {
     // The test executable lives in <target>/<profile>/deps/.
     let exe = std::env::current_exe().expect("test executable path");
@@ -20,8 +21,7 @@ fn broker_binary() -> PathBuf {
         .and_then(|d| d.parent())
         .expect("target profile dir");
     let bin = profile_dir.join("strikemq");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    if let Ok(cargo) = std::env::var("CARGO") {
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "-p", "strikemq", "--bin", "strikemq"]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
@@ -126,6 +126,17 @@ fn every_workload_against_the_broker() {
     assert_clean(&s);
     assert_eq!(s["schedule"]["kind"], "closed");
 
+    let mut args = vec!["produce", "--bootstrap", b, "--topic", "batched"];
+    args.extend(["--batch", "10", "--inflight", "4", "--size", "100"]);
+    args.extend(common);
+    let s = loadgen(&args);
+    assert_clean(&s);
+    let per_request = s["bytes_per_s"].as_f64().unwrap() / s["rate_per_s"].as_f64().unwrap();
+    assert!(
+        (per_request - 1000.0).abs() < 1.0,
+        "10 records of 100 bytes: {s}"
+    );
+
     let mut args = vec![
         "produce",
         "--bootstrap",
@@ -194,6 +205,36 @@ fn every_workload_against_the_broker() {
     let s = loadgen(&args);
     assert_clean(&s);
     assert_verified(&s);
+}
+
+#[test]
+fn produce_errors_are_counted_and_fail_the_run() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("summary.json");
+    // Above the broker's default max_message_bytes (8 MiB): every Produce is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["produce", "--bootstrap", &broker.addr, "--topic", "big"])
+        .args([
+            "--size",
+            "9000000",
+            "--duration-s",
+            "0.5",
+            "--warmup-s",
+            "0",
+        ])
+        .args(["--no-progress", "--json", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(s["errors"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["count"], 0, "{s}");
 }
 
 #[test]

@@ -82,6 +82,9 @@ pub(super) async fn put_config(
     if let Some(flush) = change.flush {
         let storage = &ctx.broker.storage;
         storage.set_flush_policy(policy_from_flush(flush));
+        if let Some(flusher) = &ctx.flusher {
+            flusher.unpark();
+        }
         if flush == Flush::Always {
             // What was acknowledged before the switch becomes durable now too.
             storage

@@ -57,6 +57,8 @@ pub struct AdminContext {
     pub advertised: String,
     /// The admin listener's bound address (filled in by [`AdminServer::start`]).
     pub admin_addr: SocketAddr,
+    /// The background flusher, woken when the flush policy changes.
+    pub flusher: Option<std::thread::Thread>,
 }
 
 type Ctx = Arc<AdminContext>;

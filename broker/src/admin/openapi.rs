@@ -14,6 +14,14 @@ pub(super) async fn document() -> Json<Value> {
 
 /// A Kafka topic name that can exist: `[a-zA-Z0-9._-]{1,249}` except `.` and `..`.
 const TOPIC_NAME_PATTERN: &str = r"^([a-zA-Z0-9_-][a-zA-Z0-9._-]{0,248}|\.[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,247}|\.\.[a-zA-Z0-9._-]{1,247})$";
+/// Group states as Kafka names them.
+const GROUP_STATES: [&str; 5] = [
+    "Empty",
+    "PreparingRebalance",
+    "CompletingRebalance",
+    "Stable",
+    "Dead",
+];
 /// Padded standard base64.
 const BASE64_PATTERN: &str = r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$";
 
@@ -299,27 +307,55 @@ pub fn spec() -> Value {
                 "partition": {"type": "integer"}, "base_offset": {"type": "integer"}, "count": {"type": "integer"}}}}
         }
     }));
-    schemas.insert("GroupList".into(), json!({"type": "object", "required": ["groups"], "properties": {"groups": {"type": "array", "items": {
-        "type": "object", "required": ["group_id", "state", "members"],
-        "properties": {"group_id": {"type": "string"}, "state": {"type": "string"}, "members": {"type": "integer", "minimum": 0}}
-        }}}}));
+    schemas.insert(
+        "GroupList".into(),
+        json!({
+            "type": "object", "required": ["groups"],
+            "properties": {"groups": {"type": "array", "items": {
+                "type": "object", "required": ["group_id", "state", "protocol_type", "members"],
+                "properties": {
+                    "group_id": {"type": "string"},
+                    "state": {"type": "string", "enum": GROUP_STATES},
+                    "protocol_type": {"type": "string", "nullable": true},
+                    "members": {"type": "integer", "minimum": 0}
+                }
+            }}}
+        }),
+    );
     schemas.insert("GroupDetail".into(), json!({
-        "type": "object", "required": ["group_id", "state", "generation", "protocol_type", "protocol", "members", "offsets"],
+        "type": "object",
+        "required": ["group_id", "state", "generation", "protocol_type", "protocol", "leader", "members", "offsets"],
         "properties": {
-            "group_id": {"type": "string"}, "state": {"type": "string"},
+            "group_id": {"type": "string"},
+            "state": {"type": "string", "enum": GROUP_STATES},
             "generation": {"type": "integer"},
             "protocol_type": {"type": "string", "nullable": true},
-            "protocol": {"type": "string", "nullable": true},
+            "protocol": {"type": "string", "nullable": true, "description": "The chosen assignor, while Stable."},
             "leader": {"type": "string", "nullable": true},
-            "members": {"type": "array", "items": {"type": "object", "required": ["member_id", "client_id", "host"], "properties": {
-                "member_id": {"type": "string"}, "client_id": {"type": "string"}, "host": {"type": "string"},
-                "assignment": {"type": "array", "nullable": true, "description": "Decoded when the group uses the standard consumer protocol.", "items": {
-                    "type": "object", "required": ["topic", "partitions"], "properties": {"topic": {"type": "string"}, "partitions": {"type": "array", "items": {"type": "integer"}}}}}}}},
-            "offsets": {"type": "array", "items": {"type": "object", "required": ["topic", "partition", "committed_offset"], "properties": {
-                "topic": {"type": "string"}, "partition": {"type": "integer"},
-                "committed_offset": {"type": "integer"},
-                "end_offset": {"type": "integer", "nullable": true},
-                "lag": {"type": "integer", "nullable": true}}}}
+            "members": {"type": "array", "items": {
+                "type": "object", "required": ["member_id", "group_instance_id", "client_id", "host", "assignment"],
+                "properties": {
+                    "member_id": {"type": "string"},
+                    "group_instance_id": {"type": "string", "nullable": true},
+                    "client_id": {"type": "string"},
+                    "host": {"type": "string"},
+                    "assignment": {"type": "array", "nullable": true, "description": "Decoded when the group uses the standard consumer protocol and is Stable.", "items": {
+                        "type": "object", "required": ["topic", "partitions"],
+                        "properties": {"topic": {"type": "string"}, "partitions": {"type": "array", "items": {"type": "integer"}}}
+                    }}
+                }
+            }},
+            "offsets": {"type": "array", "items": {
+                "type": "object", "required": ["topic", "partition", "committed_offset", "metadata", "end_offset", "lag"],
+                "properties": {
+                    "topic": {"type": "string"},
+                    "partition": {"type": "integer"},
+                    "committed_offset": {"type": "integer"},
+                    "metadata": {"type": "string"},
+                    "end_offset": {"type": "integer", "nullable": true},
+                    "lag": {"type": "integer", "nullable": true, "minimum": 0}
+                }
+            }}
         }
     }));
     schemas.insert("GroupDeleted".into(), json!({"type": "object", "required": ["deleted"], "properties": {"deleted": {"type": "string"}}}));

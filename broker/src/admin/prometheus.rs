@@ -209,5 +209,71 @@ pub(super) fn render(ctx: &Ctx) -> String {
             "strikemq_partition_size_bytes{{topic=\"{topic}\",partition=\"{p}\"}} {size}"
         );
     }
+
+    let coordinator = ctx.broker.groups();
+    let groups = coordinator.list();
+    header(
+        &mut out,
+        "strikemq_groups",
+        "gauge",
+        "Consumer groups with members or committed offsets.",
+    );
+    let _ = writeln!(out, "strikemq_groups {}", groups.len());
+    header(
+        &mut out,
+        "strikemq_group_members",
+        "gauge",
+        "Members of a consumer group.",
+    );
+    for g in &groups {
+        let members = coordinator.describe(&g.group_id).members.len();
+        let _ = writeln!(
+            out,
+            "strikemq_group_members{{group=\"{}\"}} {members}",
+            escape(&g.group_id)
+        );
+    }
+    let offsets: Vec<_> = groups
+        .iter()
+        .map(|g| {
+            (
+                escape(&g.group_id),
+                super::groups::offsets_with_lag(ctx, &g.group_id),
+            )
+        })
+        .collect();
+    header(
+        &mut out,
+        "strikemq_group_committed_offset",
+        "gauge",
+        "Offset a consumer group committed, by partition.",
+    );
+    for (group, list) in &offsets {
+        for o in list {
+            let _ = writeln!(
+                out,
+                "strikemq_group_committed_offset{{group=\"{group}\",topic=\"{}\",partition=\"{}\"}} {}",
+                escape(&o.topic), o.partition, o.committed_offset
+            );
+        }
+    }
+    header(
+        &mut out,
+        "strikemq_group_lag",
+        "gauge",
+        "Records between a group's committed offset and the partition's end.",
+    );
+    for (group, list) in &offsets {
+        for o in list {
+            if let Some(lag) = o.lag {
+                let _ = writeln!(
+                    out,
+                    "strikemq_group_lag{{group=\"{group}\",topic=\"{}\",partition=\"{}\"}} {lag}",
+                    escape(&o.topic),
+                    o.partition
+                );
+            }
+        }
+    }
     out
 }

@@ -38,6 +38,7 @@ fn context(dir: &std::path::Path) -> Arc<AdminContext> {
         kafka_addr,
         advertised: "127.0.0.1:9092".into(),
         admin_addr: kafka_addr,
+        flusher: None,
     })
 }
 

@@ -83,6 +83,7 @@ impl Conn {
         while read_bytes < READ_BUDGET_BYTES {
             self.rbuf.reserve(READ_CHUNK_BYTES);
             let spare = self.rbuf.spare_capacity_mut();
+            let spare_bytes = spare.len();
             // SAFETY: `spare` is writable memory owned by `rbuf` of `spare.len()` bytes;
             // recv writes at most that many bytes and returns how many it wrote.
             let n = unsafe {
@@ -99,6 +100,12 @@ impl Conn {
                     // SAFETY: recv initialized exactly `n` bytes of the spare capacity.
                     unsafe { self.rbuf.advance_mut(n as usize) };
                     read_bytes += n as usize;
+                    if (n as usize) < spare_bytes {
+                        // A short read means the socket is drained for now; the
+                        // level-triggered loop reports it again when more arrives. This
+                        // saves the recv that would only say EAGAIN, one syscall a request.
+                        return Ok(());
+                    }
                 }
                 _ => {
                     let e = io::Error::last_os_error();

@@ -336,10 +336,16 @@ pub fn produce_request(target: &Target, acks: i16, batch: Bytes) -> ProduceReque
                 .with_records(Some(batch))])])
 }
 
-/// A complete Produce frame (correlation id 0, to be patched) for one record of `size`
-/// zero bytes: what the produce workload and the floor send.
-pub fn produce_frame(target: &Target, acks: i16, size: usize) -> anyhow::Result<Vec<u8>> {
-    let batch = encode_batch(&[Bytes::from(vec![0u8; size])])?;
+/// A complete Produce frame (correlation id 0, to be patched) for one batch of `records`
+/// records of `size` zero bytes: what the produce workload and the floor send.
+pub fn produce_frame(
+    target: &Target,
+    acks: i16,
+    size: usize,
+    records: usize,
+) -> anyhow::Result<Vec<u8>> {
+    let values = vec![Bytes::from(vec![0u8; size]); records];
+    let batch = encode_batch(&values)?;
     let mut out = Vec::new();
     encode_request(
         &mut out,
