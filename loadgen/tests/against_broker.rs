@@ -118,7 +118,7 @@ fn assert_verified(s: &serde_json::Value) {
 fn every_workload_against_the_broker() {
     let broker = Broker::start();
     let b = broker.addr.as_str();
-    let common = ["--duration-s", "2", "--warmup-s", "0.5", "--no-progress"];
+    let common = ["--duration-s", "1.5", "--warmup-s", "0.5", "--no-progress"];
 
     let mut args = vec!["produce", "--bootstrap", b, "--topic", "closed"];
     args.extend(common);
@@ -149,7 +149,7 @@ fn every_workload_against_the_broker() {
     args.extend(common);
     let s = loadgen(&args);
     assert_clean(&s);
-    assert_eq!(s["count"], 4000, "2000/s for 2 s: {s}");
+    assert_eq!(s["count"], 3000, "2000/s for 1.5 s: {s}");
 
     for rate in [None, Some("2000")] {
         let mut args = vec![
