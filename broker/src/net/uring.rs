@@ -551,6 +551,7 @@ struct Worker<B> {
     conn_buffer_bytes: usize,
     loop_timeout_ms: u64,
     multishot: bool,
+    sqpoll: bool,
 }
 
 /// Builds the worker's ring and buffers (on the starting thread, so a refusal stops
@@ -599,6 +600,7 @@ pub(super) fn run_worker<B: InputBuffer>(
         conn_buffer_bytes: cfg.conn_buffer_bytes,
         loop_timeout_ms: cfg.loop_timeout_ms,
         multishot: prepared.provided.is_some(),
+        sqpoll: cfg.io_backend == IoBackend::IoUringSqpoll,
         free_pairs: if prepared.fixed.is_some() {
             (0..FIXED_PAIRS).rev().collect()
         } else {
@@ -667,7 +669,19 @@ impl<B: InputBuffer> Worker<B> {
     fn wait(&mut self, wait_ms: u64) -> io::Result<()> {
         let ts = types::Timespec::from(Duration::from_millis(wait_ms));
         let args = types::SubmitArgs::new().timespec(&ts);
-        match self.ring.submitter().submit_with_args(1, &args) {
+        let result = if self.sqpoll && self.ring.submission().is_empty() {
+            // Nothing to submit: wait without waking the SQPOLL thread. (The crate's
+            // submit_with_args wakes a sleeping SQPOLL thread even with an empty queue,
+            // so with a 1 ms loop timeout the thread never got to idle: 40% CPU of an
+            // idle broker.)
+            let flags = (io_uring::EnterFlags::GETEVENTS | io_uring::EnterFlags::EXT_ARG).bits();
+            // SAFETY: EXT_ARG with a pointer to a live `SubmitArgs` (a transparent
+            // io_uring_getevents_arg, whose size `enter` passes); no submissions.
+            unsafe { self.ring.submitter().enter(0, 1, flags, Some(&args)) }
+        } else {
+            self.ring.submitter().submit_with_args(1, &args)
+        };
+        match result {
             Ok(_) => Ok(()),
             Err(e)
                 if matches!(
@@ -711,6 +725,13 @@ impl<B: InputBuffer> Worker<B> {
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
         };
         for stream in streams {
+            // io_uring does its own non-blocking attempt and then waits for readiness;
+            // on an O_NONBLOCK file READ_FIXED/WRITE_FIXED would complete with EAGAIN
+            // instead of waiting (a busy loop).
+            if let Err(e) = stream.set_nonblocking(false) {
+                warn!(error = %e, "could not make an accepted socket blocking; closing it");
+                continue;
+            }
             let live = self.slots.len() - self.free.len();
             if live >= MAX_CONNECTIONS_PER_WORKER {
                 warn!(
