@@ -10,7 +10,10 @@ dur=${3:-10}
 target=${CARGO_TARGET_DIR:-target}/release
 mkdir -p "$out"
 data=$(mktemp -d)
-"$target/strikemq" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data-dir "$data" \
+# On a shared machine other sessions stop their brokers by process name; a private copy
+# under another name keeps this run's broker out of that crossfire.
+cp "$target/strikemq" "$data/sbs-broker"
+"$data/sbs-broker" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data-dir "$data/data" \
   >"$out/broker.out" 2>"$out/broker.err" &
 broker=$!
 trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null; rm -rf "$data"' EXIT

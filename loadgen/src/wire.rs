@@ -19,7 +19,10 @@ const SPINS_PER_DEADLINE_CHECK: u32 = 1024;
 pub enum PollMode {
     /// Blocking reads: the thread sleeps in the kernel until data arrives.
     Blocking,
-    /// Non-blocking socket polled in a spin loop: no wake-up latency, one core burnt.
+    /// Non-blocking socket polled in a loop: no sleep/wake-up in the kernel, one core
+    /// burnt. Each empty poll yields the CPU (sched_yield) so that two pollers sharing a
+    /// core (2 cores, client + server + anything else) hand over at once instead of each
+    /// burning a full scheduler time slice (measured: p50 8 ms instead of 8 µs).
     BusyPoll,
 }
 
@@ -106,7 +109,7 @@ impl FrameReader {
                     {
                         return Err(io::Error::new(io::ErrorKind::TimedOut, "read deadline"));
                     }
-                    std::hint::spin_loop();
+                    std::thread::yield_now();
                 }
                 Err(e) => return Err(e),
             }
@@ -123,7 +126,7 @@ pub fn write_all(mut stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket closed")),
             Ok(n) => bytes = &bytes[n..],
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
             Err(e) => return Err(e),
         }
     }
