@@ -75,6 +75,13 @@ fn assert_reported(profile_args: &[&str], requested: &[(&str, &str)]) {
     }
     let mut broker = TestBroker::start(profile_args);
     broker.assert_running();
+    // The banner goes to stderr, the ready line to stdout: separate pipes, read by
+    // separate threads, so wait for the banner's last line.
+    common::wait_until(
+        "the banner's last line",
+        std::time::Duration::from_secs(5),
+        || broker.log_text().contains("  ready in "),
+    );
     let log = broker.log_text();
     for (key, _) in requested {
         assert_eq!(
