@@ -399,35 +399,22 @@ impl EffectiveConfig {
                 reason: reason.to_string(),
             });
         };
-        // The io_uring backend, the circular buffer and the sharded map land with the
-        // toggles work; until then they are reported, never silently pretended.
-        if config.io_backend != IoBackend::Epoll {
-            fall(
-                "io_backend",
-                enum_name(&config.io_backend),
-                "epoll".into(),
-                "the io_uring backend is not built into this version yet",
-            );
-            config.io_backend = IoBackend::Epoll;
+        // io_uring and its options are probed against this kernel (a tiny ring with
+        // the requested flags, the opcode probe, real registered-buffer and multishot
+        // round trips); what is refused falls back with the kernel's reason.
+        let probed = crate::net::uring::probe(&config);
+        for (key, effective, reason) in &probed.fallbacks {
+            let requested = match *key {
+                "io_backend" => enum_name(&config.io_backend),
+                "uring_registered_buffers" => config.uring_registered_buffers.to_string(),
+                "uring_multishot_recv" => config.uring_multishot_recv.to_string(),
+                other => other.to_string(),
+            };
+            fall(key, requested, effective.clone(), reason);
         }
-        if config.conn_buffer != ConnBufferKind::Vec {
-            fall(
-                "conn_buffer",
-                enum_name(&config.conn_buffer),
-                "vec".into(),
-                "the circular connection buffer is not built into this version yet",
-            );
-            config.conn_buffer = ConnBufferKind::Vec;
-        }
-        if config.log_map != LogMapKind::Global {
-            fall(
-                "log_map",
-                enum_name(&config.log_map),
-                "global".into(),
-                "the sharded log map is not built into this version yet",
-            );
-            config.log_map = LogMapKind::Global;
-        }
+        config.io_backend = probed.backend;
+        config.uring_registered_buffers = probed.registered_buffers;
+        config.uring_multishot_recv = probed.multishot_recv;
         if config.busy_poll_us != 0 || config.prefer_busy_poll || config.pin_cores {
             // Applied per socket / per thread at runtime; failures are logged there.
         }
@@ -565,13 +552,49 @@ mod tests {
     }
 
     #[test]
-    fn unbuilt_toggles_are_reported_as_fallbacks() {
-        let eff = EffectiveConfig::resolve(Config::profile(Profile::Tuned));
+    fn impossible_io_uring_requests_fall_back_with_a_reason() {
+        // IORING_MAX_ENTRIES is 32768: a million entries is refused on every kernel.
+        let cfg = Config::load(
+            Profile::Tuned,
+            None,
+            &[
+                "sq_entries=1000000".into(),
+                "uring_multishot_recv=true".into(),
+            ],
+        )
+        .unwrap();
+        let eff = EffectiveConfig::resolve(cfg);
         assert_eq!(eff.config.io_backend, IoBackend::Epoll);
-        let keys: Vec<_> = eff.fallbacks.iter().map(|f| f.key.as_str()).collect();
-        assert!(keys.contains(&"io_backend"), "{keys:?}");
+        assert!(!eff.config.uring_multishot_recv);
+        let io = eff
+            .fallbacks
+            .iter()
+            .find(|f| f.key == "io_backend")
+            .unwrap();
+        assert_eq!(io.effective, "epoll");
+        assert!(io.reason.contains("sq_entries=1000000"), "{io:?}");
+        assert!(eff
+            .fallbacks
+            .iter()
+            .any(|f| f.key == "uring_multishot_recv" && !f.reason.is_empty()));
+        // The other toggles are honoured as asked.
+        assert_eq!(eff.config.conn_buffer, ConnBufferKind::Circular);
+        assert_eq!(eff.config.log_map, LogMapKind::Sharded);
         assert!(EffectiveConfig::resolve(Config::profile(Profile::Baseline))
             .fallbacks
             .is_empty());
+    }
+
+    #[test]
+    fn uring_extras_without_io_uring_are_reported() {
+        let cfg = Config::load(
+            Profile::Baseline,
+            None,
+            &["uring_registered_buffers=true".into()],
+        )
+        .unwrap();
+        let eff = EffectiveConfig::resolve(cfg);
+        assert!(!eff.config.uring_registered_buffers);
+        assert_eq!(eff.fallbacks.len(), 1, "{:?}", eff.fallbacks);
     }
 }

@@ -24,6 +24,7 @@ fn context(dir: &std::path::Path) -> Arc<AdminContext> {
         segment_prefault_bytes: 0,
         segment_hugepages: false,
         max_batch_bytes: cfg.max_message_bytes,
+        log_map: crate::storage::LogMapLayout::Global,
     })
     .expect("open storage");
     let kafka_addr = cfg.listen;

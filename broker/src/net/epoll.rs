@@ -11,6 +11,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::eventfd::EventFd;
 use tracing::{debug, info, warn};
 
+use super::buffer::InputBuffer;
 use super::conn::{CloseReason, Conn};
 use super::{sockopt, WorkerShared, MAX_CONNECTIONS_PER_WORKER, SHUTDOWN_DRAIN_MS};
 use crate::broker::Broker;
@@ -87,28 +88,34 @@ fn prepare_socket(stream: &TcpStream, cfg: &Config, live: &LiveToggles) -> io::R
     Ok(())
 }
 
-struct Worker {
+struct Worker<B> {
     broker: Arc<Broker>,
     shared: Arc<WorkerShared>,
     epoll: Epoll,
-    conns: Vec<Option<Conn>>,
+    conns: Vec<Option<Conn<B>>>,
     free: Vec<usize>,
     /// Interest currently registered per connection, to skip redundant epoll_ctl calls.
     registered: Vec<EpollFlags>,
     max_frame_bytes: usize,
+    conn_buffer_bytes: usize,
 }
 
 /// One worker's event loop; returns at shutdown after answering parked fetches and
 /// draining responses (bounded by `SHUTDOWN_DRAIN_MS`).
-pub(super) fn run_worker(broker: Arc<Broker>, shared: Arc<WorkerShared>) -> io::Result<()> {
+/// `B` is the connection input buffer (`conn_buffer`), fixed for the worker's life.
+pub(super) fn run_worker<B: InputBuffer>(
+    broker: Arc<Broker>,
+    shared: Arc<WorkerShared>,
+) -> io::Result<()> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
     epoll.add(
         shared.wake.as_fd(),
         EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN),
     )?;
     let cfg = &broker.effective.config;
-    let mut w = Worker {
+    let mut w = Worker::<B> {
         max_frame_bytes: cfg.max_frame_bytes,
+        conn_buffer_bytes: cfg.conn_buffer_bytes,
         broker: broker.clone(),
         shared,
         epoll,
@@ -144,7 +151,7 @@ pub(super) fn run_worker(broker: Arc<Broker>, shared: Arc<WorkerShared>) -> io::
     }
 }
 
-impl Worker {
+impl<B: InputBuffer> Worker<B> {
     /// The loop timeout (live: a change applies from the next wait), shortened to the
     /// nearest parked-fetch deadline.
     fn next_wait_ms(&self) -> u64 {
@@ -187,7 +194,11 @@ impl Worker {
                 continue;
             }
             self.registered[idx] = flags;
-            self.conns[idx] = Some(Conn::new(stream, self.max_frame_bytes));
+            self.conns[idx] = Some(Conn::new(
+                stream,
+                self.max_frame_bytes,
+                self.conn_buffer_bytes,
+            ));
             self.shared.connections.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -202,7 +213,7 @@ impl Worker {
         }
     }
 
-    fn on_io(conn: &mut Conn, flags: EpollFlags) -> Result<(), CloseReason> {
+    fn on_io(conn: &mut Conn<B>, flags: EpollFlags) -> Result<(), CloseReason> {
         if flags.intersects(EpollFlags::EPOLLOUT) {
             conn.write_pending()?;
         }
@@ -293,7 +304,7 @@ impl Worker {
         self.resume_parked(true);
         let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS);
         let mut events = vec![EpollEvent::empty(); EVENTS_PER_WAIT];
-        while Instant::now() < deadline && self.conns.iter().flatten().any(Conn::wants_write) {
+        while Instant::now() < deadline && self.conns.iter().flatten().any(Conn::<B>::wants_write) {
             let n = self.epoll.wait(&mut events, timeout_ms(10)).unwrap_or(0);
             for ev in &events[..n] {
                 if ev.data() == WAKE_TOKEN {

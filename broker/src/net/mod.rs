@@ -4,11 +4,15 @@
 //! worker owns its connections and its event loop, so no connection state is shared.
 //! Requests on a connection are answered strictly in order: while a Fetch is parked
 //! (long-poll), later requests of that connection wait in its buffer, as in Kafka.
-//! The backend (today epoll) is chosen once at start-up.
+//! The backend (`epoll` or `io_uring`) and the connection buffer (`vec` or
+//! `circular`) are chosen once at start-up: each worker runs a loop monomorphized
+//! for that pair, so the choice costs nothing per request.
 
+pub mod buffer;
 mod conn;
 mod epoll;
 mod sockopt;
+pub mod uring;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -19,6 +23,8 @@ use std::thread::JoinHandle;
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::broker::Broker;
+use crate::config::{ConnBufferKind, IoBackend};
+use buffer::{RingInput, VecInput};
 
 /// Largest number of bytes read from one socket per readiness event, so one busy
 /// connection cannot starve the others of its worker.
@@ -100,6 +106,13 @@ impl Server {
             let shared = shared.clone();
             let broker = broker.clone();
             let core = cores.get((i + 1) % cores.len().max(1)).copied();
+            // The backend and the buffer type are chosen here, once: each arm runs a
+            // loop monomorphized for its (backend, buffer) pair.
+            let backend = match cfg.io_backend {
+                IoBackend::Epoll => None,
+                IoBackend::IoUring | IoBackend::IoUringSqpoll => Some(uring::prepare(&cfg)?),
+            };
+            let conn_buffer = cfg.conn_buffer;
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("strikemq-io-{i}"))
@@ -107,7 +120,21 @@ impl Server {
                         if let Some(core) = core {
                             sockopt::pin_to_core(core);
                         }
-                        if let Err(e) = epoll::run_worker(broker, shared) {
+                        let result = match (backend, conn_buffer) {
+                            (None, ConnBufferKind::Vec) => {
+                                epoll::run_worker::<VecInput>(broker, shared)
+                            }
+                            (None, ConnBufferKind::Circular) => {
+                                epoll::run_worker::<RingInput>(broker, shared)
+                            }
+                            (Some(ring), ConnBufferKind::Vec) => {
+                                uring::run_worker::<VecInput>(broker, shared, ring)
+                            }
+                            (Some(ring), ConnBufferKind::Circular) => {
+                                uring::run_worker::<RingInput>(broker, shared, ring)
+                            }
+                        };
+                        if let Err(e) = result {
                             tracing::error!(error = %e, "worker stopped with an error");
                         }
                     })?,

@@ -83,6 +83,18 @@ pub struct StorageConfig {
     pub segment_hugepages: bool,
     /// Largest record batch accepted (Kafka's `message.max.bytes`).
     pub max_batch_bytes: usize,
+    /// How the topic-partition map is locked.
+    pub log_map: LogMapLayout,
+}
+
+/// How the topic-partition map is locked (`log_map`, chosen once at startup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogMapLayout {
+    /// One reader-writer lock over the whole map.
+    #[default]
+    Global,
+    /// `shards` cache-line-aligned locks, a topic's shard chosen by hashing its name.
+    Sharded { shards: usize },
 }
 
 /// Per-topic settings persisted with the topic.
