@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs the clients of the compatibility matrix, only what is missing:
+#   Debian: kcat (librdkafka 2.0.2), golang-go + golang-github-shopify-sarama-dev (GOPATH mode)
+#   PyPI:   confluent-kafka, kafka-python, aiokafka
+#   npm:    kafkajs (compat/node, from its package-lock.json)
+# The rdkafka crate is built by cargo (compat/rdkafka in the workspace).
+# Safe to run again and again.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+run() {
+    printf '+ %s\n' "$*"
+    "$@"
+}
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        run "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        run sudo "$@"
+    else
+        echo "need root (or sudo) to run: $*" >&2
+        exit 1
+    fi
+}
+
+missing=()
+for pkg in kcat golang-go golang-github-shopify-sarama-dev nodejs npm python3-pip; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        # node/npm/pip may come from elsewhere (nvm, pyenv): only install what has no command.
+        case "$pkg" in
+        nodejs) command -v node >/dev/null 2>&1 && continue ;;
+        npm) command -v npm >/dev/null 2>&1 && continue ;;
+        python3-pip) python3 -m pip --version >/dev/null 2>&1 && continue ;;
+        esac
+        missing+=("$pkg")
+    fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+else
+    echo "Debian packages present"
+fi
+
+pip_missing=()
+python3 -c "import confluent_kafka" >/dev/null 2>&1 || pip_missing+=("confluent-kafka>=2,<3")
+python3 -c "import kafka" >/dev/null 2>&1 || pip_missing+=("kafka-python>=2")
+python3 -c "import aiokafka" >/dev/null 2>&1 || pip_missing+=("aiokafka")
+if [ "${#pip_missing[@]}" -gt 0 ]; then
+    # Debian's system Python refuses plain pip installs (PEP 668); a CI machine is
+    # disposable, so override that there.
+    run python3 -m pip install --quiet "${pip_missing[@]}" ||
+        run python3 -m pip install --quiet --break-system-packages "${pip_missing[@]}"
+else
+    echo "Python clients present"
+fi
+
+if [ -d node/node_modules/kafkajs ] && cmp -s node/package-lock.json node/node_modules/.package-lock.json 2>/dev/null; then
+    echo "kafkajs present"
+elif [ -d node/node_modules/kafkajs ]; then
+    echo "kafkajs present"
+else
+    (cd node && run npm ci --no-audit --no-fund --loglevel=error)
+fi
