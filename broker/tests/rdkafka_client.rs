@@ -541,3 +541,60 @@ fn with_auto_create_off_unknown_topics_are_reported_and_produce_fails() {
     }
     assert!(!cluster_topics(&broker).contains_key(&topic));
 }
+
+/// Regression (found by the client compatibility matrix, compat/): ListOffsets by
+/// timestamp answers with the first *record* whose timestamp qualifies, as Kafka does,
+/// also inside a compressed batch; it used to answer the batch's first offset, so
+/// `offsets_for_times` sent confluent-kafka and kafka-python back to offset 0.
+#[test]
+fn offsets_for_times_finds_the_record_inside_a_compressed_batch() {
+    use rdkafka::producer::{BaseProducer, BaseRecord};
+    use rdkafka::TopicPartitionList;
+
+    let broker = TestBroker::start(&[]);
+    let topic = unique_topic("ts-inside-batch");
+    create_topic(&broker, &topic, 1);
+    const BASE: i64 = 1_700_000_000_000;
+    let mut config = producer_config(&broker);
+    config
+        .set("linger.ms", "200")
+        .set("compression.type", "lz4");
+    let producer: BaseProducer = config.create().expect("producer");
+    for i in 0..100i64 {
+        let key = format!("k{i}");
+        producer
+            .send(
+                BaseRecord::to(&topic)
+                    .partition(0)
+                    .key(&key)
+                    .payload("v")
+                    .timestamp(BASE + i * 1000),
+            )
+            .expect("enqueue");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+
+    let consumer = create_consumer(&consumer_config(&broker));
+    for (query, want_offset) in [
+        (BASE, 0),
+        (BASE + 50_500, 51),
+        (BASE + 51_000, 51),
+        (BASE + 99_000, 99),
+    ] {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, Offset::Offset(query))
+            .unwrap();
+        let found = consumer
+            .offsets_for_times(tpl, Duration::from_secs(10))
+            .expect("offsets_for_times");
+        let offset = found.elements()[0].offset();
+        assert_eq!(offset, Offset::Offset(want_offset), "timestamp {query}");
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Offset(BASE + 100_000))
+        .unwrap();
+    let found = consumer
+        .offsets_for_times(tpl, Duration::from_secs(10))
+        .expect("offsets_for_times");
+    assert_eq!(found.elements()[0].offset(), Offset::End);
+}

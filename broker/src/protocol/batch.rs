@@ -257,6 +257,25 @@ impl<'a> Iterator for Batches<'a> {
     }
 }
 
+/// The first record of one v2 batch whose timestamp is at least `timestamp_ms`, as
+/// `(offset, timestamp)`, the way Kafka's ListOffsets answers a timestamp query (record
+/// granularity, compressed batches decompressed). A log-append-time batch gives every
+/// record its max timestamp. `None` when no record qualifies or the batch does not
+/// decode.
+pub fn first_record_at_or_after(batch: &[u8], timestamp_ms: i64) -> Option<(i64, i64)> {
+    let header = RecordBatch::parse(batch).ok()?;
+    if header.is_log_append_time() {
+        return (header.max_timestamp() >= timestamp_ms)
+            .then(|| (header.base_offset(), header.max_timestamp()));
+    }
+    let mut bytes = bytes::Bytes::copy_from_slice(batch);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes).ok()?;
+    set.records
+        .iter()
+        .find(|r| r.timestamp >= timestamp_ms)
+        .map(|r| (r.offset, r.timestamp))
+}
+
 /// Overwrites the base offset of the batch at the start of `batch`. The CRC does
 /// not cover the base offset, so it stays valid.
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) -> Result<(), BatchError> {

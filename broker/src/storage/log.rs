@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use memmap2::MmapRaw;
 
-use crate::protocol::batch::{set_base_offset, BatchError, Batches, RecordBatch};
+use crate::protocol::batch::{
+    first_record_at_or_after, set_base_offset, BatchError, Batches, RecordBatch,
+};
 
 use super::producer::{BatchProducerInfo, ProducerStates, SeqCheck};
 use super::segment::{parse_segment_file_name, sync_dir, MapOptions, Segment};
@@ -425,29 +427,42 @@ impl PartitionLog {
         })
     }
 
-    /// Linear scan of batch headers (skipping whole segments by their max timestamp).
+    /// The first record with a timestamp at least `timestamp_ms`, as Kafka answers it:
+    /// a linear scan of batch headers (skipping whole segments by their max timestamp)
+    /// finds the first batch whose max timestamp qualifies; unless its first record
+    /// already does, that batch is copied out and its records (decompressed when
+    /// needed) are searched without the partition lock.
     pub(crate) fn offset_for_timestamp(&self, timestamp_ms: i64) -> Option<(i64, i64)> {
-        let st = lock(&self.state);
-        for segment in st
-            .segments
-            .iter()
-            .filter(|s| s.max_timestamp >= timestamp_ms)
-        {
-            for b in Batches::new(segment.committed()) {
-                let Ok(b) = b else { break };
-                if b.max_timestamp() >= timestamp_ms {
-                    // Batch granularity: the batch's first offset, with the first
-                    // record's timestamp when it already qualifies, else the batch max.
-                    let ts = if b.base_timestamp() >= timestamp_ms {
-                        b.base_timestamp()
-                    } else {
-                        b.max_timestamp()
-                    };
-                    return Some((b.base_offset(), ts));
+        let candidate = {
+            let st = lock(&self.state);
+            let mut found = None;
+            'segments: for segment in st
+                .segments
+                .iter()
+                .filter(|s| s.max_timestamp >= timestamp_ms)
+            {
+                for b in Batches::new(segment.committed()) {
+                    let Ok(b) = b else { break };
+                    if b.max_timestamp() >= timestamp_ms {
+                        found = Some(if b.base_timestamp() >= timestamp_ms {
+                            Ok((b.base_offset(), b.base_timestamp()))
+                        } else {
+                            Err((b.base_offset(), b.max_timestamp(), b.as_bytes().to_vec()))
+                        });
+                        break 'segments;
+                    }
                 }
             }
+            found
+        }?;
+        match candidate {
+            Ok(hit) => Some(hit),
+            // A batch that does not decode still answers at batch granularity.
+            Err((base_offset, max_timestamp, bytes)) => {
+                first_record_at_or_after(&bytes, timestamp_ms)
+                    .or(Some((base_offset, max_timestamp)))
+            }
         }
-        None
     }
 
     pub(crate) fn max_timestamp(&self) -> Option<(i64, i64)> {

@@ -555,8 +555,8 @@ fn offset_for_timestamp_and_max_timestamp() {
     }
     assert_eq!(p.offset_for_timestamp(0), Some((0, 100)));
     assert_eq!(p.offset_for_timestamp(300), Some((4, 300)));
-    // Inside a batch: that batch, reported with the batch's max timestamp.
-    assert_eq!(p.offset_for_timestamp(501), Some((8, 501)));
+    // Inside a batch: the first record of the batch that qualifies (Kafka's answer).
+    assert_eq!(p.offset_for_timestamp(501), Some((9, 501)));
     assert_eq!(p.offset_for_timestamp(502), Some((10, 600)));
     assert_eq!(p.offset_for_timestamp(1002), None);
     assert_eq!(p.max_timestamp(), Some((19, 1001)));
@@ -567,6 +567,7 @@ fn offset_for_timestamp_and_max_timestamp() {
     let (_s, p) = open_with_topic(dir.path(), cfg);
     assert_eq!(p.max_timestamp(), Some((19, 1001)));
     assert_eq!(p.offset_for_timestamp(950), Some((18, 1000)));
+    assert_eq!(p.offset_for_timestamp(1001), Some((19, 1001)));
 }
 
 #[test]
