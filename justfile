@@ -11,3 +11,8 @@ test:
 # Format check, lints and tests, as CI runs them
 ci:
     bash .ci/run
+
+# Client compatibility matrix: every client x scenario against the broker, writes docs/compat.md
+compat:
+    bash compat/install.sh
+    python3 compat/run.py

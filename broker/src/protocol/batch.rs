@@ -257,6 +257,23 @@ impl<'a> Iterator for Batches<'a> {
     }
 }
 
+/// The largest record timestamp of one v2 batch, from its records (decompressed when
+/// needed); `None` when the batch does not decode or has no records.
+pub fn records_max_timestamp(batch: &[u8]) -> Option<i64> {
+    let mut bytes = bytes::Bytes::copy_from_slice(batch);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes).ok()?;
+    set.records.iter().map(|r| r.timestamp).max()
+}
+
+/// Rewrites a v2 batch's `maxTimestamp` and the CRC32C that covers it.
+pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) -> Result<(), BatchError> {
+    let total = RecordBatch::parse(batch)?.total_bytes();
+    batch[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[21..total]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
 /// The first record of one v2 batch whose timestamp is at least `timestamp_ms`, as
 /// `(offset, timestamp)`, the way Kafka's ListOffsets answers a timestamp query (record
 /// granularity, compressed batches decompressed). A log-append-time batch gives every

@@ -16,7 +16,8 @@ use bytes::Bytes;
 use memmap2::MmapRaw;
 
 use crate::protocol::batch::{
-    first_record_at_or_after, set_base_offset, BatchError, Batches, RecordBatch,
+    first_record_at_or_after, records_max_timestamp, set_base_offset, set_max_timestamp,
+    BatchError, Batches, RecordBatch,
 };
 
 use super::producer::{BatchProducerInfo, ProducerStates, SeqCheck};
@@ -55,6 +56,9 @@ struct ValidBatch {
     producer: BatchProducerInfo,
     total_bytes: usize,
     max_timestamp: i64,
+    /// Set when the producer sent a maxTimestamp below the first record's timestamp
+    /// (sarama 1.22 sends -1): the real maximum, written into the stored header.
+    repaired_max_timestamp: Option<i64>,
 }
 
 /// A range to msync, captured under the lock and flushed without it.
@@ -262,6 +266,9 @@ impl PartitionLog {
         let mut at = 0usize;
         for (b, (base, _)) in valid.iter().zip(&offsets) {
             set_base_offset(&mut dst[at..], *base).map_err(batch_error_to_append)?;
+            if let Some(ts) = b.repaired_max_timestamp {
+                set_max_timestamp(&mut dst[at..], ts).map_err(batch_error_to_append)?;
+            }
             at += b.total_bytes;
         }
         if always {
@@ -326,10 +333,18 @@ impl PartitionLog {
             if b.last_offset_delta() < 0 {
                 return Err(AppendError::Corrupt("negative lastOffsetDelta"));
             }
+            // Kafka recomputes maxTimestamp from the records; a batch stored as received
+            // keeps the producer's, unless it is impossible (below the first record's),
+            // which would hide the batch from timestamp lookups.
+            let repaired_max_timestamp = (!b.is_log_append_time()
+                && b.max_timestamp() < b.base_timestamp())
+            .then(|| records_max_timestamp(b.as_bytes()))
+            .flatten();
             valid.push(ValidBatch {
                 producer: BatchProducerInfo::from(&b),
                 total_bytes: b.total_bytes(),
-                max_timestamp: b.max_timestamp(),
+                max_timestamp: repaired_max_timestamp.unwrap_or(b.max_timestamp()),
+                repaired_max_timestamp,
             });
         }
         if valid.is_empty() {

@@ -679,3 +679,23 @@ fn delete_and_lookup_refuse_invalid_names() {
     ));
     assert!(s.partition("../x", 0).is_none());
 }
+
+/// Regression (found by the client compatibility matrix with sarama 1.22, which sends
+/// maxTimestamp -1): an impossible batch maxTimestamp is recomputed from the records
+/// and written, with a fresh CRC, into the stored header, so timestamp lookups find it.
+#[test]
+fn impossible_max_timestamp_is_repaired_on_append() {
+    use crate::protocol::batch::{set_max_timestamp, RecordBatch};
+    let dir = tempfile::tempdir().unwrap();
+    let (_s, p) = open_with_topic(dir.path(), config(dir.path()));
+    let mut b = batch(10, 20, NO_PRODUCER, 1000);
+    set_max_timestamp(&mut b, -1).unwrap();
+    assert_eq!(RecordBatch::parse(&b).unwrap().max_timestamp(), -1);
+    p.append(&b).unwrap();
+    assert_eq!(p.offset_for_timestamp(1005), Some((5, 1005)));
+    assert_eq!(p.max_timestamp(), Some((9, 1009)));
+    let read = p.read(0, 1 << 20).unwrap();
+    let stored = RecordBatch::parse(&read.records).unwrap();
+    assert_eq!(stored.max_timestamp(), 1009);
+    stored.verify_crc().unwrap();
+}
