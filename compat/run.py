@@ -210,7 +210,8 @@ def report(path, results, versions, order, scenarios, elapsed):
              "configuration), with fresh topic and group names and a per-cell timeout.\n")
     L.append(f"- date: {now}\n- git: `{sha}`{dirty}\n- platform: {platform.system()} {platform.release()} "
              f"{platform.machine()}\n- wall time: {elapsed:.0f} s\n- cells: "
-             f"{sum(r['result'] == 'pass' for r in results)} pass, {len(fails)} fail, "
+             f"{sum(r['result'] == 'pass' for r in results)} pass, {len(fails)} fail "
+             f"({sum(bool(r.get('known')) for r in fails)} known), "
              f"{sum(r['result'] == 'unsupported' for r in results)} not supported by the client\n")
     L.append("`pass`: the scenario ran and every check held. `**FAIL**`: see the details below "
              "(`(known)`: listed with its reason in `compat/known_failures.txt`, does not fail CI). "
@@ -327,13 +328,13 @@ def main():
                             if r["result"] == "pass":
                                 r["result"] = "fail"
                         # group_resume depends on the broker restart: no retry.
-                        if r["result"] != "fail" or s == "group_resume" or attempt == 1:
+                        if r["result"] != "fail" or s == "group_resume" or (c, s) in known or attempt == 1:
                             break
                         first = r["detail"]
                         print(json.dumps({**r, "retrying": True}), flush=True)
                     if first is not None and r["result"] == "pass":
                         r["flaky"] = first
-                    elif first is not None:
+                    elif first is not None and first != r["detail"]:
                         r["detail"] = f"{r['detail']} (first attempt: {first})"
                     if r["result"] == "fail" and (c, s) in known:
                         r["known"] = True
