@@ -309,7 +309,10 @@ pub fn load_all(repo: &Path) -> Result<Vec<Experiment>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "toml") {
+        // The crate's own manifest shares the folder with the definitions.
+        if path.extension().is_some_and(|e| e == "toml")
+            && path.file_name().is_some_and(|n| n != "Cargo.toml")
+        {
             let text = std::fs::read_to_string(&path)?;
             out.push(Experiment::parse(&text, &path.display().to_string())?);
         }
