@@ -5,11 +5,13 @@
 //! - [`storage`] appends record batches to memory-mapped segments and serves reads as
 //!   byte ranges; it knows nothing of the network.
 //! - [`broker`] answers decoded requests using storage (the request handlers).
+//! - [`group`] is the group coordinator and the committed-offset store.
 //! - [`net`] moves bytes: framing, event loops, responses in request order.
 //! - [`config`] is the startup configuration and the optimization toggles.
 
 pub mod broker;
 pub mod config;
+pub mod group;
 pub mod net;
 pub mod protocol;
 pub mod storage;

@@ -12,6 +12,7 @@ use clap::Parser;
 use nix::sys::signal::{SigSet, Signal};
 use strikemq::broker::Broker;
 use strikemq::config::{Config, EffectiveConfig, Flush, Profile};
+use strikemq::group::Coordinator;
 use strikemq::net::Server;
 use strikemq::storage::{FlushPolicy, Storage, StorageConfig};
 
@@ -93,21 +94,26 @@ fn run() -> anyhow::Result<()> {
     signals.thread_block().context("blocking signals")?;
 
     let started = std::time::Instant::now();
+    let flush = match cfg.flush {
+        Flush::Never => FlushPolicy::Never,
+        Flush::Always => FlushPolicy::Always,
+        Flush::IntervalMs(ms) => FlushPolicy::IntervalMs(ms),
+    };
     let storage = Arc::new(
         Storage::open(StorageConfig {
             data_dir: cfg.data_dir.clone(),
             segment_bytes: cfg.segment_bytes,
             index_interval_bytes: cfg.index_interval_bytes,
-            flush: match cfg.flush {
-                Flush::Never => FlushPolicy::Never,
-                Flush::Always => FlushPolicy::Always,
-                Flush::IntervalMs(ms) => FlushPolicy::IntervalMs(ms),
-            },
+            flush,
             segment_prefault_bytes: cfg.segment_prefault_bytes,
             segment_hugepages: cfg.segment_hugepages,
             max_batch_bytes: cfg.max_message_bytes,
         })
         .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
+    );
+    let groups = Arc::new(
+        Coordinator::open(&cfg.data_dir, flush)
+            .with_context(|| format!("opening committed offsets in {}", cfg.data_dir.display()))?,
     );
     let listener = TcpListener::bind(cfg.listen)
         .with_context(|| format!("binding Kafka listener {}", cfg.listen))?;
@@ -118,6 +124,7 @@ fn run() -> anyhow::Result<()> {
         storage.clone(),
         (host.clone(), bound.port()),
     ));
+    broker.set_group_coordinator(groups.clone());
     let server = Server::start(broker, listener).context("starting the data plane")?;
 
     eprintln!(
@@ -137,6 +144,10 @@ fn run() -> anyhow::Result<()> {
         cfg.data_dir.display(),
         storage.topics().len()
     );
+    eprintln!(
+        "  consumer groups: {} with committed offsets",
+        groups.groups_with_offsets()
+    );
     eprintln!("  effective configuration:");
     for line in effective.banner_lines() {
         eprintln!("{line}");
@@ -149,12 +160,16 @@ fn run() -> anyhow::Result<()> {
     let flusher = match cfg.flush {
         Flush::IntervalMs(ms) => {
             let storage = storage.clone();
+            let groups = groups.clone();
             let stop = stop_flusher.clone();
             Some(std::thread::spawn(move || {
                 while !stop.load(Ordering::Acquire) {
                     std::thread::park_timeout(Duration::from_millis(ms));
                     if let Err(e) = storage.flush_all() {
                         tracing::warn!(error = %e, "periodic flush failed");
+                    }
+                    if let Err(e) = groups.sync_offsets() {
+                        tracing::warn!(error = %e, "periodic sync of committed offsets failed");
                     }
                 }
             }))
@@ -170,6 +185,8 @@ fn run() -> anyhow::Result<()> {
         f.thread().unpark();
         let _ = f.join();
     }
+    // After the data plane: parked joins and syncs were answered, no commit is in flight.
+    groups.shutdown();
     storage.flush_all().context("final flush")?;
     tracing::info!("stopped cleanly");
     Ok(())

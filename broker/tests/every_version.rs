@@ -35,7 +35,7 @@ fn every_advertised_version_of_every_api_is_answered_without_error() {
     let broker = TestBroker::start(&[]);
     let mut conn = RawConn::connect(&broker);
     let apis = advertised(&mut conn);
-    assert!(apis.len() >= 11, "advertised: {apis:?}");
+    assert!(apis.len() >= 22, "advertised: {apis:?}");
 
     let topic = "every-version";
     raw::create_topics(&mut conn, &[topic], 1);
@@ -168,5 +168,282 @@ fn every_advertised_version_of_every_api_is_answered_without_error() {
         let resp = conn.call(&req, v);
         assert_eq!(resp.error_code, 0, "InitProducerId v{v}");
         assert!(resp.producer_id.0 >= 0, "InitProducerId v{v}");
+    }
+    every_version_of_the_group_apis(&mut conn, &apis, topic);
+}
+
+/// A member of `group` that joined (JoinGroup v5, member id required) and synced.
+fn stable_member(conn: &mut RawConn, group: &str) -> (StrBytes, i32) {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    let join = |member: StrBytes| {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(30_000)
+            .with_member_id(member)
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(Bytes::from_static(b"meta"))])
+    };
+    let first = conn.call(&join(StrBytes::default()), 5);
+    let joined = conn.call(&join(first.member_id), 5);
+    assert_eq!(joined.error_code, 0, "join {group}");
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_generation_id(joined.generation_id)
+        .with_member_id(joined.member_id.clone())
+        .with_assignments(vec![SyncGroupRequestAssignment::default()
+            .with_member_id(joined.member_id.clone())
+            .with_assignment(Bytes::from_static(b"assignment"))]);
+    assert_eq!(conn.call(&sync, 3).error_code, 0, "sync {group}");
+    (joined.member_id, joined.generation_id)
+}
+
+fn every_version_of_the_group_apis(conn: &mut RawConn, apis: &[ApiVersion], topic: &str) {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    let gid = |name: String| GroupId(StrBytes::from_string(name));
+
+    for v in range_of(apis, ApiKey::FindCoordinator) {
+        let mut req = FindCoordinatorRequest::default();
+        if v >= 4 {
+            req.coordinator_keys = vec![
+                StrBytes::from_static_str("g1"),
+                StrBytes::from_static_str("g2"),
+            ];
+        } else {
+            req.key = StrBytes::from_static_str("g1");
+        }
+        let resp = conn.call(&req, v);
+        if v >= 4 {
+            assert_eq!(resp.coordinators.len(), 2, "FindCoordinator v{v}");
+            assert!(resp
+                .coordinators
+                .iter()
+                .all(|c| c.error_code == 0 && c.port > 0));
+        } else {
+            assert_eq!(resp.error_code, 0, "FindCoordinator v{v}");
+            assert!(resp.port > 0, "FindCoordinator v{v}");
+        }
+    }
+    for v in range_of(apis, ApiKey::JoinGroup) {
+        let group = format!("join-v{v}");
+        let join = |member: StrBytes| {
+            JoinGroupRequest::default()
+                .with_group_id(gid(group.clone()))
+                .with_session_timeout_ms(30_000)
+                .with_rebalance_timeout_ms(30_000)
+                .with_member_id(member)
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str("range"))
+                    .with_metadata(Bytes::from_static(b"meta"))])
+        };
+        let mut resp = conn.call(&join(StrBytes::default()), v);
+        if v >= 4 {
+            assert_eq!(resp.error_code, 79, "JoinGroup v{v}: member id required");
+            resp = conn.call(&join(resp.member_id), v);
+        }
+        assert_eq!(resp.error_code, 0, "JoinGroup v{v}");
+        assert_eq!(resp.leader, resp.member_id, "JoinGroup v{v}");
+        assert_eq!(resp.members.len(), 1, "JoinGroup v{v}");
+        assert_eq!(
+            resp.protocol_name.as_deref(),
+            Some("range"),
+            "JoinGroup v{v}"
+        );
+    }
+    for v in range_of(apis, ApiKey::SyncGroup) {
+        let group = format!("sync-v{v}");
+        let first = stable_member(conn, &group);
+        // A second member makes a new generation that this version's sync completes.
+        let join = JoinGroupRequest::default()
+            .with_group_id(gid(group.clone()))
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(30_000)
+            .with_member_id(first.0.clone())
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("roundrobin"))
+                .with_metadata(Bytes::from_static(b"meta"))]);
+        let joined = conn.call(&join, 5);
+        assert_eq!(joined.error_code, 0, "rejoin before SyncGroup v{v}");
+        let mut req = SyncGroupRequest::default()
+            .with_group_id(gid(group))
+            .with_generation_id(joined.generation_id)
+            .with_member_id(joined.member_id.clone())
+            .with_assignments(vec![SyncGroupRequestAssignment::default()
+                .with_member_id(joined.member_id.clone())
+                .with_assignment(Bytes::from_static(b"mine"))]);
+        if v >= 5 {
+            req.protocol_type = Some(StrBytes::from_static_str("consumer"));
+            req.protocol_name = Some(StrBytes::from_static_str("roundrobin"));
+        }
+        let resp = conn.call(&req, v);
+        assert_eq!(resp.error_code, 0, "SyncGroup v{v}");
+        assert_eq!(
+            resp.assignment,
+            Bytes::from_static(b"mine"),
+            "SyncGroup v{v}"
+        );
+    }
+    let (member, generation) = stable_member(conn, "heartbeat");
+    for v in range_of(apis, ApiKey::Heartbeat) {
+        let req = HeartbeatRequest::default()
+            .with_group_id(gid("heartbeat".into()))
+            .with_generation_id(generation)
+            .with_member_id(member.clone());
+        assert_eq!(conn.call(&req, v).error_code, 0, "Heartbeat v{v}");
+    }
+    for v in range_of(apis, ApiKey::LeaveGroup) {
+        let group = format!("leave-v{v}");
+        let (member, _) = stable_member(conn, &group);
+        let mut req = LeaveGroupRequest::default().with_group_id(gid(group));
+        if v >= 3 {
+            req.members = vec![MemberIdentity::default().with_member_id(member)];
+        } else {
+            req.member_id = member;
+        }
+        let resp = conn.call(&req, v);
+        assert_eq!(resp.error_code, 0, "LeaveGroup v{v}");
+        if v >= 3 {
+            assert_eq!(resp.members[0].error_code, 0, "LeaveGroup v{v}");
+        }
+    }
+    for v in range_of(apis, ApiKey::OffsetCommit) {
+        let req = OffsetCommitRequest::default()
+            .with_group_id(gid("offsets".into()))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(raw::topic_name(topic))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(i64::from(v))
+                    .with_committed_leader_epoch(if v >= 6 { 0 } else { -1 })
+                    .with_committed_metadata(Some(StrBytes::from_static_str(
+                        "md",
+                    )))])]);
+        let resp = conn.call(&req, v);
+        assert_eq!(
+            resp.topics[0].partitions[0].error_code, 0,
+            "OffsetCommit v{v}"
+        );
+    }
+    let last_commit = i64::from(*range_of(apis, ApiKey::OffsetCommit).end());
+    for v in range_of(apis, ApiKey::OffsetFetch) {
+        let resp = if v >= 8 {
+            let req = OffsetFetchRequest::default().with_groups(vec![
+                OffsetFetchRequestGroup::default()
+                    .with_group_id(gid("offsets".into()))
+                    .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                        .with_name(raw::topic_name(topic))
+                        .with_partition_indexes(vec![0])])),
+                OffsetFetchRequestGroup::default()
+                    .with_group_id(gid("offsets".into()))
+                    .with_topics(None),
+            ]);
+            let resp = conn.call(&req, v);
+            assert_eq!(resp.groups.len(), 2, "OffsetFetch v{v}");
+            for g in &resp.groups {
+                assert_eq!(g.error_code, 0, "OffsetFetch v{v}");
+                let p = &g.topics[0].partitions[0];
+                assert_eq!(
+                    (p.committed_offset, p.error_code),
+                    (last_commit, 0),
+                    "OffsetFetch v{v}"
+                );
+                assert_eq!(p.metadata.as_deref(), Some("md"), "OffsetFetch v{v}");
+            }
+            continue;
+        } else {
+            let req = OffsetFetchRequest::default()
+                .with_group_id(gid("offsets".into()))
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name(raw::topic_name(topic))
+                    .with_partition_indexes(vec![0])]));
+            conn.call(&req, v)
+        };
+        assert_eq!(resp.error_code, 0, "OffsetFetch v{v}");
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!(
+            (p.committed_offset, p.error_code),
+            (last_commit, 0),
+            "OffsetFetch v{v}"
+        );
+        if v >= 5 {
+            assert_eq!(p.committed_leader_epoch, 0, "OffsetFetch v{v}");
+        }
+    }
+    for v in range_of(apis, ApiKey::ListGroups) {
+        let resp = conn.call(&ListGroupsRequest::default(), v);
+        assert_eq!(resp.error_code, 0, "ListGroups v{v}");
+        assert!(
+            resp.groups
+                .iter()
+                .any(|g| g.group_id.0.as_str() == "heartbeat"),
+            "ListGroups v{v}"
+        );
+        if v >= 4 {
+            assert!(
+                resp.groups.iter().all(|g| !g.group_state.is_empty()),
+                "ListGroups v{v}"
+            );
+        }
+    }
+    for v in range_of(apis, ApiKey::DescribeGroups) {
+        let req = DescribeGroupsRequest::default().with_groups(vec![gid("heartbeat".into())]);
+        let resp = conn.call(&req, v);
+        let g = &resp.groups[0];
+        assert_eq!(g.error_code, 0, "DescribeGroups v{v}");
+        assert_eq!(g.group_state.as_str(), "Stable", "DescribeGroups v{v}");
+        assert_eq!(g.members.len(), 1, "DescribeGroups v{v}");
+        assert_eq!(
+            g.members[0].member_assignment,
+            Bytes::from_static(b"assignment")
+        );
+    }
+    for v in range_of(apis, ApiKey::OffsetDelete) {
+        let req = OffsetDeleteRequest::default()
+            .with_group_id(gid("offsets".into()))
+            .with_topics(vec![OffsetDeleteRequestTopic::default()
+                .with_name(raw::topic_name(topic))
+                .with_partitions(vec![
+                    OffsetDeleteRequestPartition::default().with_partition_index(0)
+                ])]);
+        let resp = conn.call(&req, v);
+        assert_eq!(resp.error_code, 0, "OffsetDelete v{v}");
+        assert_eq!(
+            resp.topics[0].partitions[0].error_code, 0,
+            "OffsetDelete v{v}"
+        );
+    }
+    for v in range_of(apis, ApiKey::DeleteGroups) {
+        let group = format!("delete-v{v}");
+        let commit = OffsetCommitRequest::default()
+            .with_group_id(gid(group.clone()))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(raw::topic_name(topic))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(1)])]);
+        assert_eq!(conn.call(&commit, 8).topics[0].partitions[0].error_code, 0);
+        let resp = conn.call(
+            &DeleteGroupsRequest::default().with_groups_names(vec![gid(group)]),
+            v,
+        );
+        assert_eq!(resp.results[0].error_code, 0, "DeleteGroups v{v}");
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::error::usage;
 use crate::schedule::{Schedule, NS_PER_S};
+use crate::shape::KeyDist;
 use crate::wire::PollMode;
 
 /// Largest record value accepted (the broker's default max message size is far below).
@@ -16,6 +17,14 @@ pub const MAX_SIZE_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_OPEN_LOOP_MAX_INFLIGHT: u32 = 10_000;
 /// Most records one native Produce request may carry.
 pub const MAX_BATCH_RECORDS: u32 = 100_000;
+/// Most topics one run may use.
+pub const MAX_TOPICS: u32 = 1_000;
+/// Most partitions per topic one run may use.
+pub const MAX_PARTITIONS: i32 = 10_000;
+/// Most producer or consumer threads (each with its own connection) per run.
+pub const MAX_CLIENT_THREADS: u32 = 1_024;
+/// Longest topic name Kafka accepts.
+const MAX_TOPIC_NAME_CHARS: usize = 249;
 /// Longest run accepted, so that a typo (duration in ms) does not run for days.
 const MAX_DURATION_S: f64 = 24.0 * 3600.0;
 
@@ -36,7 +45,8 @@ pub struct Cli {
 pub enum Cmd {
     /// TCP echo of Produce-sized frames over loopback: the physical floor
     Floor(FloorArgs),
-    /// Produce one record of --size bytes per request to one partition
+    /// Produce records of --size bytes, one per request (or --batch per request), to the
+    /// partitions of the shape
     Produce(ProduceArgs),
     /// Produce a backlog of --records, then consume it with Fetch, verifying every record
     /// arrives exactly once and in order
@@ -88,12 +98,34 @@ pub struct TargetArgs {
     /// Any broker of the cluster, host:port
     #[arg(long, default_value = "127.0.0.1:9092")]
     pub bootstrap: String,
-    /// Topic (auto-created through Metadata)
+    /// Topic (auto-created through Metadata; created by CreateTopics with --partitions)
     #[arg(long, default_value = "loadgen")]
     pub topic: String,
-    /// Partition
+    /// The one partition to use (without --partitions)
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub partition: i32,
+    /// Use partitions 0..N of each topic, creating missing topics with N partitions
+    #[arg(long, conflicts_with = "partition", allow_negative_numbers = true)]
+    pub partitions: Option<i32>,
+    /// Number of topics: 1 is --topic itself, N > 1 are TOPIC-0 … TOPIC-(N-1)
+    #[arg(long, default_value_t = 1)]
+    pub topics: u32,
+    /// Producer threads, each with its own connection per partition leader (and its own
+    /// librdkafka instance with --driver rdkafka); the rate is shared among them
+    #[arg(long, default_value_t = 1)]
+    pub producers: u32,
+    /// Consumer threads (fetch, e2e); partitions are dealt round-robin among them
+    #[arg(long, default_value_t = 1)]
+    pub consumers: u32,
+    /// Connections (each with its own thread) per producer and partition leader, native
+    /// driver only; --inflight applies per connection
+    #[arg(long, default_value_t = 1)]
+    pub connections: u32,
+    /// Record keys: none (partitions in turn), uniform:N (one of N keys at random),
+    /// sequential (a new key per message); a keyed record goes to the partition its key
+    /// hashes to (Kafka's murmur2)
+    #[arg(long, default_value = "none", value_parser = clap::value_parser!(KeyDist))]
+    pub keys: KeyDist,
 }
 
 #[derive(Debug, Clone, Args, Serialize)]
@@ -143,6 +175,14 @@ pub enum Driver {
 pub struct FetchArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// Consumer: native (this crate's Fetch loop, latency per Fetch request) or rdkafka
+    /// (a librdkafka consumer with assign(), latency per poll that returned a record);
+    /// the backlog is always produced natively
+    #[arg(long, value_enum, default_value = "native")]
+    pub driver: Driver,
+    /// librdkafka consumer property key=value, repeatable (--driver rdkafka)
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
     /// Records in the backlog
     #[arg(long, default_value_t = 100_000)]
     pub records: u64,
@@ -181,6 +221,14 @@ pub struct E2eArgs {
     /// Fetch max_bytes
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_bytes: i32,
+    /// native: this crate's producer and Fetch loop; rdkafka: librdkafka producer and
+    /// consumer (assign(), no group), what applications see
+    #[arg(long, value_enum, default_value = "native")]
+    pub driver: Driver,
+    /// librdkafka property key=value for both producer and consumer, repeatable
+    /// (--driver rdkafka; librdkafka ignores, with a warning, what a role does not use)
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
 }
 
 /// The validated timing of a run.
@@ -255,6 +303,13 @@ impl LoadArgs {
 
 impl ProduceArgs {
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.target.validate()?;
+        if self.target.consumers != 1 {
+            return Err(usage(format!(
+                "--consumers {}: produce has no consumers",
+                self.target.consumers
+            )));
+        }
         if self.driver == Driver::Rdkafka {
             if self.batch != 1 {
                 return Err(usage(
@@ -264,8 +319,9 @@ impl ProduceArgs {
             if !(-1..=1).contains(&self.acks) {
                 return Err(usage(format!("--acks {}: must be 0, 1 or -1", self.acks)));
             }
+            check_rdkafka_shape(&self.target)?;
             crate::drivers::rdkafka::parse_properties(&self.properties)?;
-            return self.target.validate();
+            return Ok(());
         }
         if self.batch == 0 || self.batch > MAX_BATCH_RECORDS {
             return Err(usage(format!(
@@ -273,19 +329,41 @@ impl ProduceArgs {
                 self.batch
             )));
         }
-        if !self.properties.is_empty() {
-            return Err(usage(
-                "-X: client properties apply to --driver rdkafka only",
-            ));
+        if self.batch > 1 && self.target.keys != KeyDist::None {
+            return Err(usage(format!(
+                "--batch {} with --keys {}: a batch goes to one partition, keys pick one per record",
+                self.batch, self.target.keys
+            )));
         }
+        check_native_properties(&self.properties)?;
         if !matches!(self.acks, 1 | -1) {
             return Err(usage(format!(
                 "--acks {}: the native driver supports 1 and -1 (acks=0 has no response to time)",
                 self.acks
             )));
         }
-        self.target.validate()
+        Ok(())
     }
+}
+
+fn check_native_properties(properties: &[String]) -> anyhow::Result<()> {
+    if !properties.is_empty() {
+        return Err(usage(
+            "-X: client properties apply to --driver rdkafka only",
+        ));
+    }
+    Ok(())
+}
+
+/// librdkafka keeps one connection per broker by itself.
+fn check_rdkafka_shape(t: &TargetArgs) -> anyhow::Result<()> {
+    if t.connections != 1 {
+        return Err(usage(format!(
+            "--connections {}: librdkafka keeps one connection per broker (use --producers)",
+            t.connections
+        )));
+    }
+    Ok(())
 }
 
 fn check_value_size(size: usize) -> anyhow::Result<()> {
@@ -311,6 +389,26 @@ fn check_max_bytes(max_bytes: i32, size: usize) -> anyhow::Result<()> {
 impl FetchArgs {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.target.validate()?;
+        let t = &self.target;
+        if t.producers != 1 || t.connections != 1 {
+            return Err(usage(format!(
+                "--producers {} --connections {}: fetch prepares its backlog with one \
+                 connection per leader; use --consumers",
+                t.producers, t.connections
+            )));
+        }
+        if t.keys != KeyDist::None {
+            return Err(usage(format!(
+                "--keys {}: the fetch backlog is spread round-robin",
+                t.keys
+            )));
+        }
+        match self.driver {
+            Driver::Native => check_native_properties(&self.properties)?,
+            Driver::Rdkafka => {
+                crate::drivers::rdkafka::parse_properties(&self.properties)?;
+            }
+        }
         check_value_size(self.size)?;
         check_max_bytes(self.max_bytes, self.size)?;
         if self.records == 0 {
@@ -344,16 +442,56 @@ impl E2eArgs {
                 self.max_wait_ms
             )));
         }
+        match self.driver {
+            Driver::Native => check_native_properties(&self.properties)?,
+            Driver::Rdkafka => {
+                check_rdkafka_shape(&self.target)?;
+                crate::drivers::rdkafka::parse_properties(&self.properties)?;
+            }
+        }
         Ok(timing)
     }
 }
 
 impl TargetArgs {
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.topic.is_empty() || self.topic.len() > 249 {
+        if self.topics == 0 || self.topics > MAX_TOPICS {
             return Err(usage(format!(
-                "--topic {:?}: a topic name has 1 to 249 characters",
+                "--topics {}: must be between 1 and {MAX_TOPICS}",
+                self.topics
+            )));
+        }
+        // The longest derived name (TOPIC-(N-1)) must be a valid topic name too.
+        let longest = self.topic_names().into_iter().map(|t| t.len()).max();
+        if self.topic.is_empty() || longest.unwrap_or(0) > MAX_TOPIC_NAME_CHARS {
+            return Err(usage(format!(
+                "--topic {:?}: a topic name has 1 to {MAX_TOPIC_NAME_CHARS} characters \
+                 (with --topics N, including the -N suffix)",
                 self.topic
+            )));
+        }
+        if let Some(n) = self.partitions {
+            if !(1..=MAX_PARTITIONS).contains(&n) {
+                return Err(usage(format!(
+                    "--partitions {n}: must be between 1 and {MAX_PARTITIONS}"
+                )));
+            }
+        }
+        for (flag, v) in [
+            ("--producers", self.producers),
+            ("--consumers", self.consumers),
+            ("--connections", self.connections),
+        ] {
+            if v == 0 || v > MAX_CLIENT_THREADS {
+                return Err(usage(format!(
+                    "{flag} {v}: must be between 1 and {MAX_CLIENT_THREADS}"
+                )));
+            }
+        }
+        if self.producers * self.connections > MAX_CLIENT_THREADS {
+            return Err(usage(format!(
+                "--producers {} × --connections {}: at most {MAX_CLIENT_THREADS} connections",
+                self.producers, self.connections
             )));
         }
         if self.partition < 0 {
@@ -363,6 +501,18 @@ impl TargetArgs {
             )));
         }
         Ok(())
+    }
+
+    pub fn topic_names(&self) -> Vec<String> {
+        crate::shape::topic_names(&self.topic, self.topics)
+    }
+
+    pub fn partition_spec(&self) -> crate::drivers::native::PartitionSpec {
+        use crate::drivers::native::PartitionSpec;
+        match self.partitions {
+            Some(n) => PartitionSpec::First(n),
+            None => PartitionSpec::One(self.partition),
+        }
     }
 }
 
@@ -449,6 +599,77 @@ mod tests {
         assert!(produce(&["--driver", "rdkafka", "--acks", "0"])
             .validate()
             .is_ok());
+    }
+
+    #[test]
+    fn shape_flags_parse_and_bad_values_name_themselves() {
+        let p = produce(&[
+            "--partitions",
+            "3",
+            "--producers",
+            "2",
+            "--keys",
+            "uniform:10",
+            "--topics",
+            "2",
+        ]);
+        assert!(p.validate().is_ok());
+        assert_eq!(p.target.keys, KeyDist::Uniform(10));
+        assert_eq!(p.target.topic_names(), vec!["loadgen-0", "loadgen-1"]);
+        for (bad, needle) in [
+            (&["--partitions", "0"][..], "--partitions 0"),
+            (&["--partitions", "-2"], "--partitions -2"),
+            (&["--producers", "0"], "--producers 0"),
+            (&["--connections", "5000"], "--connections 5000"),
+            (&["--topics", "0"], "--topics 0"),
+            (&["--consumers", "2"], "--consumers 2"),
+            (
+                &["--keys", "sequential", "--batch", "4"],
+                "--keys sequential",
+            ),
+            (
+                &["--driver", "rdkafka", "--connections", "2"],
+                "--connections 2",
+            ),
+        ] {
+            let e = produce(bad).validate().unwrap_err();
+            assert!(is_usage(&e), "{bad:?}: {e}");
+            assert!(e.to_string().contains(needle), "{bad:?}: {e}");
+        }
+        let e = Cli::try_parse_from(["loadgen", "produce", "--keys", "zipf:2"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("zipf:2"), "{e}");
+        let e = Cli::try_parse_from([
+            "loadgen",
+            "produce",
+            "--partition",
+            "1",
+            "--partitions",
+            "2",
+        ])
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn fetch_refuses_producer_side_shape() {
+        let parse = |args: &[&str]| {
+            let mut v = vec!["loadgen", "fetch"];
+            v.extend_from_slice(args);
+            let Cmd::Fetch(f) = Cli::try_parse_from(v).expect("parses").cmd else {
+                panic!("not fetch")
+            };
+            f.validate()
+        };
+        assert!(parse(&["--partitions", "3", "--consumers", "2"]).is_ok());
+        assert!(parse(&["--driver", "rdkafka", "-X", "fetch.wait.max.ms=10"]).is_ok());
+        for bad in [
+            &["--producers", "2"][..],
+            &["--keys", "uniform:3"],
+            &["-X", "a=b"],
+        ] {
+            assert!(is_usage(&parse(bad).unwrap_err()), "{bad:?}");
+        }
     }
 
     #[test]

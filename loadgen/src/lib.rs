@@ -11,6 +11,7 @@ pub mod recorder;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod shape;
 pub mod verify;
 pub mod wire;
 pub mod workloads;

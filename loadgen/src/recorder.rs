@@ -104,6 +104,24 @@ impl Recorder {
         self.errors += 1;
     }
 
+    /// Adds another thread's recording to this one (HdrHistogram `add`: exact, the
+    /// merged percentiles are those of all samples together).
+    pub fn merge(&mut self, other: &Recorder) {
+        // Same bounds on both sides, so `add` cannot fail; saturating keeps it panic-free.
+        let _ = self.latency.add(&other.latency);
+        let _ = self.service.add(&other.service);
+        let _ = self.send_lag.add(&other.send_lag);
+        self.errors += other.errors;
+        self.timeouts += other.timeouts;
+        self.payload_bytes += other.payload_bytes;
+    }
+
+    /// Counts into `counter` (shared by every recorder of a run, for the progress bar).
+    pub fn with_progress(mut self, counter: Arc<AtomicU64>) -> Recorder {
+        self.progress = counter;
+        self
+    }
+
     /// Closes the last interval at `end_ns`.
     pub fn finish(&mut self, end_ns: u64) {
         if let Some(iv) = &mut self.interval {
@@ -198,6 +216,25 @@ mod tests {
         let delayed = r.latency.count_between(1_000_000, HIST_MAX_NS);
         assert!((990..=1010).contains(&delayed), "delayed = {delayed}");
         assert!(r.latency.value_at_quantile(0.99) > 10_000_000);
+    }
+
+    #[test]
+    fn merged_recorders_hold_every_sample() {
+        let (mut a, mut b) = (Recorder::new(0), Recorder::new(0));
+        for i in 1..=100u64 {
+            a.record(sample(0, 0, i * 1_000), 1);
+            b.record(sample(0, 0, (100 + i) * 1_000), 1);
+        }
+        b.error();
+        b.timeouts = 2;
+        a.merge(&b);
+        assert_eq!(a.count(), 200);
+        assert_eq!((a.errors, a.timeouts, a.payload_bytes), (1, 2, 200));
+        assert_eq!(
+            a.latency.value_at_quantile(0.5),
+            a.latency.highest_equivalent(100_000)
+        );
+        assert_eq!(a.latency.max(), a.latency.highest_equivalent(200_000));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Results: percentiles in µs, the human table on stdout, the JSON summary, and the
 //! HdrHistogram interval log writer.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
+use hdrhistogram::serialization::interval_log::{IntervalLogWriter, IntervalLogWriterBuilder};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -73,6 +74,8 @@ pub struct Summary {
     pub records: Option<u64>,
     pub records_per_s: Option<f64>,
     pub verification: Option<VerifyReport>,
+    /// The resolved shape: topics, partitions and their leaders, client threads.
+    pub layout: Option<serde_json::Value>,
     pub environment: Environment,
 }
 
@@ -129,6 +132,7 @@ impl Summary {
             records: None,
             records_per_s: None,
             verification: None,
+            layout: None,
             environment: Environment::here(),
         }
     }
@@ -156,27 +160,47 @@ impl Summary {
             "", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean"
         );
         let mut rows: Vec<(&str, &Percentiles)> = vec![("latency", &self.latency_us)];
-        // In closed loop service time equals latency and send lag is zero by construction.
+        // In closed loop service time equals latency; send lag is zero by construction
+        // there, printed anyway so that every table has the same rows to compare.
         if matches!(self.schedule, Schedule::Open { .. }) {
             rows.push(("service", &self.service_us));
-            rows.push(("send lag", &self.send_lag_us));
         }
+        rows.push(("send lag", &self.send_lag_us));
         for (name, p) in rows {
             s += &format!(
                 "{name:<10}{:>10.1}{:>10.1}{:>10.1}{:>10.1}{:>10.1}{:>10.1}{:>10.1}\n",
                 p.p50, p.p90, p.p99, p.p99_9, p.p99_99, p.max, p.mean
             );
         }
+        let asked = match self.schedule {
+            Schedule::Open { rate_per_s, .. } => format!(" of {rate_per_s:.1}/s asked"),
+            Schedule::Closed { .. } => String::new(),
+        };
         s += &format!(
-            "count {}  sent {}  rate {:.1}/s over {:.1} s  payload {:.2} MB/s  errors {}  timeouts {}\n",
-            self.count,
-            self.sent,
+            "achieved {:.1}/s{asked} over {:.1} s  ·  {:.0} B/s ({:.2} MB/s) payload\n",
             self.rate_per_s,
             self.duration_s,
+            self.bytes_per_s,
             self.bytes_per_s / 1e6,
-            self.errors,
-            self.timeouts
         );
+        s += &format!(
+            "count {}  sent {}  errors {}  timeouts {}  send lag p99 {:.1} µs max {:.1} µs\n",
+            self.count,
+            self.sent,
+            self.errors,
+            self.timeouts,
+            self.send_lag_us.p99,
+            self.send_lag_us.max,
+        );
+        if let Some(l) = &self.layout {
+            s += &format!(
+                "shape: {} partition(s) on {} leader(s), {} producer thread(s), {} consumer thread(s)\n",
+                l["partitions"].as_array().map_or(0, |a| a.len()),
+                l["leaders"].as_array().map_or(0, |a| a.len()),
+                l["producer_streams"],
+                l["consumer_threads"],
+            );
+        }
         if let (Some(n), Some(r)) = (self.records, self.records_per_s) {
             s += &format!("records {n}  ({r:.1} records/s)\n");
         }
@@ -201,19 +225,27 @@ impl Summary {
 
 /// Writes interval histograms (values in ns) to an HdrHistogram interval log on its own
 /// thread, so serialisation never delays the recording thread.
+///
+/// Several recorders (one per client thread) may feed one log: every recorder emits every
+/// interval of the shared run-clock grid (empty ones too), so an interval is complete,
+/// summed and written once `sources` contributions have arrived.
 pub struct IntervalLog {
     pub sink: Sender<Interval>,
     handle: JoinHandle<anyhow::Result<()>>,
 }
 
 impl IntervalLog {
-    pub fn start(path: PathBuf, tag_comment: String) -> anyhow::Result<IntervalLog> {
+    pub fn start(
+        path: PathBuf,
+        tag_comment: String,
+        sources: usize,
+    ) -> anyhow::Result<IntervalLog> {
         let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
         let (sink, rx) = channel();
         let base = SystemTime::now();
         let handle = std::thread::Builder::new()
             .name("loadgen-ilog".into())
-            .spawn(move || write_intervals(file, base, &tag_comment, rx))
+            .spawn(move || write_intervals(file, base, &tag_comment, sources.max(1), rx))
             .context("starting the interval log writer")?;
         Ok(IntervalLog { sink, handle })
     }
@@ -233,6 +265,7 @@ fn write_intervals(
     file: File,
     base: SystemTime,
     comment: &str,
+    sources: usize,
     rx: Receiver<Interval>,
 ) -> anyhow::Result<()> {
     let mut w = BufWriter::new(file);
@@ -246,15 +279,42 @@ fn write_intervals(
         .begin_log_with(&mut w, &mut serializer)
         .context("writing the interval log header")?;
     let mut first_start_ns = None;
-    for iv in rx {
-        let origin = *first_start_ns.get_or_insert(iv.start_ns);
+    // start → (contributions, end, summed histogram), written in start order.
+    let mut pending: BTreeMap<u64, (usize, u64, Histogram<u64>)> = BTreeMap::new();
+    fn write<W: Write, S: hdrhistogram::serialization::Serializer>(
+        log: &mut IntervalLogWriter<'_, '_, W, S>,
+        first_start_ns: &mut Option<u64>,
+        (start_ns, end_ns): (u64, u64),
+        h: &Histogram<u64>,
+    ) -> anyhow::Result<()> {
+        let origin = *first_start_ns.get_or_insert(start_ns);
         log.write_histogram(
-            &iv.latency,
-            Duration::from_nanos(iv.start_ns - origin),
-            Duration::from_nanos(iv.end_ns - iv.start_ns),
+            h,
+            Duration::from_nanos(start_ns.saturating_sub(origin)),
+            Duration::from_nanos(end_ns.saturating_sub(start_ns)),
             None,
         )
-        .map_err(|e| anyhow::anyhow!("writing an interval: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("writing an interval: {e:?}"))
+    }
+    for iv in rx {
+        let e = pending
+            .entry(iv.start_ns)
+            .or_insert_with(|| (0, iv.end_ns, crate::recorder::new_histogram()));
+        e.0 += 1;
+        e.1 = e.1.max(iv.end_ns);
+        let _ = e.2.add(&iv.latency);
+        // Write the oldest intervals once every source has delivered them.
+        while let Some(entry) = pending.first_entry() {
+            if entry.get().0 < sources {
+                break;
+            }
+            let (start, (_, end, h)) = entry.remove_entry();
+            write(&mut log, &mut first_start_ns, (start, end), &h)?;
+        }
+    }
+    // Whatever is left (a source ended early on failure) is written as it stands.
+    for (start, (_, end, h)) in pending {
+        write(&mut log, &mut first_start_ns, (start, end), &h)?;
     }
     drop(log);
     w.flush()?;

@@ -1,27 +1,39 @@
 //! The workloads: wiring of driver, schedule, recorder and report for each subcommand.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
+use serde_json::json;
 
-use crate::cli::{Driver, E2eArgs, FetchArgs, FloorArgs, LoadArgs, ProduceArgs, Timing};
+use crate::cli::{
+    Driver, E2eArgs, FetchArgs, FloorArgs, LoadArgs, ProduceArgs, TargetArgs, Timing,
+};
 use crate::consumer::Consumer;
 use crate::drivers::native::{
-    self, connect_to_leader, encode_batch, log_end_offset, produce_frame, produce_outcome,
-    produce_request, produce_response_frame, FixedFrame, ProduceChecker, SeqEncoder, Target,
-    PRODUCE_VERSION,
+    self, connect_leader, discover, encode_batch, log_end_offsets, produce_frame, produce_outcome,
+    produce_request, produce_response_frame, FixedFrame, MessageEncoder, ProduceChecker,
+    RoundRobinFrames, Target, PRODUCE_VERSION,
 };
+use crate::drivers::rdkafka as rdk;
 use crate::floor::{start_echo_server, EchoChecker};
 use crate::progress::Progress;
 use crate::recorder::Recorder;
 use crate::report::{IntervalLog, Summary};
-use crate::runner::{self, Checker, Encoder, RunConfig};
+use crate::runner::{self, Checker, Encoder, RunConfig, RunResult};
 use crate::schedule::{Clock, NS_PER_S};
 use crate::schedule::{Sample, Schedule};
+use crate::shape::KeyDist;
+use crate::shape::{
+    by_leader, consumer_assignments, new_counts, producer_streams, rate_share, Counts, Messages,
+    Picker, StreamPlan,
+};
 use crate::verify::{encode_value, ValueHeader};
+use crate::verify::{Expected, VerifyReport, VerifySet};
 use crate::wire::{FrameReader, PollMode};
 
 /// Length of one interval of the interval log.
@@ -42,7 +54,7 @@ pub fn recorder_for(
     what: &str,
 ) -> anyhow::Result<(Recorder, Option<IntervalLog>)> {
     let ilog = match &load.interval_log {
-        Some(p) => Some(IntervalLog::start(p.clone(), format!("loadgen {what}"))?),
+        Some(p) => Some(IntervalLog::start(p.clone(), format!("loadgen {what}"), 1)?),
         None => None,
     };
     let mut rec = Recorder::new(0);
@@ -144,67 +156,341 @@ pub fn floor(args: &FloorArgs) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-pub fn produce(args: &ProduceArgs) -> anyhow::Result<Summary> {
-    let timing = args.load.timing()?;
-    args.validate()?;
-    if args.driver == Driver::Rdkafka {
-        return produce_rdkafka(args, timing);
-    }
-    let (client, target) = connect_to_leader(
-        &args.target.bootstrap,
-        &args.target.topic,
-        args.target.partition,
-        PollMode::Blocking,
-    )?;
-    let encoder = FixedFrame {
-        frame: produce_frame(&target, args.acks, args.load.size, args.batch as usize)?,
-        payload_bytes: args.load.size as u64 * args.batch as u64,
-    };
-    let job = Job {
-        workload: "produce",
-        driver: "native",
-        params: params(args),
-        load: &args.load,
-        timing,
-    };
-    execute(
-        job,
-        client.into_reader(),
-        Box::new(encoder),
-        Box::new(ProduceChecker::default()),
-    )
-}
-
+/// Delay from the end of setup to the common schedule start, so that no client thread
+/// starts while another is still being created.
+const START_DELAY_NS: u64 = 20_000_000;
 /// acks used to prepare the fetch backlog: the leader has it before we read it.
 const BACKLOG_ACKS: i16 = -1;
-/// "Not known yet" for the e2e consumer's expected record count.
-const EXPECTED_UNKNOWN: u64 = u64::MAX;
 
 fn rate(n: u64, ns: u64) -> f64 {
     n as f64 * NS_PER_S as f64 / ns.max(1) as f64
 }
 
-pub fn fetch(args: &FetchArgs) -> anyhow::Result<Summary> {
+/// Recorders for `n` client threads sharing one progress counter and one interval log.
+fn recorders(
+    load: &LoadArgs,
+    n: usize,
+    what: &str,
+) -> anyhow::Result<(Vec<Recorder>, Option<IntervalLog>, Arc<AtomicU64>)> {
+    let ilog = match &load.interval_log {
+        Some(p) => Some(IntervalLog::start(p.clone(), format!("loadgen {what}"), n)?),
+        None => None,
+    };
+    let counter = Arc::new(AtomicU64::new(0));
+    let recs = (0..n)
+        .map(|_| {
+            let mut r = Recorder::new(0).with_progress(counter.clone());
+            if let Some(l) = &ilog {
+                r = r.with_intervals(INTERVAL_NS, l.sink.clone());
+            }
+            r
+        })
+        .collect();
+    Ok((recs, ilog, counter))
+}
+
+fn spawn<T: Send + 'static>(
+    name: String,
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<JoinHandle<anyhow::Result<T>>> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(f)
+        .context("starting a client thread")
+}
+
+/// Joins every thread (none is left running), then reports the first failure.
+fn join_all<T>(handles: Vec<JoinHandle<anyhow::Result<T>>>, what: &str) -> anyhow::Result<Vec<T>> {
+    let mut out = Vec::new();
+    let mut first_err = None;
+    for h in handles {
+        match h.join() {
+            Ok(Ok(t)) => out.push(t),
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e.context(format!("a {what} thread")));
+            }
+            Err(_) => {
+                first_err.get_or_insert(anyhow!("a {what} thread panicked"));
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// One recorder for the whole run (HdrHistogram `add` of every thread's) and the sends.
+fn merge(results: &[RunResult]) -> (Recorder, u64) {
+    let mut rec = Recorder::new(0);
+    let mut sent = 0;
+    for r in results {
+        rec.merge(&r.recorder);
+        sent += r.sent;
+    }
+    (rec, sent)
+}
+
+fn check_streams(n: usize) -> anyhow::Result<()> {
+    if n > u16::MAX as usize {
+        return Err(crate::error::usage(format!(
+            "{n} producer connections: at most {} (producers × connections × leaders)",
+            u16::MAX
+        )));
+    }
+    Ok(())
+}
+
+/// The run configuration of one producing stream: its share of an open-loop rate, and a
+/// phase offset of one interval of the total rate per stream so that the union of the
+/// streams' schedules is evenly spaced rather than bursts of simultaneous sends.
+fn stream_config(
+    timing: &Timing,
+    load: &LoadArgs,
+    plan: &StreamPlan,
+    plans: &[StreamPlan],
+    start_ns: u64,
+) -> RunConfig {
+    let (schedule, phase_ns) = match timing.schedule {
+        Schedule::Closed { inflight } => (Schedule::Closed { inflight }, 0),
+        Schedule::Open {
+            rate_per_s,
+            max_inflight,
+        } => (
+            Schedule::Open {
+                rate_per_s: rate_share(rate_per_s, plan, plans),
+                max_inflight,
+            },
+            (plan.id as f64 * NS_PER_S as f64 / rate_per_s) as u64,
+        ),
+    };
+    RunConfig {
+        schedule,
+        warmup_ns: timing.warmup_ns,
+        duration_ns: timing.duration_ns,
+        response_timeout: Duration::from_nanos(timing.response_timeout_ns),
+        pin_core: load.pin_core,
+        start_ns: Some(start_ns + phase_ns),
+    }
+}
+
+/// librdkafka producers each cover every target (librdkafka connects to each leader).
+fn rdkafka_streams(targets: &[Target], producers: u32) -> Vec<StreamPlan> {
+    (0..producers)
+        .map(|p| StreamPlan {
+            id: p as u16,
+            producer: p,
+            leader: "librdkafka".into(),
+            targets: targets.to_vec(),
+        })
+        .collect()
+}
+
+/// The resolved shape, for the summary.
+fn layout(
+    targets: &[Target],
+    producer_threads: usize,
+    consumer_threads: usize,
+) -> serde_json::Value {
+    json!({
+        "partitions": targets.iter().map(|t| format!("{}/{}", t.topic, t.partition)).collect::<Vec<_>>(),
+        "leaders": by_leader(targets)
+            .iter()
+            .map(|(l, ts)| json!({ "leader": l, "partitions": ts.len() }))
+            .collect::<Vec<_>>(),
+        "producer_streams": producer_threads,
+        "consumer_threads": consumer_threads,
+    })
+}
+
+fn discover_targets(t: &TargetArgs) -> anyhow::Result<Vec<Target>> {
+    discover(&t.bootstrap, &t.topic_names(), &t.partition_spec())
+}
+
+/// Log end offsets of every target, asked of each one's leader.
+fn start_offsets(targets: &[Target]) -> anyhow::Result<HashMap<(String, i32), i64>> {
+    let mut out = HashMap::new();
+    for (leader, ts) in by_leader(targets) {
+        let mut client = connect_leader(&leader, PollMode::Blocking)?;
+        for (t, o) in ts.iter().zip(log_end_offsets(&mut client, &ts)?) {
+            out.insert((t.topic.clone(), t.partition), o);
+        }
+    }
+    Ok(out)
+}
+
+fn with_offsets(ts: &[Target], offsets: &HashMap<(String, i32), i64>) -> Vec<(Target, i64)> {
+    ts.iter()
+        .map(|t| {
+            let o = offsets.get(&(t.topic.clone(), t.partition)).copied();
+            (t.clone(), o.unwrap_or(0))
+        })
+        .collect()
+}
+
+/// The part of `expected` that concerns `parts`.
+fn expected_for(expected: &Expected, parts: &[(Target, i64)]) -> Expected {
+    expected
+        .iter()
+        .filter(|((topic, p, _), _)| {
+            parts
+                .iter()
+                .any(|(t, _)| t.topic == *topic && t.partition == *p)
+        })
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
+
+pub fn produce(args: &ProduceArgs) -> anyhow::Result<Summary> {
+    let timing = args.load.timing()?;
     args.validate()?;
-    let timeout = Duration::from_secs_f64(args.response_timeout_s);
-    let (mut client, target) = connect_to_leader(
-        &args.target.bootstrap,
-        &args.target.topic,
-        args.target.partition,
-        PollMode::Blocking,
-    )?;
-    let start_offset = log_end_offset(&mut client, &target)?;
+    let targets = discover_targets(&args.target)?;
+    let plans = match args.driver {
+        Driver::Native => {
+            producer_streams(&targets, args.target.producers, args.target.connections)
+        }
+        Driver::Rdkafka => rdkafka_streams(&targets, args.target.producers),
+    };
+    check_streams(plans.len())?;
+    let size = args.load.size;
+    let t = &args.target;
+    // Connect everything before the clock starts: an unreachable leader fails fast.
+    let mut conns = Vec::new();
+    if args.driver == Driver::Native {
+        for plan in &plans {
+            conns.push(Some(
+                connect_leader(&plan.leader, PollMode::Blocking)?.into_reader(),
+            ));
+        }
+    } else {
+        conns.resize_with(plans.len(), || None);
+    }
+    let rdk_config = match args.driver {
+        Driver::Rdkafka => {
+            let props = rdk::parse_properties(&args.properties)?;
+            Some(rdk::producer_config(&t.bootstrap, args.acks, &props))
+        }
+        Driver::Native => None,
+    };
+    let (recs, ilog, counter) = recorders(&args.load, plans.len(), "produce")?;
     let clock = Clock::new();
-    let prepared = Instant::now();
+    let total = Duration::from_nanos(timing.warmup_ns + timing.duration_ns);
+    let progress = Progress::start(!args.load.no_progress, total, counter);
+    let start_ns = clock.now_ns() + START_DELAY_NS;
+    let mut handles = Vec::new();
+    for ((plan, conn), rec) in plans.iter().zip(conns).zip(recs) {
+        let cfg = stream_config(&timing, &args.load, plan, &plans, start_ns);
+        let picker = Picker::new(
+            t.keys,
+            plan.targets.len(),
+            plan.id as u64,
+            plans.len() as u64,
+        );
+        let messages = Messages::new(plan.targets.clone(), picker, size, plan.id);
+        let name = format!("loadgen-produce-{}", plan.id);
+        let handle = match (conn, &rdk_config) {
+            (Some(conn), _) => {
+                let encoder: Box<dyn Encoder> = if t.keys != KeyDist::None {
+                    Box::new(MessageEncoder::new(messages, args.acks, size))
+                } else {
+                    let batch = args.batch as usize;
+                    let frames = plan
+                        .targets
+                        .iter()
+                        .map(|x| produce_frame(x, args.acks, size, batch))
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    let payload_bytes = size as u64 * args.batch as u64;
+                    if frames.len() == 1 {
+                        let frame = frames.into_iter().next().expect("one frame");
+                        Box::new(FixedFrame {
+                            frame,
+                            payload_bytes,
+                        })
+                    } else {
+                        Box::new(RoundRobinFrames {
+                            frames,
+                            payload_bytes,
+                        })
+                    }
+                };
+                spawn(name, move || {
+                    let checker = Box::new(ProduceChecker::default());
+                    runner::run(conn, clock, &cfg, rec, encoder, checker)
+                })?
+            }
+            (None, Some(config)) => {
+                let config = config.clone();
+                spawn(name, move || {
+                    rdk::produce(&config, messages, size, &cfg, rec, clock)
+                })?
+            }
+            (None, None) => bail!("internal: a stream with neither connection nor config"),
+        };
+        handles.push(handle);
+    }
+    let results = join_all(handles, "producer");
+    if let Some(p) = progress {
+        p.finish();
+    }
+    let results = results?;
+    if let Some(l) = ilog {
+        l.finish()?;
+    }
+    let (rec, sent) = merge(&results);
+    let driver = match args.driver {
+        Driver::Native => "native",
+        Driver::Rdkafka => "rdkafka",
+    };
+    let mut summary = Summary::new(
+        "produce",
+        driver,
+        timing.schedule,
+        params(args),
+        &rec,
+        sent,
+        timing.duration_ns,
+    );
+    if args.driver == Driver::Rdkafka {
+        summary.latency_from = match timing.schedule {
+            Schedule::Closed { .. } => {
+                "enqueue into librdkafka to delivery callback (closed loop, per producer)"
+            }
+            Schedule::Open { .. } => "intended send to delivery callback (open loop, CO-corrected)",
+        }
+        .into();
+    } else if plans.len() > 1 {
+        summary.latency_from = match timing.schedule {
+            Schedule::Closed { .. } => "actual send (closed loop, per connection)",
+            Schedule::Open { .. } => "intended send (open loop, CO-corrected, rate shared)",
+        }
+        .into();
+    }
+    summary.layout = Some(layout(&targets, plans.len(), 0));
+    Ok(summary)
+}
+
+/// `total` records dealt over `n` partitions: partition `i`'s share.
+fn share(total: u64, n: u64, i: u64) -> u64 {
+    total / n.max(1) + u64::from(i < total % n.max(1))
+}
+
+/// Produces records 0..n of stream 0 to `target` in batches; returns nothing but errors.
+fn produce_backlog(
+    client: &mut native::Client,
+    target: &Target,
+    n: u64,
+    args: &FetchArgs,
+    clock: Clock,
+) -> anyhow::Result<()> {
     let mut seq = 0u64;
     let mut value = Vec::with_capacity(args.size);
-    while seq < args.records {
-        let n = (args.batch as u64).min(args.records - seq);
-        let values: Vec<Bytes> = (seq..seq + n)
+    while seq < n {
+        let k = (args.batch as u64).min(n - seq);
+        let values: Vec<Bytes> = (seq..seq + k)
             .map(|s| {
                 value.clear();
                 let h = ValueHeader {
-                    seq: s,
+                    seq: crate::verify::seq_word(0, s),
                     intended_ns: 0,
                     stamp_ns: clock.now_ns(),
                 };
@@ -212,174 +498,429 @@ pub fn fetch(args: &FetchArgs) -> anyhow::Result<Summary> {
                 Bytes::copy_from_slice(&value)
             })
             .collect();
-        let req = produce_request(&target, BACKLOG_ACKS, encode_batch(&values)?);
+        let req = produce_request(target, BACKLOG_ACKS, encode_batch(&values)?);
         let resp = client.call(&req, PRODUCE_VERSION)?;
         for (_, r) in produce_outcome(&resp) {
             if let Err(code) = r {
-                bail!("producing the backlog at seq {seq} failed with error code {code}");
+                bail!(
+                    "producing the backlog of {}/{} at seq {seq} failed with error code {code}",
+                    target.topic,
+                    target.partition
+                );
             }
         }
-        seq += n;
+        seq += k;
     }
-    eprintln!(
-        "loadgen: backlog of {} records from offset {start_offset} produced in {:.2} s",
-        args.records,
-        prepared.elapsed().as_secs_f64()
-    );
+    Ok(())
+}
 
-    runner::pin_current_thread(args.pin_core)?;
-    // The backlog is complete, so no long-poll: an empty answer means the end of the log.
-    let mut consumer = Consumer::new(
-        client,
-        target,
-        start_offset,
-        0,
-        args.max_bytes,
-        args.records,
-    );
-    let mut rec = Recorder::new(0);
-    let t0_ns = clock.now_ns();
-    let mut last_progress = Instant::now();
-    while !consumer.verifier.complete() {
-        let sent_ns = clock.now_ns();
-        let polled = consumer.poll(|_, _| {})?;
-        let done_ns = clock.now_ns();
-        let s = Sample {
-            intended_ns: sent_ns,
-            sent_ns,
-            done_ns,
-        };
-        rec.record(s, polled.bytes);
-        if polled.records > 0 {
-            last_progress = Instant::now();
-        } else if consumer.offset >= polled.high_watermark || last_progress.elapsed() > timeout {
-            break;
+/// What one consumer thread brings back.
+struct Consumed {
+    rec: Recorder,
+    report: VerifyReport,
+    end_ns: u64,
+}
+
+pub fn fetch(args: &FetchArgs) -> anyhow::Result<Summary> {
+    args.validate()?;
+    let timeout = Duration::from_secs_f64(args.response_timeout_s);
+    let targets = discover_targets(&args.target)?;
+    let clock = Clock::new();
+    let prepared = Instant::now();
+    let mut offsets = HashMap::new();
+    let mut expected = Expected::new();
+    for (leader, ts) in by_leader(&targets) {
+        let mut client = connect_leader(&leader, PollMode::Blocking)?;
+        for (t, o) in ts.iter().zip(log_end_offsets(&mut client, &ts)?) {
+            let i = targets
+                .iter()
+                .position(|x| x.topic == t.topic && x.partition == t.partition);
+            let n = share(args.records, targets.len() as u64, i.unwrap_or(0) as u64);
+            produce_backlog(&mut client, t, n, args, clock)?;
+            offsets.insert((t.topic.clone(), t.partition), o);
+            if n > 0 {
+                expected.insert((t.topic.clone(), t.partition, 0), n);
+            }
         }
     }
-    let measured_ns = clock.now_ns() - t0_ns;
-    let report = consumer.verifier.report();
+    eprintln!(
+        "loadgen: backlog of {} records over {} partition(s) produced in {:.2} s",
+        args.records,
+        targets.len(),
+        prepared.elapsed().as_secs_f64()
+    );
+    let groups: Vec<Vec<(Target, i64)>> = consumer_assignments(&targets, args.target.consumers)
+        .iter()
+        .map(|g| with_offsets(g, &offsets))
+        .collect();
+    let rdk_config = match args.driver {
+        Driver::Rdkafka => Some(rdk::consumer_config(
+            &args.target.bootstrap,
+            &rdk::parse_properties(&args.properties)?,
+        )),
+        Driver::Native => None,
+    };
+    let t0_ns = clock.now_ns();
+    let mut handles = Vec::new();
+    for (i, parts) in groups.iter().enumerate() {
+        let verifier = VerifySet::with_expected(&expected_for(&expected, parts));
+        let (parts, pin, max_bytes) = (parts.clone(), args.pin_core, args.max_bytes);
+        let name = format!("loadgen-fetch-{i}");
+        let handle = match &rdk_config {
+            None => {
+                let client = connect_leader(&parts[0].0.leader_addr, PollMode::Blocking)?;
+                spawn(name, move || {
+                    runner::pin_current_thread(pin)?;
+                    // The backlog is complete, so no long-poll: an empty answer means the
+                    // end of the log.
+                    let mut c = Consumer::new(client, parts, 0, max_bytes, verifier);
+                    let mut rec = Recorder::new(0);
+                    let mut last_progress = Instant::now();
+                    while !c.verifier.complete() {
+                        let sent_ns = clock.now_ns();
+                        let polled = c.poll(|_, _| {})?;
+                        let s = Sample {
+                            intended_ns: sent_ns,
+                            sent_ns,
+                            done_ns: clock.now_ns(),
+                        };
+                        rec.record(s, polled.bytes);
+                        if polled.records > 0 {
+                            last_progress = Instant::now();
+                        } else if c.caught_up() || last_progress.elapsed() > timeout {
+                            break;
+                        }
+                    }
+                    let end_ns = clock.now_ns();
+                    Ok(Consumed {
+                        rec,
+                        report: c.verifier.report(),
+                        end_ns,
+                    })
+                })?
+            }
+            Some(config) => {
+                let config = config.clone();
+                spawn(name, move || {
+                    let mut verifier = verifier;
+                    let mut rec = Recorder::new(0);
+                    let errors = rdk::consume(
+                        &config,
+                        &parts,
+                        &mut verifier,
+                        clock,
+                        timeout,
+                        pin,
+                        |_| rdk::Phase::Draining,
+                        |_, len, before_ns, after_ns| {
+                            let s = Sample {
+                                intended_ns: before_ns,
+                                sent_ns: before_ns,
+                                done_ns: after_ns,
+                            };
+                            rec.record(s, len as u64);
+                        },
+                    )?;
+                    rec.errors += errors;
+                    let end_ns = clock.now_ns();
+                    Ok(Consumed {
+                        rec,
+                        report: verifier.report(),
+                        end_ns,
+                    })
+                })?
+            }
+        };
+        handles.push(handle);
+    }
+    let consumed = join_all(handles, "consumer")?;
+    let measured_ns = consumed.iter().map(|c| c.end_ns).max().unwrap_or(t0_ns) - t0_ns;
+    let mut rec = Recorder::new(0);
+    for c in &consumed {
+        rec.merge(&c.rec);
+    }
+    let reports: Vec<VerifyReport> = consumed.iter().map(|c| c.report.clone()).collect();
+    let report = VerifyReport::combine(&reports);
+    let driver = match args.driver {
+        Driver::Native => "native",
+        Driver::Rdkafka => "rdkafka",
+    };
     let mut summary = Summary::new(
         "fetch",
-        "native",
+        driver,
         Schedule::Closed { inflight: 1 },
         params(args),
         &rec,
         rec.count(),
         measured_ns,
     );
-    summary.latency_from = "actual send of each Fetch request (closed loop)".into();
+    summary.latency_from = match args.driver {
+        Driver::Native => "actual send of each Fetch request (closed loop, per consumer)",
+        Driver::Rdkafka => "start of each librdkafka poll() that returned a record (prefetched records return at once)",
+    }
+    .into();
     summary.records = Some(report.received);
     summary.records_per_s = Some(rate(report.received, measured_ns));
     summary.verification = Some(report);
+    summary.layout = Some(layout(&targets, by_leader(&targets).len(), groups.len()));
     Ok(summary)
+}
+
+/// Hands the final counts to a consumer once the producers are done.
+struct ExpectedGate {
+    shared: Arc<Mutex<Option<Expected>>>,
+    parts: Vec<(Target, i64)>,
+    applied: bool,
+}
+
+impl ExpectedGate {
+    fn phase(&mut self, v: &mut VerifySet) -> rdk::Phase {
+        if self.applied {
+            return rdk::Phase::Draining;
+        }
+        let Ok(guard) = self.shared.lock() else {
+            // A poisoned lock means a producer panicked: drain what there is.
+            return rdk::Phase::Draining;
+        };
+        match guard.as_ref() {
+            Some(exp) => {
+                v.set_expected(&expected_for(exp, &self.parts));
+                self.applied = true;
+                rdk::Phase::Draining
+            }
+            None => rdk::Phase::Running,
+        }
+    }
+}
+
+/// Final counts from every producing stream's per-target counters.
+fn expected_from(plans: &[StreamPlan], counts: &[Counts]) -> Expected {
+    let mut exp = Expected::new();
+    for (plan, c) in plans.iter().zip(counts) {
+        for (t, n) in plan.targets.iter().zip(c.iter()) {
+            let n = n.load(Ordering::Acquire);
+            if n > 0 {
+                exp.insert((t.topic.clone(), t.partition, plan.id), n);
+            }
+        }
+    }
+    exp
 }
 
 pub fn e2e(args: &E2eArgs) -> anyhow::Result<Summary> {
     let timing = args.validate()?;
-    let connect = || {
-        connect_to_leader(
-            &args.target.bootstrap,
-            &args.target.topic,
-            args.target.partition,
-            PollMode::Blocking,
-        )
+    let t = &args.target;
+    let targets = discover_targets(t)?;
+    let plans = match args.driver {
+        Driver::Native => producer_streams(&targets, t.producers, t.connections),
+        Driver::Rdkafka => rdkafka_streams(&targets, t.producers),
     };
-    let (producer, target) = connect()?;
-    let (mut consumer_client, _) = connect()?;
-    let start_offset = log_end_offset(&mut consumer_client, &target)?;
-    let clock = Clock::new();
-    let start_ns = clock.now_ns();
-    let (rec, ilog) = recorder_for(&args.load, "e2e")?;
-    let mut rec = rec;
-    rec.warmup_end_ns = start_ns + timing.warmup_ns;
-    let total = Duration::from_nanos(timing.warmup_ns + timing.duration_ns);
-    let progress = Progress::start(!args.load.no_progress, total, rec.progress.clone());
-    let expected = Arc::new(AtomicU64::new(EXPECTED_UNKNOWN));
-    let timeout = Duration::from_nanos(timing.response_timeout_ns);
+    check_streams(plans.len())?;
+    let offsets = start_offsets(&targets)?;
+    let groups: Vec<Vec<(Target, i64)>> = consumer_assignments(&targets, t.consumers)
+        .iter()
+        .map(|g| with_offsets(g, &offsets))
+        .collect();
+    let (rdk_producer, rdk_consumer) = match args.driver {
+        Driver::Rdkafka => {
+            let props = rdk::parse_properties(&args.properties)?;
+            (
+                Some(rdk::producer_config(&t.bootstrap, args.acks, &props)),
+                Some(rdk::consumer_config(&t.bootstrap, &props)),
+            )
+        }
+        Driver::Native => (None, None),
+    };
+    let mut producer_conns = Vec::new();
+    let mut consumer_clients = Vec::new();
+    if args.driver == Driver::Native {
+        for plan in &plans {
+            producer_conns.push(Some(
+                connect_leader(&plan.leader, PollMode::Blocking)?.into_reader(),
+            ));
+        }
+        for g in &groups {
+            consumer_clients.push(Some(connect_leader(
+                &g[0].0.leader_addr,
+                PollMode::Blocking,
+            )?));
+        }
+    } else {
+        producer_conns.resize_with(plans.len(), || None);
+        consumer_clients.resize_with(groups.len(), || None);
+    }
 
-    let consumer_thread = {
-        let (expected, target, pin) = (expected.clone(), target.clone(), args.load.pin_core);
+    let clock = Clock::new();
+    let start_ns = clock.now_ns() + START_DELAY_NS;
+    let (recs, ilog, counter) = recorders(&args.load, groups.len(), "e2e")?;
+    let total = Duration::from_nanos(timing.warmup_ns + timing.duration_ns);
+    let progress = Progress::start(!args.load.no_progress, total, counter);
+    let shared: Arc<Mutex<Option<Expected>>> = Arc::new(Mutex::new(None));
+    let timeout = Duration::from_nanos(timing.response_timeout_ns);
+    let pin = args.load.pin_core;
+
+    let mut consumers = Vec::new();
+    for (i, ((parts, client), rec)) in groups.iter().zip(consumer_clients).zip(recs).enumerate() {
+        let mut gate = ExpectedGate {
+            shared: shared.clone(),
+            parts: parts.clone(),
+            applied: false,
+        };
+        let mut rec = rec;
+        rec.warmup_end_ns = start_ns + timing.warmup_ns;
+        let parts = parts.clone();
+        let name = format!("loadgen-consume-{i}");
         let (max_wait_ms, max_bytes) = (args.max_wait_ms, args.max_bytes);
-        std::thread::Builder::new()
-            .name("loadgen-consume".into())
-            .spawn(
-                move || -> anyhow::Result<(Recorder, crate::verify::VerifyReport)> {
-                    runner::pin_current_thread(pin)?;
-                    let mut c = Consumer::new(
-                        consumer_client,
-                        target,
-                        start_offset,
-                        max_wait_ms,
-                        max_bytes,
-                        EXPECTED_UNKNOWN,
-                    );
-                    let mut last_progress = Instant::now();
-                    loop {
-                        let n = expected.load(Ordering::Acquire);
-                        if n != EXPECTED_UNKNOWN {
-                            c.verifier.set_expected(n);
+        let handle = match (client, &rdk_consumer) {
+            (Some(client), _) => spawn(name, move || {
+                runner::pin_current_thread(pin)?;
+                let mut c = Consumer::new(client, parts, max_wait_ms, max_bytes, VerifySet::new());
+                let mut last_progress = Instant::now();
+                loop {
+                    match gate.phase(&mut c.verifier) {
+                        rdk::Phase::Running => last_progress = Instant::now(),
+                        rdk::Phase::Draining => {
                             if c.verifier.complete() || last_progress.elapsed() > timeout {
                                 break;
                             }
                         }
-                        // One arrival instant per Fetch answer, taken at the first record.
-                        let mut done_ns = None;
-                        let polled = c.poll(|h, len| {
-                            let done = *done_ns.get_or_insert_with(|| clock.now_ns());
+                    }
+                    // One arrival instant per Fetch answer, taken at the first record.
+                    let mut done_ns = None;
+                    let polled = c.poll(|h, len| {
+                        let done = *done_ns.get_or_insert_with(|| clock.now_ns());
+                        if let Some(h) = h {
+                            let s = Sample {
+                                intended_ns: h.intended_ns,
+                                sent_ns: h.stamp_ns,
+                                done_ns: done,
+                            };
+                            rec.record(s, len as u64);
+                        }
+                    })?;
+                    if polled.records > 0 {
+                        last_progress = Instant::now();
+                    }
+                }
+                let end_ns = clock.now_ns();
+                rec.finish(end_ns);
+                Ok(Consumed {
+                    rec,
+                    report: c.verifier.report(),
+                    end_ns,
+                })
+            })?,
+            (None, Some(config)) => {
+                let config = config.clone();
+                spawn(name, move || {
+                    let mut verifier = VerifySet::new();
+                    let errors = rdk::consume(
+                        &config,
+                        &parts,
+                        &mut verifier,
+                        clock,
+                        timeout,
+                        pin,
+                        |v| gate.phase(v),
+                        |h, len, _, after_ns| {
                             if let Some(h) = h {
                                 let s = Sample {
                                     intended_ns: h.intended_ns,
                                     sent_ns: h.stamp_ns,
-                                    done_ns: done,
+                                    done_ns: after_ns,
                                 };
                                 rec.record(s, len as u64);
                             }
-                        })?;
-                        if polled.records > 0 {
-                            last_progress = Instant::now();
-                        }
-                    }
-                    rec.finish(clock.now_ns());
-                    Ok((rec, c.verifier.report()))
-                },
-            )
-            .context("starting the consumer thread")?
-    };
+                        },
+                    )?;
+                    rec.errors += errors;
+                    let end_ns = clock.now_ns();
+                    rec.finish(end_ns);
+                    Ok(Consumed {
+                        rec,
+                        report: verifier.report(),
+                        end_ns,
+                    })
+                })?
+            }
+            (None, None) => bail!("internal: a consumer with neither client nor config"),
+        };
+        consumers.push(handle);
+    }
 
-    let cfg = RunConfig {
-        schedule: timing.schedule,
-        warmup_ns: timing.warmup_ns,
-        duration_ns: timing.duration_ns,
-        response_timeout: timeout,
-        pin_core: args.load.pin_core,
-        start_ns: Some(start_ns),
-    };
-    let encoder = SeqEncoder::new(target, args.acks, args.load.size, clock);
-    let produced = runner::run(
-        producer.into_reader(),
-        clock,
-        &cfg,
-        Recorder::new(0),
-        Box::new(encoder),
-        Box::new(ProduceChecker::default()),
-    );
-    // The consumer stops once it has everything that was sent (or nothing, on failure).
-    let sent = produced.as_ref().map_or(0, |r| r.sent);
-    expected.store(sent, Ordering::Release);
-    let consumed = consumer_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("the consumer thread panicked"));
+    let counts: Vec<Counts> = plans.iter().map(|p| new_counts(p.targets.len())).collect();
+    let mut producers = Vec::new();
+    for ((plan, conn), c) in plans.iter().zip(producer_conns).zip(&counts) {
+        let cfg = stream_config(&timing, &args.load, plan, &plans, start_ns);
+        let picker = Picker::new(
+            t.keys,
+            plan.targets.len(),
+            plan.id as u64,
+            plans.len() as u64,
+        );
+        let size = args.load.size;
+        let messages =
+            Messages::new(plan.targets.clone(), picker, size, plan.id).sequenced(c.clone(), clock);
+        let name = format!("loadgen-produce-{}", plan.id);
+        let handle = match (conn, &rdk_producer) {
+            (Some(conn), _) => {
+                let encoder = Box::new(MessageEncoder::new(messages, args.acks, size));
+                spawn(name, move || {
+                    let checker = Box::new(ProduceChecker::default());
+                    runner::run(conn, clock, &cfg, Recorder::new(0), encoder, checker)
+                })
+            }
+            (None, Some(config)) => {
+                let config = config.clone();
+                spawn(name, move || {
+                    rdk::produce(&config, messages, size, &cfg, Recorder::new(0), clock)
+                })
+            }
+            (None, None) => Err(anyhow!(
+                "internal: a stream with neither connection nor config"
+            )),
+        };
+        match handle {
+            Ok(h) => producers.push(h),
+            Err(e) => {
+                // The consumers wait for counts: give them what there is, then fail.
+                if let Ok(mut g) = shared.lock() {
+                    *g = Some(Expected::new());
+                }
+                return Err(e);
+            }
+        }
+    }
+    let produced = join_all(producers, "producer");
+    // The consumers stop once they have everything that was sent (or nothing, on failure).
+    let expected = expected_from(&plans, &counts);
+    let expected_total: u64 = expected.values().sum();
+    if let Ok(mut g) = shared.lock() {
+        *g = Some(expected);
+    }
+    let consumed = join_all(consumers, "consumer");
     if let Some(p) = progress {
         p.finish();
     }
     let produced = produced.context("producer")?;
-    let (rec, report) = consumed?.context("consumer")?;
+    let consumed = consumed.context("consumer")?;
     if let Some(l) = ilog {
         l.finish()?;
     }
+    let (prec, sent) = merge(&produced);
+    let mut rec = Recorder::new(0);
+    for c in &consumed {
+        rec.merge(&c.rec);
+    }
+    let reports: Vec<VerifyReport> = consumed.iter().map(|c| c.report.clone()).collect();
+    let report = VerifyReport::combine(&reports);
+    let driver = match args.driver {
+        Driver::Native => "native",
+        Driver::Rdkafka => "rdkafka",
+    };
     let mut summary = Summary::new(
         "e2e",
-        "native",
+        driver,
         timing.schedule,
         params(args),
         &rec,
@@ -391,60 +932,14 @@ pub fn e2e(args: &E2eArgs) -> anyhow::Result<Summary> {
         Schedule::Open { .. } => "intended send to consumption (open loop, CO-corrected)",
     }
     .into();
-    summary.errors += produced.recorder.errors;
-    summary.timeouts += produced.recorder.timeouts;
+    summary.errors += prec.errors;
+    summary.timeouts += prec.timeouts;
+    if expected_total != sent {
+        eprintln!("loadgen: {sent} requests sent but {expected_total} records counted");
+    }
     summary.records = Some(report.received);
     summary.records_per_s = Some(rate(rec.count(), timing.duration_ns));
     summary.verification = Some(report);
-    Ok(summary)
-}
-
-fn produce_rdkafka(args: &ProduceArgs, timing: Timing) -> anyhow::Result<Summary> {
-    // librdkafka retries an unreachable bootstrap forever; fail fast and clearly instead.
-    drop(native::connect(&args.target.bootstrap)?);
-    let props = crate::drivers::rdkafka::parse_properties(&args.properties)?;
-    let config =
-        crate::drivers::rdkafka::producer_config(&args.target.bootstrap, args.acks, &props);
-    let (rec, ilog) = recorder_for(&args.load, "produce rdkafka")?;
-    let total = Duration::from_nanos(timing.warmup_ns + timing.duration_ns);
-    let progress = Progress::start(!args.load.no_progress, total, rec.progress.clone());
-    let cfg = RunConfig {
-        schedule: timing.schedule,
-        warmup_ns: timing.warmup_ns,
-        duration_ns: timing.duration_ns,
-        response_timeout: Duration::from_nanos(timing.response_timeout_ns),
-        pin_core: args.load.pin_core,
-        start_ns: None,
-    };
-    let result = crate::drivers::rdkafka::produce(
-        &config,
-        &args.target.topic,
-        args.target.partition,
-        args.load.size,
-        &cfg,
-        rec,
-        Clock::new(),
-    );
-    if let Some(p) = progress {
-        p.finish();
-    }
-    let result = result?;
-    if let Some(l) = ilog {
-        l.finish()?;
-    }
-    let mut summary = Summary::new(
-        "produce",
-        "rdkafka",
-        timing.schedule,
-        params(args),
-        &result.recorder,
-        result.sent,
-        result.measured_ns,
-    );
-    summary.latency_from = match timing.schedule {
-        Schedule::Closed { .. } => "enqueue into librdkafka to delivery callback (closed loop)",
-        Schedule::Open { .. } => "intended send to delivery callback (open loop, CO-corrected)",
-    }
-    .into();
+    summary.layout = Some(layout(&targets, plans.len(), groups.len()));
     Ok(summary)
 }

@@ -9,6 +9,7 @@
 
 mod admin;
 mod fetch;
+mod groups;
 mod produce;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -25,11 +26,14 @@ use kafka_protocol::protocol::StrBytes;
 use tracing::{debug, warn};
 
 pub use fetch::ParkedFetch;
+pub use groups::{ParkedJoin, ParkedSync};
 
 /// A request waiting for an event; answered by [`Broker::resume`].
 #[derive(Debug)]
 pub enum Parked {
     Fetch(ParkedFetch),
+    Join(ParkedJoin),
+    Sync(ParkedSync),
 }
 
 impl Parked {
@@ -37,11 +41,14 @@ impl Parked {
     pub fn deadline(&self) -> Instant {
         match self {
             Parked::Fetch(f) => f.deadline,
+            Parked::Join(j) => j.deadline,
+            Parked::Sync(s) => s.deadline,
         }
     }
 }
 
 use crate::config::EffectiveConfig;
+use crate::group::Coordinator;
 use crate::protocol::request::{self, DecodeError, Request};
 use crate::protocol::response::{write_response, write_with_header_version};
 use crate::storage::{Storage, StorageError, TopicConfig, TopicInfo};
@@ -100,7 +107,9 @@ pub struct Broker {
     /// Host and port that Metadata reports.
     advertised: (String, i32),
     next_producer_id: AtomicI64,
-    wake_listener: OnceLock<WakeListener>,
+    /// Shared with the group coordinator, which wakes parked joins and syncs.
+    wake_listener: Arc<OnceLock<WakeListener>>,
+    groups: OnceLock<Arc<Coordinator>>,
     pub started_at: Instant,
 }
 
@@ -117,6 +126,17 @@ pub const ADVERTISED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 fn advertised_range(api_key: i16) -> Option<(i16, i16)> {
@@ -142,7 +162,8 @@ impl Broker {
             storage,
             advertised: (advertised.0, i32::from(advertised.1)),
             next_producer_id: AtomicI64::new(pid_start),
-            wake_listener: OnceLock::new(),
+            wake_listener: Arc::new(OnceLock::new()),
+            groups: OnceLock::new(),
             started_at: Instant::now(),
         }
     }
@@ -152,6 +173,24 @@ impl Broker {
         if self.wake_listener.set(listener).is_err() {
             warn!("wake listener already set; keeping the first");
         }
+    }
+
+    /// Installs the group coordinator (before serving; otherwise the first group
+    /// request creates an in-memory one).
+    pub fn set_group_coordinator(&self, coordinator: Arc<Coordinator>) {
+        coordinator.set_waker(self.waker_for_groups());
+        if self.groups.set(coordinator).is_err() {
+            warn!("group coordinator already set; keeping the first");
+        }
+    }
+
+    fn waker_for_groups(&self) -> crate::group::Waker {
+        let listener = self.wake_listener.clone();
+        Box::new(move || {
+            if let Some(wake) = listener.get() {
+                wake();
+            }
+        })
     }
 
     /// Tells the data plane that parked requests may now be answerable.
@@ -172,6 +211,8 @@ impl Broker {
     ) -> Result<bool, FrameError> {
         match parked {
             Parked::Fetch(f) => self.resume_fetch(f, out, force),
+            Parked::Join(j) => self.resume_join(j, out, force),
+            Parked::Sync(s) => self.resume_sync(s, out, force),
         }
     }
 
@@ -231,6 +272,22 @@ impl Broker {
             Request::DescribeConfigs(r) => write_response(out, cid, v, &self.describe_configs(r)),
             Request::DescribeCluster(r) => write_response(out, cid, v, &self.describe_cluster(r)),
             Request::InitProducerId(r) => write_response(out, cid, v, &self.init_producer_id(r)),
+            Request::FindCoordinator(r) => {
+                write_response(out, cid, v, &self.find_coordinator(r, v))
+            }
+            Request::JoinGroup(r) => {
+                let client_id = header.client_id.as_deref().unwrap_or("");
+                return self.join_group(r, v, cid, client_id, out);
+            }
+            Request::SyncGroup(r) => return self.sync_group(r, v, cid, out),
+            Request::Heartbeat(r) => write_response(out, cid, v, &self.heartbeat(r)),
+            Request::LeaveGroup(r) => write_response(out, cid, v, &self.leave_group(r, v)),
+            Request::OffsetCommit(r) => write_response(out, cid, v, &self.offset_commit(r, v)),
+            Request::OffsetFetch(r) => write_response(out, cid, v, &self.offset_fetch(r, v)),
+            Request::ListGroups(r) => write_response(out, cid, v, &self.list_groups(r, v)),
+            Request::DescribeGroups(r) => write_response(out, cid, v, &self.describe_groups(r, v)),
+            Request::DeleteGroups(r) => write_response(out, cid, v, &self.delete_groups(r)),
+            Request::OffsetDelete(r) => write_response(out, cid, v, &self.offset_delete(r)),
             #[allow(unreachable_patterns)]
             _ => return Err(FrameError::Malformed(DecodeError::UnknownApiKey(api_key))),
         }

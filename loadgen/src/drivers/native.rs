@@ -8,14 +8,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context};
 use bytes::{Buf, Bytes};
 use indexmap::IndexMap;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest,
-    MetadataRequest, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsRequest, BrokerId, CreateTopicsRequest, FetchRequest, FetchResponse,
+    ListOffsetsRequest, MetadataRequest, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::records::{
@@ -34,6 +36,11 @@ pub const PRODUCE_VERSION: i16 = 9;
 /// The last Fetch version that names topics (13+ use topic ids).
 pub const FETCH_VERSION: i16 = 12;
 pub const LIST_OFFSETS_VERSION: i16 = 5;
+/// CreateTopics v4+ accepts replication factor -1 (the broker's default).
+pub const CREATE_TOPICS_VERSION: i16 = 5;
+/// Broker-side timeout of CreateTopics.
+const CREATE_TOPICS_TIMEOUT_MS: i32 = 30_000;
+const TOPIC_ALREADY_EXISTS: i16 = 36;
 /// How long to wait for the TCP connection to a broker.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a setup call (ApiVersions, Metadata, ListOffsets) may take.
@@ -187,103 +194,190 @@ fn check_api_versions(client: &mut Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connects to `bootstrap`, finds the leader of `topic`/`partition` with Metadata
-/// (auto-creating the topic), and returns a checked connection to that leader.
-pub fn connect_to_leader(
-    bootstrap: &str,
-    topic: &str,
-    partition: i32,
-    mode: PollMode,
-) -> anyhow::Result<(Client, Target)> {
-    let mut client = Client::connect(bootstrap, mode)?;
-    check_api_versions(&mut client)?;
-    let req = MetadataRequest::default()
-        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
-            TopicName(StrBytes::from_string(topic.to_string())),
-        ))]))
-        .with_allow_auto_topic_creation(true);
-    let started = Instant::now();
-    let leader_addr = loop {
-        let resp = client.call(&req, METADATA_VERSION)?;
-        let t = resp
-            .topics
-            .iter()
-            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
-            .ok_or_else(|| anyhow!("Metadata answer does not mention topic {topic:?}"))?;
-        let retryable = matches!(
-            t.error_code,
-            LEADER_NOT_AVAILABLE | UNKNOWN_TOPIC_OR_PARTITION
-        );
-        if t.error_code != 0 && !retryable {
-            bail!(
-                "Metadata for topic {topic:?} failed with error code {}",
-                t.error_code
-            );
-        }
-        let p = t.partitions.iter().find(|p| p.partition_index == partition);
-        match p {
-            Some(p) if p.error_code == 0 && p.leader_id.0 >= 0 => {
-                let leader = resp
-                    .brokers
-                    .iter()
-                    .find(|b| b.node_id == p.leader_id)
-                    .ok_or_else(|| anyhow!("leader {} not among the brokers", p.leader_id.0))?;
-                break format!("{}:{}", leader.host.as_str(), leader.port);
-            }
-            None if t.error_code == 0 && !t.partitions.is_empty() => {
-                return Err(usage(format!(
-                    "topic {topic:?} has {} partitions; partition {partition} does not exist",
-                    t.partitions.len()
-                )));
-            }
-            _ => {}
-        }
-        if started.elapsed() > LEADER_WAIT {
-            bail!("no leader for {topic:?} partition {partition} after {LEADER_WAIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let target = Target {
-        topic: topic.to_string(),
-        partition,
-        leader_addr: leader_addr.clone(),
-    };
-    // Multi-broker clusters: the leader may not be the bootstrap broker. A single-node
-    // broker may advertise another spelling of the same address; reconnecting is harmless.
-    let same = client.reader.stream().peer_addr().ok().is_some_and(|peer| {
-        leader_addr
-            .to_socket_addrs()
-            .map(|mut a| a.any(|a| a == peer))
-            .unwrap_or(false)
-    });
-    if !same {
-        client = Client::connect(&leader_addr, mode)?;
-        check_api_versions(&mut client)?;
-    }
-    Ok((client, target))
+/// Which partitions a run uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionSpec {
+    /// One partition, by number (of an existing or auto-created topic).
+    One(i32),
+    /// Partitions 0..n; the topic is created with n partitions if it does not exist.
+    First(i32),
 }
 
-/// The log end offset of a partition (where records produced from now on will land).
-pub fn log_end_offset(client: &mut Client, target: &Target) -> anyhow::Result<i64> {
+/// Creates `topics` with `partitions` partitions (replication: the broker's default);
+/// topics that already exist are left alone (Metadata then checks their size).
+fn create_topics(client: &mut Client, topics: &[String], partitions: i32) -> anyhow::Result<()> {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(CREATE_TOPICS_TIMEOUT_MS)
+        .with_topics(
+            topics
+                .iter()
+                .map(|t| {
+                    CreatableTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(t.clone())))
+                        .with_num_partitions(partitions)
+                        .with_replication_factor(-1)
+                })
+                .collect(),
+        );
+    let resp = client.call(&req, CREATE_TOPICS_VERSION)?;
+    for r in &resp.topics {
+        if !matches!(r.error_code, 0 | TOPIC_ALREADY_EXISTS) {
+            bail!(
+                "creating topic {:?} with {partitions} partitions failed with error code {}: {}",
+                r.name.0.as_str(),
+                r.error_code,
+                r.error_message.as_ref().map_or("", |m| m.as_str())
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Connects to `bootstrap`, creates the topics when a partition count is asked for, and
+/// finds the leader of every partition with Metadata (waiting for leaders of new topics).
+/// Targets come topic by topic, partitions in order.
+pub fn discover(
+    bootstrap: &str,
+    topics: &[String],
+    spec: &PartitionSpec,
+) -> anyhow::Result<Vec<Target>> {
+    let mut client = Client::connect(bootstrap, PollMode::Blocking)?;
+    check_api_versions(&mut client)?;
+    if let PartitionSpec::First(n) = spec {
+        create_topics(&mut client, topics, *n)?;
+    }
+    let req = MetadataRequest::default()
+        .with_topics(Some(
+            topics
+                .iter()
+                .map(|t| {
+                    MetadataRequestTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_string(t.clone()))))
+                })
+                .collect(),
+        ))
+        .with_allow_auto_topic_creation(true);
+    let started = Instant::now();
+    'retry: loop {
+        let resp = client.call(&req, METADATA_VERSION)?;
+        let mut targets = Vec::new();
+        for topic in topics {
+            let t = resp
+                .topics
+                .iter()
+                .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+                .ok_or_else(|| anyhow!("Metadata answer does not mention topic {topic:?}"))?;
+            let retryable = matches!(
+                t.error_code,
+                LEADER_NOT_AVAILABLE | UNKNOWN_TOPIC_OR_PARTITION
+            );
+            if t.error_code != 0 && !retryable {
+                bail!(
+                    "Metadata for topic {topic:?} failed with error code {}",
+                    t.error_code
+                );
+            }
+            let wanted: Vec<i32> = match spec {
+                PartitionSpec::One(p) => vec![*p],
+                PartitionSpec::First(n) => (0..*n).collect(),
+            };
+            let known = t.error_code == 0 && !t.partitions.is_empty();
+            for partition in wanted {
+                let p = t.partitions.iter().find(|p| p.partition_index == partition);
+                match p {
+                    Some(p) if p.error_code == 0 && p.leader_id.0 >= 0 => {
+                        let leader = resp
+                            .brokers
+                            .iter()
+                            .find(|b| b.node_id == p.leader_id)
+                            .ok_or_else(|| {
+                                anyhow!("leader {} not among the brokers", p.leader_id.0)
+                            })?;
+                        targets.push(Target {
+                            topic: topic.clone(),
+                            partition,
+                            leader_addr: format!("{}:{}", leader.host.as_str(), leader.port),
+                        });
+                    }
+                    None if known => {
+                        return Err(usage(format!(
+                            "topic {topic:?} has {} partitions; partition {partition} does not \
+                             exist (use another --topic, or delete the topic)",
+                            t.partitions.len()
+                        )));
+                    }
+                    _ => {
+                        if started.elapsed() > LEADER_WAIT {
+                            bail!(
+                                "no leader for {topic:?} partition {partition} after {LEADER_WAIT:?}"
+                            );
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue 'retry;
+                    }
+                }
+            }
+        }
+        return Ok(targets);
+    }
+}
+
+/// A checked connection to a partition leader (an address from Metadata).
+pub fn connect_leader(addr: &str, mode: PollMode) -> anyhow::Result<Client> {
+    let mut client = Client::connect(addr, mode)?;
+    check_api_versions(&mut client)?;
+    Ok(client)
+}
+
+/// The log end offsets of `targets` (where records produced from now on will land),
+/// in the order given. All targets must have `client`'s broker as leader.
+pub fn log_end_offsets(client: &mut Client, targets: &[Target]) -> anyhow::Result<Vec<i64>> {
+    let mut topics: Vec<ListOffsetsTopic> = Vec::new();
+    for t in targets {
+        let p = ListOffsetsPartition::default()
+            .with_partition_index(t.partition)
+            .with_current_leader_epoch(-1)
+            .with_timestamp(LATEST_TIMESTAMP);
+        match topics.iter_mut().find(|x| x.name.0.as_str() == t.topic) {
+            Some(x) => x.partitions.push(p),
+            None => topics.push(
+                ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(t.topic.clone())))
+                    .with_partitions(vec![p]),
+            ),
+        }
+    }
     let req = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(TopicName(StrBytes::from_string(target.topic.clone())))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(target.partition)
-                .with_current_leader_epoch(-1)
-                .with_timestamp(LATEST_TIMESTAMP)])]);
+        .with_topics(topics);
     let resp = client.call(&req, LIST_OFFSETS_VERSION)?;
-    let p = resp
-        .topics
+    targets
         .iter()
-        .flat_map(|t| t.partitions.iter())
-        .find(|p| p.partition_index == target.partition)
-        .ok_or_else(|| anyhow!("ListOffsets answer does not mention the partition"))?;
-    if p.error_code != 0 {
-        bail!("ListOffsets failed with error code {}", p.error_code);
-    }
-    Ok(p.offset)
+        .map(|t| {
+            let p = resp
+                .topics
+                .iter()
+                .filter(|x| x.name.0.as_str() == t.topic)
+                .flat_map(|x| x.partitions.iter())
+                .find(|p| p.partition_index == t.partition)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "ListOffsets answer does not mention {}/{}",
+                        t.topic,
+                        t.partition
+                    )
+                })?;
+            if p.error_code != 0 {
+                bail!(
+                    "ListOffsets of {}/{} failed with error code {}",
+                    t.topic,
+                    t.partition,
+                    p.error_code
+                );
+            }
+            Ok(p.offset)
+        })
+        .collect()
 }
 
 fn wall_clock_ms() -> i64 {
@@ -295,6 +389,11 @@ fn wall_clock_ms() -> i64 {
 
 /// Encodes one uncompressed v2 record batch holding `values` (no key, no producer id).
 pub fn encode_batch(values: &[Bytes]) -> anyhow::Result<Bytes> {
+    encode_keyed_batch(values, None)
+}
+
+/// Encodes one uncompressed v2 record batch holding `values`, all with `key`.
+pub fn encode_keyed_batch(values: &[Bytes], key: Option<Bytes>) -> anyhow::Result<Bytes> {
     let timestamp = wall_clock_ms();
     let records: Vec<Record> = values
         .iter()
@@ -310,7 +409,7 @@ pub fn encode_batch(values: &[Bytes]) -> anyhow::Result<Bytes> {
             offset: i as i64,
             sequence: NO_SEQUENCE,
             timestamp,
-            key: None,
+            key: key.clone(),
             value: Some(v.clone()),
             headers: IndexMap::new(),
         })
@@ -432,13 +531,26 @@ impl Checker for ProduceChecker {
     }
 }
 
-/// A Fetch request for one partition from `offset`.
-pub fn fetch_request(
-    target: &Target,
-    offset: i64,
-    max_wait_ms: i32,
-    max_bytes: i32,
-) -> FetchRequest {
+/// A Fetch request for several partitions, each from its own offset.
+pub fn fetch_request(parts: &[(Target, i64)], max_wait_ms: i32, max_bytes: i32) -> FetchRequest {
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for (t, offset) in parts {
+        let p = FetchPartition::default()
+            .with_partition(t.partition)
+            .with_current_leader_epoch(-1)
+            .with_fetch_offset(*offset)
+            .with_last_fetched_epoch(-1)
+            .with_log_start_offset(-1)
+            .with_partition_max_bytes(max_bytes);
+        match topics.iter_mut().find(|x| x.topic.0.as_str() == t.topic) {
+            Some(x) => x.partitions.push(p),
+            None => topics.push(
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(t.topic.clone())))
+                    .with_partitions(vec![p]),
+            ),
+        }
+    }
     FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(max_wait_ms)
@@ -447,15 +559,7 @@ pub fn fetch_request(
         .with_isolation_level(0)
         .with_session_id(0)
         .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_string(target.topic.clone())))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(target.partition)
-                .with_current_leader_epoch(-1)
-                .with_fetch_offset(offset)
-                .with_last_fetched_epoch(-1)
-                .with_log_start_offset(-1)
-                .with_partition_max_bytes(max_bytes)])])
+        .with_topics(topics)
 }
 
 /// One fetched (non-control) record.
@@ -518,29 +622,25 @@ pub fn fetched_records(resp: &FetchResponse, target: &Target) -> anyhow::Result<
     Ok(out)
 }
 
-/// Produces one record per request whose value names itself (sequence number = message
-/// index, intended time, stamp just before encoding): what fetch and e2e verify.
-pub struct SeqEncoder {
-    pub target: Target,
+/// Produces one record per request from a message source (target, key and value per
+/// message): keyed, multi-partition and verified workloads.
+pub struct MessageEncoder {
+    pub messages: crate::shape::Messages,
     pub acks: i16,
-    pub size: usize,
-    pub clock: crate::schedule::Clock,
-    value: Vec<u8>,
+    size: usize,
 }
 
-impl SeqEncoder {
-    pub fn new(target: Target, acks: i16, size: usize, clock: crate::schedule::Clock) -> Self {
-        SeqEncoder {
-            target,
+impl MessageEncoder {
+    pub fn new(messages: crate::shape::Messages, acks: i16, size: usize) -> Self {
+        MessageEncoder {
+            messages,
             acks,
             size,
-            clock,
-            value: Vec::with_capacity(size),
         }
     }
 }
 
-impl Encoder for SeqEncoder {
+impl Encoder for MessageEncoder {
     fn encode(
         &mut self,
         cid: i32,
@@ -548,23 +648,38 @@ impl Encoder for SeqEncoder {
         intended_ns: u64,
         out: &mut Vec<u8>,
     ) -> anyhow::Result<()> {
-        self.value.clear();
-        let header = crate::verify::ValueHeader {
-            seq: index,
-            intended_ns,
-            stamp_ns: self.clock.now_ns(),
-        };
-        crate::verify::encode_value(header, self.size, &mut self.value);
-        let batch = encode_batch(&[Bytes::copy_from_slice(&self.value)])?;
+        let t = self.messages.next(index, intended_ns);
+        let key = self.messages.key().map(Bytes::copy_from_slice);
+        let batch = encode_keyed_batch(&[Bytes::copy_from_slice(&self.messages.value)], key)?;
         encode_request(
             out,
             cid,
             PRODUCE_VERSION,
-            &produce_request(&self.target, self.acks, batch),
+            &produce_request(&self.messages.targets[t], self.acks, batch),
         )
     }
 
     fn payload_bytes(&self) -> u64 {
         self.size as u64
+    }
+}
+
+/// Pre-encoded frames, one per target, sent in turn with only the correlation id
+/// patched: unkeyed multi-partition produce costs the client no encoding either.
+pub struct RoundRobinFrames {
+    pub frames: Vec<Vec<u8>>,
+    pub payload_bytes: u64,
+}
+
+impl Encoder for RoundRobinFrames {
+    fn encode(&mut self, cid: i32, index: u64, _: u64, out: &mut Vec<u8>) -> anyhow::Result<()> {
+        let f = &self.frames[(index % self.frames.len() as u64) as usize];
+        out.extend_from_slice(f);
+        patch_request_correlation_id(out, cid);
+        Ok(())
+    }
+
+    fn payload_bytes(&self) -> u64 {
+        self.payload_bytes
     }
 }

@@ -1,15 +1,22 @@
-//! The rdkafka driver: librdkafka's producer, as applications use it. Latency runs from
-//! the send (enqueue into librdkafka) to the delivery callback, which librdkafka's own
-//! polling thread runs as soon as the acknowledgement is in.
+//! The rdkafka driver: librdkafka's producer and consumer, as applications use them.
+//! Producer latency runs from the send (enqueue into librdkafka) to the delivery
+//! callback, which librdkafka's own polling thread runs as soon as the acknowledgement
+//! is in. The consumer is a `BaseConsumer` with `assign()`: no group membership, no
+//! commits (the broker needs no group coordinator for it).
 
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+
+use crate::drivers::native::Target;
+use crate::shape::Messages;
+use crate::verify::{decode_value, ValueHeader, VerifySet};
 
 use crate::error::usage;
 use crate::recorder::Recorder;
@@ -96,11 +103,12 @@ pub fn producer_config(bootstrap: &str, acks: i16, props: &[(String, String)]) -
     cfg
 }
 
-/// Produces `size`-byte records to `topic`/`partition` on the schedule of `run_cfg`.
+/// Produces the records of `messages` (each to its own partition, the one `messages`
+/// picked, so that the workload knows what each partition should receive) on the
+/// schedule of `run_cfg`.
 pub fn produce(
     config: &ClientConfig,
-    topic: &str,
-    partition: i32,
+    mut messages: Messages,
     size: usize,
     run_cfg: &RunConfig,
     rec: Recorder,
@@ -118,7 +126,6 @@ pub fn produce(
     })?;
     pin_current_thread(run_cfg.pin_core)?;
     tighten_timer_slack();
-    let payload = vec![0u8; size];
     let start_ns = run_cfg.start_ns.unwrap_or_else(|| clock.now_ns());
     let warmup_end_ns = start_ns + run_cfg.warmup_ns;
     let end_ns = warmup_end_ns + run_cfg.duration_ns;
@@ -159,13 +166,19 @@ pub fn produce(
                 None
             }
         };
+        let t = messages.next(sent, intended_ns.unwrap_or_else(|| clock.now_ns()));
         loop {
             let sent_ns = clock.now_ns();
             let intended_ns = intended_ns.unwrap_or(sent_ns);
-            let record = BaseRecord::with_opaque_to(topic, Box::new((intended_ns, sent_ns)))
-                .partition(partition)
-                .payload(&payload[..]);
-            match producer.send::<(), [u8]>(record) {
+            let target = &messages.targets[t];
+            let mut record =
+                BaseRecord::with_opaque_to(&target.topic, Box::new((intended_ns, sent_ns)))
+                    .partition(target.partition)
+                    .payload(&messages.value[..]);
+            if let Some(k) = messages.key() {
+                record = record.key(k);
+            }
+            match producer.send::<[u8], [u8]>(record) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     std::thread::sleep(QUEUE_FULL_BACKOFF)
@@ -218,6 +231,91 @@ fn wait_for_slot(
             .0;
     }
     Ok(())
+}
+
+/// The consumer configuration: a throw-away group id (librdkafka insists on one, the
+/// broker never hears of it: assign() only, no subscribe, no commits), then -X.
+pub fn consumer_config(bootstrap: &str, props: &[(String, String)]) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("loadgen-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false");
+    for (k, v) in props {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
+/// How long one poll() waits before the loop looks at its stop conditions.
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Where a consuming loop stands.
+pub enum Phase {
+    /// Producers are still at work: keep consuming whatever the wait.
+    Running,
+    /// Every count is known: stop once complete or idle for the idle timeout.
+    Draining,
+}
+
+/// Consumes `parts` from their offsets with librdkafka until `phase` says draining and
+/// the verifier is complete (or nothing arrived for `idle_timeout`). `on_record` gets
+/// each record's header, value length, and the run-clock instants before and after the
+/// poll that returned it. Returns the poll errors seen (counted, printed up to a few).
+#[allow(clippy::too_many_arguments)]
+pub fn consume(
+    config: &ClientConfig,
+    parts: &[(Target, i64)],
+    verifier: &mut VerifySet,
+    clock: Clock,
+    idle_timeout: Duration,
+    pin_core: Option<usize>,
+    mut phase: impl FnMut(&mut VerifySet) -> Phase,
+    mut on_record: impl FnMut(Option<ValueHeader>, usize, u64, u64),
+) -> anyhow::Result<u64> {
+    let consumer: BaseConsumer = config.create().map_err(|e| match e {
+        KafkaError::ClientConfig(..) => usage(format!("invalid -X client property: {e}")),
+        e => anyhow::Error::new(e).context("creating the librdkafka consumer"),
+    })?;
+    let mut tpl = TopicPartitionList::new();
+    for (t, offset) in parts {
+        tpl.add_partition_offset(&t.topic, t.partition, Offset::Offset(*offset))
+            .context("building the assignment")?;
+    }
+    consumer.assign(&tpl).context("assigning partitions")?;
+    pin_current_thread(pin_core)?;
+    let mut errors = 0u64;
+    let mut last_progress = Instant::now();
+    loop {
+        match phase(verifier) {
+            Phase::Running => last_progress = Instant::now(),
+            Phase::Draining => {
+                if verifier.complete() || last_progress.elapsed() > idle_timeout {
+                    break;
+                }
+            }
+        }
+        let before_ns = clock.now_ns();
+        match consumer.poll(POLL_TIMEOUT) {
+            None => {}
+            Some(Ok(m)) => {
+                let after_ns = clock.now_ns();
+                let value = m.payload().unwrap_or(&[]);
+                let header = decode_value(value);
+                verifier.observe(m.topic(), m.partition(), header.map(|h| h.seq), m.offset());
+                on_record(header, value.len(), before_ns, after_ns);
+                last_progress = Instant::now();
+            }
+            Some(Err(e)) => {
+                if errors < MAX_PRINTED_ERRORS {
+                    eprintln!("loadgen: consumer error: {e}");
+                }
+                errors += 1;
+            }
+        }
+    }
+    Ok(errors)
 }
 
 #[cfg(test)]

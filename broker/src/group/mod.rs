@@ -1,0 +1,634 @@
+//! The group coordinator: classic consumer groups (JoinGroup/SyncGroup/Heartbeat/
+//! LeaveGroup) and committed offsets.
+//!
+//! Knows neither sockets nor the Kafka wire format: the handlers in `broker::groups`
+//! decode requests, call the [`Coordinator`] and encode what it returns. A JoinGroup or
+//! SyncGroup that must wait for the rest of the group gets a [`Slot`]; the coordinator
+//! fills it when the rebalance moves on and calls the waker so the data plane answers.
+//!
+//! Timeouts are enforced by one timer thread that sleeps on a condvar until the
+//! nearest deadline (a session, a pending member id, a rebalance). With no members
+//! anywhere it sleeps without a timeout: an idle broker spends no CPU on groups.
+//!
+//! Group membership lives in memory only (after a restart groups start empty, as in
+//! Kafka); committed offsets are persisted by [`offsets::OffsetStore`] before a commit
+//! is acknowledged.
+
+pub mod offsets;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+pub use offsets::{Committed, OffsetStore, PartitionKey};
+use state::Group;
+pub use state::{GroupState, JoinMember, JoinParams, JoinResult, Slot, SyncParams, SyncResult};
+
+use crate::storage::FlushPolicy;
+
+/// Kafka error codes of the group APIs.
+pub mod code {
+    pub const NONE: i16 = 0;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    pub const INVALID_GROUP_ID: i16 = 24;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+    pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub const INVALID_REQUEST: i16 = 42;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const NON_EMPTY_GROUP: i16 = 68;
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+}
+
+/// Bounds on what clients can make the coordinator keep.
+pub mod limits {
+    /// Longest group id (bytes); longer ones get INVALID_GROUP_ID.
+    pub const GROUP_ID_BYTES_MAX: usize = 255;
+    /// Longest `group.instance.id` (Kafka validates it like a topic name: 249).
+    pub const GROUP_INSTANCE_ID_BYTES_MAX: usize = 249;
+    /// Members plus handed-out member ids per group (GROUP_MAX_SIZE_REACHED above).
+    pub const MEMBERS_PER_GROUP_MAX: usize = 1_000;
+    /// Groups with members or offsets; a JoinGroup that would create one more gets
+    /// GROUP_MAX_SIZE_REACHED.
+    pub const GROUPS_MAX: usize = 100_000;
+    /// Protocols (assignors) one member may offer.
+    pub const PROTOCOLS_PER_MEMBER_MAX: usize = 32;
+    /// Sum of one member's protocol names and metadata.
+    pub const MEMBER_METADATA_BYTES_MAX: usize = 256 * 1024;
+    /// One member's assignment as sent by the leader.
+    pub const ASSIGNMENT_BYTES_MAX: usize = 256 * 1024;
+    /// Kafka's `offset.metadata.max.bytes` default.
+    pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
+    /// Client ids are kept (DescribeGroups) and prefix member ids; longer ones are cut.
+    pub const CLIENT_ID_BYTES_MAX: usize = 255;
+    /// Session timeouts accepted. Kafka's minimum is 6 s; a local broker accepts 1 s so
+    /// that tests of member expiry stay short.
+    pub const SESSION_TIMEOUT_MS_MIN: i32 = 1_000;
+    pub const SESSION_TIMEOUT_MS_MAX: i32 = 1_800_000;
+    /// Longest a JoinGroup waits for the rest of the group, whatever the client asks.
+    pub const REBALANCE_TIMEOUT_MS_MAX: i32 = 1_800_000;
+}
+
+use limits::*;
+
+/// Called when waiting requests may be answerable.
+pub type Waker = Box<dyn Fn() + Send + Sync>;
+
+/// A group as ListGroups shows it.
+#[derive(Clone, Debug)]
+pub struct GroupOverview {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: GroupState,
+}
+
+/// A member as DescribeGroups shows it.
+#[derive(Clone, Debug, Default)]
+pub struct DescribedMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// A group as DescribeGroups shows it.
+#[derive(Clone, Debug)]
+pub struct GroupDescription {
+    pub error_code: i16,
+    pub group_id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    /// The chosen protocol, only while Stable (as Kafka reports it).
+    pub protocol_name: String,
+    pub members: Vec<DescribedMember>,
+}
+
+struct Groups {
+    map: HashMap<String, Group>,
+    shutdown: bool,
+}
+
+struct Inner {
+    groups: Mutex<Groups>,
+    /// Signalled when a deadline may have moved earlier, or at shutdown.
+    timer: Condvar,
+    /// Lock order: `groups` before `offsets`.
+    offsets: Mutex<OffsetStore>,
+    waker: OnceLock<Waker>,
+}
+
+/// The group coordinator of this (single) broker.
+pub struct Coordinator {
+    inner: Arc<Inner>,
+    timer_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Coordinator {
+    /// A coordinator whose offsets live in `<data_dir>/__consumer_offsets.log`.
+    pub fn open(data_dir: &Path, flush: FlushPolicy) -> io::Result<Coordinator> {
+        Ok(Coordinator::with_store(OffsetStore::open(data_dir, flush)?))
+    }
+
+    /// A coordinator that keeps offsets in memory only.
+    pub fn in_memory() -> Coordinator {
+        Coordinator::with_store(OffsetStore::in_memory())
+    }
+
+    fn with_store(store: OffsetStore) -> Coordinator {
+        let inner = Arc::new(Inner {
+            groups: Mutex::new(Groups {
+                map: HashMap::new(),
+                shutdown: false,
+            }),
+            timer: Condvar::new(),
+            offsets: Mutex::new(store),
+            waker: OnceLock::new(),
+        });
+        let for_timer = inner.clone();
+        let thread = std::thread::Builder::new()
+            .name("group-timer".into())
+            .spawn(move || run_timer(&for_timer))
+            .map_err(|e| tracing::error!(error = %e, "cannot start the group timer thread"))
+            .ok();
+        Coordinator {
+            inner,
+            timer_thread: Mutex::new(thread),
+        }
+    }
+
+    /// Sets the function that tells the data plane to look at waiting requests again.
+    pub fn set_waker(&self, waker: Waker) {
+        if self.inner.waker.set(waker).is_err() {
+            tracing::warn!("group waker already set; keeping the first");
+        }
+    }
+
+    /// Number of groups with committed offsets (for the startup banner).
+    pub fn groups_with_offsets(&self) -> usize {
+        lock(&self.inner.offsets).group_count()
+    }
+
+    /// Makes every logged offset durable (the periodic flusher of `flush=<N>ms`).
+    pub fn sync_offsets(&self) -> io::Result<()> {
+        lock(&self.inner.offsets).sync()
+    }
+
+    /// Stops the timer, answers every waiting request and makes the offsets durable.
+    pub fn shutdown(&self) {
+        {
+            let mut g = lock(&self.inner.groups);
+            g.shutdown = true;
+            for group in g.map.values_mut() {
+                group.kill();
+            }
+            g.map.clear();
+        }
+        self.inner.timer.notify_all();
+        if let Some(t) = lock(&self.timer_thread).take() {
+            let _ = t.join();
+        }
+        self.inner.wake();
+        if let Err(e) = lock(&self.inner.offsets).sync() {
+            tracing::warn!(error = %e, "final sync of the offsets log failed");
+        }
+    }
+
+    pub fn join(&self, mut p: JoinParams) -> Arc<Slot<JoinResult>> {
+        let fail = |c: i16, id: &str| Slot::filled(JoinResult::error(c, id));
+        if let Err(c) = validate_group_id(&p.group_id, false) {
+            return fail(c, &p.member_id);
+        }
+        if !(SESSION_TIMEOUT_MS_MIN..=SESSION_TIMEOUT_MS_MAX).contains(&p.session_timeout_ms) {
+            return fail(code::INVALID_SESSION_TIMEOUT, &p.member_id);
+        }
+        let metadata_bytes: usize = p.protocols.iter().map(|(n, m)| n.len() + m.len()).sum();
+        if p.protocols.len() > PROTOCOLS_PER_MEMBER_MAX
+            || metadata_bytes > MEMBER_METADATA_BYTES_MAX
+            || p.group_instance_id
+                .as_ref()
+                .is_some_and(|i| i.is_empty() || i.len() > GROUP_INSTANCE_ID_BYTES_MAX)
+        {
+            return fail(code::INVALID_REQUEST, &p.member_id);
+        }
+        truncate(&mut p.client_id, CLIENT_ID_BYTES_MAX);
+        let mut g = lock(&self.inner.groups);
+        if g.shutdown {
+            return fail(code::REBALANCE_IN_PROGRESS, &p.member_id);
+        }
+        if !g.map.contains_key(&p.group_id) {
+            if !p.member_id.is_empty() {
+                return fail(code::UNKNOWN_MEMBER_ID, &p.member_id);
+            }
+            if g.map.len() >= GROUPS_MAX {
+                return fail(code::GROUP_MAX_SIZE_REACHED, "");
+            }
+            g.map.insert(p.group_id.clone(), Group::new(&p.group_id));
+        }
+        let group_id = p.group_id.clone();
+        let mut prefix = p.client_id.clone();
+        truncate(&mut prefix, 64);
+        let new_id = format!("{prefix}-{}", uuid::Uuid::new_v4());
+        let slot = match g.map.get_mut(&group_id) {
+            Some(group) => group.join(p, new_id, Instant::now()),
+            None => fail(code::UNKNOWN_MEMBER_ID, ""),
+        };
+        self.after_change(&mut g, &group_id);
+        slot
+    }
+
+    pub fn sync(&self, group_id: &str, p: SyncParams) -> Arc<Slot<SyncResult>> {
+        if let Err(c) = validate_group_id(group_id, false) {
+            return Slot::filled(SyncResult::error(c));
+        }
+        let mut g = lock(&self.inner.groups);
+        let slot = match g.map.get_mut(group_id) {
+            Some(group) => group.sync(p, Instant::now()),
+            None => Slot::filled(SyncResult::error(code::UNKNOWN_MEMBER_ID)),
+        };
+        self.after_change(&mut g, group_id);
+        slot
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+    ) -> i16 {
+        if let Err(c) = validate_group_id(group_id, false) {
+            return c;
+        }
+        let mut g = lock(&self.inner.groups);
+        match g.map.get_mut(group_id) {
+            // Only pushes deadlines later: the timer needs no nudge.
+            Some(group) => group.heartbeat(member_id, instance, generation_id, Instant::now()),
+            None => code::UNKNOWN_MEMBER_ID,
+        }
+    }
+
+    /// LeaveGroup: one error code per (member id, instance id), or a group-level error.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<i16>, i16> {
+        validate_group_id(group_id, false)?;
+        let mut g = lock(&self.inner.groups);
+        let Some(group) = g.map.get_mut(group_id) else {
+            return Ok(vec![code::UNKNOWN_MEMBER_ID; members.len()]);
+        };
+        let now = Instant::now();
+        let codes = members
+            .iter()
+            .map(|(id, instance)| group.leave(id, instance.as_deref(), now))
+            .collect();
+        self.after_change(&mut g, group_id);
+        Ok(codes)
+    }
+
+    /// OffsetCommit: checks the member and generation as Kafka does, then logs the
+    /// offsets (durably first, with `flush=always`). Errors apply to every partition.
+    pub fn commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+        commits: Vec<(PartitionKey, Committed)>,
+    ) -> Result<(), i16> {
+        validate_group_id(group_id, true)?;
+        {
+            let mut g = lock(&self.inner.groups);
+            match g.map.get_mut(group_id) {
+                Some(group) => {
+                    group.validate_commit(member_id, instance, generation_id, Instant::now())?
+                }
+                // A group that does not use group management (assign + commit).
+                None if generation_id < 0 => {}
+                None => return Err(code::ILLEGAL_GENERATION),
+            }
+            if g.map.len() >= GROUPS_MAX && !g.map.contains_key(group_id) {
+                let offsets = lock(&self.inner.offsets);
+                if !offsets.has_group(group_id) && offsets.group_count() >= GROUPS_MAX {
+                    return Err(code::GROUP_MAX_SIZE_REACHED);
+                }
+            }
+        }
+        // The group lock is released for the write (and fsync): heartbeats of other
+        // groups need not wait for the disk.
+        lock(&self.inner.offsets)
+            .commit(group_id, commits)
+            .map_err(|e| {
+                tracing::error!(error = %e, group = group_id, "cannot log committed offsets");
+                code::KAFKA_STORAGE_ERROR
+            })
+    }
+
+    /// Committed offsets of `group_id`: for the given partitions (`None` where nothing
+    /// is committed), or every committed one when `topics` is `None`.
+    pub fn committed(
+        &self,
+        group_id: &str,
+        topics: Option<&[(String, Vec<i32>)]>,
+    ) -> Result<Vec<(PartitionKey, Option<Committed>)>, i16> {
+        validate_group_id(group_id, true)?;
+        let offsets = lock(&self.inner.offsets);
+        Ok(match topics {
+            None => offsets
+                .all(group_id)
+                .into_iter()
+                .map(|(k, c)| (k, Some(c)))
+                .collect(),
+            Some(topics) => topics
+                .iter()
+                .flat_map(|(topic, partitions)| {
+                    partitions.iter().map(|&p| {
+                        let c = offsets.get(group_id, topic, p).cloned();
+                        ((topic.clone(), p), c)
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    /// Every group with members or committed offsets.
+    pub fn list(&self) -> Vec<GroupOverview> {
+        let g = lock(&self.inner.groups);
+        let offsets = lock(&self.inner.offsets);
+        let mut out: Vec<GroupOverview> = g
+            .map
+            .values()
+            .map(|group| GroupOverview {
+                group_id: group.id.clone(),
+                protocol_type: group.protocol_type.clone().unwrap_or_default(),
+                state: group.state,
+            })
+            .collect();
+        let only_offsets: BTreeSet<&String> = offsets
+            .group_ids()
+            .filter(|id| !g.map.contains_key(*id))
+            .collect();
+        out.extend(only_offsets.into_iter().map(|id| GroupOverview {
+            group_id: id.clone(),
+            protocol_type: String::new(),
+            state: GroupState::Empty,
+        }));
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    pub fn describe(&self, group_id: &str) -> GroupDescription {
+        let mut d = GroupDescription {
+            error_code: code::NONE,
+            group_id: group_id.to_string(),
+            state: GroupState::Dead,
+            protocol_type: String::new(),
+            protocol_name: String::new(),
+            members: Vec::new(),
+        };
+        if let Err(c) = validate_group_id(group_id, false) {
+            d.error_code = c;
+            return d;
+        }
+        let g = lock(&self.inner.groups);
+        let Some(group) = g.map.get(group_id) else {
+            // Kafka (v0-5) describes an unknown group as Dead without an error.
+            if lock(&self.inner.offsets).has_group(group_id) {
+                d.state = GroupState::Empty;
+            }
+            return d;
+        };
+        d.state = group.state;
+        d.protocol_type = group.protocol_type.clone().unwrap_or_default();
+        let stable = group.state == GroupState::Stable;
+        if stable {
+            d.protocol_name = group.protocol_name.clone().unwrap_or_default();
+        }
+        d.members = group
+            .members
+            .values()
+            .map(|m| DescribedMember {
+                member_id: m.id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                // Metadata and assignment only mean something once the group is stable.
+                metadata: if stable {
+                    m.protocols
+                        .iter()
+                        .find(|(n, _)| Some(n) == group.protocol_name.as_ref())
+                        .map(|(_, md)| md.clone())
+                        .unwrap_or_default()
+                } else {
+                    Bytes::new()
+                },
+                assignment: if stable {
+                    m.assignment.clone()
+                } else {
+                    Bytes::new()
+                },
+            })
+            .collect();
+        d
+    }
+
+    /// DeleteGroups for one group: its offsets go too.
+    pub fn delete(&self, group_id: &str) -> i16 {
+        if let Err(c) = validate_group_id(group_id, false) {
+            return c;
+        }
+        let mut g = lock(&self.inner.groups);
+        let mut offsets = lock(&self.inner.offsets);
+        match g.map.get(group_id) {
+            Some(group) if !group.is_idle() => return code::NON_EMPTY_GROUP,
+            Some(_) => {}
+            None if !offsets.has_group(group_id) => return code::GROUP_ID_NOT_FOUND,
+            None => {}
+        }
+        if let Err(e) = offsets.delete_group(group_id) {
+            tracing::error!(error = %e, group = group_id, "cannot log group deletion");
+            return code::KAFKA_STORAGE_ERROR;
+        }
+        if let Some(mut group) = g.map.remove(group_id) {
+            group.kill();
+        }
+        code::NONE
+    }
+
+    /// OffsetDelete: a per-partition code, or a group-level error.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        keys: Vec<PartitionKey>,
+    ) -> Result<Vec<(PartitionKey, i16)>, i16> {
+        validate_group_id(group_id, false)?;
+        let mut g = lock(&self.inner.groups);
+        let mut offsets = lock(&self.inner.offsets);
+        let group = g.map.get(group_id);
+        if group.is_none() && !offsets.has_group(group_id) {
+            return Err(code::GROUP_ID_NOT_FOUND);
+        }
+        // Topics the live members consume cannot lose their offsets.
+        let subscribed: Option<Vec<String>> = match group {
+            Some(group) if !group.is_idle() => {
+                if group.protocol_type.as_deref() != Some("consumer") {
+                    return Err(code::NON_EMPTY_GROUP);
+                }
+                group.subscribed_topics()
+            }
+            _ => Some(Vec::new()),
+        };
+        let is_subscribed = |topic: &str| {
+            subscribed
+                .as_ref()
+                .is_none_or(|s| s.iter().any(|t| t == topic))
+        };
+        let (refused, deletable): (Vec<PartitionKey>, Vec<PartitionKey>) =
+            keys.into_iter().partition(|(t, _)| is_subscribed(t));
+        if let Err(e) = offsets.delete_offsets(group_id, deletable.clone()) {
+            tracing::error!(error = %e, group = group_id, "cannot log offset deletion");
+            return Err(code::KAFKA_STORAGE_ERROR);
+        }
+        drop(offsets);
+        self.after_change(&mut g, group_id);
+        Ok(refused
+            .into_iter()
+            .map(|k| (k, code::GROUP_SUBSCRIBED_TO_TOPIC))
+            .chain(deletable.into_iter().map(|k| (k, code::NONE)))
+            .collect())
+    }
+
+    /// After a change to `group_id`: forget it when idle and without offsets, let the
+    /// timer recompute its deadline, and let the data plane answer waiting requests.
+    fn after_change(&self, g: &mut Groups, group_id: &str) {
+        forget_if_idle(g, &self.inner.offsets, group_id);
+        self.inner.timer.notify_one();
+        self.inner.wake();
+    }
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        lock(&self.inner.groups).shutdown = true;
+        self.inner.timer.notify_all();
+        if let Some(t) = lock(&self.timer_thread).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Inner {
+    fn wake(&self) {
+        if let Some(w) = self.waker.get() {
+            w();
+        }
+    }
+}
+
+fn forget_if_idle(g: &mut Groups, offsets: &Mutex<OffsetStore>, group_id: &str) {
+    let idle = g.map.get(group_id).is_some_and(Group::is_idle);
+    if idle && !lock(offsets).has_group(group_id) {
+        g.map.remove(group_id);
+    }
+}
+
+/// The timer: sleeps until the nearest deadline of any group, expires what is due,
+/// and wakes the data plane when that answered anything.
+fn run_timer(inner: &Inner) {
+    let mut g = lock(&inner.groups);
+    loop {
+        if g.shutdown {
+            return;
+        }
+        let now = Instant::now();
+        let due: Vec<String> = g
+            .map
+            .values()
+            .filter(|group| group.next_deadline().is_some_and(|d| d <= now))
+            .map(|group| group.id.clone())
+            .collect();
+        let mut changed = false;
+        for id in &due {
+            if let Some(group) = g.map.get_mut(id) {
+                changed |= group.expire(now);
+            }
+            forget_if_idle(&mut g, &inner.offsets, id);
+        }
+        if changed {
+            inner.wake();
+        }
+        let next = g
+            .map
+            .values()
+            .filter_map(|group| group.next_deadline())
+            .min();
+        g = match next {
+            None => inner.timer.wait(g).unwrap_or_else(|p| p.into_inner()),
+            Some(deadline) => {
+                // At least 1 ms: a deadline that is due again right away is handled on
+                // the next pass rather than in a tight loop.
+                let wait = deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1));
+                inner
+                    .timer
+                    .wait_timeout(g, wait)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0
+            }
+        };
+    }
+}
+
+/// Group ids: non-empty (except where Kafka allows the empty id: offsets of groups
+/// that do not use group management) and bounded.
+pub fn validate_group_id(group_id: &str, allow_empty: bool) -> Result<(), i16> {
+    if (group_id.is_empty() && !allow_empty) || group_id.len() > GROUP_ID_BYTES_MAX {
+        return Err(code::INVALID_GROUP_ID);
+    }
+    Ok(())
+}
+
+fn truncate(s: &mut String, max_bytes: usize) {
+    if s.len() > max_bytes {
+        let mut end = max_bytes;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+/// The members, generation and protocol of a Stable group, in the order of a
+/// [`JoinResult`]; for tests.
+#[cfg(test)]
+impl Coordinator {
+    fn state_of(&self, group_id: &str) -> Option<(GroupState, i32, usize)> {
+        let g = lock(&self.inner.groups);
+        g.map
+            .get(group_id)
+            .map(|group| (group.state, group.generation_id, group.members.len()))
+    }
+}

@@ -1,0 +1,246 @@
+//! Coordinator scenarios without a network: the state machine and the timer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::*;
+
+fn params(group: &str, member: &str, protocols: &[&str]) -> JoinParams {
+    JoinParams {
+        group_id: group.into(),
+        member_id: member.into(),
+        group_instance_id: None,
+        client_id: "client".into(),
+        client_host: String::new(),
+        session_timeout_ms: 1_000,
+        rebalance_timeout_ms: 2_000,
+        protocol_type: "consumer".into(),
+        protocols: protocols
+            .iter()
+            .map(|p| (p.to_string(), Bytes::from(format!("meta-{p}"))))
+            .collect(),
+        require_known_member_id: true,
+    }
+}
+
+fn sync_params(member: &str, generation_id: i32, assignments: &[(&str, &str)]) -> SyncParams {
+    SyncParams {
+        member_id: member.into(),
+        group_instance_id: None,
+        generation_id,
+        protocol_type: None,
+        protocol_name: None,
+        assignments: assignments
+            .iter()
+            .map(|(m, a)| (m.to_string(), Bytes::from(a.to_string())))
+            .collect(),
+    }
+}
+
+fn taken<T>(slot: &Arc<Slot<T>>) -> T {
+    slot.take().expect("answered at once")
+}
+
+/// Joins through the member-id-required round trip; returns the waiting slot.
+fn join_new(c: &Coordinator, group: &str, protocols: &[&str]) -> (String, Arc<Slot<JoinResult>>) {
+    let first = taken(&c.join(params(group, "", protocols)));
+    assert_eq!(first.error_code, code::MEMBER_ID_REQUIRED);
+    assert!(first.member_id.starts_with("client-"));
+    let slot = c.join(params(group, &first.member_id, protocols));
+    (first.member_id, slot)
+}
+
+#[test]
+fn single_member_joins_syncs_and_is_stable() {
+    let c = Coordinator::in_memory();
+    let (id, slot) = join_new(&c, "g", &["range"]);
+    let joined = taken(&slot);
+    assert_eq!(joined.error_code, code::NONE);
+    assert_eq!(joined.generation_id, 1);
+    assert_eq!(joined.leader, id);
+    assert_eq!(joined.protocol_name.as_deref(), Some("range"));
+    assert_eq!(joined.members.len(), 1);
+    assert_eq!(joined.members[0].metadata, Bytes::from("meta-range"));
+
+    let synced = taken(&c.sync("g", sync_params(&id, 1, &[(&id, "all")])));
+    assert_eq!(synced.error_code, code::NONE);
+    assert_eq!(synced.assignment, Bytes::from("all"));
+    assert_eq!(c.state_of("g"), Some((GroupState::Stable, 1, 1)));
+    assert_eq!(c.heartbeat("g", &id, None, 1), code::NONE);
+    assert_eq!(c.heartbeat("g", &id, None, 0), code::ILLEGAL_GENERATION);
+    assert_eq!(c.heartbeat("g", "nobody", None, 1), code::UNKNOWN_MEMBER_ID);
+}
+
+#[test]
+fn second_member_triggers_rebalance_and_both_get_the_common_protocol() {
+    let c = Coordinator::in_memory();
+    let (a, slot) = join_new(&c, "g", &["roundrobin", "range"]);
+    let gen1 = taken(&slot).generation_id;
+    taken(&c.sync("g", sync_params(&a, gen1, &[(&a, "x")])));
+
+    let (b, b_join) = join_new(&c, "g", &["range"]);
+    assert!(
+        b_join.take().is_none(),
+        "waits for the first member to rejoin"
+    );
+    assert_eq!(
+        c.heartbeat("g", &a, None, gen1),
+        code::REBALANCE_IN_PROGRESS
+    );
+    let a_join = c.join(params("g", &a, &["roundrobin", "range"]));
+    let a_res = taken(&a_join);
+    let b_res = taken(&b_join);
+    assert_eq!(a_res.generation_id, gen1 + 1);
+    assert_eq!(a_res.protocol_name.as_deref(), Some("range"));
+    assert_eq!(a_res.leader, a, "the leader stays");
+    assert_eq!(a_res.members.len(), 2);
+    assert!(b_res.members.is_empty(), "followers get no member list");
+
+    let b_sync = c.sync("g", sync_params(&b, a_res.generation_id, &[]));
+    assert!(b_sync.take().is_none(), "a follower waits for the leader");
+    let a_sync = c.sync(
+        "g",
+        sync_params(&a, a_res.generation_id, &[(&a, "p0"), (&b, "p1")]),
+    );
+    assert_eq!(taken(&a_sync).assignment, Bytes::from("p0"));
+    assert_eq!(taken(&b_sync).assignment, Bytes::from("p1"));
+}
+
+#[test]
+fn no_common_protocol_is_inconsistent() {
+    let c = Coordinator::in_memory();
+    let (_, slot) = join_new(&c, "g", &["range"]);
+    taken(&slot);
+    let r = taken(&c.join(params("g", "", &["sticky"])));
+    assert_eq!(r.error_code, code::INCONSISTENT_GROUP_PROTOCOL);
+}
+
+#[test]
+fn member_that_stops_heartbeating_is_removed_by_the_timer() {
+    let c = Coordinator::in_memory();
+    let (a, slot) = join_new(&c, "g", &["range"]);
+    let generation = taken(&slot).generation_id;
+    taken(&c.sync("g", sync_params(&a, generation, &[(&a, "x")])));
+    let started = Instant::now();
+    // Session timeout 1 s; nobody heartbeats. Generous bound: only catches a hang.
+    while c.state_of("g").is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "member never expired"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[test]
+fn rebalance_timeout_completes_the_join_without_the_silent_member() {
+    let c = Coordinator::in_memory();
+    let (a, slot) = join_new(&c, "g", &["range"]);
+    let generation = taken(&slot).generation_id;
+    taken(&c.sync("g", sync_params(&a, generation, &[(&a, "x")])));
+    // b joins; a keeps heartbeating (so its session lives) but never rejoins.
+    let (_b, b_join) = join_new(&c, "g", &["range"]);
+    let started = Instant::now();
+    while b_join.take().map(|r| r.error_code).is_none() {
+        assert_eq!(
+            c.heartbeat("g", &a, None, generation),
+            code::REBALANCE_IN_PROGRESS
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "join never completed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        c.heartbeat("g", &a, None, generation),
+        code::UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        c.state_of("g"),
+        Some((GroupState::CompletingRebalance, 2, 1))
+    );
+}
+
+#[test]
+fn static_member_rejoining_fences_its_old_id_without_rebalance() {
+    let c = Coordinator::in_memory();
+    let static_params = |member: &str, instance: &str| JoinParams {
+        group_instance_id: Some(instance.into()),
+        ..params("g", member, &["range"])
+    };
+    // Static members get their id at once (no MEMBER_ID_REQUIRED).
+    let a = taken(&c.join(static_params("", "a")));
+    assert_eq!(a.error_code, code::NONE);
+    taken(&c.sync(
+        "g",
+        sync_params(&a.member_id, a.generation_id, &[(&a.member_id, "pa")]),
+    ));
+    let b_slot = c.join(static_params("", "b"));
+    taken(&c.join(static_params(&a.member_id, "a")));
+    let b = taken(&b_slot);
+    let leader_sync = c.sync(
+        "g",
+        sync_params(
+            &a.member_id,
+            b.generation_id,
+            &[(&a.member_id, "pa"), (&b.member_id, "pb")],
+        ),
+    );
+    taken(&leader_sync);
+    taken(&c.sync("g", sync_params(&b.member_id, b.generation_id, &[])));
+
+    // b restarts: new id, same instance, same generation, same assignment.
+    let b2 = taken(&c.join(static_params("", "b")));
+    assert_eq!(b2.error_code, code::NONE);
+    assert_ne!(b2.member_id, b.member_id);
+    assert_eq!(b2.generation_id, b.generation_id);
+    let mut fenced = sync_params(&b.member_id, b.generation_id, &[]);
+    fenced.group_instance_id = Some("b".into());
+    assert_eq!(
+        taken(&c.sync("g", fenced)).error_code,
+        code::FENCED_INSTANCE_ID
+    );
+    let synced = taken(&c.sync("g", sync_params(&b2.member_id, b2.generation_id, &[])));
+    assert_eq!(synced.assignment, Bytes::from("pb"));
+    assert_eq!(
+        c.state_of("g"),
+        Some((GroupState::Stable, b.generation_id, 2))
+    );
+}
+
+#[test]
+fn group_size_is_bounded_including_handed_out_ids() {
+    let c = Coordinator::in_memory();
+    for _ in 0..limits::MEMBERS_PER_GROUP_MAX {
+        let r = taken(&c.join(params("g", "", &["range"])));
+        assert_eq!(r.error_code, code::MEMBER_ID_REQUIRED);
+    }
+    let r = taken(&c.join(params("g", "", &["range"])));
+    assert_eq!(r.error_code, code::GROUP_MAX_SIZE_REACHED);
+}
+
+#[test]
+fn delete_refuses_live_groups_and_removes_offsets() {
+    let c = Coordinator::in_memory();
+    let committed = Committed {
+        offset: 5,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp_ms: 0,
+    };
+    c.commit("simple", "", None, -1, vec![(("t".into(), 0), committed)])
+        .expect("simple commit");
+    assert_eq!(c.describe("simple").state, GroupState::Empty);
+    let (_, slot) = join_new(&c, "live", &["range"]);
+    taken(&slot);
+    assert_eq!(c.delete("live"), code::NON_EMPTY_GROUP);
+    assert_eq!(c.delete("nothing"), code::GROUP_ID_NOT_FOUND);
+    assert_eq!(c.delete(""), code::INVALID_GROUP_ID);
+    assert_eq!(c.delete("simple"), code::NONE);
+    assert_eq!(c.committed("simple", None), Ok(Vec::new()));
+    assert_eq!(c.describe("simple").state, GroupState::Dead);
+}
