@@ -61,9 +61,12 @@ pub struct Workload {
     pub records: Option<u64>,
     /// Multi-partition / multi-producer flags, passed through as `--partitions` etc.
     pub partitions: Option<u64>,
+    pub topics: Option<u64>,
     pub producers: Option<u64>,
     pub connections: Option<u64>,
-    pub keys: Option<u64>,
+    pub consumers: Option<u64>,
+    /// `none`, `uniform:N` or `sequential` (loadgen `--keys`).
+    pub keys: Option<String>,
     /// Pin the client threads (loadgen `--pin-core`).
     pub client_core: Option<usize>,
     /// Pin the broker process (sched_setaffinity before exec).
@@ -119,8 +122,10 @@ impl Workload {
             batch,
             records,
             partitions,
+            topics,
             producers,
             connections,
+            consumers,
             keys,
             client_core,
             broker_core

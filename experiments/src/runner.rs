@@ -385,20 +385,25 @@ fn loadgen_args(w: &Workload) -> Vec<String> {
             if let Some(b) = w.batch {
                 push("--batch", b.to_string());
             }
-            if let Some(d) = &w.driver {
-                push("--driver", d.clone());
-            }
         }
     }
+    if let Some(d) = &w.driver {
+        push("--driver", d.clone());
+    }
+    // The shape flags (multi-topic, multi-partition, multi-producer), passed through.
     for (flag, v) in [
         ("--partitions", w.partitions),
+        ("--topics", w.topics),
         ("--producers", w.producers),
         ("--connections", w.connections),
-        ("--keys", w.keys),
+        ("--consumers", w.consumers),
     ] {
         if let Some(v) = v {
             push(flag, v.to_string());
         }
+    }
+    if let Some(k) = &w.keys {
+        push("--keys", k.clone());
     }
     if let Some(core) = w.client_core {
         push("--pin-core", core.to_string());
