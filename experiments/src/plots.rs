@@ -212,6 +212,18 @@ fn spectrum_plot<DB: DrawingBackend>(
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
         }
     }
+    // Excluded configurations stay visible in the legend, so a missing line is explained.
+    for label in meta.labels() {
+        if !meta.runs_of(&label).any(|r| r.comparable()) {
+            let why = match meta.runs_of(&label).next().map(|r| r.status) {
+                Some(crate::results::Status::Fallback) => "fallback",
+                _ => "failed",
+            };
+            d!(chart.draw_series(LineSeries::new(std::iter::empty::<(f64, f64)>(), WHITE)))
+                .label(format!("{label}: excluded ({why})"))
+                .legend(|(x, y)| Cross::new((x + 10, y), 4, RGBColor(150, 150, 150)));
+        }
+    }
     d!(chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
