@@ -59,6 +59,8 @@ pub struct Workload {
     pub batch: Option<u64>,
     /// Fetch: backlog size in records.
     pub records: Option<u64>,
+    /// Fetch and e2e: the Fetch request's max_bytes (1 = one batch per response).
+    pub max_bytes: Option<u64>,
     /// Multi-partition / multi-producer flags, passed through as `--partitions` etc.
     pub partitions: Option<u64>,
     pub topics: Option<u64>,
@@ -121,6 +123,7 @@ impl Workload {
             acks,
             batch,
             records,
+            max_bytes,
             partitions,
             topics,
             producers,

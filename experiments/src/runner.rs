@@ -390,6 +390,9 @@ fn loadgen_args(w: &Workload) -> Vec<String> {
     if let Some(d) = &w.driver {
         push("--driver", d.clone());
     }
+    if let (Some(m), "fetch" | "e2e") = (w.max_bytes, w.mode()) {
+        push("--max-bytes", m.to_string());
+    }
     // The shape flags (multi-topic, multi-partition, multi-producer), passed through.
     for (flag, v) in [
         ("--partitions", w.partitions),
