@@ -366,7 +366,22 @@ pub fn now_secs() -> u64 {
 pub fn environment(repo: &Path) -> Environment {
     let repo_s = repo.display().to_string();
     let git_sha = cmd_text("git", &["-C", &repo_s, "rev-parse", "HEAD"]);
-    let git_dirty = !cmd_text("git", &["-C", &repo_s, "status", "--porcelain"]).is_empty();
+    // Dirty means changed sources: results folders (written by this very session) and
+    // untracked files do not change what was measured.
+    let git_dirty = !cmd_text(
+        "git",
+        &[
+            "-C",
+            &repo_s,
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":(exclude)results",
+        ],
+    )
+    .is_empty();
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu_model = cpuinfo
         .lines()
