@@ -172,7 +172,10 @@ fn main() {
     let dir = repo.join("results/micro").join(format!("{date}-{host}"));
     std::fs::create_dir_all(&dir).expect("results/micro dir");
     let path = dir.join("percentiles.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&out).expect("json") + "\n")
-        .expect("write percentiles.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&out).expect("json") + "\n",
+    )
+    .expect("write percentiles.json");
     eprintln!("wrote {}", path.display());
 }
