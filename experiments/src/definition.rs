@@ -59,7 +59,7 @@ pub struct Workload {
     pub batch: Option<u64>,
     /// Fetch: backlog size in records.
     pub records: Option<u64>,
-    /// Fetch and e2e: the Fetch request's max_bytes (1 = one batch per response).
+    /// Fetch and e2e: the Fetch request's max_bytes (a broker still returns one whole batch).
     pub max_bytes: Option<u64>,
     /// Multi-partition / multi-producer flags, passed through as `--partitions` etc.
     pub partitions: Option<u64>,

@@ -31,7 +31,7 @@ const MICRO_ROWS: [(&str, &str, &str); 4] = [
     ),
     (
         "kafka_header_decode",
-        "Kafka request header decode",
+        "Kafka request header decode (per call, mean of 64 per sample)",
         "not measured",
     ),
 ];
@@ -54,11 +54,11 @@ const E2E_ROWS: [(&str, &[(&str, &str)]); 6] = [
         ],
     ),
     (
-        "Fetch round trip, 1 KiB records, baseline",
+        "Fetch round trip, one 1 KiB record, baseline",
         &[("baseline-vs-tuned", "baseline-fetch")],
     ),
     (
-        "Fetch round trip, 1 KiB records, tuned",
+        "Fetch round trip, one 1 KiB record, tuned",
         &[("baseline-vs-tuned", "tuned-fetch")],
     ),
     (
