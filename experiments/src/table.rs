@@ -181,10 +181,20 @@ pub fn render(results: &Path) -> Result<String> {
             let meta = Meta::read(&dir)?;
             let runs: Vec<&Run> = meta.runs_of(label).filter(|r| r.comparable()).collect();
             if runs.is_empty() {
-                let why = meta
-                    .runs_of(label)
-                    .find_map(|r| r.excluded_reason.clone())
-                    .map(|r| format!("excluded ({})", r.replace('|', "/")));
+                // Name the keys that fell back; the full reasons are in the results folder.
+                let why = meta.runs_of(label).find_map(|r| {
+                    let reason = r.excluded_reason.as_ref()?;
+                    Some(match r.status {
+                        crate::results::Status::Fallback => {
+                            let keys: Vec<&str> = reason
+                                .split("; ")
+                                .filter_map(|part| part.split(':').next())
+                                .collect();
+                            format!("excluded: fallback of {}", keys.join(", "))
+                        }
+                        _ => "excluded: failed (see runs.csv)".to_string(),
+                    })
+                });
                 if let Some(why) = why {
                     found = Some((why, String::new()));
                     break;
