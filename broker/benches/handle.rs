@@ -19,7 +19,7 @@ use kafka_protocol::records::{
 };
 use strikemq::broker::{Broker, Outcome};
 use strikemq::config::{Config, EffectiveConfig, Profile};
-use strikemq::storage::{FlushPolicy, Storage, StorageConfig, TopicConfig};
+use strikemq::storage::{FlushPolicy, LogMapLayout, Storage, StorageConfig, TopicConfig};
 
 struct Counting;
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
@@ -99,6 +99,7 @@ fn broker(dir: &std::path::Path) -> Broker {
         segment_prefault_bytes: 0,
         segment_hugepages: false,
         max_batch_bytes: 8 << 20,
+        log_map: LogMapLayout::Global,
     })
     .expect("open storage");
     storage

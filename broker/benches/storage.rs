@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use strikemq::storage::{FlushPolicy, Storage, StorageConfig, TopicConfig};
+use strikemq::storage::{FlushPolicy, LogMapLayout, Storage, StorageConfig, TopicConfig};
 
 const RECORD_VALUE_BYTES: usize = 1024;
 
@@ -46,6 +46,7 @@ fn config(dir: &std::path::Path, segment_bytes: u64) -> StorageConfig {
         segment_prefault_bytes: 0,
         segment_hugepages: false,
         max_batch_bytes: 8 << 20,
+        log_map: LogMapLayout::Global,
     }
 }
 

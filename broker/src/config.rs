@@ -11,6 +11,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,13 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 /// Kafka's default `log.segment.bytes`. Segment files are sparse, so this costs no RSS.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// Largest admin API request body by default (413 above).
+pub const DEFAULT_ADMIN_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Longest event-loop wait: a longer one would make shutdown and deadlines sluggish.
+pub const MAX_LOOP_TIMEOUT_MS: u64 = 60_000;
+/// Largest SO_BUSY_POLL value accepted (one second of spinning per wait is already absurd).
+pub const MAX_BUSY_POLL_US: u32 = 1_000_000;
 
 /// When acknowledged data reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +125,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// REST admin listener (loopback by default).
     pub admin_listen: SocketAddr,
+    /// Origin allowed to call the admin API from a browser (CORS); none = CORS off.
+    pub admin_cors_origin: Option<String>,
+    /// Largest admin API request body (413 above).
+    pub admin_max_body_bytes: usize,
     /// Where topics live.
     pub data_dir: PathBuf,
     /// Host reported in Metadata; defaults to the listener's IP.
@@ -185,6 +197,8 @@ impl Config {
         let baseline = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_cors_origin: None,
+            admin_max_body_bytes: DEFAULT_ADMIN_MAX_BODY_BYTES,
             data_dir: PathBuf::from("./strikemq-data"),
             advertised_host: None,
             node_id: 0,
@@ -291,6 +305,15 @@ impl Config {
         if self.index_interval_bytes == 0 {
             return bad("index_interval_bytes", "must be positive");
         }
+        if self.admin_max_body_bytes < 1024 {
+            return bad("admin_max_body_bytes", "must be at least 1024");
+        }
+        if self.loop_timeout_ms > MAX_LOOP_TIMEOUT_MS {
+            return bad("loop_timeout_ms", "must be at most 60000");
+        }
+        if self.busy_poll_us > MAX_BUSY_POLL_US {
+            return bad("busy_poll_us", "must be at most 1000000");
+        }
         Ok(())
     }
 
@@ -314,10 +337,15 @@ fn known_keys() -> Vec<String> {
     }
 }
 
-fn check_known_key(key: &str) -> Result<(), ConfigError> {
+/// Whether `key` is a configuration key.
+pub fn is_known_key(key: &str) -> bool {
     // Option fields that are None are absent from the serialized defaults.
-    const OPTIONAL_KEYS: &[&str] = &["advertised_host", "sqpoll_cpu"];
-    if OPTIONAL_KEYS.contains(&key) || known_keys().iter().any(|k| k == key) {
+    const OPTIONAL_KEYS: &[&str] = &["advertised_host", "sqpoll_cpu", "admin_cors_origin"];
+    OPTIONAL_KEYS.contains(&key) || known_keys().iter().any(|k| k == key)
+}
+
+fn check_known_key(key: &str) -> Result<(), ConfigError> {
+    if is_known_key(key) {
         Ok(())
     } else {
         Err(ConfigError(format!(
@@ -371,35 +399,22 @@ impl EffectiveConfig {
                 reason: reason.to_string(),
             });
         };
-        // The io_uring backend, the circular buffer and the sharded map land with the
-        // toggles work; until then they are reported, never silently pretended.
-        if config.io_backend != IoBackend::Epoll {
-            fall(
-                "io_backend",
-                enum_name(&config.io_backend),
-                "epoll".into(),
-                "the io_uring backend is not built into this version yet",
-            );
-            config.io_backend = IoBackend::Epoll;
+        // io_uring and its options are probed against this kernel (a tiny ring with
+        // the requested flags, the opcode probe, real registered-buffer and multishot
+        // round trips); what is refused falls back with the kernel's reason.
+        let probed = crate::net::uring::probe(&config);
+        for (key, effective, reason) in &probed.fallbacks {
+            let requested = match *key {
+                "io_backend" => enum_name(&config.io_backend),
+                "uring_registered_buffers" => config.uring_registered_buffers.to_string(),
+                "uring_multishot_recv" => config.uring_multishot_recv.to_string(),
+                other => other.to_string(),
+            };
+            fall(key, requested, effective.clone(), reason);
         }
-        if config.conn_buffer != ConnBufferKind::Vec {
-            fall(
-                "conn_buffer",
-                enum_name(&config.conn_buffer),
-                "vec".into(),
-                "the circular connection buffer is not built into this version yet",
-            );
-            config.conn_buffer = ConnBufferKind::Vec;
-        }
-        if config.log_map != LogMapKind::Global {
-            fall(
-                "log_map",
-                enum_name(&config.log_map),
-                "global".into(),
-                "the sharded log map is not built into this version yet",
-            );
-            config.log_map = LogMapKind::Global;
-        }
+        config.io_backend = probed.backend;
+        config.uring_registered_buffers = probed.registered_buffers;
+        config.uring_multishot_recv = probed.multishot_recv;
         if config.busy_poll_us != 0 || config.prefer_busy_poll || config.pin_cores {
             // Applied per socket / per thread at runtime; failures are logged there.
         }
@@ -422,6 +437,59 @@ impl EffectiveConfig {
             ));
         }
         lines
+    }
+}
+
+/// The keys that `PUT /v1/config` may change while the broker runs. `flush` lives in
+/// storage (`Storage::set_flush_policy`); the others are [`LiveToggles`].
+pub const LIVE_KEYS: &[&str] = &[
+    "loop_timeout_ms",
+    "busy_poll_us",
+    "prefer_busy_poll",
+    "flush",
+];
+
+/// The data-plane toggles that may change while the broker runs (`PUT /v1/config`).
+/// Each reader does one relaxed atomic load where the value is used: an event loop
+/// once per wait, the acceptor once per accepted socket. Relaxed is enough: a new value
+/// only has to be seen eventually, and no other memory is published with it.
+#[derive(Debug)]
+pub struct LiveToggles {
+    loop_timeout_ms: AtomicU64,
+    busy_poll_us: AtomicU32,
+    prefer_busy_poll: AtomicBool,
+}
+
+impl LiveToggles {
+    pub fn new(cfg: &Config) -> LiveToggles {
+        LiveToggles {
+            loop_timeout_ms: AtomicU64::new(cfg.loop_timeout_ms),
+            busy_poll_us: AtomicU32::new(cfg.busy_poll_us),
+            prefer_busy_poll: AtomicBool::new(cfg.prefer_busy_poll),
+        }
+    }
+    /// Event-loop wait timeout; every loop picks a change up on its next wait.
+    pub fn loop_timeout_ms(&self) -> u64 {
+        self.loop_timeout_ms.load(Ordering::Relaxed)
+    }
+    pub fn set_loop_timeout_ms(&self, ms: u64) {
+        self.loop_timeout_ms
+            .store(ms.min(MAX_LOOP_TIMEOUT_MS), Ordering::Relaxed);
+    }
+    /// SO_BUSY_POLL µs (0 = off) for connections accepted from now on.
+    pub fn busy_poll_us(&self) -> u32 {
+        self.busy_poll_us.load(Ordering::Relaxed)
+    }
+    pub fn set_busy_poll_us(&self, us: u32) {
+        self.busy_poll_us
+            .store(us.min(MAX_BUSY_POLL_US), Ordering::Relaxed);
+    }
+    /// SO_PREFER_BUSY_POLL for connections accepted from now on.
+    pub fn prefer_busy_poll(&self) -> bool {
+        self.prefer_busy_poll.load(Ordering::Relaxed)
+    }
+    pub fn set_prefer_busy_poll(&self, on: bool) {
+        self.prefer_busy_poll.store(on, Ordering::Relaxed);
     }
 }
 
@@ -484,13 +552,49 @@ mod tests {
     }
 
     #[test]
-    fn unbuilt_toggles_are_reported_as_fallbacks() {
-        let eff = EffectiveConfig::resolve(Config::profile(Profile::Tuned));
+    fn impossible_io_uring_requests_fall_back_with_a_reason() {
+        // IORING_MAX_ENTRIES is 32768: a million entries is refused on every kernel.
+        let cfg = Config::load(
+            Profile::Tuned,
+            None,
+            &[
+                "sq_entries=1000000".into(),
+                "uring_multishot_recv=true".into(),
+            ],
+        )
+        .unwrap();
+        let eff = EffectiveConfig::resolve(cfg);
         assert_eq!(eff.config.io_backend, IoBackend::Epoll);
-        let keys: Vec<_> = eff.fallbacks.iter().map(|f| f.key.as_str()).collect();
-        assert!(keys.contains(&"io_backend"), "{keys:?}");
+        assert!(!eff.config.uring_multishot_recv);
+        let io = eff
+            .fallbacks
+            .iter()
+            .find(|f| f.key == "io_backend")
+            .unwrap();
+        assert_eq!(io.effective, "epoll");
+        assert!(io.reason.contains("sq_entries=1000000"), "{io:?}");
+        assert!(eff
+            .fallbacks
+            .iter()
+            .any(|f| f.key == "uring_multishot_recv" && !f.reason.is_empty()));
+        // The other toggles are honoured as asked.
+        assert_eq!(eff.config.conn_buffer, ConnBufferKind::Circular);
+        assert_eq!(eff.config.log_map, LogMapKind::Sharded);
         assert!(EffectiveConfig::resolve(Config::profile(Profile::Baseline))
             .fallbacks
             .is_empty());
+    }
+
+    #[test]
+    fn uring_extras_without_io_uring_are_reported() {
+        let cfg = Config::load(
+            Profile::Baseline,
+            None,
+            &["uring_registered_buffers=true".into()],
+        )
+        .unwrap();
+        let eff = EffectiveConfig::resolve(cfg);
+        assert!(!eff.config.uring_registered_buffers);
+        assert_eq!(eff.fallbacks.len(), 1, "{:?}", eff.fallbacks);
     }
 }

@@ -7,8 +7,11 @@
 //! - [`broker`] answers decoded requests using storage (the request handlers).
 //! - [`group`] is the group coordinator and the committed-offset store.
 //! - [`net`] moves bytes: framing, event loops, responses in request order.
+//! - [`admin`] serves the REST admin API and `/metrics` on its own thread, reading
+//!   the same state as the data plane without sitting on its path.
 //! - [`config`] is the startup configuration and the optimization toggles.
 
+pub mod admin;
 pub mod broker;
 pub mod config;
 pub mod group;

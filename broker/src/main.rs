@@ -10,11 +10,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use nix::sys::signal::{SigSet, Signal};
+use strikemq::admin::{AdminContext, AdminServer};
 use strikemq::broker::Broker;
-use strikemq::config::{Config, EffectiveConfig, Flush, Profile};
+use strikemq::config::{Config, EffectiveConfig, Flush, LogMapKind, Profile};
 use strikemq::group::Coordinator;
 use strikemq::net::Server;
-use strikemq::storage::{FlushPolicy, Storage, StorageConfig};
+use strikemq::storage::{FlushPolicy, LogMapLayout, Storage, StorageConfig};
 
 /// A Kafka-wire-compatible single-node broker for local development and latency research.
 #[derive(Debug, Parser)]
@@ -108,6 +109,12 @@ fn run() -> anyhow::Result<()> {
             segment_prefault_bytes: cfg.segment_prefault_bytes,
             segment_hugepages: cfg.segment_hugepages,
             max_batch_bytes: cfg.max_message_bytes,
+            log_map: match cfg.log_map {
+                LogMapKind::Global => LogMapLayout::Global,
+                LogMapKind::Sharded => LogMapLayout::Sharded {
+                    shards: cfg.log_map_shards,
+                },
+            },
         })
         .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
     );
@@ -117,6 +124,8 @@ fn run() -> anyhow::Result<()> {
     );
     let listener = TcpListener::bind(cfg.listen)
         .with_context(|| format!("binding Kafka listener {}", cfg.listen))?;
+    let admin_listener = TcpListener::bind(cfg.admin_listen)
+        .with_context(|| format!("binding admin listener {}", cfg.admin_listen))?;
     let bound = listener.local_addr()?;
     let host = cfg.advertised_host(bound);
     let broker = Arc::new(Broker::new(
@@ -124,8 +133,50 @@ fn run() -> anyhow::Result<()> {
         storage.clone(),
         (host.clone(), bound.port()),
     ));
+    // The flush policy can change at runtime (PUT /v1/config), so the flusher always
+    // runs and follows the policy in force; outside interval mode it sleeps until the
+    // admin API wakes it with a new policy (or shutdown does).
+    let stop_flusher = Arc::new(AtomicBool::new(false));
+    let flusher = {
+        let storage = storage.clone();
+        let groups = groups.clone();
+        let stop = stop_flusher.clone();
+        std::thread::Builder::new()
+            .name("strikemq-flush".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    match storage.flush_policy() {
+                        FlushPolicy::IntervalMs(ms) => {
+                            std::thread::park_timeout(Duration::from_millis(ms));
+                            if let Err(e) = storage.flush_all() {
+                                tracing::warn!(error = %e, "periodic flush failed");
+                            }
+                            if let Err(e) = groups.sync_offsets() {
+                                tracing::warn!(error = %e, "periodic sync of committed offsets failed");
+                            }
+                        }
+                        _ => std::thread::park(),
+                    }
+                }
+            })
+            .context("starting the flusher")?
+    };
+
     broker.set_group_coordinator(groups.clone());
-    let server = Server::start(broker, listener).context("starting the data plane")?;
+    let server = Server::start(broker.clone(), listener).context("starting the data plane")?;
+    let admin = AdminServer::start(
+        admin_listener,
+        AdminContext {
+            broker,
+            net: server.stats(),
+            kafka_addr: bound,
+            advertised: format!("{host}:{}", bound.port()),
+            admin_addr: cfg.admin_listen,
+            flusher: Some(flusher.thread().clone()),
+        },
+    )
+    .context("starting the admin API")?;
+    let admin_addr = admin.local_addr();
 
     eprintln!(
         "strikemq {} — Kafka-compatible broker",
@@ -135,10 +186,7 @@ fn run() -> anyhow::Result<()> {
         "  kafka listener: {bound} (advertised as {host}:{})",
         bound.port()
     );
-    eprintln!(
-        "  admin listener: {} (REST admin API not built into this version yet)",
-        cfg.admin_listen
-    );
+    eprintln!("  admin listener: http://{admin_addr} (REST admin API, /metrics)");
     eprintln!(
         "  data dir: {} ({} topics recovered)",
         cfg.data_dir.display(),
@@ -154,37 +202,15 @@ fn run() -> anyhow::Result<()> {
     }
     eprintln!("  ready in {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
     // The one machine-readable line on stdout: harnesses wait for it.
-    println!("strikemq ready kafka={bound}");
-
-    let stop_flusher = Arc::new(AtomicBool::new(false));
-    let flusher = match cfg.flush {
-        Flush::IntervalMs(ms) => {
-            let storage = storage.clone();
-            let groups = groups.clone();
-            let stop = stop_flusher.clone();
-            Some(std::thread::spawn(move || {
-                while !stop.load(Ordering::Acquire) {
-                    std::thread::park_timeout(Duration::from_millis(ms));
-                    if let Err(e) = storage.flush_all() {
-                        tracing::warn!(error = %e, "periodic flush failed");
-                    }
-                    if let Err(e) = groups.sync_offsets() {
-                        tracing::warn!(error = %e, "periodic sync of committed offsets failed");
-                    }
-                }
-            }))
-        }
-        _ => None,
-    };
+    println!("strikemq ready kafka={bound} admin={admin_addr}");
 
     let signal = signals.wait().context("waiting for a signal")?;
     tracing::info!(?signal, "shutting down");
+    admin.shutdown();
     server.shutdown();
-    if let Some(f) = flusher {
-        stop_flusher.store(true, Ordering::Release);
-        f.thread().unpark();
-        let _ = f.join();
-    }
+    stop_flusher.store(true, Ordering::Release);
+    flusher.thread().unpark();
+    let _ = flusher.join();
     // After the data plane: parked joins and syncs were answered, no commit is in flight.
     groups.shutdown();
     storage.flush_all().context("final flush")?;

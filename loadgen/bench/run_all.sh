@@ -25,7 +25,7 @@ for _ in $(seq 100); do
   grep -q 'strikemq ready kafka=' "$out/broker.out" 2>/dev/null && break
   sleep 0.1
 done
-addr=$(sed -n 's/^strikemq ready kafka=//p' "$out/broker.out")
+addr=$(sed -n 's/^strikemq ready kafka=\([^ ]*\).*/\1/p' "$out/broker.out")
 [ -n "$addr" ] || { echo "broker did not start" >&2; exit 1; }
 env_line() { echo "$(date -u +%FT%TZ) $1: $(cat /proc/loadavg)"; }
 {

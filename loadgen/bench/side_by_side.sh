@@ -21,7 +21,7 @@ for _ in $(seq 100); do
   grep -q 'strikemq ready kafka=' "$out/broker.out" 2>/dev/null && break
   sleep 0.1
 done
-addr=$(sed -n 's/^strikemq ready kafka=//p' "$out/broker.out")
+addr=$(sed -n 's/^strikemq ready kafka=\([^ ]*\).*/\1/p' "$out/broker.out")
 [ -n "$addr" ] || { echo "broker did not start" >&2; exit 1; }
 common=(--size 1024 --duration-s "$dur" --warmup-s 2 --no-progress)
 {

@@ -56,7 +56,9 @@ impl Broker {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.strip_prefix(READY_PREFIX) {
-                    let _ = tx.send(addr.trim().to_string());
+                    // `kafka=HOST:PORT admin=HOST:PORT`: the first field.
+                    let kafka = addr.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(kafka.to_string());
                 }
             }
         });

@@ -10,6 +10,7 @@
 mod admin;
 mod fetch;
 mod groups;
+pub mod metrics;
 mod produce;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -47,7 +48,7 @@ impl Parked {
     }
 }
 
-use crate::config::EffectiveConfig;
+use crate::config::{EffectiveConfig, LiveToggles};
 use crate::group::Coordinator;
 use crate::protocol::request::{self, DecodeError, Request};
 use crate::protocol::response::{write_response, write_with_header_version};
@@ -111,6 +112,10 @@ pub struct Broker {
     wake_listener: Arc<OnceLock<WakeListener>>,
     groups: OnceLock<Arc<Coordinator>>,
     pub started_at: Instant,
+    /// Toggles that may change while running (`PUT /v1/config`); `net` reads them.
+    pub live: LiveToggles,
+    /// Request metrics, recorded in [`Broker::handle`] and read by `/metrics`.
+    pub metrics: metrics::Metrics,
 }
 
 /// The APIs this broker implements and the versions it advertises.
@@ -157,6 +162,7 @@ impl Broker {
         let pid_start = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_micros() as i64);
+        let live = LiveToggles::new(&effective.config);
         Broker {
             effective,
             storage,
@@ -165,6 +171,8 @@ impl Broker {
             wake_listener: Arc::new(OnceLock::new()),
             groups: OnceLock::new(),
             started_at: Instant::now(),
+            live,
+            metrics: metrics::Metrics::default(),
         }
     }
 
@@ -209,11 +217,15 @@ impl Broker {
         out: &mut Vec<u8>,
         force: bool,
     ) -> Result<bool, FrameError> {
-        match parked {
+        let out_before = out.len();
+        let answered = match parked {
             Parked::Fetch(f) => self.resume_fetch(f, out, force),
             Parked::Join(j) => self.resume_join(j, out, force),
             Parked::Sync(s) => self.resume_sync(s, out, force),
-        }
+        };
+        self.metrics
+            .add_bytes(0, out.len().saturating_sub(out_before));
+        answered
     }
 
     fn node_id(&self) -> i32 {
@@ -221,8 +233,28 @@ impl Broker {
     }
 
     /// Handles one request frame (everything after the 4-byte size prefix) and appends
-    /// the framed response to `out`.
-    pub fn handle(&self, mut frame: Bytes, out: &mut Vec<u8>) -> Result<Outcome, FrameError> {
+    /// the framed response to `out`; records its service time, bytes and outcome.
+    pub fn handle(&self, frame: Bytes, out: &mut Vec<u8>) -> Result<Outcome, FrameError> {
+        const SIZE_PREFIX_BYTES: usize = 4;
+        let started = Instant::now();
+        // The API key is the frame's first two bytes; a shorter frame fails decoding.
+        let api_key = match frame.get(..2) {
+            Some(k) => i16::from_be_bytes([k[0], k[1]]),
+            None => -1,
+        };
+        let (in_bytes, out_before) = (frame.len() + SIZE_PREFIX_BYTES, out.len());
+        let outcome = self.handle_request(frame, out);
+        self.metrics
+            .record_request(api_key, started.elapsed(), outcome.is_err());
+        self.metrics
+            .add_bytes(in_bytes, out.len().saturating_sub(out_before));
+        if matches!(outcome, Ok(Outcome::Park(_))) {
+            self.metrics.parked_total.fetch_add(1, Ordering::Relaxed);
+        }
+        outcome
+    }
+
+    fn handle_request(&self, mut frame: Bytes, out: &mut Vec<u8>) -> Result<Outcome, FrameError> {
         let header = request::decode_header(&mut frame)?;
         let (api_key, version, cid) = (
             header.request_api_key,

@@ -118,6 +118,9 @@ pub struct GroupDescription {
     /// The chosen protocol, only while Stable (as Kafka reports it).
     pub protocol_name: String,
     pub members: Vec<DescribedMember>,
+    /// Generation and leader (not in DescribeGroups; the admin API shows them).
+    pub generation_id: i32,
+    pub leader: Option<String>,
 }
 
 struct Groups {
@@ -407,6 +410,8 @@ impl Coordinator {
             protocol_type: String::new(),
             protocol_name: String::new(),
             members: Vec::new(),
+            generation_id: 0,
+            leader: None,
         };
         if let Err(c) = validate_group_id(group_id, false) {
             d.error_code = c;
@@ -421,6 +426,8 @@ impl Coordinator {
             return d;
         };
         d.state = group.state;
+        d.generation_id = group.generation_id;
+        d.leader = group.leader.clone();
         d.protocol_type = group.protocol_type.clone().unwrap_or_default();
         let stable = group.state == GroupState::Stable;
         if stable {

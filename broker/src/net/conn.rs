@@ -5,13 +5,10 @@ use std::io::{self, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 
-use bytes::{BufMut, BytesMut};
-
+use super::buffer::InputBuffer;
 use super::{READ_BUDGET_BYTES, WRITE_BACKLOG_LIMIT_BYTES};
 use crate::broker::{Broker, FrameError, Outcome, Parked};
 
-/// Bytes of spare room guaranteed before each read.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Output buffer capacity kept after a large response has drained.
 const WRITE_BUFFER_KEEP_BYTES: usize = 1024 * 1024;
 const SIZE_PREFIX_BYTES: usize = 4;
@@ -29,26 +26,30 @@ pub enum CloseReason {
     Frame(#[from] FrameError),
 }
 
-pub(crate) struct Conn {
+/// A connection whose input waits in a `B` (the `conn_buffer` choice).
+pub(crate) struct Conn<B> {
     pub stream: TcpStream,
-    /// Received bytes not yet framed. Frames are split off without copying
-    /// (`split_to().freeze()`), and the storage is reclaimed once they are dropped.
-    rbuf: BytesMut,
+    /// Received bytes not yet framed.
+    rbuf: B,
     /// Encoded responses; `wbuf[wpos..]` is still to be written.
     wbuf: Vec<u8>,
     wpos: usize,
+    /// Response bytes the backend has taken from `wbuf` and is still sending
+    /// (io_uring); they count towards the output backlog.
+    pub inflight_write_bytes: usize,
     /// A request waiting for an event; while set, later requests wait in `rbuf`.
     pub parked: Option<Box<Parked>>,
     max_frame_bytes: usize,
 }
 
-impl Conn {
-    pub fn new(stream: TcpStream, max_frame_bytes: usize) -> Conn {
+impl<B: InputBuffer> Conn<B> {
+    pub fn new(stream: TcpStream, max_frame_bytes: usize, buffer_bytes: usize) -> Conn<B> {
         Conn {
             stream,
-            rbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            rbuf: B::with_capacity(buffer_bytes),
             wbuf: Vec::new(),
             wpos: 0,
+            inflight_write_bytes: 0,
             parked: None,
             max_frame_bytes,
         }
@@ -64,16 +65,32 @@ impl Conn {
     }
 
     pub fn pending_write_bytes(&self) -> usize {
+        self.wbuf.len() - self.wpos + self.inflight_write_bytes
+    }
+
+    /// Output not yet handed to the kernel (excludes what is in flight).
+    pub fn unsent_bytes(&self) -> usize {
         self.wbuf.len() - self.wpos
+    }
+
+    /// io_uring: takes the pending output for one send, leaving `empty` (a cleared
+    /// buffer, so its capacity is reused) in its place.
+    pub fn swap_output(&mut self, empty: Vec<u8>) -> Vec<u8> {
+        debug_assert!(empty.is_empty() && self.wpos == 0);
+        std::mem::replace(&mut self.wbuf, empty)
+    }
+
+    /// io_uring: the input buffer, to receive into (`spare`/`commit`) or append to.
+    pub fn input(&mut self) -> &mut B {
+        &mut self.rbuf
     }
 
     /// Whether a whole request frame is buffered (an invalid size counts: processing
     /// it closes the connection).
     pub fn has_complete_frame(&self) -> bool {
-        if self.rbuf.len() < SIZE_PREFIX_BYTES {
+        let Some(size) = self.rbuf.peek_i32() else {
             return false;
-        }
-        let size = i32::from_be_bytes([self.rbuf[0], self.rbuf[1], self.rbuf[2], self.rbuf[3]]);
+        };
         usize::try_from(size).map_or(true, |s| self.rbuf.len() >= SIZE_PREFIX_BYTES + s)
     }
 
@@ -81,9 +98,13 @@ impl Conn {
     pub fn read_available(&mut self) -> Result<(), CloseReason> {
         let mut read_bytes = 0;
         while read_bytes < READ_BUDGET_BYTES {
-            self.rbuf.reserve(READ_CHUNK_BYTES);
-            let spare = self.rbuf.spare_capacity_mut();
+            let spare = self.rbuf.spare();
             let spare_bytes = spare.len();
+            if spare_bytes == 0 {
+                // Full of complete frames: process them first (level-triggered, so
+                // the rest is reported again).
+                return Ok(());
+            }
             // SAFETY: `spare` is writable memory owned by `rbuf` of `spare.len()` bytes;
             // recv writes at most that many bytes and returns how many it wrote.
             let n = unsafe {
@@ -97,8 +118,8 @@ impl Conn {
             match n {
                 0 => return Err(CloseReason::Eof),
                 n if n > 0 => {
-                    // SAFETY: recv initialized exactly `n` bytes of the spare capacity.
-                    unsafe { self.rbuf.advance_mut(n as usize) };
+                    // SAFETY: recv initialized exactly `n` bytes at the start of `spare`.
+                    unsafe { self.rbuf.commit(n as usize) };
                     read_bytes += n as usize;
                     if (n as usize) < spare_bytes {
                         // A short read means the socket is drained for now; the
@@ -124,10 +145,9 @@ impl Conn {
     /// out, a fetch parks, or the output backlog is full. Returns true if a fetch parked.
     pub fn process(&mut self, broker: &Broker) -> Result<bool, CloseReason> {
         while self.wants_read() {
-            if self.rbuf.len() < SIZE_PREFIX_BYTES {
+            let Some(size) = self.rbuf.peek_i32() else {
                 break;
-            }
-            let size = i32::from_be_bytes([self.rbuf[0], self.rbuf[1], self.rbuf[2], self.rbuf[3]]);
+            };
             let size = usize::try_from(size)
                 .ok()
                 .filter(|s| *s <= self.max_frame_bytes)
@@ -138,10 +158,10 @@ impl Conn {
             let frame_bytes = SIZE_PREFIX_BYTES + size;
             if self.rbuf.len() < frame_bytes {
                 // Make room for the whole frame once, not chunk by chunk.
-                self.rbuf.reserve(frame_bytes - self.rbuf.len());
+                self.rbuf.expect_frame(frame_bytes);
                 break;
             }
-            let mut frame = self.rbuf.split_to(frame_bytes).freeze();
+            let mut frame = self.rbuf.take_front(frame_bytes);
             let _ = frame.split_to(SIZE_PREFIX_BYTES);
             match broker.handle(frame, &mut self.wbuf)? {
                 Outcome::Responded | Outcome::NoResponse => {}

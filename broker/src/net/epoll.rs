@@ -11,10 +11,11 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::eventfd::EventFd;
 use tracing::{debug, info, warn};
 
+use super::buffer::InputBuffer;
 use super::conn::{CloseReason, Conn};
 use super::{sockopt, WorkerShared, MAX_CONNECTIONS_PER_WORKER, SHUTDOWN_DRAIN_MS};
 use crate::broker::Broker;
-use crate::config::Config;
+use crate::config::{Config, LiveToggles};
 
 /// Token of the worker's wake-up eventfd; connection `i` has token `i + 1`.
 const WAKE_TOKEN: u64 = 0;
@@ -28,6 +29,7 @@ fn timeout_ms(ms: u64) -> EpollTimeout {
 pub(super) fn run_acceptor(
     listener: TcpListener,
     cfg: &Config,
+    live: &LiveToggles,
     workers: &[Arc<WorkerShared>],
     wake: &EventFd,
     shutdown: &AtomicBool,
@@ -38,7 +40,7 @@ pub(super) fn run_acceptor(
     let mut events = [EpollEvent::empty(); 4];
     let mut next_worker = 0usize;
     while !shutdown.load(Ordering::Acquire) {
-        match epoll.wait(&mut events, timeout_ms(cfg.loop_timeout_ms)) {
+        match epoll.wait(&mut events, timeout_ms(live.loop_timeout_ms())) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
@@ -58,7 +60,7 @@ pub(super) fn run_acceptor(
                     break;
                 }
             };
-            if let Err(e) = prepare_socket(&stream, cfg) {
+            if let Err(e) = prepare_socket(&stream, cfg, live) {
                 warn!(error = %e, "could not configure an accepted socket; closing it");
                 continue;
             }
@@ -75,39 +77,45 @@ pub(super) fn run_acceptor(
     Ok(())
 }
 
-fn prepare_socket(stream: &TcpStream, cfg: &Config) -> io::Result<()> {
+/// Busy polling comes from the live toggles, so a change applies to new connections.
+fn prepare_socket(stream: &TcpStream, cfg: &Config, live: &LiveToggles) -> io::Result<()> {
     stream.set_nonblocking(true)?;
     stream.set_nodelay(cfg.tcp_nodelay)?;
-    if cfg.busy_poll_us > 0 {
-        sockopt::set_busy_poll(stream, cfg.busy_poll_us, cfg.prefer_busy_poll)?;
+    let busy_poll_us = live.busy_poll_us();
+    if busy_poll_us > 0 {
+        sockopt::set_busy_poll(stream, busy_poll_us, live.prefer_busy_poll())?;
     }
     Ok(())
 }
 
-struct Worker {
+struct Worker<B> {
     broker: Arc<Broker>,
     shared: Arc<WorkerShared>,
     epoll: Epoll,
-    conns: Vec<Option<Conn>>,
+    conns: Vec<Option<Conn<B>>>,
     free: Vec<usize>,
     /// Interest currently registered per connection, to skip redundant epoll_ctl calls.
     registered: Vec<EpollFlags>,
     max_frame_bytes: usize,
-    loop_timeout_ms: u64,
+    conn_buffer_bytes: usize,
 }
 
 /// One worker's event loop; returns at shutdown after answering parked fetches and
 /// draining responses (bounded by `SHUTDOWN_DRAIN_MS`).
-pub(super) fn run_worker(broker: Arc<Broker>, shared: Arc<WorkerShared>) -> io::Result<()> {
+/// `B` is the connection input buffer (`conn_buffer`), fixed for the worker's life.
+pub(super) fn run_worker<B: InputBuffer>(
+    broker: Arc<Broker>,
+    shared: Arc<WorkerShared>,
+) -> io::Result<()> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
     epoll.add(
         shared.wake.as_fd(),
         EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN),
     )?;
     let cfg = &broker.effective.config;
-    let mut w = Worker {
+    let mut w = Worker::<B> {
         max_frame_bytes: cfg.max_frame_bytes,
-        loop_timeout_ms: cfg.loop_timeout_ms,
+        conn_buffer_bytes: cfg.conn_buffer_bytes,
         broker: broker.clone(),
         shared,
         epoll,
@@ -143,16 +151,18 @@ pub(super) fn run_worker(broker: Arc<Broker>, shared: Arc<WorkerShared>) -> io::
     }
 }
 
-impl Worker {
-    /// The loop timeout, shortened to the nearest parked-fetch deadline.
+impl<B: InputBuffer> Worker<B> {
+    /// The loop timeout (live: a change applies from the next wait), shortened to the
+    /// nearest parked-fetch deadline.
     fn next_wait_ms(&self) -> u64 {
+        let loop_timeout_ms = self.broker.live.loop_timeout_ms();
         let now = Instant::now();
         self.conns
             .iter()
             .flatten()
             .filter_map(|c| c.parked.as_ref())
             .map(|p| p.deadline().saturating_duration_since(now).as_millis() as u64 + 1)
-            .fold(self.loop_timeout_ms, u64::min)
+            .fold(loop_timeout_ms, u64::min)
     }
 
     fn adopt_new_connections(&mut self) {
@@ -184,7 +194,12 @@ impl Worker {
                 continue;
             }
             self.registered[idx] = flags;
-            self.conns[idx] = Some(Conn::new(stream, self.max_frame_bytes));
+            self.conns[idx] = Some(Conn::new(
+                stream,
+                self.max_frame_bytes,
+                self.conn_buffer_bytes,
+            ));
+            self.shared.connections.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -198,7 +213,7 @@ impl Worker {
         }
     }
 
-    fn on_io(conn: &mut Conn, flags: EpollFlags) -> Result<(), CloseReason> {
+    fn on_io(conn: &mut Conn<B>, flags: EpollFlags) -> Result<(), CloseReason> {
         if flags.intersects(EpollFlags::EPOLLOUT) {
             conn.write_pending()?;
         }
@@ -277,6 +292,7 @@ impl Worker {
             if conn.parked.is_some() {
                 self.shared.parked_requests.fetch_sub(1, Ordering::AcqRel);
             }
+            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             let _ = self.epoll.delete(conn.stream.as_fd());
             self.registered[idx] = EpollFlags::empty();
             self.free.push(idx);
@@ -288,7 +304,7 @@ impl Worker {
         self.resume_parked(true);
         let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS);
         let mut events = vec![EpollEvent::empty(); EVENTS_PER_WAIT];
-        while Instant::now() < deadline && self.conns.iter().flatten().any(Conn::wants_write) {
+        while Instant::now() < deadline && self.conns.iter().flatten().any(Conn::<B>::wants_write) {
             let n = self.epoll.wait(&mut events, timeout_ms(10)).unwrap_or(0);
             for ev in &events[..n] {
                 if ev.data() == WAKE_TOKEN {

@@ -4,11 +4,15 @@
 //! worker owns its connections and its event loop, so no connection state is shared.
 //! Requests on a connection are answered strictly in order: while a Fetch is parked
 //! (long-poll), later requests of that connection wait in its buffer, as in Kafka.
-//! The backend (today epoll) is chosen once at start-up.
+//! The backend (`epoll` or `io_uring`) and the connection buffer (`vec` or
+//! `circular`) are chosen once at start-up: each worker runs a loop monomorphized
+//! for that pair, so the choice costs nothing per request.
 
+pub mod buffer;
 mod conn;
 mod epoll;
 mod sockopt;
+pub mod uring;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -19,6 +23,8 @@ use std::thread::JoinHandle;
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::broker::Broker;
+use crate::config::{ConnBufferKind, IoBackend};
+use buffer::{RingInput, VecInput};
 
 /// Largest number of bytes read from one socket per readiness event, so one busy
 /// connection cannot starve the others of its worker.
@@ -39,6 +45,8 @@ pub(crate) struct WorkerShared {
     inbox: Mutex<Vec<std::net::TcpStream>>,
     /// Requests parked on this worker; a wake-up goes only to workers that have some.
     parked_requests: AtomicUsize,
+    /// Open connections of this worker (for `/metrics`).
+    connections: AtomicUsize,
     shutdown: Arc<AtomicBool>,
 }
 
@@ -48,6 +56,7 @@ impl WorkerShared {
             wake: EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?,
             inbox: Mutex::new(Vec::new()),
             parked_requests: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             shutdown,
         })
     }
@@ -97,6 +106,13 @@ impl Server {
             let shared = shared.clone();
             let broker = broker.clone();
             let core = cores.get((i + 1) % cores.len().max(1)).copied();
+            // The backend and the buffer type are chosen here, once: each arm runs a
+            // loop monomorphized for its (backend, buffer) pair.
+            let backend = match cfg.io_backend {
+                IoBackend::Epoll => None,
+                IoBackend::IoUring | IoBackend::IoUringSqpoll => Some(uring::prepare(&cfg)?),
+            };
+            let conn_buffer = cfg.conn_buffer;
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("strikemq-io-{i}"))
@@ -104,7 +120,21 @@ impl Server {
                         if let Some(core) = core {
                             sockopt::pin_to_core(core);
                         }
-                        if let Err(e) = epoll::run_worker(broker, shared) {
+                        let result = match (backend, conn_buffer) {
+                            (None, ConnBufferKind::Vec) => {
+                                epoll::run_worker::<VecInput>(broker, shared)
+                            }
+                            (None, ConnBufferKind::Circular) => {
+                                epoll::run_worker::<RingInput>(broker, shared)
+                            }
+                            (Some(ring), ConnBufferKind::Vec) => {
+                                uring::run_worker::<VecInput>(broker, shared, ring)
+                            }
+                            (Some(ring), ConnBufferKind::Circular) => {
+                                uring::run_worker::<RingInput>(broker, shared, ring)
+                            }
+                        };
+                        if let Err(e) = result {
                             tracing::error!(error = %e, "worker stopped with an error");
                         }
                     })?,
@@ -122,8 +152,9 @@ impl Server {
                 std::thread::Builder::new()
                     .name("strikemq-accept".into())
                     .spawn(move || {
+                        let live = &broker.live;
                         if let Err(e) =
-                            epoll::run_acceptor(listener, &cfg, &workers, &wake, &shutdown)
+                            epoll::run_acceptor(listener, &cfg, live, &workers, &wake, &shutdown)
                         {
                             tracing::error!(error = %e, "acceptor stopped with an error");
                         }
@@ -143,6 +174,13 @@ impl Server {
         self.local_addr
     }
 
+    /// A read-only view of the data plane's gauges, for the admin thread.
+    pub fn stats(&self) -> NetStats {
+        NetStats {
+            workers: self.workers.clone(),
+        }
+    }
+
     /// Stops accepting, answers parked fetches, drains responses, joins every thread.
     pub fn shutdown(self) {
         self.shutdown.store(true, Ordering::Release);
@@ -153,5 +191,29 @@ impl Server {
         for t in self.threads {
             let _ = t.join();
         }
+    }
+}
+
+/// Gauges of a running data plane (open connections, parked requests), readable from
+/// another thread at the cost of one atomic load per worker.
+#[derive(Clone, Default)]
+pub struct NetStats {
+    workers: Vec<Arc<WorkerShared>>,
+}
+
+impl NetStats {
+    pub fn open_connections(&self) -> usize {
+        self.workers
+            .iter()
+            .map(|w| w.connections.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Requests waiting for an event (Fetch long-polls) right now.
+    pub fn parked_requests(&self) -> usize {
+        self.workers
+            .iter()
+            .map(|w| w.parked_requests.load(Ordering::Relaxed))
+            .sum()
     }
 }

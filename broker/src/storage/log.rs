@@ -20,7 +20,8 @@ use crate::protocol::batch::{set_base_offset, BatchError, Batches, RecordBatch};
 use super::producer::{BatchProducerInfo, ProducerStates, SeqCheck};
 use super::segment::{parse_segment_file_name, sync_dir, MapOptions, Segment};
 use super::{
-    AppendError, Appended, FlushPolicy, Offsets, ReadError, ReadResult, StorageConfig, StorageError,
+    AppendError, Appended, FlushCell, FlushPolicy, Offsets, ReadError, ReadResult, StorageConfig,
+    StorageError,
 };
 
 /// Recovery looks at most this far past the valid end of a segment for non-zero
@@ -30,6 +31,8 @@ const MAX_GARBAGE_SCAN_BYTES: u64 = 64 << 20;
 pub(crate) struct PartitionLog {
     dir: PathBuf,
     cfg: Arc<StorageConfig>,
+    /// The live flush policy (`cfg.flush` is only its initial value).
+    flush: Arc<FlushCell>,
     state: Mutex<LogState>,
     deleted: AtomicBool,
 }
@@ -85,10 +88,16 @@ impl PartitionLog {
         }
     }
 
-    fn empty(dir: PathBuf, cfg: Arc<StorageConfig>, state: LogState) -> PartitionLog {
+    fn empty(
+        dir: PathBuf,
+        cfg: Arc<StorageConfig>,
+        flush: Arc<FlushCell>,
+        state: LogState,
+    ) -> PartitionLog {
         PartitionLog {
             dir,
             cfg,
+            flush,
             state: Mutex::new(state),
             deleted: AtomicBool::new(false),
         }
@@ -100,6 +109,7 @@ impl PartitionLog {
     pub(crate) fn create(
         dir: PathBuf,
         cfg: Arc<StorageConfig>,
+        flush: Arc<FlushCell>,
     ) -> Result<PartitionLog, StorageError> {
         if dir.exists() {
             tracing::warn!(dir = %dir.display(), "removing stale partition directory");
@@ -114,17 +124,18 @@ impl PartitionLog {
             max_timestamp: None,
             last_flush: Instant::now(),
         };
-        Ok(Self::empty(dir, cfg, state))
+        Ok(Self::empty(dir, cfg, flush, state))
     }
 
     /// Opens a partition directory and recovers it (see `Storage::open`).
     pub(crate) fn open(
         dir: PathBuf,
         cfg: Arc<StorageConfig>,
+        flush: Arc<FlushCell>,
     ) -> Result<PartitionLog, StorageError> {
         if !dir.exists() {
             tracing::warn!(dir = %dir.display(), "partition directory missing, starting empty");
-            return Self::create(dir, cfg);
+            return Self::create(dir, cfg, flush);
         }
         let mut files: Vec<(i64, PathBuf)> = Vec::new();
         for entry in fs::read_dir(&dir)? {
@@ -173,7 +184,7 @@ impl PartitionLog {
         if state.segments.is_empty() {
             state.log_start_offset = 0;
         }
-        Ok(Self::empty(dir, cfg, state))
+        Ok(Self::empty(dir, cfg, flush, state))
     }
 
     pub(crate) fn dir(&self) -> &Path {
@@ -233,7 +244,8 @@ impl PartitionLog {
             next = last + 1;
         }
 
-        let always = self.cfg.flush == FlushPolicy::Always;
+        let flush = self.flush.get();
+        let always = flush == FlushPolicy::Always;
         self.ensure_room(&mut st, total_bytes)
             .map_err(|e| AppendError::Io(e.to_string()))?;
         let index_interval_bytes = self.cfg.index_interval_bytes;
@@ -287,7 +299,7 @@ impl PartitionLog {
             duplicate: false,
         };
 
-        if let FlushPolicy::IntervalMs(interval_ms) = self.cfg.flush {
+        if let FlushPolicy::IntervalMs(interval_ms) = flush {
             if st.last_flush.elapsed() >= Duration::from_millis(interval_ms) {
                 let dirty = take_dirty(&mut st);
                 drop(st);
@@ -338,7 +350,7 @@ impl PartitionLog {
                 st.segments.pop();
             } else {
                 active.seal()?;
-                if self.cfg.flush == FlushPolicy::Always {
+                if self.flush.get() == FlushPolicy::Always {
                     active.sync_file()?;
                 }
             }
@@ -349,7 +361,7 @@ impl PartitionLog {
             capacity_bytes,
             Self::map_options(&self.cfg),
         )?;
-        if self.cfg.flush == FlushPolicy::Always {
+        if self.flush.get() == FlushPolicy::Always {
             segment.sync_file()?;
             sync_dir(&self.dir)?;
         }

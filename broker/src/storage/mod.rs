@@ -35,6 +35,38 @@ pub enum FlushPolicy {
     Always,
 }
 
+/// The flush policy in force, changeable while running (`Storage::set_flush_policy`):
+/// every partition reads it with one relaxed atomic load per append.
+#[derive(Debug)]
+pub(crate) struct FlushCell(std::sync::atomic::AtomicU64);
+
+impl FlushCell {
+    const NEVER: u64 = 0;
+    const ALWAYS: u64 = u64::MAX;
+
+    pub(crate) fn new(policy: FlushPolicy) -> FlushCell {
+        let cell = FlushCell(std::sync::atomic::AtomicU64::new(Self::NEVER));
+        cell.set(policy);
+        cell
+    }
+    pub(crate) fn get(&self) -> FlushPolicy {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            Self::NEVER => FlushPolicy::Never,
+            Self::ALWAYS => FlushPolicy::Always,
+            ms => FlushPolicy::IntervalMs(ms),
+        }
+    }
+    pub(crate) fn set(&self, policy: FlushPolicy) {
+        let raw = match policy {
+            FlushPolicy::Never => Self::NEVER,
+            FlushPolicy::Always => Self::ALWAYS,
+            // 0 ms behaves like 1 ms (flush on every append after a millisecond).
+            FlushPolicy::IntervalMs(ms) => ms.clamp(1, Self::ALWAYS - 1),
+        };
+        self.0.store(raw, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Storage settings fixed at startup.
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
@@ -43,6 +75,7 @@ pub struct StorageConfig {
     pub segment_bytes: u64,
     /// One sparse index entry at least every this many bytes of log.
     pub index_interval_bytes: u32,
+    /// The initial flush policy (see `Storage::set_flush_policy`).
     pub flush: FlushPolicy,
     /// 0 = off; else MAP_POPULATE the head of each new segment and touch this many bytes.
     pub segment_prefault_bytes: u64,
@@ -50,6 +83,18 @@ pub struct StorageConfig {
     pub segment_hugepages: bool,
     /// Largest record batch accepted (Kafka's `message.max.bytes`).
     pub max_batch_bytes: usize,
+    /// How the topic-partition map is locked.
+    pub log_map: LogMapLayout,
+}
+
+/// How the topic-partition map is locked (`log_map`, chosen once at startup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogMapLayout {
+    /// One reader-writer lock over the whole map.
+    #[default]
+    Global,
+    /// `shards` cache-line-aligned locks, a topic's shard chosen by hashing its name.
+    Sharded { shards: usize },
 }
 
 /// Per-topic settings persisted with the topic.
@@ -245,6 +290,15 @@ impl Storage {
     /// Flushes every partition (used at shutdown and by the interval flusher).
     pub fn flush_all(&self) -> std::io::Result<()> {
         self.store.flush_all()
+    }
+    /// The flush policy in force now.
+    pub fn flush_policy(&self) -> FlushPolicy {
+        self.store.flush.get()
+    }
+    /// Changes the flush policy while running; appends from now on follow it. Data
+    /// appended before a switch to `Always` is not flushed by the switch itself.
+    pub fn set_flush_policy(&self, policy: FlushPolicy) {
+        self.store.flush.set(policy);
     }
 }
 

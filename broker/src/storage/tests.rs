@@ -24,6 +24,7 @@ fn config(dir: &Path) -> StorageConfig {
         segment_prefault_bytes: 0,
         segment_hugepages: false,
         max_batch_bytes: 1 << 20,
+        log_map: LogMapLayout::Global,
     }
 }
 

@@ -14,7 +14,10 @@ use uuid::Uuid;
 
 use super::log::PartitionLog;
 use super::segment::sync_dir;
-use super::{validate_topic_name, Partition, StorageConfig, StorageError, TopicConfig, TopicInfo};
+use super::{
+    validate_topic_name, FlushCell, LogMapLayout, Partition, StorageConfig, StorageError,
+    TopicConfig, TopicInfo,
+};
 
 /// Kafka brokers have no hard limit; we bound it so one request cannot create
 /// millions of directories.
@@ -47,56 +50,139 @@ pub(crate) struct TopicMaps {
     by_id: HashMap<Uuid, String>,
 }
 
-/// The partition map. One lock today (`log_map = global`); a sharded variant is
-/// another arm here, chosen once at startup. The lock is held only to clone an
-/// `Arc`, never during file I/O.
+/// The partition map, chosen once at startup (`log_map`). Either way a lock is held
+/// only to clone an `Arc`, never during file I/O.
 pub(crate) enum LogMap {
+    /// One reader-writer lock over the whole map: every lookup touches the same
+    /// cache line (the lock word), so readers on different cores contend on it.
     Global(RwLock<TopicMaps>),
+    /// N independent locks; a name (or topic id) picks its shard by hash. Lookups of
+    /// different topics on different cores touch different cache lines.
+    Sharded(ShardedMaps),
+}
+
+/// One shard on its own cache lines (128 bytes: adjacent-line prefetch on x86 pairs
+/// 64-byte lines), so two shards' lock words never share a line.
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct Shard(RwLock<TopicMaps>);
+
+pub(crate) struct ShardedMaps {
+    shards: Box<[Shard]>,
+    hasher: std::hash::RandomState,
+}
+
+impl ShardedMaps {
+    fn new(shards: usize) -> ShardedMaps {
+        ShardedMaps {
+            shards: (0..shards.max(1)).map(|_| Shard::default()).collect(),
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+    fn shard<K: std::hash::Hash + ?Sized>(&self, key: &K) -> &RwLock<TopicMaps> {
+        use std::hash::BuildHasher;
+        let h = self.hasher.hash_one(key);
+        &self.shards[(h % self.shards.len() as u64) as usize].0
+    }
+}
+
+fn read_lock(lock: &RwLock<TopicMaps>) -> std::sync::RwLockReadGuard<'_, TopicMaps> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write_lock(lock: &RwLock<TopicMaps>) -> std::sync::RwLockWriteGuard<'_, TopicMaps> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
 }
 
 impl LogMap {
-    fn read<R>(&self, f: impl FnOnce(&TopicMaps) -> R) -> R {
-        match self {
-            LogMap::Global(lock) => f(&lock.read().unwrap_or_else(|p| p.into_inner())),
-        }
-    }
-    fn write<R>(&self, f: impl FnOnce(&mut TopicMaps) -> R) -> R {
-        match self {
-            LogMap::Global(lock) => f(&mut lock.write().unwrap_or_else(|p| p.into_inner())),
+    pub(crate) fn new(layout: LogMapLayout) -> LogMap {
+        match layout {
+            LogMapLayout::Global => LogMap::Global(RwLock::default()),
+            LogMapLayout::Sharded { shards } => LogMap::Sharded(ShardedMaps::new(shards)),
         }
     }
     pub(crate) fn get(&self, name: &str) -> Option<Arc<Topic>> {
-        self.read(|m| m.by_name.get(name).cloned())
+        let lock = match self {
+            LogMap::Global(lock) => lock,
+            LogMap::Sharded(s) => s.shard(name),
+        };
+        read_lock(lock).by_name.get(name).cloned()
     }
     pub(crate) fn get_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
-        self.read(|m| {
-            m.by_id
-                .get(&id)
-                .and_then(|name| m.by_name.get(name))
-                .cloned()
-        })
+        match self {
+            LogMap::Global(lock) => {
+                let m = read_lock(lock);
+                m.by_id
+                    .get(&id)
+                    .and_then(|name| m.by_name.get(name))
+                    .cloned()
+            }
+            LogMap::Sharded(s) => {
+                // The id's shard names the topic; the name's shard holds it.
+                let name = read_lock(s.shard(&id)).by_id.get(&id).cloned()?;
+                self.get(&name).filter(|t| t.info.id == id)
+            }
+        }
     }
     pub(crate) fn all(&self) -> Vec<Arc<Topic>> {
-        self.read(|m| m.by_name.values().cloned().collect())
+        match self {
+            LogMap::Global(lock) => read_lock(lock).by_name.values().cloned().collect(),
+            LogMap::Sharded(s) => s
+                .shards
+                .iter()
+                .flat_map(|shard| {
+                    read_lock(&shard.0)
+                        .by_name
+                        .values()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+        }
     }
-    /// Inserts or replaces the topic of that name.
+    /// Inserts or replaces the topic of that name. Writers are serialized by the
+    /// store's admin mutex, so the two shard updates below cannot interleave with
+    /// another writer's.
     pub(crate) fn insert(&self, topic: Arc<Topic>) {
-        self.write(|m| {
-            m.by_id.insert(topic.info.id, topic.info.name.clone());
-            m.by_name.insert(topic.info.name.clone(), topic);
-        })
+        match self {
+            LogMap::Global(lock) => {
+                let mut m = write_lock(lock);
+                m.by_id.insert(topic.info.id, topic.info.name.clone());
+                m.by_name.insert(topic.info.name.clone(), topic);
+            }
+            LogMap::Sharded(s) => {
+                write_lock(s.shard(&topic.info.id))
+                    .by_id
+                    .insert(topic.info.id, topic.info.name.clone());
+                write_lock(s.shard(topic.info.name.as_str()))
+                    .by_name
+                    .insert(topic.info.name.clone(), topic);
+            }
+        }
     }
     pub(crate) fn remove(&self, name: &str) -> Option<Arc<Topic>> {
-        self.write(|m| {
-            let topic = m.by_name.remove(name)?;
-            m.by_id.remove(&topic.info.id);
-            Some(topic)
-        })
+        match self {
+            LogMap::Global(lock) => {
+                let mut m = write_lock(lock);
+                let topic = m.by_name.remove(name)?;
+                m.by_id.remove(&topic.info.id);
+                Some(topic)
+            }
+            LogMap::Sharded(s) => {
+                let topic = write_lock(s.shard(name)).by_name.remove(name)?;
+                write_lock(s.shard(&topic.info.id))
+                    .by_id
+                    .remove(&topic.info.id);
+                Some(topic)
+            }
+        }
     }
 }
 
 pub(crate) struct TopicStore {
     pub(crate) cfg: Arc<StorageConfig>,
+    /// The live flush policy, shared with every partition log.
+    pub(crate) flush: Arc<FlushCell>,
     map: LogMap,
     /// Serializes create/delete/grow so the existence check and the file work agree,
     /// without holding the map lock during that file work.
@@ -190,10 +276,12 @@ impl TopicStore {
             return Err(invalid("max_batch_bytes must be > 0"));
         }
         fs::create_dir_all(&cfg.data_dir)?;
+        let flush = Arc::new(FlushCell::new(cfg.flush));
         let cfg = Arc::new(cfg);
         let store = TopicStore {
             cfg: Arc::clone(&cfg),
-            map: LogMap::Global(RwLock::default()),
+            flush: Arc::clone(&flush),
+            map: LogMap::new(cfg.log_map),
             admin: Mutex::new(()),
         };
         for entry in fs::read_dir(&cfg.data_dir)? {
@@ -219,8 +307,11 @@ impl TopicStore {
             let info = read_meta(&meta, name)?;
             let mut partitions = Vec::with_capacity(info.partitions as usize);
             for p in 0..info.partitions {
-                let log =
-                    PartitionLog::open(partition_dir(&cfg.data_dir, name, p), Arc::clone(&cfg))?;
+                let log = PartitionLog::open(
+                    partition_dir(&cfg.data_dir, name, p),
+                    Arc::clone(&cfg),
+                    Arc::clone(&flush),
+                )?;
                 partitions.push(Arc::new(Partition { log }));
             }
             tracing::debug!(topic = %info.name, partitions = info.partitions, "recovered topic");
@@ -230,7 +321,7 @@ impl TopicStore {
     }
 
     fn durable_metadata(&self) -> bool {
-        self.cfg.flush != super::FlushPolicy::Never
+        self.flush.get() != super::FlushPolicy::Never
     }
 
     fn admin_lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -247,6 +338,7 @@ impl TopicStore {
             match PartitionLog::create(
                 partition_dir(&self.cfg.data_dir, name, p),
                 Arc::clone(&self.cfg),
+                Arc::clone(&self.flush),
             ) {
                 Ok(log) => created.push(Arc::new(Partition { log })),
                 Err(e) => {
@@ -390,5 +482,68 @@ impl TopicStore {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &Path, log_map: LogMapLayout) -> TopicStore {
+        TopicStore::open(StorageConfig {
+            data_dir: dir.to_path_buf(),
+            segment_bytes: 1 << 16,
+            index_interval_bytes: 4096,
+            flush: super::super::FlushPolicy::Never,
+            segment_prefault_bytes: 0,
+            segment_hugepages: false,
+            max_batch_bytes: 1 << 20,
+            log_map,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn global_and_sharded_maps_agree_on_every_operation() {
+        for layout in [
+            LogMapLayout::Global,
+            LogMapLayout::Sharded { shards: 1 },
+            LogMapLayout::Sharded { shards: 64 },
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let s = store(dir.path(), layout);
+            let mut ids = Vec::new();
+            for i in 0..40 {
+                let info = s
+                    .create_topic(&format!("t{i}"), 1 + i % 3, TopicConfig::default())
+                    .unwrap();
+                ids.push(info.id);
+            }
+            for (i, id) in ids.iter().enumerate() {
+                let name = format!("t{i}");
+                assert_eq!(s.topic(&name).unwrap().id, *id, "{layout:?}");
+                assert_eq!(s.topic_by_id(*id).unwrap().name, name, "{layout:?}");
+                assert!(s.partition(&name, i as i32 % 3).is_some(), "{layout:?}");
+                assert!(s.partition(&name, 3).is_none(), "{layout:?}");
+            }
+            s.delete_topic("t7").unwrap();
+            assert!(s.topic("t7").is_none() && s.topic_by_id(ids[7]).is_none());
+            s.create_partitions("t8", 5).unwrap();
+            assert!(s.partition("t8", 4).is_some());
+            let names: Vec<_> = s.topics().into_iter().map(|t| t.name).collect();
+            assert_eq!(names.len(), 39, "{layout:?}");
+            assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted");
+            drop(s);
+            // Reopen (recovery inserts through the map too).
+            let s = store(dir.path(), layout);
+            assert_eq!(s.topics().len(), 39);
+            assert_eq!(s.topic_by_id(ids[8]).unwrap().partitions, 5);
+        }
+    }
+
+    #[test]
+    fn shards_do_not_share_cache_lines() {
+        assert!(std::mem::align_of::<Shard>() >= 128);
+        assert_eq!(std::mem::size_of::<Shard>() % 128, 0);
     }
 }

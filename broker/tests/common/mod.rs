@@ -64,6 +64,8 @@ pub struct TestBroker {
     data_dir: PathBuf,
     /// `127.0.0.1:PORT` as reported by the ready line.
     addr: String,
+    /// The admin API's `127.0.0.1:PORT` from the ready line.
+    admin_addr: String,
     /// The caller's extra arguments, reused on restart.
     args: Vec<String>,
     log: BrokerLog,
@@ -84,16 +86,22 @@ impl TestBroker {
             root,
             data_dir,
             addr: String::new(),
+            admin_addr: String::new(),
             args: extra_args.iter().map(|a| a.to_string()).collect(),
             log: BrokerLog::default(),
         };
-        broker.spawn("127.0.0.1:0");
+        broker.spawn("127.0.0.1:0", "127.0.0.1:0");
         broker
     }
 
     /// `host:port` for `bootstrap.servers`.
     pub fn bootstrap(&self) -> String {
         self.addr.clone()
+    }
+
+    /// `http://127.0.0.1:PORT` of the REST admin API.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_addr)
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -144,8 +152,8 @@ impl TestBroker {
         if self.child.is_some() {
             self.stop();
         }
-        let addr = self.addr.clone();
-        self.spawn(&addr);
+        let (addr, admin_addr) = (self.addr.clone(), self.admin_addr.clone());
+        self.spawn(&addr, &admin_addr);
         assert_eq!(self.addr, addr, "broker restarted on a different address");
     }
 
@@ -179,13 +187,18 @@ impl TestBroker {
         child.wait().expect("reap broker");
     }
 
-    fn spawn(&mut self, listen: &str) {
+    fn spawn(&mut self, listen: &str, admin_listen: &str) {
         let mut args: Vec<String> = vec![
             "--listen".into(),
             listen.into(),
             "--data-dir".into(),
             self.data_dir.display().to_string(),
         ];
+        // A free admin port too, unless the test chose one: parallel brokers must not
+        // all try the default 8080.
+        if !self.args.iter().any(|a| a.starts_with("--admin-listen")) {
+            args.extend(["--admin-listen".into(), admin_listen.into()]);
+        }
         args.extend(self.args.iter().cloned());
         args.extend(env_extra_args());
         eprintln!("starting strikemq {}", args.join(" "));
@@ -207,6 +220,8 @@ impl TestBroker {
             Ok(line) => {
                 self.addr = parse_ready_line(&line)
                     .unwrap_or_else(|| panic!("ready line without kafka=HOST:PORT: {line:?}"));
+                self.admin_addr = ready_field(&line, "admin=")
+                    .unwrap_or_else(|| panic!("ready line without admin=HOST:PORT: {line:?}"));
                 self.child = Some(child);
             }
             Err(e) => {
@@ -260,9 +275,14 @@ pub fn env_extra_args() -> Vec<String> {
 
 /// `strikemq ready kafka=127.0.0.1:PORT [key=value]...` → `127.0.0.1:PORT`.
 fn parse_ready_line(line: &str) -> Option<String> {
+    ready_field(line, "kafka=")
+}
+
+/// The value of the `prefix` field (`kafka=`, `admin=`) of a ready line.
+fn ready_field(line: &str, prefix: &str) -> Option<String> {
     line.strip_prefix(READY_PREFIX)?
         .split_whitespace()
-        .find_map(|field| field.strip_prefix("kafka="))
+        .find_map(|field| field.strip_prefix(prefix))
         .map(str::to_string)
 }
 

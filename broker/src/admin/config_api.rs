@@ -1,0 +1,158 @@
+//! `GET /v1/config` and `PUT /v1/config`: the toggles that change while running.
+//!
+//! Live keys: `loop_timeout_ms` (every event loop, from its next wait),
+//! `busy_poll_us` and `prefer_busy_poll` (connections accepted from now on), `flush`
+//! (appends from now on). Every other configuration key is structural: it shaped
+//! threads, buffers, maps or listeners at start-up, so changing it answers 409. A
+//! structural key sent with its current value is accepted as a no-op, so the
+//! effective configuration from `GET /v1/broker` can be sent back as it is.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::{ApiError, ApiResult, Ctx, JsonBody};
+use crate::config::{Flush, LIVE_KEYS, MAX_BUSY_POLL_US, MAX_LOOP_TIMEOUT_MS};
+use crate::storage::FlushPolicy;
+
+/// The live toggles as they are now.
+#[derive(Debug, Serialize)]
+pub(super) struct LiveConfig {
+    pub loop_timeout_ms: u64,
+    pub busy_poll_us: u32,
+    pub prefer_busy_poll: bool,
+    pub flush: String,
+}
+
+pub(super) fn live_config(ctx: &Ctx) -> LiveConfig {
+    let live = &ctx.broker.live;
+    LiveConfig {
+        loop_timeout_ms: live.loop_timeout_ms(),
+        busy_poll_us: live.busy_poll_us(),
+        prefer_busy_poll: live.prefer_busy_poll(),
+        flush: flush_from_policy(ctx.broker.storage.flush_policy()).to_string(),
+    }
+}
+
+pub(super) fn flush_from_policy(p: FlushPolicy) -> Flush {
+    match p {
+        FlushPolicy::Never => Flush::Never,
+        FlushPolicy::Always => Flush::Always,
+        FlushPolicy::IntervalMs(ms) => Flush::IntervalMs(ms),
+    }
+}
+
+fn policy_from_flush(f: Flush) -> FlushPolicy {
+    match f {
+        Flush::Never => FlushPolicy::Never,
+        Flush::Always => FlushPolicy::Always,
+        Flush::IntervalMs(ms) => FlushPolicy::IntervalMs(ms),
+    }
+}
+
+pub(super) async fn get_config(State(ctx): State<Ctx>) -> Json<LiveConfig> {
+    Json(live_config(&ctx))
+}
+
+/// A validated change, applied only when the whole request is valid.
+#[derive(Default)]
+struct Change {
+    loop_timeout_ms: Option<u64>,
+    busy_poll_us: Option<u32>,
+    prefer_busy_poll: Option<bool>,
+    flush: Option<Flush>,
+}
+
+pub(super) async fn put_config(
+    State(ctx): State<Ctx>,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> ApiResult<Json<LiveConfig>> {
+    let change = validate(&ctx, &body)?;
+    let live = &ctx.broker.live;
+    if let Some(ms) = change.loop_timeout_ms {
+        live.set_loop_timeout_ms(ms);
+    }
+    if let Some(us) = change.busy_poll_us {
+        live.set_busy_poll_us(us);
+    }
+    if let Some(on) = change.prefer_busy_poll {
+        live.set_prefer_busy_poll(on);
+    }
+    if let Some(flush) = change.flush {
+        let storage = &ctx.broker.storage;
+        storage.set_flush_policy(policy_from_flush(flush));
+        if let Some(flusher) = &ctx.flusher {
+            flusher.unpark();
+        }
+        if flush == Flush::Always {
+            // What was acknowledged before the switch becomes durable now too.
+            storage
+                .flush_all()
+                .map_err(|e| ApiError::internal(format!("flush after switching to always: {e}")))?;
+        }
+    }
+    let change = serde_json::Value::Object(body);
+    tracing::info!(%change, "live configuration changed");
+    Ok(Json(live_config(&ctx)))
+}
+
+fn validate(ctx: &Ctx, body: &Map<String, Value>) -> ApiResult<Change> {
+    let startup = serde_json::to_value(&ctx.broker.effective.config)
+        .map_err(|e| ApiError::internal(format!("cannot serialize the configuration: {e}")))?;
+    let mut change = Change::default();
+    let mut structural = Vec::new();
+    for (key, value) in body {
+        let bad = |why: &str| ApiError::bad_request(format!("{key}: {why}"));
+        match key.as_str() {
+            "loop_timeout_ms" => {
+                change.loop_timeout_ms = Some(
+                    value
+                        .as_u64()
+                        .filter(|ms| *ms <= MAX_LOOP_TIMEOUT_MS)
+                        .ok_or_else(|| bad("must be an integer from 0 to 60000"))?,
+                )
+            }
+            "busy_poll_us" => {
+                change.busy_poll_us = Some(
+                    value
+                        .as_u64()
+                        .and_then(|us| u32::try_from(us).ok())
+                        .filter(|us| *us <= MAX_BUSY_POLL_US)
+                        .ok_or_else(|| bad("must be an integer from 0 to 1000000"))?,
+                )
+            }
+            "prefer_busy_poll" => {
+                change.prefer_busy_poll =
+                    Some(value.as_bool().ok_or_else(|| bad("must be a boolean"))?)
+            }
+            "flush" => {
+                let text = value
+                    .as_str()
+                    .ok_or_else(|| bad("must be a string: never, always or <N>ms"))?;
+                change.flush = Some(text.parse::<Flush>().map_err(|e| bad(&e))?);
+            }
+            _ => match startup.get(key) {
+                Some(current) if current == value => {}
+                // Optional keys that are unset serialize as null.
+                None if crate::config::is_known_key(key) && value.is_null() => {}
+                Some(_) | None if crate::config::is_known_key(key) => structural.push(key.clone()),
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "{key}: unknown configuration key"
+                    )))
+                }
+            },
+        }
+    }
+    if !structural.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "{} cannot change while the broker runs: structural settings shape threads, \
+             buffers, maps or listeners at start-up; restart with --set KEY=VALUE \
+             (live keys: {})",
+            structural.join(", "),
+            LIVE_KEYS.join(", ")
+        )));
+    }
+    Ok(change)
+}

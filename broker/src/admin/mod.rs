@@ -1,0 +1,353 @@
+//! The REST admin API, `/metrics` and the live toggles, on one dedicated thread.
+//!
+//! axum on a current-thread tokio runtime owned by the `strikemq-admin` thread. The
+//! admin plane reads the same state as the data plane (storage, the broker's metrics,
+//! the data plane's gauges) through the same `&self` methods the request handlers use;
+//! storage takes its locks only to copy offsets or clone an `Arc` and never across
+//! file I/O, so nothing here can stall a Kafka request. Blocking storage calls (topic
+//! creation, peek, produce) block only this thread.
+//!
+//! Every error is `{"error": "..."}` with its status: 400 names the bad field or
+//! parameter, 404 unknown route/topic/partition/group, 405 wrong method, 409 a
+//! structural configuration change or an existing topic, 413 a body over the limit,
+//! 415 a POST/PUT body that is not `application/json` (which also keeps browsers from
+//! sending state-changing "simple" cross-site requests).
+
+mod config_api;
+mod groups;
+mod info;
+mod messages;
+mod openapi;
+mod prometheus;
+#[cfg(test)]
+mod tests;
+mod topics;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+
+use crate::broker::Broker;
+use crate::net::NetStats;
+
+/// How long shutdown waits for in-flight admin requests.
+pub const SHUTDOWN_WAIT_MS: u64 = 1000;
+/// How long browsers may cache a CORS preflight answer.
+const CORS_MAX_AGE_SECONDS: &str = "600";
+
+/// What the admin handlers read.
+pub struct AdminContext {
+    pub broker: Arc<Broker>,
+    /// Gauges of the running data plane (empty in unit tests).
+    pub net: NetStats,
+    /// The Kafka listener's bound address and the address Metadata advertises.
+    pub kafka_addr: SocketAddr,
+    pub advertised: String,
+    /// The admin listener's bound address (filled in by [`AdminServer::start`]).
+    pub admin_addr: SocketAddr,
+    /// The background flusher, woken when the flush policy changes.
+    pub flusher: Option<std::thread::Thread>,
+}
+
+type Ctx = Arc<AdminContext>;
+
+/// An error answer: `{"error": message}` with `status`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+    fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+    fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, message)
+    }
+    /// A failure of the broker itself (storage I/O): logged, reported as 500.
+    fn internal(message: impl Into<String>) -> ApiError {
+        let message = message.into();
+        tracing::warn!(error = %message, "admin request failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON request body: requires `Content-Type: application/json`, honours the body
+/// limit (413), and names the offending field on a parse error (400).
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type must be application/json",
+            ));
+        }
+        let body = Bytes::from_request(req, state).await.map_err(|r| {
+            let status = r.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(status, "request body is larger than admin_max_body_bytes")
+            } else {
+                ApiError::new(
+                    status,
+                    format!("cannot read the request body: {}", r.body_text()),
+                )
+            }
+        })?;
+        let mut de = serde_json::Deserializer::from_slice(&body);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            // "." is the whole body; "?" a syntax error before any field was read.
+            let field = if path == "." || path == "?" {
+                "body".to_string()
+            } else {
+                path
+            };
+            ApiError::bad_request(format!("{field}: {}", e.inner()))
+        })?;
+        de.end()
+            .map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+        Ok(JsonBody(value))
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// A single path parameter, with a JSON error when it does not decode.
+fn path_param(param: Result<Path<String>, PathRejection>, name: &str) -> ApiResult<String> {
+    param
+        .map(|Path(p)| p)
+        .map_err(|e| ApiError::bad_request(format!("path parameter {name}: {}", e.body_text())))
+}
+
+/// Every route: path and its methods. The OpenAPI document is tested against this list.
+fn routes() -> Vec<(&'static str, MethodRouter<Ctx>)> {
+    vec![
+        ("/healthz", get(info::healthz)),
+        ("/metrics", get(prometheus::metrics)),
+        ("/v1/openapi.json", get(openapi::document)),
+        ("/v1/broker", get(info::broker)),
+        (
+            "/v1/config",
+            get(config_api::get_config).put(config_api::put_config),
+        ),
+        ("/v1/topics", get(topics::list).post(topics::create)),
+        (
+            "/v1/topics/{name}",
+            get(topics::describe).delete(topics::delete),
+        ),
+        (
+            "/v1/topics/{name}/messages",
+            get(messages::peek).post(messages::produce),
+        ),
+        ("/v1/groups", get(groups::list)),
+        (
+            "/v1/groups/{id}",
+            get(groups::describe).delete(groups::delete),
+        ),
+    ]
+}
+
+/// The admin application: routes, JSON 404/405, body limit and (when configured) CORS.
+pub fn router(ctx: Ctx) -> Router {
+    let body_limit_bytes = ctx.broker.effective.config.admin_max_body_bytes;
+    let mut router = Router::new();
+    for (path, methods) in routes() {
+        router = router.route(path, methods);
+    }
+    router
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit_bytes))
+        .layer(middleware::from_fn_with_state(ctx.clone(), cors))
+        .with_state(ctx)
+}
+
+async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// CORS is off unless `admin_cors_origin` is set: then that one origin may call the
+/// API from a browser, and preflight requests are answered here.
+async fn cors(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    let Some(origin) = ctx.broker.effective.config.admin_cors_origin.as_deref() else {
+        return next.run(req).await;
+    };
+    let Ok(origin) = HeaderValue::from_str(origin) else {
+        return next.run(req).await;
+    };
+    let mut response = if req.method() == Method::OPTIONS {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, PUT, DELETE"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static(CORS_MAX_AGE_SECONDS),
+        );
+        r
+    } else {
+        next.run(req).await
+    };
+    let h = response.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    response
+}
+
+/// Wakes the server's graceful shutdown from another thread (tokio's `sync` feature
+/// is not needed for one flag and one waker).
+#[derive(Default)]
+struct ShutdownSignal {
+    stopped: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl ShutdownSignal {
+    fn trigger(&self) {
+        self.stopped.store(true, Ordering::Release);
+        let waker = self.waker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    async fn wait(self: Arc<Self>) {
+        std::future::poll_fn(|cx| {
+            if self.stopped.load(Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            *self.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+            // A trigger between the first check and storing the waker is seen here.
+            if self.stopped.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// The running admin server.
+pub struct AdminServer {
+    local_addr: SocketAddr,
+    stop: Arc<ShutdownSignal>,
+    done: mpsc::Receiver<()>,
+}
+
+impl AdminServer {
+    /// Serves the admin API on an already bound listener, on its own thread.
+    pub fn start(
+        listener: std::net::TcpListener,
+        mut ctx: AdminContext,
+    ) -> std::io::Result<AdminServer> {
+        let local_addr = listener.local_addr()?;
+        ctx.admin_addr = local_addr;
+        listener.set_nonblocking(true)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let stop = Arc::new(ShutdownSignal::default());
+        let (done_tx, done) = mpsc::channel();
+        let signal = stop.clone();
+        std::thread::Builder::new()
+            .name("strikemq-admin".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(error = %e, "admin listener unusable");
+                            return;
+                        }
+                    };
+                    let app = router(Arc::new(ctx));
+                    if let Err(e) = axum::serve(listener, app)
+                        .with_graceful_shutdown(signal.wait())
+                        .await
+                    {
+                        tracing::error!(error = %e, "admin server stopped with an error");
+                    }
+                });
+                let _ = done_tx.send(());
+            })?;
+        Ok(AdminServer {
+            local_addr,
+            stop,
+            done,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting and waits (bounded) for in-flight requests to finish.
+    pub fn shutdown(self) {
+        self.stop.trigger();
+        if self
+            .done
+            .recv_timeout(Duration::from_millis(SHUTDOWN_WAIT_MS))
+            .is_err()
+        {
+            tracing::warn!("admin server did not stop within {SHUTDOWN_WAIT_MS} ms");
+        }
+    }
+}

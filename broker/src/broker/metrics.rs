@@ -1,0 +1,207 @@
+//! Request metrics of the data plane: counts, errors and latency histograms per API
+//! key, bytes in and out, and how often requests parked.
+//!
+//! Recording is allocation-free and lock-free: a request costs a handful of relaxed
+//! atomic adds (its latency bucket, the latency sum, bytes in and out). Everything is
+//! allocated once when the broker starts. Readers (the admin thread's `/metrics`) see
+//! each counter eventually; a scrape may mix counters from slightly different moments,
+//! which Prometheus tolerates.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// API keys 0..API_KEY_SLOTS get their own series; anything else (and negative keys)
+/// shares the last slot. Kafka's keys are below 100 today.
+pub const API_KEY_SLOTS: usize = 128;
+const OTHER_API_SLOT: usize = API_KEY_SLOTS - 1;
+
+/// Upper bounds of the latency buckets, in nanoseconds (Prometheus `le`). Service time
+/// inside `Broker::handle` spans ~1 µs (ApiVersions) to milliseconds (flush=always);
+/// anything slower lands in +Inf.
+pub const LATENCY_BUCKET_BOUNDS_NS: [u64; 16] = [
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+/// The bounds plus +Inf.
+const BUCKETS: usize = LATENCY_BUCKET_BOUNDS_NS.len() + 1;
+
+/// A fixed-bucket latency histogram: one atomic per bucket plus a running sum.
+#[derive(Debug)]
+pub struct Histogram {
+    /// Non-cumulative counts; `buckets[BUCKETS - 1]` is +Inf.
+    buckets: [AtomicU64; BUCKETS],
+    sum_ns: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn record_ns(&self, ns: u64) {
+        let bucket = LATENCY_BUCKET_BOUNDS_NS
+            .iter()
+            .position(|bound| ns <= *bound)
+            .unwrap_or(BUCKETS - 1);
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// A copy of the counts: cumulative per bound (the last is +Inf = the total), and
+    /// the sum in nanoseconds.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let mut cumulative = [0u64; BUCKETS];
+        let mut total = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            total += b.load(Ordering::Relaxed);
+            cumulative[i] = total;
+        }
+        HistogramSnapshot {
+            cumulative,
+            sum_ns: self.sum_ns.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A point-in-time copy of a [`Histogram`].
+#[derive(Debug, Clone, Copy)]
+pub struct HistogramSnapshot {
+    /// Requests at or below each bound of `LATENCY_BUCKET_BOUNDS_NS`, then the total.
+    pub cumulative: [u64; BUCKETS],
+    pub sum_ns: u64,
+}
+
+impl HistogramSnapshot {
+    pub fn count(&self) -> u64 {
+        self.cumulative[BUCKETS - 1]
+    }
+}
+
+/// Per-API request statistics.
+#[derive(Debug, Default)]
+pub struct ApiStats {
+    pub latency: Histogram,
+    /// Requests that could not be answered (undecodable, unsupported version, encode
+    /// failure): each one closed its connection. Kafka-level error codes inside a
+    /// response are answers, not errors here.
+    pub errors: AtomicU64,
+}
+
+/// The broker's request metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    apis: Box<[ApiStats]>,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Requests that parked to wait for an event (Fetch long-polls).
+    pub parked_total: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            apis: (0..API_KEY_SLOTS).map(|_| ApiStats::default()).collect(),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            parked_total: AtomicU64::new(0),
+        }
+    }
+}
+
+fn slot(api_key: i16) -> usize {
+    usize::try_from(api_key)
+        .ok()
+        .filter(|k| *k < OTHER_API_SLOT)
+        .unwrap_or(OTHER_API_SLOT)
+}
+
+impl Metrics {
+    /// Records one handled request: its service time and, when it failed, an error.
+    pub fn record_request(&self, api_key: i16, elapsed: Duration, failed: bool) {
+        let stats = &self.apis[slot(api_key)];
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        stats.latency.record_ns(ns);
+        if failed {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn add_bytes(&self, in_bytes: usize, out_bytes: usize) {
+        if in_bytes > 0 {
+            self.bytes_in.fetch_add(in_bytes as u64, Ordering::Relaxed);
+        }
+        if out_bytes > 0 {
+            self.bytes_out
+                .fetch_add(out_bytes as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Statistics per API key slot; `None` as the key is the shared "other" slot.
+    pub fn apis(&self) -> impl Iterator<Item = (Option<i16>, &ApiStats)> {
+        self.apis.iter().enumerate().map(|(i, s)| {
+            let key = if i == OTHER_API_SLOT {
+                None
+            } else {
+                i16::try_from(i).ok()
+            };
+            (key, s)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_lands_in_the_first_bucket_whose_bound_it_does_not_exceed() {
+        let h = Histogram::default();
+        h.record_ns(1_000); // on the first bound
+        h.record_ns(1_001); // just above it
+        h.record_ns(u64::MAX); // +Inf
+        let s = h.snapshot();
+        assert_eq!(s.cumulative[0], 1);
+        assert_eq!(s.cumulative[1], 2);
+        assert_eq!(s.cumulative[BUCKETS - 2], 2);
+        assert_eq!(s.count(), 3);
+    }
+
+    #[test]
+    fn unknown_and_negative_api_keys_share_the_other_slot() {
+        let m = Metrics::default();
+        m.record_request(0, Duration::from_micros(3), false);
+        m.record_request(-1, Duration::from_micros(3), true);
+        m.record_request(9999, Duration::from_micros(3), true);
+        let by_key: Vec<_> = m
+            .apis()
+            .filter(|(_, s)| s.latency.snapshot().count() > 0)
+            .map(|(k, s)| {
+                (
+                    k,
+                    s.latency.snapshot().count(),
+                    s.errors.load(Ordering::Relaxed),
+                )
+            })
+            .collect();
+        assert_eq!(by_key, vec![(Some(0), 1, 0), (None, 2, 2)]);
+    }
+}

@@ -1,0 +1,1121 @@
+//! The io_uring backend (`io_backend = io_uring | io_uring_sqpoll`): each worker owns
+//! one ring and drives its connections with completions instead of readiness.
+//!
+//! Buffer ownership, which is what makes every submission below sound:
+//! - A connection has at most ONE receive and ONE send in flight. The memory an
+//!   operation names is not touched, moved or freed by us until its completion:
+//!   * plain receive: the spare room of the connection's input buffer. While it is in
+//!     flight, nothing frames, appends to or reserves that buffer (`service` does not
+//!     process a connection whose plain receive is in flight; such a connection has
+//!     no complete frame buffered, see `arm_recv`).
+//!   * send: a `Vec` taken out of the connection (`sending`). New responses go to the
+//!     connection's other buffer; `sending` is only cleared, or swapped for the next
+//!     batch, after its completion. (StrikeMQ's io_uring build re-submits a response
+//!     buffer still in flight, which corrupts the stream; this is the fix.)
+//!   * registered buffers / provided buffers belong to the worker and live as long
+//!     as the ring (they are declared after it, so dropped after it).
+//! - A closed connection keeps its slot (and buffers) until every operation on it has
+//!   completed: close shuts the socket down (so pending operations finish at once)
+//!   and cancels them, and the slot is freed on the last completion.
+//! - At exit the worker cancels everything and waits for the completions; if they do
+//!   not arrive in time it leaks the buffers rather than free memory the kernel might
+//!   still write.
+//!
+//! Optional parts, each its own toggle, probed at start-up by [`probe`]:
+//! - SQPOLL (`io_uring_sqpoll`): a kernel thread polls the submission queue, so
+//!   submitting needs no system call while it is awake; it sleeps after
+//!   `sqpoll_idle_ms` without work (then the next submit wakes it with a syscall).
+//! - `uring_registered_buffers`: each of the first [`FIXED_PAIRS`] connections of a
+//!   worker receives with READ_FIXED and sends with WRITE_FIXED from registered
+//!   (pinned once) buffers, copied to/from the connection buffers. Later connections
+//!   use plain operations.
+//! - `uring_multishot_recv`: one multishot receive per connection that stays armed,
+//!   picking buffers from a provided buffer ring of the worker; the bytes are copied
+//!   into the connection buffer and the provided buffer goes straight back.
+//!
+//! The acceptor stays an epoll loop (it is not on the request path).
+
+use std::io;
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use tracing::{debug, info, warn};
+
+use super::buffer::InputBuffer;
+use super::conn::{CloseReason, Conn};
+use super::{WorkerShared, MAX_CONNECTIONS_PER_WORKER, SHUTDOWN_DRAIN_MS};
+use crate::broker::Broker;
+use crate::config::{Config, IoBackend};
+
+/// Connections per worker that get a pair of registered buffers.
+pub const FIXED_PAIRS: usize = 32;
+/// Size of one registered buffer (receive or send).
+pub const FIXED_BUFFER_BYTES: usize = 32 * 1024;
+/// Provided buffers per worker for multishot receive (a power of two).
+pub const PROVIDED_BUFFERS: u16 = 256;
+/// Size of one provided buffer.
+pub const PROVIDED_BUFFER_BYTES: usize = 16 * 1024;
+/// The provided-buffer group id of the worker's ring.
+const PROVIDED_GROUP: u16 = 0;
+/// Completions handled per pass before looking at the ring again.
+const CQE_BATCH: usize = 64;
+/// How long exit waits for cancelled operations to complete.
+const QUIESCE_MS: u64 = 1000;
+
+// user_data: slot index << 3 | kind.
+const KIND_WAKE: u64 = 0;
+const KIND_RECV: u64 = 1;
+const KIND_SEND: u64 = 2;
+const KIND_CANCEL: u64 = 3;
+const KIND_BITS: u32 = 3;
+
+fn user_data(idx: usize, kind: u64) -> u64 {
+    ((idx as u64) << KIND_BITS) | kind
+}
+
+/// What the worker rings are built with (the effective configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct UringOptions {
+    pub sq_entries: u32,
+    /// `Some((idle_ms, cpu))` for SQPOLL.
+    pub sqpoll: Option<(u32, Option<u32>)>,
+    pub registered_buffers: bool,
+    pub multishot_recv: bool,
+}
+
+impl UringOptions {
+    pub fn from_config(cfg: &Config) -> UringOptions {
+        UringOptions {
+            sq_entries: cfg.sq_entries,
+            sqpoll: (cfg.io_backend == IoBackend::IoUringSqpoll)
+                .then_some((cfg.sqpoll_idle_ms, cfg.sqpoll_cpu)),
+            registered_buffers: cfg.uring_registered_buffers,
+            multishot_recv: cfg.uring_multishot_recv,
+        }
+    }
+}
+
+/// Builds a ring as the workers do.
+pub fn build_ring(opts: &UringOptions) -> io::Result<IoUring> {
+    let mut builder = IoUring::builder();
+    // Ring memory is not inherited by children (none are forked, but be explicit).
+    builder.dontfork();
+    match opts.sqpoll {
+        Some((idle_ms, cpu)) => {
+            builder.setup_sqpoll(idle_ms);
+            if let Some(cpu) = cpu {
+                builder.setup_sqpoll_cpu(cpu);
+            }
+        }
+        None => {
+            // Completion task work runs at the next kernel entry instead of
+            // interrupting the worker (5.19+; ignored flags fail, so probe decides).
+            builder.setup_coop_taskrun();
+        }
+    }
+    builder.setup_cqsize(opts.sq_entries.saturating_mul(4));
+    builder.build(opts.sq_entries)
+}
+
+/// The result of probing: what can run, and why not what was asked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probed {
+    pub backend: IoBackend,
+    pub registered_buffers: bool,
+    pub multishot_recv: bool,
+    /// (key, effective value, reason) for each request that could not be honoured.
+    pub fallbacks: Vec<(&'static str, String, String)>,
+}
+
+fn errno_text(e: &io::Error) -> String {
+    let name = match e.raw_os_error() {
+        Some(libc::EPERM) => " (EPERM)",
+        Some(libc::EINVAL) => " (EINVAL)",
+        Some(libc::ENOMEM) => " (ENOMEM)",
+        Some(libc::ENOSYS) => " (ENOSYS)",
+        Some(libc::EOPNOTSUPP) => " (EOPNOTSUPP)",
+        _ => "",
+    };
+    format!("{e}{name}")
+}
+
+fn io_uring_disabled_hint() -> String {
+    match std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
+        Ok(v) if v.trim() != "0" => format!("; kernel.io_uring_disabled = {}", v.trim()),
+        _ => String::new(),
+    }
+}
+
+/// Probes what the kernel gives for `cfg` (as monoio's `uring_detect` does): builds a
+/// tiny ring with the requested flags and entries, asks the opcode probe, and tries
+/// registered buffers and a multishot receive for real on a socket pair.
+pub fn probe(cfg: &Config) -> Probed {
+    let mut p = Probed {
+        backend: cfg.io_backend,
+        registered_buffers: cfg.uring_registered_buffers,
+        multishot_recv: cfg.uring_multishot_recv,
+        fallbacks: Vec::new(),
+    };
+    let mut opts = UringOptions::from_config(cfg);
+    if cfg.io_backend == IoBackend::Epoll {
+        refuse_uring_extras(&mut p, "needs io_backend = io_uring or io_uring_sqpoll");
+        return p;
+    }
+    let mut ring = match build_ring(&opts) {
+        Ok(ring) => Some(ring),
+        Err(e) if opts.sqpoll.is_some() => {
+            let reason = format!(
+                "io_uring_setup with SQPOLL (sq_entries={}) refused: {}{}",
+                opts.sq_entries,
+                errno_text(&e),
+                io_uring_disabled_hint()
+            );
+            opts.sqpoll = None;
+            p.backend = IoBackend::IoUring;
+            p.fallbacks.push(("io_backend", "io_uring".into(), reason));
+            None
+        }
+        Err(_) => None,
+    };
+    if ring.is_none() {
+        match build_ring(&opts) {
+            Ok(r) => ring = Some(r),
+            Err(e) => {
+                let reason = format!(
+                    "io_uring_setup(sq_entries={}) refused: {}{}",
+                    opts.sq_entries,
+                    errno_text(&e),
+                    io_uring_disabled_hint()
+                );
+                p.fallbacks.retain(|f| f.0 != "io_backend");
+                p.fallbacks.push(("io_backend", "epoll".into(), reason));
+                p.backend = IoBackend::Epoll;
+                refuse_uring_extras(&mut p, "needs the io_uring backend, which fell back");
+                return p;
+            }
+        }
+    }
+    let ring = ring.expect("built above");
+    let mut probe = io_uring::Probe::new();
+    if let Err(e) = ring.submitter().register_probe(&mut probe) {
+        return fall_to_epoll(p, format!("opcode probe refused: {}", errno_text(&e)));
+    }
+    let needed = [
+        ("RECV", opcode::Recv::CODE),
+        ("SEND", opcode::Send::CODE),
+        ("POLL_ADD", opcode::PollAdd::CODE),
+        ("ASYNC_CANCEL", opcode::AsyncCancel::CODE),
+    ];
+    for (name, code) in needed {
+        if !probe.is_supported(code) {
+            return fall_to_epoll(p, format!("kernel lacks io_uring opcode {name}"));
+        }
+    }
+    if p.registered_buffers {
+        if let Err(why) = try_registered_buffers(&probe, &opts) {
+            p.registered_buffers = false;
+            p.fallbacks
+                .push(("uring_registered_buffers", "false".into(), why));
+        }
+    }
+    if p.multishot_recv {
+        if let Err(why) = try_multishot(&opts) {
+            p.multishot_recv = false;
+            p.fallbacks
+                .push(("uring_multishot_recv", "false".into(), why));
+        }
+    }
+    p
+}
+
+fn fall_to_epoll(mut p: Probed, reason: String) -> Probed {
+    p.backend = IoBackend::Epoll;
+    p.fallbacks.retain(|f| f.0 != "io_backend");
+    p.fallbacks.push(("io_backend", "epoll".into(), reason));
+    refuse_uring_extras(&mut p, "needs the io_uring backend, which fell back");
+    p
+}
+
+fn refuse_uring_extras(p: &mut Probed, why: &str) {
+    if p.registered_buffers {
+        p.registered_buffers = false;
+        p.fallbacks
+            .push(("uring_registered_buffers", "false".into(), why.into()));
+    }
+    if p.multishot_recv {
+        p.multishot_recv = false;
+        p.fallbacks
+            .push(("uring_multishot_recv", "false".into(), why.into()));
+    }
+}
+
+fn socket_pair() -> io::Result<(
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixStream,
+)> {
+    std::os::unix::net::UnixStream::pair()
+}
+
+/// Waits for one completion with a deadline.
+fn wait_one(ring: &mut IoUring) -> Result<cqueue::Entry, String> {
+    let ts = types::Timespec::from(Duration::from_secs(1));
+    let args = types::SubmitArgs::new().timespec(&ts);
+    match ring.submitter().submit_with_args(1, &args) {
+        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ETIME) => {}
+        Err(e) => return Err(format!("io_uring_enter: {}", errno_text(&e))),
+    }
+    ring.completion()
+        .next()
+        .ok_or_else(|| "no completion within 1 s".to_string())
+}
+
+/// Registers the worker's full pool and moves bytes through WRITE_FIXED / READ_FIXED on a socket pair.
+fn try_registered_buffers(probe: &io_uring::Probe, opts: &UringOptions) -> Result<(), String> {
+    for (name, code) in [
+        ("READ_FIXED", opcode::ReadFixed::CODE),
+        ("WRITE_FIXED", opcode::WriteFixed::CODE),
+    ] {
+        if !probe.is_supported(code) {
+            return Err(format!("kernel lacks io_uring opcode {name}"));
+        }
+    }
+    let mut ring = build_ring(opts).map_err(|e| errno_text(&e))?;
+    // The worker's full pool, so RLIMIT_MEMLOCK is tested at the real size.
+    let mut pool = FixedPool::new(FIXED_PAIRS);
+    pool.register(&ring).map_err(|e| {
+        format!(
+            "register_buffers of {} KiB refused: {} (RLIMIT_MEMLOCK?)",
+            FixedPool::bytes(FIXED_PAIRS) / 1024,
+            errno_text(&e)
+        )
+    })?;
+    let (a, b) = socket_pair().map_err(|e| e.to_string())?;
+    let msg = b"strikemq-fixed";
+    pool.send_buf(0)[..msg.len()].copy_from_slice(msg);
+    let write = opcode::WriteFixed::new(
+        types::Fd(a.as_raw_fd()),
+        pool.send_ptr(0),
+        msg.len() as u32,
+        pool.send_index(0),
+    )
+    .build()
+    .user_data(1);
+    // SAFETY: the send buffer is part of `pool`, registered with `ring`, and both live
+    // until after the completion is reaped below (or the ring is dropped first).
+    unsafe { ring.submission().push(&write) }.map_err(|_| "submission queue full")?;
+    let cqe = wait_one(&mut ring)?;
+    if cqe.result() != msg.len() as i32 {
+        return Err(format!("WRITE_FIXED on a socket returned {}", cqe.result()));
+    }
+    let read = opcode::ReadFixed::new(
+        types::Fd(b.as_raw_fd()),
+        pool.recv_ptr(0),
+        FIXED_BUFFER_BYTES as u32,
+        pool.recv_index(0),
+    )
+    .build()
+    .user_data(2);
+    // SAFETY: as above, for the receive buffer.
+    unsafe { ring.submission().push(&read) }.map_err(|_| "submission queue full")?;
+    let cqe = wait_one(&mut ring)?;
+    if cqe.result() != msg.len() as i32 || &pool.recv_buf(0)[..msg.len()] != msg {
+        return Err(format!("READ_FIXED on a socket returned {}", cqe.result()));
+    }
+    drop(ring);
+    Ok(())
+}
+
+/// Registers a provided buffer ring and receives twice with one multishot receive.
+fn try_multishot(opts: &UringOptions) -> Result<(), String> {
+    let mut ring = build_ring(opts).map_err(|e| errno_text(&e))?;
+    let mut provided = ProvidedBuffers::new(8, 4096);
+    provided
+        .register(&ring)
+        .map_err(|e| format!("provided buffer ring refused: {}", errno_text(&e)))?;
+    let (a, b) = socket_pair().map_err(|e| e.to_string())?;
+    let recv = opcode::RecvMulti::new(types::Fd(b.as_raw_fd()), PROVIDED_GROUP)
+        .build()
+        .user_data(1);
+    // SAFETY: the receive names no memory of ours beyond the provided buffers, which
+    // live in `provided` until after the ring is dropped below.
+    unsafe { ring.submission().push(&recv) }.map_err(|_| "submission queue full")?;
+    ring.submit().map_err(|e| errno_text(&e))?;
+    for round in 0..2 {
+        use std::io::Write;
+        (&a).write_all(b"ping").map_err(|e| e.to_string())?;
+        let cqe = wait_one(&mut ring)?;
+        if cqe.result() != 4 {
+            return Err(format!(
+                "multishot recv returned {} ({})",
+                cqe.result(),
+                errno_text(&io::Error::from_raw_os_error(-cqe.result().min(0)))
+            ));
+        }
+        if !cqueue::more(cqe.flags()) && round == 0 {
+            return Err("receive did not stay armed (no multishot support)".into());
+        }
+        match cqueue::buffer_select(cqe.flags()) {
+            Some(bid) => provided.recycle(bid),
+            None => return Err("completion without a provided buffer".into()),
+        }
+    }
+    drop(a);
+    drop(b);
+    // The ring goes first (cancelling the receive), then the buffers.
+    drop(ring);
+    drop(provided);
+    Ok(())
+}
+
+/// Registered buffers: `pairs` (receive, send) buffers in one allocation.
+struct FixedPool {
+    mem: Box<[u8]>,
+}
+
+impl FixedPool {
+    fn bytes(pairs: usize) -> usize {
+        pairs * 2 * FIXED_BUFFER_BYTES
+    }
+    fn new(pairs: usize) -> FixedPool {
+        FixedPool {
+            mem: vec![0u8; Self::bytes(pairs)].into_boxed_slice(),
+        }
+    }
+    fn register(&mut self, ring: &IoUring) -> io::Result<()> {
+        let iovecs: Vec<libc::iovec> = self
+            .mem
+            .chunks_mut(FIXED_BUFFER_BYTES)
+            .map(|c| libc::iovec {
+                iov_base: c.as_mut_ptr().cast(),
+                iov_len: c.len(),
+            })
+            .collect();
+        // SAFETY: the iovecs cover `self.mem`, which lives at a fixed heap address as
+        // long as the pool, and every pool outlives its ring (field order in Worker,
+        // explicit drops in the probe).
+        unsafe { ring.submitter().register_buffers(&iovecs) }
+    }
+    fn recv_index(&self, pair: usize) -> u16 {
+        (2 * pair) as u16
+    }
+    fn send_index(&self, pair: usize) -> u16 {
+        (2 * pair + 1) as u16
+    }
+    fn recv_ptr(&mut self, pair: usize) -> *mut u8 {
+        self.mem[2 * pair * FIXED_BUFFER_BYTES..].as_mut_ptr()
+    }
+    fn send_ptr(&mut self, pair: usize) -> *mut u8 {
+        self.mem[(2 * pair + 1) * FIXED_BUFFER_BYTES..].as_mut_ptr()
+    }
+    fn recv_buf(&self, pair: usize) -> &[u8] {
+        let at = 2 * pair * FIXED_BUFFER_BYTES;
+        &self.mem[at..at + FIXED_BUFFER_BYTES]
+    }
+    fn send_buf(&mut self, pair: usize) -> &mut [u8] {
+        let at = (2 * pair + 1) * FIXED_BUFFER_BYTES;
+        &mut self.mem[at..at + FIXED_BUFFER_BYTES]
+    }
+}
+
+/// A provided buffer ring (5.19+): the kernel picks a buffer per receive completion.
+struct ProvidedBuffers {
+    /// Page-aligned ring of `entries` descriptors, shared with the kernel.
+    ring: *mut types::BufRingEntry,
+    ring_layout: std::alloc::Layout,
+    entries: u16,
+    /// Our next tail (descriptors published so far).
+    tail: u16,
+    mem: Box<[u8]>,
+    buffer_bytes: usize,
+}
+
+// SAFETY: the raw ring pointer is owned memory used by one worker thread at a time.
+unsafe impl Send for ProvidedBuffers {}
+
+impl ProvidedBuffers {
+    fn new(entries: u16, buffer_bytes: usize) -> ProvidedBuffers {
+        assert!(entries.is_power_of_two());
+        let size = std::mem::size_of::<types::BufRingEntry>() * entries as usize;
+        let ring_layout =
+            std::alloc::Layout::from_size_align(size, 4096).expect("valid buffer ring layout");
+        // SAFETY: the layout has non-zero size; zeroed memory is a valid empty ring.
+        let ring = unsafe { std::alloc::alloc_zeroed(ring_layout) }.cast::<types::BufRingEntry>();
+        if ring.is_null() {
+            std::alloc::handle_alloc_error(ring_layout);
+        }
+        let mut p = ProvidedBuffers {
+            ring,
+            ring_layout,
+            entries,
+            tail: 0,
+            mem: vec![0u8; entries as usize * buffer_bytes].into_boxed_slice(),
+            buffer_bytes,
+        };
+        for bid in 0..entries {
+            p.recycle(bid);
+        }
+        p
+    }
+
+    fn register(&mut self, ring: &IoUring) -> io::Result<()> {
+        // SAFETY: `self.ring` spans `entries` descriptors and stays allocated until
+        // `self` is dropped, which happens after the ring (see module doc).
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                self.ring as u64,
+                self.entries,
+                PROVIDED_GROUP,
+                0,
+            )
+        }
+    }
+
+    /// The bytes the kernel put in buffer `bid`.
+    fn data(&self, bid: u16, len: usize) -> &[u8] {
+        let at = bid as usize * self.buffer_bytes;
+        &self.mem[at..at + len.min(self.buffer_bytes)]
+    }
+
+    /// Gives buffer `bid` back to the kernel.
+    fn recycle(&mut self, bid: u16) {
+        let slot = (self.tail & (self.entries - 1)) as usize;
+        let addr = self.mem[bid as usize * self.buffer_bytes..].as_mut_ptr() as u64;
+        // SAFETY: `slot < entries`, inside the ring allocation; the kernel reads a
+        // descriptor only after the tail store below publishes it.
+        let entry = unsafe { &mut *self.ring.add(slot) };
+        entry.set_addr(addr);
+        entry.set_len(self.buffer_bytes as u32);
+        entry.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+        // SAFETY: the tail field is a u16 inside the first descriptor, suitably
+        // aligned; the kernel reads it concurrently, hence the atomic release store.
+        let tail = unsafe { &*(types::BufRingEntry::tail(self.ring).cast::<AtomicU16>()) };
+        tail.store(self.tail, Ordering::Release);
+    }
+}
+
+impl Drop for ProvidedBuffers {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.ring.cast(), self.ring_layout) }
+    }
+}
+
+/// One connection and its operations in flight.
+struct Slot<B> {
+    conn: Conn<B>,
+    fd: RawFd,
+    /// Plain/fixed receive in flight, or multishot receive armed.
+    recv_in_flight: bool,
+    send_in_flight: bool,
+    /// A cancel of the armed multishot receive was submitted (backpressure).
+    recv_cancel_sent: bool,
+    /// Output being sent: `sending[sent..]` is still to go. Untouched while a send is
+    /// in flight.
+    sending: Vec<u8>,
+    sent: usize,
+    /// Bytes of `sending[sent..]` copied into the registered send buffer in flight.
+    fixed_chunk: usize,
+    /// The registered buffer pair of this connection, if it got one.
+    fixed: Option<usize>,
+    /// Set when closing: the slot is freed once no operation is in flight.
+    closing: bool,
+}
+
+impl<B> Slot<B> {
+    fn ops_in_flight(&self) -> bool {
+        self.recv_in_flight || self.send_in_flight
+    }
+}
+
+struct Worker<B> {
+    // Declared first: dropped before the buffers it may name (module doc).
+    ring: IoUring,
+    broker: Arc<Broker>,
+    shared: Arc<WorkerShared>,
+    slots: Vec<Option<Slot<B>>>,
+    free: Vec<usize>,
+    fixed: Option<FixedPool>,
+    free_pairs: Vec<usize>,
+    provided: Option<ProvidedBuffers>,
+    /// Cleared send buffers kept for reuse.
+    spare_vecs: Vec<Vec<u8>>,
+    wake_armed: bool,
+    woken: bool,
+    max_frame_bytes: usize,
+    conn_buffer_bytes: usize,
+    multishot: bool,
+    sqpoll: bool,
+}
+
+/// Builds the worker's ring and buffers (on the starting thread, so a refusal stops
+/// the start-up instead of a worker).
+pub(super) struct Prepared {
+    ring: IoUring,
+    fixed: Option<FixedPool>,
+    provided: Option<ProvidedBuffers>,
+}
+
+pub(super) fn prepare(cfg: &Config) -> io::Result<Prepared> {
+    let opts = UringOptions::from_config(cfg);
+    let ring = build_ring(&opts)?;
+    let fixed = if opts.registered_buffers {
+        let mut pool = FixedPool::new(FIXED_PAIRS);
+        pool.register(&ring)?;
+        Some(pool)
+    } else {
+        None
+    };
+    let provided = if opts.multishot_recv {
+        let mut p = ProvidedBuffers::new(PROVIDED_BUFFERS, PROVIDED_BUFFER_BYTES);
+        p.register(&ring)?;
+        Some(p)
+    } else {
+        None
+    };
+    Ok(Prepared {
+        ring,
+        fixed,
+        provided,
+    })
+}
+
+/// One worker's loop; returns at shutdown after answering parked requests, draining
+/// responses and reaping every operation in flight.
+pub(super) fn run_worker<B: InputBuffer>(
+    broker: Arc<Broker>,
+    shared: Arc<WorkerShared>,
+    prepared: Prepared,
+) -> io::Result<()> {
+    let cfg = &broker.effective.config;
+    let mut w = Worker::<B> {
+        ring: prepared.ring,
+        max_frame_bytes: cfg.max_frame_bytes,
+        conn_buffer_bytes: cfg.conn_buffer_bytes,
+        multishot: prepared.provided.is_some(),
+        sqpoll: cfg.io_backend == IoBackend::IoUringSqpoll,
+        free_pairs: if prepared.fixed.is_some() {
+            (0..FIXED_PAIRS).rev().collect()
+        } else {
+            Vec::new()
+        },
+        fixed: prepared.fixed,
+        provided: prepared.provided,
+        broker: broker.clone(),
+        shared,
+        slots: Vec::new(),
+        free: Vec::new(),
+        spare_vecs: Vec::new(),
+        wake_armed: false,
+        woken: false,
+    };
+    let mut cqes: Vec<(u64, i32, u32)> = Vec::with_capacity(CQE_BATCH);
+    loop {
+        w.arm_wake();
+        w.wait(w.next_wait_ms())?;
+        loop {
+            cqes.clear();
+            cqes.extend(
+                w.ring
+                    .completion()
+                    .take(CQE_BATCH)
+                    .map(|c| (c.user_data(), c.result(), c.flags())),
+            );
+            if cqes.is_empty() {
+                break;
+            }
+            for &(ud, res, flags) in &cqes {
+                w.on_completion(ud, res, flags);
+            }
+        }
+        if w.shared.shutdown.load(Ordering::Acquire) {
+            w.drain_for_shutdown();
+            return Ok(());
+        }
+        if std::mem::take(&mut w.woken) {
+            w.adopt_new_connections();
+        }
+        w.resume_parked(false);
+    }
+}
+
+impl<B: InputBuffer> Worker<B> {
+    /// Pushes one submission, flushing the queue to the kernel when it is full.
+    ///
+    /// # Safety
+    /// Every buffer `sqe` names must stay valid, and not be moved or accessed in a
+    /// conflicting way, until its completion is reaped (module doc).
+    unsafe fn push(&mut self, sqe: squeue::Entry) {
+        loop {
+            // SAFETY: forwarded from the caller's contract.
+            if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
+                return;
+            }
+            if let Err(e) = self.ring.submit() {
+                warn!(error = %e, "io_uring submit failed while the queue was full");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    /// Submits what is queued and waits for one completion or the timeout.
+    fn wait(&mut self, wait_ms: u64) -> io::Result<()> {
+        let ts = types::Timespec::from(Duration::from_millis(wait_ms));
+        let args = types::SubmitArgs::new().timespec(&ts);
+        let result = if self.sqpoll && self.ring.submission().is_empty() {
+            // Nothing to submit: wait without waking the SQPOLL thread. (The crate's
+            // submit_with_args wakes a sleeping SQPOLL thread even with an empty queue,
+            // so with a 1 ms loop timeout the thread never got to idle: 40% CPU of an
+            // idle broker.)
+            let flags = (io_uring::EnterFlags::GETEVENTS | io_uring::EnterFlags::EXT_ARG).bits();
+            // SAFETY: EXT_ARG with a pointer to a live `SubmitArgs` (a transparent
+            // io_uring_getevents_arg, whose size `enter` passes); no submissions.
+            unsafe { self.ring.submitter().enter(0, 1, flags, Some(&args)) }
+        } else {
+            self.ring.submitter().submit_with_args(1, &args)
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn arm_wake(&mut self) {
+        if self.wake_armed {
+            return;
+        }
+        let fd = self.shared.wake.as_raw_fd();
+        let sqe = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+            .build()
+            .user_data(user_data(0, KIND_WAKE));
+        // SAFETY: a poll names no memory; the eventfd lives in `shared`, which
+        // outlives the ring.
+        unsafe { self.push(sqe) };
+        self.wake_armed = true;
+    }
+
+    /// The loop timeout (live: a change applies from the next wait), shortened to the
+    /// nearest parked-request deadline.
+    fn next_wait_ms(&self) -> u64 {
+        let loop_timeout_ms = self.broker.live.loop_timeout_ms();
+        let now = Instant::now();
+        self.slots
+            .iter()
+            .flatten()
+            .filter_map(|s| s.conn.parked.as_ref())
+            .map(|p| p.deadline().saturating_duration_since(now).as_millis() as u64 + 1)
+            .fold(loop_timeout_ms, u64::min)
+    }
+
+    fn adopt_new_connections(&mut self) {
+        let streams: Vec<TcpStream> = match self.shared.inbox.lock() {
+            Ok(mut inbox) => std::mem::take(&mut *inbox),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        for stream in streams {
+            // io_uring does its own non-blocking attempt and then waits for readiness;
+            // on an O_NONBLOCK file READ_FIXED/WRITE_FIXED would complete with EAGAIN
+            // instead of waiting (a busy loop).
+            if let Err(e) = stream.set_nonblocking(false) {
+                warn!(error = %e, "could not make an accepted socket blocking; closing it");
+                continue;
+            }
+            let live = self.slots.len() - self.free.len();
+            if live >= MAX_CONNECTIONS_PER_WORKER {
+                warn!(
+                    limit = MAX_CONNECTIONS_PER_WORKER,
+                    "connection limit reached; refusing"
+                );
+                continue;
+            }
+            let idx = self.free.pop().unwrap_or_else(|| {
+                self.slots.push(None);
+                self.slots.len() - 1
+            });
+            let fd = stream.as_raw_fd();
+            self.slots[idx] = Some(Slot {
+                conn: Conn::new(stream, self.max_frame_bytes, self.conn_buffer_bytes),
+                fd,
+                recv_in_flight: false,
+                send_in_flight: false,
+                recv_cancel_sent: false,
+                sending: self.spare_vecs.pop().unwrap_or_default(),
+                sent: 0,
+                fixed_chunk: 0,
+                fixed: self.free_pairs.pop(),
+                closing: false,
+            });
+            self.shared.connections.fetch_add(1, Ordering::Relaxed);
+            if let Err(reason) = self.service(idx) {
+                self.close(idx, reason);
+            }
+        }
+    }
+
+    fn on_completion(&mut self, ud: u64, res: i32, flags: u32) {
+        let idx = (ud >> KIND_BITS) as usize;
+        match ud & ((1 << KIND_BITS) - 1) {
+            KIND_WAKE => {
+                self.wake_armed = false;
+                self.woken = true;
+                let _ = self.shared.wake.read();
+            }
+            KIND_RECV => self.on_recv(idx, res, flags),
+            KIND_SEND => self.on_send(idx, res),
+            _ => {} // KIND_CANCEL: the cancelled operation completes on its own.
+        }
+    }
+
+    fn on_recv(&mut self, idx: usize, res: i32, flags: u32) {
+        let multishot = self.multishot;
+        let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let still_armed = multishot && cqueue::more(flags);
+        if !still_armed {
+            slot.recv_in_flight = false;
+            slot.recv_cancel_sent = false;
+        }
+        let picked = if multishot {
+            cqueue::buffer_select(flags)
+        } else {
+            None
+        };
+        let result: Result<(), CloseReason> = if res > 0 {
+            let n = res as usize;
+            if let Some(bid) = picked {
+                let provided = self.provided.as_mut().expect("multishot has buffers");
+                slot.conn.input().extend_from_slice(provided.data(bid, n));
+                provided.recycle(bid);
+            } else if let (Some(pair), Some(pool)) = (slot.fixed, self.fixed.as_ref()) {
+                slot.conn
+                    .input()
+                    .extend_from_slice(&pool.recv_buf(pair)[..n.min(FIXED_BUFFER_BYTES)]);
+            } else {
+                // SAFETY: the kernel wrote `n` bytes into the spare room named by the
+                // receive (`arm_recv`), untouched by us since.
+                unsafe { slot.conn.input().commit(n) };
+            }
+            Ok(())
+        } else if res == 0 {
+            Err(CloseReason::Eof)
+        } else {
+            if let Some(bid) = picked {
+                if let Some(provided) = self.provided.as_mut() {
+                    provided.recycle(bid);
+                }
+            }
+            match -res {
+                // Out of provided buffers: re-armed by `service` below.
+                libc::ENOBUFS | libc::ECANCELED | libc::EINTR | libc::EAGAIN => Ok(()),
+                errno => Err(CloseReason::Io(io::Error::from_raw_os_error(errno))),
+            }
+        };
+        if slot.closing {
+            self.maybe_free(idx);
+            return;
+        }
+        if let Err(reason) = result.and_then(|()| self.service(idx)) {
+            self.close(idx, reason);
+        }
+    }
+
+    fn on_send(&mut self, idx: usize, res: i32) {
+        let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        slot.send_in_flight = false;
+        if slot.closing {
+            self.maybe_free(idx);
+            return;
+        }
+        let result = if res < 0 {
+            match -res {
+                libc::EINTR | libc::EAGAIN => Ok(()),
+                errno => Err(CloseReason::Io(io::Error::from_raw_os_error(errno))),
+            }
+        } else if res == 0 && slot.sent < slot.sending.len() {
+            Err(CloseReason::Eof)
+        } else {
+            slot.sent += res as usize;
+            slot.fixed_chunk = 0;
+            if slot.sent >= slot.sending.len() {
+                slot.sending.clear();
+                slot.sent = 0;
+            }
+            slot.conn.inflight_write_bytes = slot.sending.len() - slot.sent;
+            Ok(())
+        };
+        if let Err(reason) = result.and_then(|()| self.service(idx)) {
+            self.close(idx, reason);
+        }
+    }
+
+    /// Processes buffered requests, then (re)starts sending and receiving.
+    fn service(&mut self, idx: usize) -> Result<(), CloseReason> {
+        let multishot = self.multishot;
+        let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        // A plain receive in flight owns the input buffer's spare room (module doc).
+        let input_free = multishot || slot.fixed.is_some() || !slot.recv_in_flight;
+        if input_free {
+            loop {
+                if slot.conn.process(&self.broker)? {
+                    self.shared.parked_requests.fetch_add(1, Ordering::AcqRel);
+                    if slot.conn.resume(&self.broker, false)? {
+                        self.shared.parked_requests.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
+                if !(slot.conn.wants_read() && slot.conn.has_complete_frame()) {
+                    break;
+                }
+            }
+        }
+        if !slot.send_in_flight {
+            self.start_send(idx);
+        }
+        self.arm_recv(idx);
+        Ok(())
+    }
+
+    fn start_send(&mut self, idx: usize) {
+        let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        debug_assert!(!slot.send_in_flight);
+        if slot.sent >= slot.sending.len() {
+            if slot.conn.unsent_bytes() == 0 {
+                return;
+            }
+            let mut empty = self.spare_vecs.pop().unwrap_or_default();
+            empty.clear();
+            let old = std::mem::replace(&mut slot.sending, slot.conn.swap_output(empty));
+            if old.capacity() > 0 {
+                self.spare_vecs.push(old);
+            }
+            slot.sent = 0;
+            slot.conn.inflight_write_bytes = slot.sending.len();
+        }
+        let rest = &slot.sending[slot.sent..];
+        let sqe = match (slot.fixed, self.fixed.as_mut()) {
+            (Some(pair), Some(pool)) => {
+                let chunk = rest.len().min(FIXED_BUFFER_BYTES);
+                pool.send_buf(pair)[..chunk].copy_from_slice(&rest[..chunk]);
+                slot.fixed_chunk = chunk;
+                opcode::WriteFixed::new(
+                    types::Fd(slot.fd),
+                    pool.send_ptr(pair),
+                    chunk as u32,
+                    pool.send_index(pair),
+                )
+                .build()
+            }
+            _ => opcode::Send::new(types::Fd(slot.fd), rest.as_ptr(), rest.len() as u32)
+                .flags(libc::MSG_NOSIGNAL)
+                .build(),
+        };
+        slot.send_in_flight = true;
+        // SAFETY: the send names either `slot.sending[sent..]`, which is not touched
+        // until this send completes (`send_in_flight`; new output goes to the
+        // connection's own buffer), or the connection's registered send buffer, which
+        // is only refilled by the next `start_send`, after this completion.
+        unsafe { self.push(sqe.user_data(user_data(idx, KIND_SEND))) };
+    }
+
+    fn arm_recv(&mut self, idx: usize) {
+        let multishot = self.multishot;
+        let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        if slot.closing {
+            return;
+        }
+        let wants = slot.conn.wants_read();
+        if !wants {
+            if multishot && slot.recv_in_flight && !slot.recv_cancel_sent {
+                // Backpressure: stop the armed receive (what is already received
+                // still lands in the input buffer).
+                slot.recv_cancel_sent = true;
+                let sqe = opcode::AsyncCancel::new(user_data(idx, KIND_RECV))
+                    .build()
+                    .user_data(user_data(idx, KIND_CANCEL));
+                // SAFETY: a cancel names no memory.
+                unsafe { self.push(sqe) };
+            }
+            return;
+        }
+        if slot.recv_in_flight || slot.conn.has_complete_frame() {
+            return;
+        }
+        let fd = types::Fd(slot.fd);
+        let sqe = if multishot {
+            opcode::RecvMulti::new(fd, PROVIDED_GROUP).build()
+        } else if let (Some(pair), Some(pool)) = (slot.fixed, self.fixed.as_mut()) {
+            opcode::ReadFixed::new(
+                fd,
+                pool.recv_ptr(pair),
+                FIXED_BUFFER_BYTES as u32,
+                pool.recv_index(pair),
+            )
+            .build()
+        } else {
+            let spare = slot.conn.input().spare();
+            if spare.is_empty() {
+                return;
+            }
+            opcode::Recv::new(fd, spare.as_mut_ptr().cast(), spare.len() as u32).build()
+        };
+        slot.recv_in_flight = true;
+        // SAFETY: multishot receives into provided buffers owned by the worker (they
+        // outlive the ring); a fixed receive into this connection's registered receive
+        // buffer, read only after this completion; a plain receive into the input
+        // buffer's spare room, which nothing touches until the completion: `service`
+        // does not process while it is in flight, nothing else appends to the buffer,
+        // and the slot (with its buffer) is kept until the completion even if closed.
+        unsafe { self.push(sqe.user_data(user_data(idx, KIND_RECV))) };
+    }
+
+    fn resume_parked(&mut self, force: bool) {
+        for idx in 0..self.slots.len() {
+            let answered = match self.slots[idx].as_mut() {
+                Some(slot) if !slot.closing && slot.conn.parked.is_some() => {
+                    slot.conn.resume(&self.broker, force)
+                }
+                _ => continue,
+            };
+            let result = answered.and_then(|answered| {
+                if answered {
+                    self.shared.parked_requests.fetch_sub(1, Ordering::AcqRel);
+                    self.service(idx)
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(reason) = result {
+                self.close(idx, reason);
+            }
+        }
+    }
+
+    fn close(&mut self, idx: usize, reason: CloseReason) {
+        let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        if slot.closing {
+            return;
+        }
+        match &reason {
+            CloseReason::Eof => debug!("connection closed by peer"),
+            other => info!(reason = %other, "closing connection"),
+        }
+        slot.closing = true;
+        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        if slot.conn.parked.take().is_some() {
+            self.shared.parked_requests.fetch_sub(1, Ordering::AcqRel);
+        }
+        if slot.ops_in_flight() {
+            // Pending operations end at once on a shut-down socket; cancel too, for
+            // any that would not notice.
+            // SAFETY: shutdown on a descriptor we own (closed only when freed).
+            unsafe { libc::shutdown(slot.fd, libc::SHUT_RDWR) };
+            let ops = [
+                (slot.recv_in_flight, KIND_RECV),
+                (slot.send_in_flight, KIND_SEND),
+            ];
+            for (in_flight, kind) in ops {
+                if in_flight {
+                    let sqe = opcode::AsyncCancel::new(user_data(idx, kind))
+                        .build()
+                        .user_data(user_data(idx, KIND_CANCEL));
+                    // SAFETY: a cancel names no memory.
+                    unsafe { self.push(sqe) };
+                }
+            }
+        }
+        self.maybe_free(idx);
+    }
+
+    /// Frees a closing slot once nothing is in flight on it.
+    fn maybe_free(&mut self, idx: usize) {
+        let done = matches!(self.slots.get(idx), Some(Some(s)) if s.closing && !s.ops_in_flight());
+        if done {
+            if let Some(slot) = self.slots[idx].take() {
+                if let Some(pair) = slot.fixed {
+                    self.free_pairs.push(pair);
+                }
+                let mut v = slot.sending;
+                v.clear();
+                self.spare_vecs.push(v);
+            }
+            self.free.push(idx);
+        }
+    }
+
+    /// Shutdown: answer parked requests now, give responses a bounded time to drain,
+    /// then close everything and reap every operation in flight.
+    fn drain_for_shutdown(&mut self) {
+        self.resume_parked(true);
+        let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS);
+        while Instant::now() < deadline && self.any_output() {
+            if self.wait(10).is_err() {
+                break;
+            }
+            self.reap_all();
+        }
+        for idx in 0..self.slots.len() {
+            self.close(idx, CloseReason::Eof);
+        }
+        if self.wake_armed {
+            let sqe = opcode::AsyncCancel::new(user_data(0, KIND_WAKE))
+                .build()
+                .user_data(user_data(0, KIND_CANCEL));
+            // SAFETY: a cancel names no memory.
+            unsafe { self.push(sqe) };
+        }
+        let deadline = Instant::now() + Duration::from_millis(QUIESCE_MS);
+        while Instant::now() < deadline && self.slots.iter().any(Option::is_some) {
+            if self.wait(10).is_err() {
+                break;
+            }
+            self.reap_all();
+        }
+        if self.slots.iter().any(Option::is_some) {
+            warn!("io_uring operations still in flight at exit; leaking their buffers");
+            std::mem::forget(std::mem::take(&mut self.slots));
+            std::mem::forget(self.provided.take());
+            std::mem::forget(self.fixed.take());
+        }
+    }
+
+    fn any_output(&self) -> bool {
+        self.slots
+            .iter()
+            .flatten()
+            .any(|s| !s.closing && (s.send_in_flight || s.conn.unsent_bytes() > 0))
+    }
+
+    fn reap_all(&mut self) {
+        let cqes: Vec<(u64, i32, u32)> = self
+            .ring
+            .completion()
+            .map(|c| (c.user_data(), c.result(), c.flags()))
+            .collect();
+        for (ud, res, flags) in cqes {
+            self.on_completion(ud, res, flags);
+        }
+    }
+}
