@@ -22,7 +22,7 @@ use kafka_protocol::records::{
 };
 use serde_json::{json, Value};
 use strikemq::protocol::request::decode_header;
-use strikemq::storage::{FlushPolicy, Storage, StorageConfig, TopicConfig};
+use strikemq::storage::{FlushPolicy, LogMapLayout, Storage, StorageConfig, TopicConfig};
 
 const WARMUP_SAMPLES: u64 = 20_000;
 const SAMPLES: u64 = 200_000;
@@ -92,6 +92,7 @@ fn log_append() -> Value {
         segment_prefault_bytes: 0,
         segment_hugepages: false,
         max_batch_bytes: 8 << 20,
+        log_map: LogMapLayout::Global,
     })
     .expect("open");
     storage
