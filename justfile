@@ -8,6 +8,32 @@ broker *ARGS:
 test:
     cargo test --workspace
 
+# Criterion micro benchmarks, then the percentile harness that writes results/micro/ for the release table
+bench *ARGS:
+    cargo bench -p strikemq --bench storage --bench handle {{ARGS}}
+    cargo bench -p strikemq --bench percentiles
+
+# Run an experiment (experiments/NAME.toml) into results/NAME/<date>-<host>/; extra flags e.g. --bootstrap HOST:PORT
+experiment NAME *ARGS:
+    cargo run --release -q -p experiments -- run {{NAME}} {{ARGS}}
+
+# List the experiments with the question each answers
+experiments:
+    cargo run --release -q -p experiments -- list
+
+# Redraw an experiment's plots from its latest saved results (no rerun)
+plots NAME *ARGS:
+    cargo run --release -q -p experiments -- plots {{NAME}} {{ARGS}}
+
+# Regenerate results/RELEASE.md and the README's performance table from committed results
+release-table:
+    cargo run --release -q -p experiments -- release-table
+
+# Execute notebooks/latency.ipynb headless on the committed results (installs notebooks/requirements.txt if missing)
+notebook:
+    python3 -c "import pandas, matplotlib, nbclient, nbformat, ipykernel" 2>/dev/null || python3 -m pip install -q -r notebooks/requirements.txt
+    cd notebooks && python3 -m jupyter execute latency.ipynb
+
 # Format check, lints and tests, as CI runs them
 ci:
     bash .ci/run
