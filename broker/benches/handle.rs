@@ -9,17 +9,16 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use indexmap::IndexMap;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{FetchRequest, ProduceRequest, RequestHeader, TopicName};
 use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use strikemq::broker::{Broker, Outcome};
 use strikemq::config::{Config, EffectiveConfig, Profile};
 use strikemq::storage::{FlushPolicy, LogMapLayout, Storage, StorageConfig, TopicConfig};
+
+#[path = "common/mod.rs"]
+mod common;
 
 struct Counting;
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
@@ -48,31 +47,6 @@ static GLOBAL: Counting = Counting;
 const RECORD_VALUE_BYTES: usize = 1024;
 const PRODUCE_VERSION: i16 = 9;
 const FETCH_VERSION: i16 = 12;
-
-fn batch() -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(Bytes::from(vec![b'x'; RECORD_VALUE_BYTES])),
-        headers: IndexMap::new(),
-    };
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &[record], &options).expect("encode batch");
-    buf.freeze()
-}
 
 /// A request frame without its size prefix, as the data plane hands it over.
 fn frame<R: Encodable + HeaderVersion>(api_key: i16, version: i16, req: &R) -> Bytes {
@@ -120,7 +94,9 @@ fn produce_frame() -> Bytes {
             .with_name(TopicName(StrBytes::from_static_str("bench")))
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
-                .with_records(Some(batch()))])]);
+                .with_records(Some(Bytes::from(common::one_record_batch(
+                    RECORD_VALUE_BYTES,
+                ))))])]);
     frame(0, PRODUCE_VERSION, &req)
 }
 

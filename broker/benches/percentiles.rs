@@ -12,45 +12,20 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use hdrhistogram::Histogram;
-use indexmap::IndexMap;
 use kafka_protocol::messages::RequestHeader;
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use serde_json::{json, Value};
 use strikemq::protocol::request::decode_header;
 use strikemq::storage::{FlushPolicy, LogMapLayout, Storage, StorageConfig, TopicConfig};
 
+#[path = "common/mod.rs"]
+mod common;
+use common::one_record_batch;
+
 const WARMUP_SAMPLES: u64 = 20_000;
 const SAMPLES: u64 = 200_000;
-
-fn one_record_batch(value_bytes: usize) -> Vec<u8> {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(Bytes::from(vec![b'x'; value_bytes])),
-        headers: IndexMap::new(),
-    };
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &[record], &options).expect("encode batch");
-    buf.to_vec()
-}
 
 /// Times `f` `SAMPLES` times (after a warm-up), `per_sample` calls per sample.
 fn measure(id: &str, what: &str, per_sample: u64, mut f: impl FnMut()) -> Value {

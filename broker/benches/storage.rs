@@ -2,40 +2,14 @@
 //! row of the release table) and of creating a topic (the target is ≤ 5 ms; StrikeMQ
 //! v0.1.5 takes over a second because it maps and populates 1 GiB per topic).
 
-use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use strikemq::storage::{FlushPolicy, LogMapLayout, Storage, StorageConfig, TopicConfig};
 
-const RECORD_VALUE_BYTES: usize = 1024;
+#[path = "common/mod.rs"]
+mod common;
+use common::one_record_batch;
 
-fn one_record_batch(value_bytes: usize) -> Vec<u8> {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(Bytes::from(vec![b'x'; value_bytes])),
-        headers: IndexMap::new(),
-    };
-    let mut buf = bytes::BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &[record], &options).expect("encode batch");
-    buf.to_vec()
-}
+const RECORD_VALUE_BYTES: usize = 1024;
 
 fn config(dir: &std::path::Path, segment_bytes: u64) -> StorageConfig {
     StorageConfig {

@@ -10,6 +10,8 @@
 
 use criterion::{criterion_group, criterion_main};
 
+#[path = "../common/mod.rs"]
+mod common;
 mod conn_buffer;
 mod log_map;
 mod segment_prefault;

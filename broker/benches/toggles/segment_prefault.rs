@@ -3,43 +3,13 @@
 //! the head of each new segment) is paid at the roll, in the measured path, as in the
 //! broker.
 
-use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use strikemq::storage::{FlushPolicy, LogMapLayout, Storage, StorageConfig, TopicConfig};
 
 const SEGMENT_BYTES: u64 = 4 << 20;
 
-fn batch_1kib() -> Vec<u8> {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(Bytes::from(vec![b'x'; 1024])),
-        headers: IndexMap::new(),
-    };
-    let mut buf = bytes::BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &[record], &options).expect("encode batch");
-    buf.to_vec()
-}
-
 pub fn bench(c: &mut Criterion) {
-    let batch = batch_1kib();
+    let batch = crate::common::one_record_batch(1024);
     let mut group = c.benchmark_group("segment_prefault");
     group.throughput(Throughput::Bytes(batch.len() as u64));
     for prefault_bytes in [0u64, 2 << 20, SEGMENT_BYTES] {
