@@ -7,6 +7,7 @@
 // Each test file compiles this module on its own and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod ledger;
 pub mod raw;
 pub mod rdkafka_util;
 
