@@ -8,27 +8,24 @@
 
 mod common;
 
-use std::collections::VecDeque;
 use std::fs::{self, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest};
+use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetFetchRequest};
 use kafka_protocol::protocol::StrBytes;
 
 use common::ledger::{
-    record_value, seed_from_env, Acked, Client, PartitionLedger, Received, SplitMix64,
+    batch_of, produce_until_closed, seed_from_env, Acked, Client, PartitionLedger, ProduceLoad,
+    Received, SplitMix64,
 };
-use common::raw::{
-    self, create_topics, produce_request, record_batch, topic_name, RawConn, PRODUCE_VERSION,
-};
+use common::raw::{self, create_topics, topic_name, RawConn};
 use common::{unique_topic, TestBroker};
 
 const ITERATIONS_ENV: &str = "STRIKEMQ_CRASH_ITERATIONS";
@@ -36,13 +33,13 @@ const SEED_ENV: &str = "STRIKEMQ_CRASH_SEED";
 const DEFAULT_ITERATIONS: usize = 20;
 /// One producer connection per partition.
 const PARTITIONS: i32 = 3;
-/// Produce requests a producer keeps in flight on its connection.
-const PIPELINE_DEPTH: usize = 4;
-/// Records per produce request: 1..=this.
-const RECORDS_PER_REQUEST_MAX: u64 = 4;
-/// Pause between produce requests: a steady rate rather than a flood, so that a kill
-/// lands at varied points of the request cycle.
-const PRODUCE_INTERVAL: Duration = Duration::from_millis(2);
+/// A steady rate rather than a flood, so that a kill lands at varied points of the
+/// request cycle, with several requests in flight on each connection.
+const LOAD: ProduceLoad = ProduceLoad {
+    pipeline_depth: 4,
+    records_per_request_max: 4,
+    interval: Duration::from_millis(2),
+};
 const COMMIT_INTERVAL: Duration = Duration::from_millis(5);
 /// The kill comes this long after the load starts (uniform, from the seeded RNG).
 const KILL_AFTER_MS_MIN: u64 = 30;
@@ -60,63 +57,6 @@ fn iterations() -> usize {
             .parse()
             .unwrap_or_else(|_| panic!("{ITERATIONS_ENV}={text:?} is not a count")),
         Err(_) => DEFAULT_ITERATIONS,
-    }
-}
-
-fn values(partition: i32, first_seq: u64, records: u64) -> Vec<Vec<u8>> {
-    (first_seq..first_seq + records)
-        .map(|seq| record_value(partition, seq))
-        .collect()
-}
-
-fn batch_of(partition: i32, first_seq: u64, records: u64) -> Bytes {
-    let values = values(partition, first_seq, records);
-    let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
-    record_batch(&refs, None)
-}
-
-/// Produces to one partition with up to `PIPELINE_DEPTH` requests in flight until the
-/// broker goes away; every answered request goes into the ledger.
-fn produce_until_closed(
-    mut client: Client,
-    topic: &str,
-    mut ledger: PartitionLedger,
-    seed: u64,
-) -> PartitionLedger {
-    let p = ledger.partition;
-    let mut rng = SplitMix64::new(seed);
-    let mut in_flight: VecDeque<(i32, u64, u64)> = VecDeque::new();
-    let mut closed = false;
-    loop {
-        while !closed && in_flight.len() < PIPELINE_DEPTH {
-            let records = rng.range(1, RECORDS_PER_REQUEST_MAX);
-            let first_seq = ledger.next_seq;
-            // Counted as sent before the write: a partly written request may still
-            // have reached the broker.
-            ledger.next_seq += records;
-            let request = produce_request(topic, p, batch_of(p, first_seq, records));
-            match client.send(&request, PRODUCE_VERSION) {
-                Ok(cid) => in_flight.push_back((cid, first_seq, records)),
-                Err(_) => closed = true,
-            }
-            thread::sleep(PRODUCE_INTERVAL);
-        }
-        let Some((cid, first_seq, records)) = in_flight.pop_front() else {
-            return ledger;
-        };
-        match client.recv::<ProduceRequest>(PRODUCE_VERSION, cid) {
-            Received::Response(response) => {
-                let r = &response.responses[0].partition_responses[0];
-                assert_eq!(r.error_code, raw::NONE, "partition {p}: produce error");
-                ledger.acked.push(Acked {
-                    base_offset: r.base_offset,
-                    first_seq,
-                    records,
-                });
-            }
-            // kill -9 may cut a response anywhere: neither is an acknowledgement.
-            Received::Closed | Received::Torn { .. } => return ledger,
-        }
     }
 }
 
@@ -251,7 +191,9 @@ fn kill9_loop(flush: &str) {
                 .zip(producers)
                 .zip(seeds)
                 .map(|((ledger, client), seed)| {
-                    s.spawn(move || produce_until_closed(client, topic_ref, ledger, seed))
+                    s.spawn(move || {
+                        produce_until_closed(client, topic_ref, ledger, seed, LOAD).ledger
+                    })
                 })
                 .collect();
             let commit_ledger = std::mem::replace(

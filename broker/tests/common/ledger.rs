@@ -3,15 +3,17 @@
 //! names the partition and a sequence number, a ledger of what was sent and what was
 //! acknowledged at which offset, and a checker that reads a partition back.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::thread;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::ResponseHeader;
+use kafka_protocol::messages::{ProduceRequest, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, HeaderVersion, Request};
 
-use super::raw::{self, encode_request, RawConn};
+use super::raw::{self, encode_request, produce_request, record_batch, RawConn, PRODUCE_VERSION};
 use super::TestBroker;
 
 /// Socket timeout of the fallible client: a broker that neither answers nor closes
@@ -299,5 +301,85 @@ pub fn read_partition(conn: &mut RawConn, topic: &str, partition: i32) -> Vec<(i
              watermark {}",
             fetched.high_watermark
         );
+    }
+}
+
+/// One v2 batch with records `first_seq..first_seq + records` of `partition`.
+pub fn batch_of(partition: i32, first_seq: u64, records: u64) -> Bytes {
+    let values: Vec<Vec<u8>> = (first_seq..first_seq + records)
+        .map(|seq| record_value(partition, seq))
+        .collect();
+    let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    record_batch(&refs, None)
+}
+
+/// How a producer loop sends.
+#[derive(Clone, Copy, Debug)]
+pub struct ProduceLoad {
+    /// Produce requests kept in flight on the connection.
+    pub pipeline_depth: usize,
+    /// Records per request: 1..=this (from the seeded RNG).
+    pub records_per_request_max: u64,
+    /// Pause after each request written (zero: as fast as the broker answers).
+    pub interval: Duration,
+}
+
+/// How a producer loop ended.
+pub struct ProduceOutcome {
+    pub ledger: PartitionLedger,
+    /// The connection ended inside a response: (bytes got, bytes of the frame).
+    pub torn: Option<(usize, usize)>,
+}
+
+/// Produces acks=-1 batches to `ledger.partition` until the broker closes the
+/// connection; every answered request goes into the ledger.
+pub fn produce_until_closed(
+    mut client: Client,
+    topic: &str,
+    mut ledger: PartitionLedger,
+    seed: u64,
+    load: ProduceLoad,
+) -> ProduceOutcome {
+    let p = ledger.partition;
+    let mut rng = SplitMix64::new(seed);
+    let mut in_flight: VecDeque<(i32, u64, u64)> = VecDeque::new();
+    let mut closed = false;
+    loop {
+        while !closed && in_flight.len() < load.pipeline_depth {
+            let records = rng.range(1, load.records_per_request_max);
+            let first_seq = ledger.next_seq;
+            // Counted as sent before the write: a partly written request may still
+            // have reached the broker.
+            ledger.next_seq += records;
+            let request = produce_request(topic, p, batch_of(p, first_seq, records));
+            match client.send(&request, PRODUCE_VERSION) {
+                Ok(cid) => in_flight.push_back((cid, first_seq, records)),
+                Err(_) => closed = true,
+            }
+            if !load.interval.is_zero() {
+                thread::sleep(load.interval);
+            }
+        }
+        let Some((cid, first_seq, records)) = in_flight.pop_front() else {
+            return ProduceOutcome { ledger, torn: None };
+        };
+        match client.recv::<ProduceRequest>(PRODUCE_VERSION, cid) {
+            Received::Response(response) => {
+                let r = &response.responses[0].partition_responses[0];
+                assert_eq!(r.error_code, raw::NONE, "partition {p}: produce error");
+                ledger.acked.push(Acked {
+                    base_offset: r.base_offset,
+                    first_seq,
+                    records,
+                });
+            }
+            Received::Closed => return ProduceOutcome { ledger, torn: None },
+            Received::Torn { got, expected } => {
+                return ProduceOutcome {
+                    ledger,
+                    torn: Some((got, expected)),
+                }
+            }
+        }
     }
 }
