@@ -538,7 +538,8 @@ fn take_dirty(st: &mut LogState) -> Vec<DirtyRange> {
 
 /// Scans a segment's batches from the start, stops at the first invalid one, cuts
 /// everything after it, and feeds the valid batches to the index, the producer
-/// state and the max timestamp. CRCs are checked only on the active segment.
+/// state and the max timestamp. CRCs are checked only on the active segment; a sealed
+/// one is also cut where it would run into the next segment's offsets.
 fn recover_segment(
     segment: &mut Segment,
     file_len: u64,
