@@ -193,6 +193,15 @@ fn sigterm_under_load(backend: &str) {
         )
     });
 
+    // The broker's own timestamps of the stop, to see where the time went.
+    for line in broker.log_text().lines() {
+        if ["shutting down", "did not stop", "stopped cleanly"]
+            .iter()
+            .any(|m| line.contains(m))
+        {
+            eprintln!("{backend}: {line}");
+        }
+    }
     let acked: usize = produced.iter().map(|o| o.ledger.acked.len()).sum();
     let records_tailed: u64 = tailed.iter().map(|t| t.records).sum();
     eprintln!(
