@@ -42,3 +42,7 @@ ci:
 compat:
     bash compat/install.sh
     python3 compat/run.py
+
+# Crash-consistency loop with N kill -9 iterations per flush mode (CI runs 20); SEED=... replays a schedule
+crash N="100" SEED="":
+    STRIKEMQ_CRASH_ITERATIONS={{N}} {{ if SEED != "" { "STRIKEMQ_CRASH_SEED=" + SEED } else { "" } }} cargo test -p strikemq --test crash -- --nocapture

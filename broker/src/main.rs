@@ -206,8 +206,14 @@ fn run() -> anyhow::Result<()> {
 
     let signal = signals.wait().context("waiting for a signal")?;
     tracing::info!(?signal, "shutting down");
-    admin.shutdown();
+    // Both drains are bounded (admin::SHUTDOWN_WAIT_MS, net::SHUTDOWN_DRAIN_MS) and run
+    // side by side, so that SIGTERM exits within a second even with stuck clients.
+    let admin_stopping = std::thread::Builder::new()
+        .name("strikemq-admin-stop".into())
+        .spawn(move || admin.shutdown())
+        .context("starting the admin shutdown")?;
     server.shutdown();
+    let _ = admin_stopping.join();
     stop_flusher.store(true, Ordering::Release);
     flusher.thread().unpark();
     let _ = flusher.join();

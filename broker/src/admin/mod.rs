@@ -42,8 +42,9 @@ use serde::de::DeserializeOwned;
 use crate::broker::Broker;
 use crate::net::NetStats;
 
-/// How long shutdown waits for in-flight admin requests.
-pub const SHUTDOWN_WAIT_MS: u64 = 1000;
+/// How long shutdown waits for in-flight admin requests (concurrently with the data
+/// plane's drain, within the one second a SIGTERM may take).
+pub const SHUTDOWN_WAIT_MS: u64 = 250;
 /// How long browsers may cache a CORS preflight answer.
 const CORS_MAX_AGE_SECONDS: &str = "600";
 

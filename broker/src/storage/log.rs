@@ -164,6 +164,9 @@ impl PartitionLog {
             last_flush: Instant::now(),
         };
         let last_index = files.len().saturating_sub(1);
+        let next_bases: Vec<Option<i64>> = (0..files.len())
+            .map(|i| files.get(i + 1).map(|(base, _)| *base))
+            .collect();
         for (i, (base, path)) in files.into_iter().enumerate() {
             let is_active = i == last_index;
             let file_len = fs::metadata(&path)?.len();
@@ -179,7 +182,7 @@ impl PartitionLog {
                 &mut segment,
                 file_len,
                 expected_offset,
-                is_active,
+                next_bases[i],
                 &mut state,
                 &cfg,
                 opts,
@@ -535,12 +538,13 @@ fn take_dirty(st: &mut LogState) -> Vec<DirtyRange> {
 
 /// Scans a segment's batches from the start, stops at the first invalid one, cuts
 /// everything after it, and feeds the valid batches to the index, the producer
-/// state and the max timestamp. CRCs are checked only on the active segment.
+/// state and the max timestamp. CRCs are checked only on the active segment; a sealed
+/// one is also cut where it would run into the next segment's offsets.
 fn recover_segment(
     segment: &mut Segment,
     file_len: u64,
     expected_offset: i64,
-    is_active: bool,
+    next_segment_base: Option<i64>,
     st: &mut LogState,
     cfg: &StorageConfig,
     opts: MapOptions,
@@ -552,6 +556,11 @@ fn recover_segment(
         next_offset: i64,
         max_timestamp: i64,
     }
+    // Only the active segment (no next one) is CRC-checked: a sealed one was synced
+    // whole before the next one began. It must still end where the next one begins: a
+    // batch running past that is damage in this segment (appended by something else),
+    // and accepting it would make the whole next segment look like a duplicate.
+    let is_active = next_segment_base.is_none();
     let mut seen = Vec::new();
     let mut stop_reason: Option<String> = None;
     let path = segment.path.clone();
@@ -580,6 +589,16 @@ fn recover_segment(
                 b.base_offset()
             ));
             break;
+        }
+        if let Some(next_base) = next_segment_base {
+            if b.last_offset() >= next_base {
+                stop_reason = Some(format!(
+                    "batch offsets {}..={} run into the next segment at {next_base}",
+                    b.base_offset(),
+                    b.last_offset()
+                ));
+                break;
+            }
         }
         seen.push(Seen {
             position: valid_len,

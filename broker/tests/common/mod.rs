@@ -7,6 +7,7 @@
 // Each test file compiles this module on its own and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod ledger;
 pub mod raw;
 pub mod rdkafka_util;
 
@@ -178,6 +179,30 @@ impl TestBroker {
             "broker exited with {status} after SIGTERM (expected 0); log:\n{}",
             self.log.text()
         );
+    }
+
+    /// SIGTERM and the time until the process is gone (polled every millisecond), with
+    /// its exit status; fails if it takes more than `STOP_TIMEOUT`.
+    pub fn terminate_timed(&mut self) -> (ExitStatus, Duration) {
+        let mut child = self.child.take().expect("broker is not running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let signalled = Instant::now();
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return (status, signalled.elapsed()),
+                Ok(None) if signalled.elapsed() > STOP_TIMEOUT => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "broker did not exit within {STOP_TIMEOUT:?} after SIGTERM; log:\n{}",
+                        self.log.text()
+                    );
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(1)),
+                Err(e) => panic!("try_wait failed: {e}"),
+            }
+        }
     }
 
     /// SIGKILL: no chance to flush. Waits for the process to be gone.
