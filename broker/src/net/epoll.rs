@@ -350,6 +350,9 @@ impl<B: InputBuffer> Worker<B> {
         if let Some(conn) = self.conns.get_mut(idx).and_then(Option::take) {
             match &reason {
                 CloseReason::Eof => debug!("connection closed by peer"),
+                other if other.logged_as_limit() => {
+                    debug!(reason = %other, "closing connection")
+                }
                 other => info!(reason = %other, "closing connection"),
             }
             if conn.parked.is_some() {
