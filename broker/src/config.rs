@@ -366,6 +366,12 @@ impl Config {
         {
             return bad("max_partitions_per_topic", "must be between 1 and 10000");
         }
+        if self.default_partitions > self.max_partitions_per_topic {
+            return bad(
+                "default_partitions",
+                "must be at most max_partitions_per_topic",
+            );
+        }
         if self.max_message_bytes == 0 {
             return bad(
                 "max_message_bytes",
