@@ -762,6 +762,38 @@ fn max_topics_and_max_partitions_per_topic_answer_the_kafka_error_and_create_not
         "refused creations touched the disk"
     );
 
+    // The admin API's topic creation goes through the same limits.
+    let (status, body) = post_json(
+        &broker,
+        "/v1/topics",
+        r#"{"name": "rest", "partitions": 1}"#,
+    );
+    assert_eq!(status, 409, "POST /v1/topics over max_topics: {body}");
+    assert!(body.contains("max_topics"), "{body}");
+    assert_eq!(
+        list_tree(broker.data_dir()),
+        after_two,
+        "refused creations touched the disk"
+    );
+
     assert_eq!(limit_hits(&broker, "max_partitions_per_topic"), 2);
-    assert_eq!(limit_hits(&broker, "max_topics"), 3);
+    assert_eq!(limit_hits(&broker, "max_topics"), 4);
+    assert!(broker.log_text().contains("max_topics = 2 reached"));
+}
+
+/// POSTs a JSON body to the admin API; (status, body), 4xx included.
+fn post_json(broker: &TestBroker, path: &str, json: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(IO_TIMEOUT))
+        .build()
+        .into();
+    let url = format!("{}{path}", broker.admin_url());
+    let mut response = agent
+        .post(&url)
+        .header("content-type", "application/json")
+        .send(json)
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_to_string().expect("body"))
 }
