@@ -303,10 +303,11 @@ impl Config {
         file: Option<&Path>,
         sets: &[String],
     ) -> Result<Config, ConfigError> {
-        let mut table = match toml::Value::try_from(Config::profile(profile)) {
+        let defaults = match toml::Value::try_from(Config::profile(profile)) {
             Ok(toml::Value::Table(t)) => t,
             _ => return Err(ConfigError("internal: defaults do not serialize".into())),
         };
+        let mut table = defaults.clone();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 ConfigError(format!("cannot read config file {}: {e}", path.display()))
@@ -323,9 +324,26 @@ impl Config {
             let (k, v) = parse_set(set)?;
             table.insert(k, v);
         }
-        let cfg: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError(e.message().to_string()))?;
+        let cfg: Config =
+            toml::Value::Table(table.clone())
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    // serde's message ("invalid value: integer `-1`, expected usize")
+                    // does not say which key; find it by trying each changed key alone.
+                    let culprit = table.iter().find(|(k, v)| {
+                        defaults.get(*k) != Some(*v) && {
+                            let mut one = defaults.clone();
+                            one.insert((*k).clone(), (*v).clone());
+                            toml::Value::Table(one).try_into::<Config>().is_err()
+                        }
+                    });
+                    match culprit {
+                        Some((k, _)) => {
+                            ConfigError(format!("invalid value for {k}: {}", e.message()))
+                        }
+                        None => ConfigError(e.message().to_string()),
+                    }
+                })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -619,6 +637,32 @@ mod tests {
         assert!(err.0.contains("kqueue"), "{err}");
         let err = Config::load(Profile::Baseline, None, &["noequals".into()]).unwrap_err();
         assert!(err.0.contains("key=value"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_limits_are_refused_naming_the_key() {
+        for set in [
+            "max_connections=0",
+            "max_connections_per_ip=0",
+            "max_inflight_requests=0",
+            "idle_timeout_ms=5",
+            "partial_frame_timeout_ms=0",
+            "max_topics=0",
+            "max_partitions_per_topic=0",
+            "max_partitions_per_topic=10001",
+            "max_connections=-1",
+        ] {
+            let key = set.split('=').next().unwrap_or_default();
+            let err = Config::load(Profile::Baseline, None, &[set.into()]).unwrap_err();
+            assert!(err.0.contains(key), "{set}: {err}");
+        }
+        let cfg = Config::load(
+            Profile::Baseline,
+            None,
+            &["max_topics=5".into(), "partial_frame_timeout_ms=250".into()],
+        )
+        .unwrap();
+        assert_eq!((cfg.max_topics, cfg.partial_frame_timeout_ms), (5, 250));
     }
 
     #[test]

@@ -118,7 +118,9 @@ impl<B: InputBuffer> Conn<B> {
     /// read enough of the earlier ones). A parked request is not counted here: it
     /// stops reading on its own.
     fn unanswered_responses(&self) -> usize {
-        let handed_over = self.queued_bytes_total - self.pending_write_bytes() as u64;
+        let handed_over = self
+            .queued_bytes_total
+            .saturating_sub(self.pending_write_bytes() as u64);
         let done = self
             .response_ends
             .partition_point(|end| *end <= handed_over);
@@ -137,7 +139,9 @@ impl<B: InputBuffer> Conn<B> {
     /// Forgets answered responses and counts a `max_inflight_requests` hit when
     /// reading stops because of it.
     fn note_inflight_limit(&mut self, broker: &Broker) {
-        let handed_over = self.queued_bytes_total - self.pending_write_bytes() as u64;
+        let handed_over = self
+            .queued_bytes_total
+            .saturating_sub(self.pending_write_bytes() as u64);
         while self
             .response_ends
             .front()
