@@ -275,6 +275,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_flood_of_limit_hits_is_counted_in_full_but_logged_once_per_interval() {
+        let limits = LimitHits::default();
+        for i in 0..1000 {
+            limits.hit(Limit::PartialFrameTimeout, format_args!("hit {i}"));
+        }
+        assert_eq!(limits.count(Limit::PartialFrameTimeout), 1000);
+        assert_eq!(limits.count(Limit::MaxTopics), 0);
+        // Only the first was logged (the loop takes far less than the interval); the
+        // rest wait for the next line, which reports them.
+        let unlogged = limits.unlogged[Limit::PartialFrameTimeout as usize].load(Ordering::Relaxed);
+        assert_eq!(unlogged, 999);
+        // Another limit has its own interval: its first hit is logged at once.
+        limits.hit(Limit::MaxTopics, format_args!("first"));
+        assert_eq!(
+            limits.unlogged[Limit::MaxTopics as usize].load(Ordering::Relaxed),
+            0
+        );
+    }
+
+    #[test]
     fn latency_lands_in_the_first_bucket_whose_bound_it_does_not_exceed() {
         let h = Histogram::default();
         h.record_ns(1_000); // on the first bound
