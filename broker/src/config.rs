@@ -30,6 +30,28 @@ pub const MAX_LOOP_TIMEOUT_MS: u64 = 60_000;
 /// Largest SO_BUSY_POLL value accepted (one second of spinning per wait is already absurd).
 pub const MAX_BUSY_POLL_US: u32 = 1_000_000;
 
+// ---- limits (docs/limits.md). Defaults a local developer never hits by accident. ----
+/// Open Kafka connections across all workers by default (a dev machine's clients use
+/// a handful each; `ulimit -n` is usually the tighter bound).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Open Kafka connections from one IP address by default. On loopback every client is
+/// 127.0.0.1, so this matches `max_connections`; it matters on a non-loopback listener.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 10_000;
+/// Requests of one connection received but not yet answered (response not yet handed
+/// to the kernel, or a parked long-poll) before the broker stops reading it.
+pub const DEFAULT_MAX_INFLIGHT_REQUESTS: usize = 1024;
+/// Kafka's `connections.max.idle.ms`.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 600_000;
+/// Kafka's client `request.timeout.ms`: a frame that has not fully arrived in this long
+/// is a stalled (slowloris) client, not a slow network.
+pub const DEFAULT_PARTIAL_FRAME_TIMEOUT_MS: u64 = 30_000;
+/// Shortest connection timeout accepted: the deadline sweep runs at most every 10 ms.
+pub const MIN_CONN_TIMEOUT_MS: u64 = 10;
+/// Topics by default.
+pub const DEFAULT_MAX_TOPICS: usize = 10_000;
+/// Partitions of one topic by default (also the storage format's hard ceiling).
+pub const DEFAULT_MAX_PARTITIONS_PER_TOPIC: i32 = crate::storage::MAX_PARTITIONS_PER_TOPIC;
+
 /// When acknowledged data reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flush {
@@ -147,8 +169,33 @@ pub struct Config {
     pub index_interval_bytes: u32,
     /// Largest record batch accepted (MESSAGE_TOO_LARGE above).
     pub max_message_bytes: usize,
-    /// Largest request frame (the connection is closed above).
+    /// Largest request frame, bytes (default 100 MiB). A larger length prefix closes
+    /// the connection before any of the body is buffered; counted as
+    /// `strikemq_limit_hits_total{limit="max_frame_bytes"}`.
     pub max_frame_bytes: usize,
+    /// Open Kafka connections across all workers (default 10000). The acceptor closes
+    /// an extra connection at once.
+    pub max_connections: usize,
+    /// Open Kafka connections from one IP address (default 10000). The acceptor closes
+    /// an extra connection at once.
+    pub max_connections_per_ip: usize,
+    /// Requests per connection received but not yet answered, parked long-polls
+    /// included (default 1024). At the limit the broker stops reading that connection
+    /// (backpressure, not an error) until the client reads its responses.
+    pub max_inflight_requests: usize,
+    /// Milliseconds without a complete request (and no parked long-poll) after which a
+    /// connection is closed (default 600000, Kafka's `connections.max.idle.ms`).
+    pub idle_timeout_ms: u64,
+    /// Milliseconds a connection may spend with a request frame partly received and no
+    /// frame completed before it is closed (default 30000). Defeats slowloris clients
+    /// that trickle a header and stall, long before `idle_timeout_ms`.
+    pub partial_frame_timeout_ms: u64,
+    /// Topics in the broker (default 10000). CreateTopics and auto-creation beyond it
+    /// answer POLICY_VIOLATION and create nothing.
+    pub max_topics: usize,
+    /// Partitions of one topic (default and ceiling 10000). CreateTopics,
+    /// CreatePartitions and auto-creation beyond it answer INVALID_PARTITIONS.
+    pub max_partitions_per_topic: i32,
     /// `never` | `always` | `<N>ms`.
     pub flush: Flush,
 
@@ -209,6 +256,13 @@ impl Config {
             index_interval_bytes: 4096,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            max_inflight_requests: DEFAULT_MAX_INFLIGHT_REQUESTS,
+            idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+            partial_frame_timeout_ms: DEFAULT_PARTIAL_FRAME_TIMEOUT_MS,
+            max_topics: DEFAULT_MAX_TOPICS,
+            max_partitions_per_topic: DEFAULT_MAX_PARTITIONS_PER_TOPIC,
             flush: Flush::Never,
             io_backend: IoBackend::Epoll,
             sqpoll_idle_ms: 1,
@@ -249,10 +303,11 @@ impl Config {
         file: Option<&Path>,
         sets: &[String],
     ) -> Result<Config, ConfigError> {
-        let mut table = match toml::Value::try_from(Config::profile(profile)) {
+        let defaults = match toml::Value::try_from(Config::profile(profile)) {
             Ok(toml::Value::Table(t)) => t,
             _ => return Err(ConfigError("internal: defaults do not serialize".into())),
         };
+        let mut table = defaults.clone();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 ConfigError(format!("cannot read config file {}: {e}", path.display()))
@@ -269,9 +324,26 @@ impl Config {
             let (k, v) = parse_set(set)?;
             table.insert(k, v);
         }
-        let cfg: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError(e.message().to_string()))?;
+        let cfg: Config =
+            toml::Value::Table(table.clone())
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    // serde's message ("invalid value: integer `-1`, expected usize")
+                    // does not say which key; find it by trying each changed key alone.
+                    let culprit = table.iter().find(|(k, v)| {
+                        defaults.get(*k) != Some(*v) && {
+                            let mut one = defaults.clone();
+                            one.insert((*k).clone(), (*v).clone());
+                            toml::Value::Table(one).try_into::<Config>().is_err()
+                        }
+                    });
+                    match culprit {
+                        Some((k, _)) => {
+                            ConfigError(format!("invalid value for {k}: {}", e.message()))
+                        }
+                        None => ConfigError(e.message().to_string()),
+                    }
+                })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -289,6 +361,34 @@ impl Config {
         }
         if self.max_frame_bytes < 1024 || self.max_frame_bytes > i32::MAX as usize {
             return bad("max_frame_bytes", "must be between 1024 and 2^31-1");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections", "must be at least 1");
+        }
+        if self.max_connections_per_ip == 0 {
+            return bad("max_connections_per_ip", "must be at least 1");
+        }
+        if self.max_inflight_requests == 0 {
+            return bad("max_inflight_requests", "must be at least 1");
+        }
+        if self.idle_timeout_ms < MIN_CONN_TIMEOUT_MS {
+            return bad("idle_timeout_ms", "must be at least 10");
+        }
+        if self.partial_frame_timeout_ms < MIN_CONN_TIMEOUT_MS {
+            return bad("partial_frame_timeout_ms", "must be at least 10");
+        }
+        if self.max_topics == 0 {
+            return bad("max_topics", "must be at least 1");
+        }
+        if !(1..=crate::storage::MAX_PARTITIONS_PER_TOPIC).contains(&self.max_partitions_per_topic)
+        {
+            return bad("max_partitions_per_topic", "must be between 1 and 10000");
+        }
+        if self.default_partitions > self.max_partitions_per_topic {
+            return bad(
+                "default_partitions",
+                "must be at most max_partitions_per_topic",
+            );
         }
         if self.max_message_bytes == 0 {
             return bad(
@@ -537,6 +637,32 @@ mod tests {
         assert!(err.0.contains("kqueue"), "{err}");
         let err = Config::load(Profile::Baseline, None, &["noequals".into()]).unwrap_err();
         assert!(err.0.contains("key=value"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_limits_are_refused_naming_the_key() {
+        for set in [
+            "max_connections=0",
+            "max_connections_per_ip=0",
+            "max_inflight_requests=0",
+            "idle_timeout_ms=5",
+            "partial_frame_timeout_ms=0",
+            "max_topics=0",
+            "max_partitions_per_topic=0",
+            "max_partitions_per_topic=10001",
+            "max_connections=-1",
+        ] {
+            let key = set.split('=').next().unwrap_or_default();
+            let err = Config::load(Profile::Baseline, None, &[set.into()]).unwrap_err();
+            assert!(err.0.contains(key), "{set}: {err}");
+        }
+        let cfg = Config::load(
+            Profile::Baseline,
+            None,
+            &["max_topics=5".into(), "partial_frame_timeout_ms=250".into()],
+        )
+        .unwrap();
+        assert_eq!((cfg.max_topics, cfg.partial_frame_timeout_ms), (5, 250));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use kafka_protocol::messages::ApiKey;
 
 use super::Ctx;
-use crate::broker::metrics::LATENCY_BUCKET_BOUNDS_NS;
+use crate::broker::metrics::{Limit, LATENCY_BUCKET_BOUNDS_NS};
 use crate::broker::ADVERTISED_APIS;
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -135,6 +135,20 @@ pub(super) fn render(ctx: &Ctx) -> String {
     for (name, help, value) in counters {
         header(&mut out, name, "counter", help);
         let _ = writeln!(out, "{name} {value}");
+    }
+    header(
+        &mut out,
+        "strikemq_limit_hits_total",
+        "counter",
+        "Times a configured limit refused or closed something, by config key (docs/limits.md).",
+    );
+    for limit in Limit::ALL {
+        let _ = writeln!(
+            out,
+            "strikemq_limit_hits_total{{limit=\"{}\"}} {}",
+            limit.key(),
+            m.limits.count(limit)
+        );
     }
     let gauges = [
         (

@@ -187,14 +187,16 @@ pub(super) async fn create(
     };
     let info = ctx
         .broker
-        .storage
         .create_topic(&req.name, partitions, config)
         .map_err(|e| match e {
             StorageError::TopicExists(_) => {
                 ApiError::conflict(format!("topic {:?} already exists", req.name))
             }
             StorageError::InvalidTopic(..) => ApiError::bad_request(format!("name: {e}")),
-            StorageError::InvalidPartitions(_) => ApiError::bad_request(format!("partitions: {e}")),
+            StorageError::InvalidPartitions(_) | StorageError::TooManyPartitions { .. } => {
+                ApiError::bad_request(format!("partitions: {e}"))
+            }
+            StorageError::TooManyTopics { .. } => ApiError::conflict(e.to_string()),
             other => ApiError::internal(format!("creating topic {:?}: {other}", req.name)),
         })?;
     tracing::info!(topic = %info.name, partitions, "created topic (admin API)");

@@ -161,6 +161,9 @@ impl Broker {
                     );
                 }
                 let config = TopicConfig { configs };
+                if let Err(e) = self.check_topic_limits(&name, partitions) {
+                    return fail(storage_error_code(&e), e.to_string());
+                }
                 let info = if req.validate_only {
                     TopicInfo {
                         name: name.clone(),
@@ -169,7 +172,7 @@ impl Broker {
                         config,
                     }
                 } else {
-                    match self.storage.create_topic(&name, partitions, config) {
+                    match self.create_topic(&name, partitions, config) {
                         Ok(info) => {
                             tracing::info!(topic = %name, partitions, "created topic");
                             info
@@ -266,10 +269,15 @@ impl Broker {
                             info.partitions, t.count
                         ))));
                 }
+                if let Err(e) = self.check_partition_limit(name, t.count) {
+                    return result
+                        .with_error_code(storage_error_code(&e))
+                        .with_error_message(Some(sb(e.to_string())));
+                }
                 if req.validate_only {
                     return result;
                 }
-                match self.storage.create_partitions(name, t.count) {
+                match self.add_partitions(name, t.count) {
                     Ok(_) => result,
                     Err(e) => result
                         .with_error_code(storage_error_code(&e))

@@ -8,7 +8,7 @@
 //! which Prometheus tolerates.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// API keys 0..API_KEY_SLOTS get their own series; anything else (and negative keys)
 /// shares the last slot. Kafka's keys are below 100 today.
@@ -114,6 +114,8 @@ pub struct Metrics {
     pub bytes_out: AtomicU64,
     /// Requests that parked to wait for an event (Fetch long-polls).
     pub parked_total: AtomicU64,
+    /// How often each configured limit was hit (docs/limits.md).
+    pub limits: LimitHits,
 }
 
 impl Default for Metrics {
@@ -123,7 +125,107 @@ impl Default for Metrics {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             parked_total: AtomicU64::new(0),
+            limits: LimitHits::default(),
         }
+    }
+}
+
+/// A configured limit (its config key is its name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    MaxFrameBytes,
+    MaxConnections,
+    MaxConnectionsPerIp,
+    MaxInflightRequests,
+    IdleTimeout,
+    PartialFrameTimeout,
+    MaxTopics,
+    MaxPartitionsPerTopic,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 8] = [
+        Limit::MaxFrameBytes,
+        Limit::MaxConnections,
+        Limit::MaxConnectionsPerIp,
+        Limit::MaxInflightRequests,
+        Limit::IdleTimeout,
+        Limit::PartialFrameTimeout,
+        Limit::MaxTopics,
+        Limit::MaxPartitionsPerTopic,
+    ];
+
+    /// The config key, also the `limit` label of the metric.
+    pub fn key(self) -> &'static str {
+        match self {
+            Limit::MaxFrameBytes => "max_frame_bytes",
+            Limit::MaxConnections => "max_connections",
+            Limit::MaxConnectionsPerIp => "max_connections_per_ip",
+            Limit::MaxInflightRequests => "max_inflight_requests",
+            Limit::IdleTimeout => "idle_timeout_ms",
+            Limit::PartialFrameTimeout => "partial_frame_timeout_ms",
+            Limit::MaxTopics => "max_topics",
+            Limit::MaxPartitionsPerTopic => "max_partitions_per_topic",
+        }
+    }
+}
+
+/// Minimum time between two log lines about the same limit: a flood of hits (a
+/// connection storm, a slowloris army) costs one line per second, not one per hit.
+pub const LIMIT_LOG_INTERVAL_MS: u64 = 1000;
+
+/// Hit counters of the limits, plus the state that rate-limits their log lines.
+#[derive(Debug)]
+pub struct LimitHits {
+    hits: [AtomicU64; Limit::ALL.len()],
+    /// Hits not logged since the last line, per limit.
+    unlogged: [AtomicU64; Limit::ALL.len()],
+    /// When the last line per limit was written, ms since `started` (0 = never).
+    logged_at_ms: [AtomicU64; Limit::ALL.len()],
+    started: Instant,
+}
+
+impl Default for LimitHits {
+    fn default() -> Self {
+        LimitHits {
+            hits: std::array::from_fn(|_| AtomicU64::new(0)),
+            unlogged: std::array::from_fn(|_| AtomicU64::new(0)),
+            logged_at_ms: std::array::from_fn(|_| AtomicU64::new(0)),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl LimitHits {
+    /// Counts one hit of `limit` and logs it, unless a line about this limit was
+    /// written less than `LIMIT_LOG_INTERVAL_MS` ago (then the next line carries the
+    /// number of hits left unlogged). `detail` says what was refused.
+    pub fn hit(&self, limit: Limit, detail: std::fmt::Arguments<'_>) {
+        let i = limit as usize;
+        let total = self.hits[i].fetch_add(1, Ordering::Relaxed) + 1;
+        // +1 so that 0 can mean "never logged".
+        let now_ms = self.started.elapsed().as_millis() as u64 + 1;
+        let last_ms = self.logged_at_ms[i].load(Ordering::Relaxed);
+        let due = last_ms == 0 || now_ms >= last_ms + LIMIT_LOG_INTERVAL_MS;
+        if due
+            && self.logged_at_ms[i]
+                .compare_exchange(last_ms, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let unlogged = self.unlogged[i].swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                limit = limit.key(),
+                hits_total = total,
+                not_logged_since_last_line = unlogged,
+                "limit hit: {detail}"
+            );
+        } else {
+            self.unlogged[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn count(&self, limit: Limit) -> u64 {
+        self.hits[limit as usize].load(Ordering::Relaxed)
     }
 }
 
@@ -171,6 +273,26 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flood_of_limit_hits_is_counted_in_full_but_logged_once_per_interval() {
+        let limits = LimitHits::default();
+        for i in 0..1000 {
+            limits.hit(Limit::PartialFrameTimeout, format_args!("hit {i}"));
+        }
+        assert_eq!(limits.count(Limit::PartialFrameTimeout), 1000);
+        assert_eq!(limits.count(Limit::MaxTopics), 0);
+        // Only the first was logged (the loop takes far less than the interval); the
+        // rest wait for the next line, which reports them.
+        let unlogged = limits.unlogged[Limit::PartialFrameTimeout as usize].load(Ordering::Relaxed);
+        assert_eq!(unlogged, 999);
+        // Another limit has its own interval: its first hit is logged at once.
+        limits.hit(Limit::MaxTopics, format_args!("first"));
+        assert_eq!(
+            limits.unlogged[Limit::MaxTopics as usize].load(Ordering::Relaxed),
+            0
+        );
+    }
 
     #[test]
     fn latency_lands_in_the_first_bucket_whose_bound_it_does_not_exceed() {

@@ -10,6 +10,7 @@
 mod admin;
 mod fetch;
 mod groups;
+mod limits;
 pub mod metrics;
 mod produce;
 
@@ -67,6 +68,7 @@ pub mod code {
     pub const INVALID_PARTITIONS: i16 = 37;
     pub const INVALID_REPLICATION_FACTOR: i16 = 38;
     pub const INVALID_REQUEST: i16 = 42;
+    pub const POLICY_VIOLATION: i16 = 44;
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
@@ -116,6 +118,9 @@ pub struct Broker {
     pub live: LiveToggles,
     /// Request metrics, recorded in [`Broker::handle`] and read by `/metrics`.
     pub metrics: metrics::Metrics,
+    /// Held while a topic or partitions are created, so that concurrent creations
+    /// cannot pass `max_topics` together (limits.rs).
+    topic_create_lock: std::sync::Mutex<()>,
 }
 
 /// The APIs this broker implements and the versions it advertises.
@@ -173,6 +178,7 @@ impl Broker {
             started_at: Instant::now(),
             live,
             metrics: metrics::Metrics::default(),
+            topic_create_lock: std::sync::Mutex::new(()),
         }
     }
 
@@ -429,10 +435,7 @@ impl Broker {
             return Err(code::UNKNOWN_TOPIC_OR_PARTITION);
         }
         let partitions = self.effective.config.default_partitions;
-        match self
-            .storage
-            .create_topic(name, partitions, TopicConfig::default())
-        {
+        match self.create_topic(name, partitions, TopicConfig::default()) {
             Ok(info) => {
                 tracing::info!(topic = name, partitions, "auto-created topic");
                 Ok(info)
@@ -486,7 +489,10 @@ pub fn storage_error_code(e: &StorageError) -> i16 {
         StorageError::InvalidTopic(..) => code::INVALID_TOPIC_EXCEPTION,
         StorageError::TopicExists(_) => code::TOPIC_ALREADY_EXISTS,
         StorageError::UnknownTopicOrPartition => code::UNKNOWN_TOPIC_OR_PARTITION,
-        StorageError::InvalidPartitions(_) => code::INVALID_PARTITIONS,
+        StorageError::InvalidPartitions(_) | StorageError::TooManyPartitions { .. } => {
+            code::INVALID_PARTITIONS
+        }
+        StorageError::TooManyTopics { .. } => code::POLICY_VIOLATION,
         StorageError::Io(_) | StorageError::Corrupt { .. } => code::KAFKA_STORAGE_ERROR,
     }
 }

@@ -1,12 +1,15 @@
 //! One client connection, independent of the I/O backend: framing, request order,
 //! parked fetches and output backpressure.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
+use std::time::Instant;
 
 use super::buffer::InputBuffer;
-use super::{READ_BUDGET_BYTES, WRITE_BACKLOG_LIMIT_BYTES};
+use super::{ConnLimits, ConnPermit, READ_BUDGET_BYTES, WRITE_BACKLOG_LIMIT_BYTES};
+use crate::broker::metrics::Limit;
 use crate::broker::{Broker, FrameError, Outcome, Parked};
 
 /// Output buffer capacity kept after a large response has drained.
@@ -24,6 +27,23 @@ pub enum CloseReason {
     BadFrameSize(i64, usize),
     #[error("{0}")]
     Frame(#[from] FrameError),
+    #[error("no complete request for idle_timeout_ms = {0}")]
+    IdleTimeout(u64),
+    #[error("request frame still incomplete after partial_frame_timeout_ms = {0}")]
+    PartialFrameTimeout(u64),
+}
+
+impl CloseReason {
+    /// Whether the close was already logged (rate-limited) as a limit hit, so the
+    /// per-connection close line would only repeat it, once per connection of a flood.
+    pub fn logged_as_limit(&self) -> bool {
+        matches!(
+            self,
+            CloseReason::IdleTimeout(_)
+                | CloseReason::PartialFrameTimeout(_)
+                | CloseReason::BadFrameSize(..)
+        )
+    }
 }
 
 /// A connection whose input waits in a `B` (the `conn_buffer` choice).
@@ -39,11 +59,35 @@ pub(crate) struct Conn<B> {
     pub inflight_write_bytes: usize,
     /// A request waiting for an event; while set, later requests wait in `rbuf`.
     pub parked: Option<Box<Parked>>,
-    max_frame_bytes: usize,
+    limits: ConnLimits,
+    /// Position (in all response bytes ever queued) where each response not yet
+    /// handed to the kernel ends; its length is the unanswered responses.
+    response_ends: VecDeque<u64>,
+    /// Response bytes ever queued on this connection.
+    queued_bytes_total: u64,
+    /// Whether reading is stopped by `max_inflight_requests` (a hit is counted once
+    /// per stop, not once per check).
+    inflight_stopped: bool,
+    /// Complete request frames handled so far.
+    frames_handled: u64,
+    /// `frames_handled` at the last deadline sweep.
+    frames_at_sweep: u64,
+    /// When the connection last made progress (a frame handled, a long-poll parked),
+    /// as seen by the sweeps.
+    active_at: Instant,
+    /// Since when (as seen by the sweeps) a frame has been partly received.
+    partial_since: Option<Instant>,
+    /// Keeps this connection counted against max_connections(_per_ip) until dropped.
+    _permit: ConnPermit,
 }
 
 impl<B: InputBuffer> Conn<B> {
-    pub fn new(stream: TcpStream, max_frame_bytes: usize, buffer_bytes: usize) -> Conn<B> {
+    pub fn new(
+        stream: TcpStream,
+        permit: ConnPermit,
+        limits: ConnLimits,
+        buffer_bytes: usize,
+    ) -> Conn<B> {
         Conn {
             stream,
             rbuf: B::with_capacity(buffer_bytes),
@@ -51,13 +95,121 @@ impl<B: InputBuffer> Conn<B> {
             wpos: 0,
             inflight_write_bytes: 0,
             parked: None,
-            max_frame_bytes,
+            limits,
+            response_ends: VecDeque::new(),
+            queued_bytes_total: 0,
+            inflight_stopped: false,
+            frames_handled: 0,
+            frames_at_sweep: 0,
+            active_at: Instant::now(),
+            partial_since: None,
+            _permit: permit,
         }
     }
 
     /// Whether new input may be read and processed now.
     pub fn wants_read(&self) -> bool {
-        self.parked.is_none() && self.pending_write_bytes() < WRITE_BACKLOG_LIMIT_BYTES
+        self.parked.is_none()
+            && self.pending_write_bytes() < WRITE_BACKLOG_LIMIT_BYTES
+            && self.unanswered_responses() < self.limits.max_inflight_requests
+    }
+
+    /// Responses queued but not yet fully handed to the kernel (the client has not
+    /// read enough of the earlier ones). A parked request is not counted here: it
+    /// stops reading on its own.
+    fn unanswered_responses(&self) -> usize {
+        let handed_over = self
+            .queued_bytes_total
+            .saturating_sub(self.pending_write_bytes() as u64);
+        let done = self
+            .response_ends
+            .partition_point(|end| *end <= handed_over);
+        self.response_ends.len() - done
+    }
+
+    /// Records a response appended to `wbuf` (from `len_before` on).
+    fn note_response(&mut self, len_before: usize) {
+        let appended = self.wbuf.len().saturating_sub(len_before) as u64;
+        if appended > 0 {
+            self.queued_bytes_total += appended;
+            self.response_ends.push_back(self.queued_bytes_total);
+        }
+    }
+
+    /// Forgets answered responses and counts a `max_inflight_requests` hit when
+    /// reading stops because of it.
+    fn note_inflight_limit(&mut self, broker: &Broker) {
+        let handed_over = self
+            .queued_bytes_total
+            .saturating_sub(self.pending_write_bytes() as u64);
+        while self
+            .response_ends
+            .front()
+            .is_some_and(|end| *end <= handed_over)
+        {
+            self.response_ends.pop_front();
+        }
+        let stopped = self.response_ends.len() >= self.limits.max_inflight_requests;
+        if stopped && !self.inflight_stopped {
+            broker.metrics.limits.hit(
+                Limit::MaxInflightRequests,
+                format_args!(
+                    "stopped reading a connection with {} unanswered responses \
+                     (max_inflight_requests = {}) until its client reads",
+                    self.response_ends.len(),
+                    self.limits.max_inflight_requests
+                ),
+            );
+        }
+        self.inflight_stopped = stopped;
+    }
+
+    /// Checks the idle and partial-frame deadlines (called by the worker's periodic
+    /// sweep, so a request costs no clock read). Returns why to close, if it must.
+    pub fn check_deadlines(
+        &mut self,
+        now: Instant,
+        limits: &ConnLimits,
+        broker: &Broker,
+    ) -> Option<CloseReason> {
+        let progressed = self.frames_handled != self.frames_at_sweep;
+        self.frames_at_sweep = self.frames_handled;
+        if progressed || self.parked.is_some() {
+            self.active_at = now;
+        }
+        // Only a frame the broker is waiting to receive counts: input held back by
+        // the broker itself (parked, backlog) is not the client's fault.
+        let receiving = self.rbuf.len() > 0 && self.wants_read() && !self.has_complete_frame();
+        if !receiving {
+            self.partial_since = None;
+        } else {
+            match self.partial_since {
+                Some(since) if !progressed => {
+                    if now.duration_since(since) >= limits.partial_frame_timeout {
+                        let ms = limits.partial_frame_timeout.as_millis() as u64;
+                        broker.metrics.limits.hit(
+                            Limit::PartialFrameTimeout,
+                            format_args!(
+                                "closing a connection stuck {ms} ms in the middle of a \
+                                 request frame ({} bytes received)",
+                                self.rbuf.len()
+                            ),
+                        );
+                        return Some(CloseReason::PartialFrameTimeout(ms));
+                    }
+                }
+                _ => self.partial_since = Some(now),
+            }
+        }
+        if now.duration_since(self.active_at) >= limits.idle_timeout {
+            let ms = limits.idle_timeout.as_millis() as u64;
+            broker.metrics.limits.hit(
+                Limit::IdleTimeout,
+                format_args!("closing a connection without a complete request for {ms} ms"),
+            );
+            return Some(CloseReason::IdleTimeout(ms));
+        }
+        None
     }
 
     pub fn wants_write(&self) -> bool {
@@ -144,17 +296,31 @@ impl<B: InputBuffer> Conn<B> {
     /// Handles the complete frames in the input buffer, in order, until the input runs
     /// out, a fetch parks, or the output backlog is full. Returns true if a fetch parked.
     pub fn process(&mut self, broker: &Broker) -> Result<bool, CloseReason> {
+        let parked = self.process_frames(broker);
+        self.note_inflight_limit(broker);
+        parked
+    }
+
+    fn process_frames(&mut self, broker: &Broker) -> Result<bool, CloseReason> {
+        let max_frame_bytes = self.limits.max_frame_bytes;
         while self.wants_read() {
             let Some(size) = self.rbuf.peek_i32() else {
                 break;
             };
-            let size = usize::try_from(size)
-                .ok()
-                .filter(|s| *s <= self.max_frame_bytes)
-                .ok_or(CloseReason::BadFrameSize(
-                    i64::from(size),
-                    self.max_frame_bytes,
-                ))?;
+            let size = match usize::try_from(size) {
+                Ok(s) if s <= max_frame_bytes => s,
+                Ok(s) => {
+                    broker.metrics.limits.hit(
+                        Limit::MaxFrameBytes,
+                        format_args!(
+                            "closing a connection that sent a {s}-byte frame \
+                             (max_frame_bytes = {max_frame_bytes})"
+                        ),
+                    );
+                    return Err(CloseReason::BadFrameSize(s as i64, max_frame_bytes));
+                }
+                Err(_) => return Err(CloseReason::BadFrameSize(i64::from(size), max_frame_bytes)),
+            };
             let frame_bytes = SIZE_PREFIX_BYTES + size;
             if self.rbuf.len() < frame_bytes {
                 // Make room for the whole frame once, not chunk by chunk.
@@ -163,7 +329,11 @@ impl<B: InputBuffer> Conn<B> {
             }
             let mut frame = self.rbuf.take_front(frame_bytes);
             let _ = frame.split_to(SIZE_PREFIX_BYTES);
-            match broker.handle(frame, &mut self.wbuf)? {
+            self.frames_handled += 1;
+            let len_before = self.wbuf.len();
+            let outcome = broker.handle(frame, &mut self.wbuf);
+            self.note_response(len_before);
+            match outcome? {
                 Outcome::Responded | Outcome::NoResponse => {}
                 Outcome::Park(fetch) => {
                     self.parked = Some(fetch);
@@ -179,7 +349,10 @@ impl<B: InputBuffer> Conn<B> {
         let Some(parked) = self.parked.as_mut() else {
             return Ok(false);
         };
-        if broker.resume(parked, &mut self.wbuf, force)? {
+        let len_before = self.wbuf.len();
+        let answered = broker.resume(parked, &mut self.wbuf, force);
+        self.note_response(len_before);
+        if answered? {
             self.parked = None;
             return Ok(true);
         }

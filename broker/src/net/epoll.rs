@@ -13,7 +13,11 @@ use tracing::{debug, info, warn};
 
 use super::buffer::InputBuffer;
 use super::conn::{CloseReason, Conn};
-use super::{sockopt, WorkerShared, MAX_CONNECTIONS_PER_WORKER, SHUTDOWN_DRAIN_MS};
+use super::{
+    sockopt, Accepted, ConnLimiter, ConnLimits, WorkerShared, MAX_CONNECTIONS_PER_WORKER,
+    SHUTDOWN_DRAIN_MS,
+};
+use crate::broker::metrics::Limit;
 use crate::broker::Broker;
 use crate::config::{Config, LiveToggles};
 
@@ -25,56 +29,82 @@ fn timeout_ms(ms: u64) -> EpollTimeout {
     EpollTimeout::try_from(ms.min(i32::MAX as u64)).unwrap_or(EpollTimeout::MAX)
 }
 
-/// Accepts connections and deals them round-robin to the workers.
-pub(super) fn run_acceptor(
-    listener: TcpListener,
-    cfg: &Config,
-    live: &LiveToggles,
-    workers: &[Arc<WorkerShared>],
-    wake: &EventFd,
-    shutdown: &AtomicBool,
-) -> io::Result<()> {
-    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-    epoll.add(listener.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 1))?;
-    epoll.add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 0))?;
-    let mut events = [EpollEvent::empty(); 4];
-    let mut next_worker = 0usize;
-    while !shutdown.load(Ordering::Acquire) {
-        match epoll.wait(&mut events, timeout_ms(live.loop_timeout_ms())) {
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-        loop {
-            let stream = match listener.accept() {
-                Ok((stream, peer)) => {
-                    debug!(%peer, "accepted");
-                    stream
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // EMFILE and friends: log, back off a little, keep serving.
-                    warn!(error = %e, "accept failed");
-                    std::thread::sleep(Duration::from_millis(10));
-                    break;
-                }
-            };
-            if let Err(e) = prepare_socket(&stream, cfg, live) {
-                warn!(error = %e, "could not configure an accepted socket; closing it");
-                continue;
+/// The acceptor's borrowed state (one thread, for the life of the server).
+pub(super) struct Acceptor<'a> {
+    pub cfg: &'a Config,
+    pub broker: &'a Broker,
+    pub limiter: &'a Arc<ConnLimiter>,
+    pub workers: &'a [Arc<WorkerShared>],
+    pub wake: &'a EventFd,
+    pub shutdown: &'a AtomicBool,
+}
+
+impl Acceptor<'_> {
+    /// Accepts connections and deals them round-robin to the workers; a connection
+    /// beyond `max_connections` or `max_connections_per_ip` is closed at once (the
+    /// client sees EOF, as with Kafka's connection quotas).
+    pub(super) fn run(&self, listener: TcpListener) -> io::Result<()> {
+        let live = &self.broker.live;
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        epoll.add(listener.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 1))?;
+        epoll.add(self.wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 0))?;
+        let mut events = [EpollEvent::empty(); 4];
+        let mut next_worker = 0usize;
+        while !self.shutdown.load(Ordering::Acquire) {
+            match epoll.wait(&mut events, timeout_ms(live.loop_timeout_ms())) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
             }
-            let worker = &workers[next_worker % workers.len()];
-            next_worker = next_worker.wrapping_add(1);
-            match worker.inbox.lock() {
-                Ok(mut inbox) => inbox.push(stream),
-                Err(poisoned) => poisoned.into_inner().push(stream),
+            loop {
+                let (stream, peer) = match listener.accept() {
+                    Ok((stream, peer)) => {
+                        debug!(%peer, "accepted");
+                        (stream, peer)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        // EMFILE and friends: log, back off a little, keep serving.
+                        warn!(error = %e, "accept failed");
+                        std::thread::sleep(Duration::from_millis(10));
+                        break;
+                    }
+                };
+                let permit = match self.limiter.try_acquire(peer.ip()) {
+                    Ok(permit) => permit,
+                    Err(limit) => {
+                        let max = match limit {
+                            Limit::MaxConnectionsPerIp => self.cfg.max_connections_per_ip,
+                            _ => self.cfg.max_connections,
+                        };
+                        self.broker.metrics.limits.hit(
+                            limit,
+                            format_args!(
+                                "closing a new connection from {peer}: {} = {max} reached",
+                                limit.key()
+                            ),
+                        );
+                        continue; // dropping `stream` closes it
+                    }
+                };
+                if let Err(e) = prepare_socket(&stream, self.cfg, live) {
+                    warn!(error = %e, "could not configure an accepted socket; closing it");
+                    continue;
+                }
+                let worker = &self.workers[next_worker % self.workers.len()];
+                next_worker = next_worker.wrapping_add(1);
+                let accepted = Accepted { stream, permit };
+                match worker.inbox.lock() {
+                    Ok(mut inbox) => inbox.push(accepted),
+                    Err(poisoned) => poisoned.into_inner().push(accepted),
+                }
+                worker.wake();
             }
-            worker.wake();
         }
+        info!("acceptor stopped");
+        Ok(())
     }
-    info!("acceptor stopped");
-    Ok(())
 }
 
 /// Busy polling comes from the live toggles, so a change applies to new connections.
@@ -96,8 +126,11 @@ struct Worker<B> {
     free: Vec<usize>,
     /// Interest currently registered per connection, to skip redundant epoll_ctl calls.
     registered: Vec<EpollFlags>,
-    max_frame_bytes: usize,
+    limits: ConnLimits,
     conn_buffer_bytes: usize,
+    /// When the idle / partial-frame deadlines are checked next (only while there
+    /// are connections: an empty worker never wakes for it).
+    next_sweep: Instant,
 }
 
 /// One worker's event loop; returns at shutdown after answering parked fetches and
@@ -106,6 +139,7 @@ struct Worker<B> {
 pub(super) fn run_worker<B: InputBuffer>(
     broker: Arc<Broker>,
     shared: Arc<WorkerShared>,
+    limits: ConnLimits,
 ) -> io::Result<()> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
     epoll.add(
@@ -114,7 +148,8 @@ pub(super) fn run_worker<B: InputBuffer>(
     )?;
     let cfg = &broker.effective.config;
     let mut w = Worker::<B> {
-        max_frame_bytes: cfg.max_frame_bytes,
+        limits,
+        next_sweep: Instant::now() + limits.sweep_interval,
         conn_buffer_bytes: cfg.conn_buffer_bytes,
         broker: broker.clone(),
         shared,
@@ -148,6 +183,7 @@ pub(super) fn run_worker<B: InputBuffer>(
             w.adopt_new_connections();
         }
         w.resume_parked(false);
+        w.sweep_deadlines();
     }
 }
 
@@ -155,14 +191,40 @@ impl<B: InputBuffer> Worker<B> {
     /// The loop timeout (live: a change applies from the next wait), shortened to the
     /// nearest parked-fetch deadline.
     fn next_wait_ms(&self) -> u64 {
-        let loop_timeout_ms = self.broker.live.loop_timeout_ms();
+        let mut wait_ms = self.broker.live.loop_timeout_ms();
         let now = Instant::now();
+        if self.conns.len() > self.free.len() {
+            let sweep_ms = self.next_sweep.saturating_duration_since(now).as_millis() as u64;
+            wait_ms = wait_ms.min(sweep_ms + 1);
+        }
         self.conns
             .iter()
             .flatten()
             .filter_map(|c| c.parked.as_ref())
             .map(|p| p.deadline().saturating_duration_since(now).as_millis() as u64 + 1)
-            .fold(loop_timeout_ms, u64::min)
+            .fold(wait_ms, u64::min)
+    }
+
+    /// Closes connections past `idle_timeout_ms` or `partial_frame_timeout_ms`, at
+    /// most once per sweep interval.
+    fn sweep_deadlines(&mut self) {
+        if self.conns.len() == self.free.len() {
+            return;
+        }
+        let now = Instant::now();
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + self.limits.sweep_interval;
+        for idx in 0..self.conns.len() {
+            let expired = match self.conns[idx].as_mut() {
+                Some(conn) => conn.check_deadlines(now, &self.limits, &self.broker),
+                None => None,
+            };
+            if let Some(reason) = expired {
+                self.close(idx, reason);
+            }
+        }
     }
 
     fn adopt_new_connections(&mut self) {
@@ -170,7 +232,7 @@ impl<B: InputBuffer> Worker<B> {
             Ok(mut inbox) => std::mem::take(&mut *inbox),
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
         };
-        for stream in streams {
+        for Accepted { stream, permit } in streams {
             let live = self.conns.len() - self.free.len();
             if live >= MAX_CONNECTIONS_PER_WORKER {
                 warn!(
@@ -196,7 +258,8 @@ impl<B: InputBuffer> Worker<B> {
             self.registered[idx] = flags;
             self.conns[idx] = Some(Conn::new(
                 stream,
-                self.max_frame_bytes,
+                permit,
+                self.limits,
                 self.conn_buffer_bytes,
             ));
             self.shared.connections.fetch_add(1, Ordering::Relaxed);
@@ -287,6 +350,9 @@ impl<B: InputBuffer> Worker<B> {
         if let Some(conn) = self.conns.get_mut(idx).and_then(Option::take) {
             match &reason {
                 CloseReason::Eof => debug!("connection closed by peer"),
+                other if other.logged_as_limit() => {
+                    debug!(reason = %other, "closing connection")
+                }
                 other => info!(reason = %other, "closing connection"),
             }
             if conn.parked.is_some() {

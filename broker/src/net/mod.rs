@@ -14,16 +14,19 @@ mod epoll;
 mod sockopt;
 pub mod uring;
 
+use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
+use crate::broker::metrics::Limit;
 use crate::broker::Broker;
-use crate::config::{ConnBufferKind, IoBackend};
+use crate::config::{Config, ConnBufferKind, IoBackend};
 use buffer::{RingInput, VecInput};
 
 /// Largest number of bytes read from one socket per readiness event, so one busy
@@ -40,13 +43,122 @@ pub const MAX_CONNECTIONS_PER_WORKER: usize = 16 * 1024;
 /// client drains even the full write backlog over loopback in milliseconds; only a
 /// client that stopped reading uses this up, and its connection is then closed.
 pub const SHUTDOWN_DRAIN_MS: u64 = 250;
+/// Bounds on how often a worker sweeps its connections for idle and partial-frame
+/// deadlines (a quarter of the shorter timeout, within these): often enough for a
+/// timeout to fire within 25% of its value, rarely enough that 10k connections cost
+/// nothing noticeable. With no connections there is no sweep at all.
+const SWEEP_INTERVAL_MS_MIN: u64 = 10;
+const SWEEP_INTERVAL_MS_MAX: u64 = 1000;
+
+/// The per-connection timeouts and request limit, copied once into each worker.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnLimits {
+    pub max_frame_bytes: usize,
+    pub max_inflight_requests: usize,
+    pub idle_timeout: Duration,
+    pub partial_frame_timeout: Duration,
+    /// How often the worker checks the two timeouts while it has connections.
+    pub sweep_interval: Duration,
+}
+
+impl ConnLimits {
+    fn from_config(cfg: &Config) -> ConnLimits {
+        let shorter_ms = cfg.idle_timeout_ms.min(cfg.partial_frame_timeout_ms);
+        ConnLimits {
+            max_frame_bytes: cfg.max_frame_bytes,
+            max_inflight_requests: cfg.max_inflight_requests,
+            idle_timeout: Duration::from_millis(cfg.idle_timeout_ms),
+            partial_frame_timeout: Duration::from_millis(cfg.partial_frame_timeout_ms),
+            sweep_interval: Duration::from_millis(
+                (shorter_ms / 4).clamp(SWEEP_INTERVAL_MS_MIN, SWEEP_INTERVAL_MS_MAX),
+            ),
+        }
+    }
+}
+
+/// Counts open connections, in total and per peer IP, for `max_connections` and
+/// `max_connections_per_ip`. The acceptor takes a [`ConnPermit`] per connection; the
+/// connection gives it back when it is dropped, whichever backend owns it.
+#[derive(Debug)]
+pub(crate) struct ConnLimiter {
+    max_total: usize,
+    max_per_ip: usize,
+    open: Mutex<OpenConns>,
+}
+
+#[derive(Debug, Default)]
+struct OpenConns {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl ConnLimiter {
+    fn new(cfg: &Config) -> ConnLimiter {
+        ConnLimiter {
+            max_total: cfg.max_connections,
+            max_per_ip: cfg.max_connections_per_ip,
+            open: Mutex::new(OpenConns::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OpenConns> {
+        // The counts stay consistent even if a holder panicked: every update is one
+        // statement.
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A permit for one more connection from `ip`, or the limit that refuses it.
+    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Limit> {
+        let mut open = self.lock();
+        if open.total >= self.max_total {
+            return Err(Limit::MaxConnections);
+        }
+        let from_ip = open.per_ip.entry(ip).or_insert(0);
+        if *from_ip >= self.max_per_ip {
+            return Err(Limit::MaxConnectionsPerIp);
+        }
+        *from_ip += 1;
+        open.total += 1;
+        Ok(ConnPermit {
+            limiter: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One counted connection; dropping it frees its place.
+#[derive(Debug)]
+pub(crate) struct ConnPermit {
+    limiter: Arc<ConnLimiter>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        let mut open = self.limiter.lock();
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                // Keeps the map as small as the set of connected peers.
+                open.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// An accepted socket on its way to a worker, with its place in the limits.
+pub(crate) struct Accepted {
+    pub stream: TcpStream,
+    pub permit: ConnPermit,
+}
 
 /// What a worker shares with the acceptor and the produce path.
 pub(crate) struct WorkerShared {
     /// Wakes the worker: new sockets, data arrived, shutdown.
     wake: EventFd,
     /// Sockets accepted for this worker, not yet registered.
-    inbox: Mutex<Vec<std::net::TcpStream>>,
+    inbox: Mutex<Vec<Accepted>>,
     /// Requests parked on this worker; a wake-up goes only to workers that have some.
     parked_requests: AtomicUsize,
     /// Open connections of this worker (for `/metrics`).
@@ -87,6 +199,8 @@ impl Server {
         let local_addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let shutdown = Arc::new(AtomicBool::new(false));
+        let limiter = Arc::new(ConnLimiter::new(&cfg));
+        let conn_limits = ConnLimits::from_config(&cfg);
         let workers: Vec<Arc<WorkerShared>> = (0..cfg.io_threads)
             .map(|_| WorkerShared::new(shutdown.clone()).map(Arc::new))
             .collect::<io::Result<_>>()?;
@@ -126,16 +240,16 @@ impl Server {
                         }
                         let result = match (backend, conn_buffer) {
                             (None, ConnBufferKind::Vec) => {
-                                epoll::run_worker::<VecInput>(broker, shared)
+                                epoll::run_worker::<VecInput>(broker, shared, conn_limits)
                             }
                             (None, ConnBufferKind::Circular) => {
-                                epoll::run_worker::<RingInput>(broker, shared)
+                                epoll::run_worker::<RingInput>(broker, shared, conn_limits)
                             }
                             (Some(ring), ConnBufferKind::Vec) => {
-                                uring::run_worker::<VecInput>(broker, shared, ring)
+                                uring::run_worker::<VecInput>(broker, shared, ring, conn_limits)
                             }
                             (Some(ring), ConnBufferKind::Circular) => {
-                                uring::run_worker::<RingInput>(broker, shared, ring)
+                                uring::run_worker::<RingInput>(broker, shared, ring, conn_limits)
                             }
                         };
                         if let Err(e) = result {
@@ -156,10 +270,15 @@ impl Server {
                 std::thread::Builder::new()
                     .name("strikemq-accept".into())
                     .spawn(move || {
-                        let live = &broker.live;
-                        if let Err(e) =
-                            epoll::run_acceptor(listener, &cfg, live, &workers, &wake, &shutdown)
-                        {
+                        let acceptor = epoll::Acceptor {
+                            cfg: &cfg,
+                            broker: &broker,
+                            limiter: &limiter,
+                            workers: &workers,
+                            wake: &wake,
+                            shutdown: &shutdown,
+                        };
+                        if let Err(e) = acceptor.run(listener) {
                             tracing::error!(error = %e, "acceptor stopped with an error");
                         }
                     })?,

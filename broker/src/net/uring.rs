@@ -36,7 +36,6 @@
 //! The acceptor stays an epoll loop (it is not on the request path).
 
 use std::io;
-use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
@@ -47,7 +46,7 @@ use tracing::{debug, info, warn};
 
 use super::buffer::InputBuffer;
 use super::conn::{CloseReason, Conn};
-use super::{WorkerShared, MAX_CONNECTIONS_PER_WORKER, SHUTDOWN_DRAIN_MS};
+use super::{Accepted, ConnLimits, WorkerShared, MAX_CONNECTIONS_PER_WORKER, SHUTDOWN_DRAIN_MS};
 use crate::broker::Broker;
 use crate::config::{Config, IoBackend};
 
@@ -547,7 +546,10 @@ struct Worker<B> {
     spare_vecs: Vec<Vec<u8>>,
     wake_armed: bool,
     woken: bool,
-    max_frame_bytes: usize,
+    limits: ConnLimits,
+    /// When the idle / partial-frame deadlines are checked next (only while there
+    /// are connections: an empty worker never wakes for it).
+    next_sweep: Instant,
     conn_buffer_bytes: usize,
     multishot: bool,
     sqpoll: bool,
@@ -591,11 +593,13 @@ pub(super) fn run_worker<B: InputBuffer>(
     broker: Arc<Broker>,
     shared: Arc<WorkerShared>,
     prepared: Prepared,
+    limits: ConnLimits,
 ) -> io::Result<()> {
     let cfg = &broker.effective.config;
     let mut w = Worker::<B> {
         ring: prepared.ring,
-        max_frame_bytes: cfg.max_frame_bytes,
+        limits,
+        next_sweep: Instant::now() + limits.sweep_interval,
         conn_buffer_bytes: cfg.conn_buffer_bytes,
         multishot: prepared.provided.is_some(),
         sqpoll: cfg.io_backend == IoBackend::IoUringSqpoll,
@@ -641,6 +645,7 @@ pub(super) fn run_worker<B: InputBuffer>(
             w.adopt_new_connections();
         }
         w.resume_parked(false);
+        w.sweep_deadlines();
     }
 }
 
@@ -710,22 +715,50 @@ impl<B: InputBuffer> Worker<B> {
     /// The loop timeout (live: a change applies from the next wait), shortened to the
     /// nearest parked-request deadline.
     fn next_wait_ms(&self) -> u64 {
-        let loop_timeout_ms = self.broker.live.loop_timeout_ms();
+        let mut wait_ms = self.broker.live.loop_timeout_ms();
         let now = Instant::now();
+        if self.slots.len() > self.free.len() {
+            let sweep_ms = self.next_sweep.saturating_duration_since(now).as_millis() as u64;
+            wait_ms = wait_ms.min(sweep_ms + 1);
+        }
         self.slots
             .iter()
             .flatten()
             .filter_map(|s| s.conn.parked.as_ref())
             .map(|p| p.deadline().saturating_duration_since(now).as_millis() as u64 + 1)
-            .fold(loop_timeout_ms, u64::min)
+            .fold(wait_ms, u64::min)
+    }
+
+    /// Closes connections past `idle_timeout_ms` or `partial_frame_timeout_ms`, at
+    /// most once per sweep interval.
+    fn sweep_deadlines(&mut self) {
+        if self.slots.len() == self.free.len() {
+            return;
+        }
+        let now = Instant::now();
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + self.limits.sweep_interval;
+        for idx in 0..self.slots.len() {
+            let expired = match self.slots[idx].as_mut() {
+                Some(slot) if !slot.closing => {
+                    slot.conn.check_deadlines(now, &self.limits, &self.broker)
+                }
+                _ => None,
+            };
+            if let Some(reason) = expired {
+                self.close(idx, reason);
+            }
+        }
     }
 
     fn adopt_new_connections(&mut self) {
-        let streams: Vec<TcpStream> = match self.shared.inbox.lock() {
+        let streams: Vec<Accepted> = match self.shared.inbox.lock() {
             Ok(mut inbox) => std::mem::take(&mut *inbox),
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
         };
-        for stream in streams {
+        for Accepted { stream, permit } in streams {
             // io_uring does its own non-blocking attempt and then waits for readiness;
             // on an O_NONBLOCK file READ_FIXED/WRITE_FIXED would complete with EAGAIN
             // instead of waiting (a busy loop).
@@ -747,7 +780,7 @@ impl<B: InputBuffer> Worker<B> {
             });
             let fd = stream.as_raw_fd();
             self.slots[idx] = Some(Slot {
-                conn: Conn::new(stream, self.max_frame_bytes, self.conn_buffer_bytes),
+                conn: Conn::new(stream, permit, self.limits, self.conn_buffer_bytes),
                 fd,
                 recv_in_flight: false,
                 send_in_flight: false,
@@ -1020,6 +1053,7 @@ impl<B: InputBuffer> Worker<B> {
         }
         match &reason {
             CloseReason::Eof => debug!("connection closed by peer"),
+            other if other.logged_as_limit() => debug!(reason = %other, "closing connection"),
             other => info!(reason = %other, "closing connection"),
         }
         slot.closing = true;

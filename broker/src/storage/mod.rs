@@ -114,6 +114,12 @@ pub enum StorageError {
     UnknownTopicOrPartition,
     #[error("invalid partition count {0}")]
     InvalidPartitions(i32),
+    /// Refused by the broker's `max_topics` (checked by the broker, not by storage).
+    #[error("the broker already has {limit} topics (max_topics); delete one first")]
+    TooManyTopics { limit: usize },
+    /// Refused by the broker's `max_partitions_per_topic`.
+    #[error("{requested} partitions exceed max_partitions_per_topic = {limit}")]
+    TooManyPartitions { requested: i32, limit: i32 },
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
     #[error("corrupt data in {path}: {reason}")]
