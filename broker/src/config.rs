@@ -151,6 +151,12 @@ pub struct Config {
     pub admin_cors_origin: Option<String>,
     /// Largest admin API request body (413 above).
     pub admin_max_body_bytes: usize,
+    /// Host names (besides IP literals, `localhost`, `*.localhost` and
+    /// `advertised_host`) the admin API answers to; any other `Host` header gets 403.
+    /// This stops DNS rebinding: a page whose domain is made to resolve to 127.0.0.1
+    /// is same-origin with the API, but its requests carry its own domain as `Host`.
+    /// Default: none. `["*"]` turns the check off.
+    pub admin_allowed_hosts: Vec<String>,
     /// Where topics live.
     pub data_dir: PathBuf,
     /// Host reported in Metadata; defaults to the listener's IP.
@@ -246,6 +252,7 @@ impl Config {
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_cors_origin: None,
             admin_max_body_bytes: DEFAULT_ADMIN_MAX_BODY_BYTES,
+            admin_allowed_hosts: Vec::new(),
             data_dir: PathBuf::from("./strikemq-data"),
             advertised_host: None,
             node_id: 0,

@@ -422,7 +422,10 @@ fn http(
     stream
         .set_write_timeout(Some(HTTP_TIMEOUT))
         .expect("timeout");
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        request.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -696,4 +699,70 @@ fn with_cors_configured_only_that_origin_is_allowed_and_simple_requests_still_re
         br#"{"loop_timeout_ms":7}"#,
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+/// DNS rebinding: a page on `evil.example` whose name is made to resolve to 127.0.0.1
+/// is same-origin with the admin API, so its JSON requests need no preflight; the
+/// `Host` header still names its domain, and that is refused before anything runs.
+#[test]
+fn requests_naming_a_foreign_host_are_refused_so_dns_rebinding_cannot_drive_the_api() {
+    let broker = TestBroker::start(&[]);
+    let topic = "rebind-target";
+    create_topics(&mut RawConn::connect(&broker), &[topic], 1);
+    let port = broker
+        .admin_url()
+        .rsplit(':')
+        .next()
+        .expect("admin port")
+        .to_string();
+    let before = observable_state(&broker, topic);
+    let foreign = format!("evil.example:{port}");
+    for (method, path, body) in state_changing_requests(topic) {
+        let reply = http(
+            &broker,
+            method,
+            &path,
+            &[("Host", &foreign), JSON],
+            body.as_bytes(),
+        );
+        assert_eq!(reply.status, 403, "{method} {path}: {}", reply.body);
+        assert!(reply.body.contains("admin_allowed_hosts"), "{}", reply.body);
+    }
+    // Reading is refused too: a rebound page must not read topics or messages.
+    let reply = http(&broker, "GET", "/v1/topics", &[("Host", &foreign)], b"");
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert_eq!(
+        observable_state(&broker, topic),
+        before,
+        "a rebound request changed state"
+    );
+
+    // Loopback names and IP literals are served.
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let reply = http(&broker, "GET", "/healthz", &[("Host", &host)], b"");
+        assert_eq!(reply.status, 200, "Host {host}: {}", reply.body);
+    }
+
+    // A name the operator allows is served.
+    let allowing = TestBroker::start(&["--set", r#"admin_allowed_hosts=["broker.dev"]"#]);
+    let port = allowing
+        .admin_url()
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_string();
+    let reply = http(
+        &allowing,
+        "GET",
+        "/v1/topics",
+        &[("Host", &format!("broker.dev:{port}"))],
+        b"",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = http(&allowing, "GET", "/v1/topics", &[("Host", &foreign)], b"");
+    assert_eq!(reply.status, 403, "{}", reply.body);
 }

@@ -204,6 +204,7 @@ pub fn router(ctx: Ctx) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit_bytes))
         .layer(middleware::from_fn_with_state(ctx.clone(), cors))
+        .layer(middleware::from_fn_with_state(ctx.clone(), host_guard))
         .with_state(ctx)
 }
 
@@ -216,6 +217,64 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
         StatusCode::METHOD_NOT_ALLOWED,
         format!("method {method} is not allowed on {}", uri.path()),
     )
+}
+
+/// Answers 403 to a request whose `Host` header names a host the API does not serve,
+/// before anything else runs: DNS rebinding makes a web page same-origin with
+/// `127.0.0.1:8080`, so neither the content-type rule nor CORS stops it, but the
+/// browser still sends the page's own domain as `Host`.
+async fn host_guard(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    let cfg = &ctx.broker.effective.config;
+    // HTTP/1.0 clients may omit Host; browsers always send it.
+    let host = req.headers().get(header::HOST).map(|h| h.to_str());
+    match host {
+        None => next.run(req).await,
+        Some(Ok(host))
+            if host_allowed(
+                host,
+                cfg.advertised_host.as_deref(),
+                &cfg.admin_allowed_hosts,
+            ) =>
+        {
+            next.run(req).await
+        }
+        Some(host) => {
+            let shown = host.unwrap_or("(not ASCII)");
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "Host {shown:?} is not served here (DNS rebinding protection); \
+                     use an IP address or localhost, or add the name to admin_allowed_hosts"
+                ),
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Whether a `Host` header value (`name[:port]`, `[v6][:port]`) is one the admin API
+/// answers to: an IP literal (cannot be rebound), `localhost` or `*.localhost` (always
+/// loopback, RFC 6761), the advertised host, or a configured name (`*` = any).
+fn host_allowed(host: &str, advertised: Option<&str>, allowed: &[String]) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // An IPv6 literal: `[::1]` or `[::1]:8080`.
+        return rest
+            .split_once(']')
+            .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
+        || advertised.is_some_and(|a| a.eq_ignore_ascii_case(&name))
+        || allowed
+            .iter()
+            .any(|a| a == "*" || a.trim_end_matches('.').eq_ignore_ascii_case(&name))
 }
 
 /// CORS is off unless `admin_cors_origin` is set: then that one origin may call the

@@ -110,3 +110,38 @@ async fn every_documented_response_schema_reference_resolves() {
         );
     }
 }
+
+#[test]
+fn host_guard_accepts_ip_literals_localhost_and_configured_names_only() {
+    use super::host_allowed;
+    let none: &[String] = &[];
+    for ok in [
+        "127.0.0.1",
+        "127.0.0.1:8080",
+        "10.1.2.3:80",
+        "[::1]",
+        "[::1]:8080",
+        "localhost",
+        "LOCALHOST:8080",
+        "localhost.:8080",
+        "app.localhost:3000",
+    ] {
+        assert!(host_allowed(ok, None, none), "{ok} refused");
+    }
+    for bad in [
+        "evil.example",
+        "evil.example:8080",
+        "127.0.0.1.evil.example",
+        "localhost.evil.example",
+        "[::1",
+        "[evil]:80",
+        "",
+    ] {
+        assert!(!host_allowed(bad, None, none), "{bad} allowed");
+    }
+    assert!(host_allowed("broker.dev:8080", Some("broker.dev"), none));
+    let configured = vec!["Dev.Box".to_string()];
+    assert!(host_allowed("dev.box:8080", None, &configured));
+    assert!(!host_allowed("other.box", None, &configured));
+    assert!(host_allowed("anything.example", None, &["*".to_string()]));
+}
