@@ -195,6 +195,7 @@ pub(super) async fn create(
             }
             StorageError::InvalidTopic(..) => ApiError::bad_request(format!("name: {e}")),
             StorageError::InvalidPartitions(_) => ApiError::bad_request(format!("partitions: {e}")),
+            StorageError::InvalidConfig(_) => ApiError::bad_request(format!("configs: {e}")),
             other => ApiError::internal(format!("creating topic {:?}: {other}", req.name)),
         })?;
     tracing::info!(topic = %info.name, partitions, "created topic (admin API)");
