@@ -214,9 +214,19 @@ impl OffsetStore {
             for change in &changes {
                 encode_change(&mut buf, change);
             }
-            log.file
-                .write_all(&buf)
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", log.path.display())))?;
+            // A write cut short (ENOSPC mid-record) would leave a torn record that
+            // recovery stops at, hiding every later, acknowledged commit: cut the file
+            // back to where this write began before reporting the error.
+            let start_len = log.file.metadata()?.len();
+            if let Err(e) = log.file.write_all(&buf) {
+                if let Err(cut) = log.file.set_len(start_len) {
+                    tracing::error!(file = %log.path.display(), error = %cut, "cannot cut a failed write from the offsets log");
+                }
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", log.path.display()),
+                ));
+            }
             let due = match log.flush {
                 FlushPolicy::Never => false,
                 FlushPolicy::Always => true,

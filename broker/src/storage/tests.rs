@@ -783,32 +783,29 @@ fn retention_by_bytes_deletes_oldest_sealed_segments_and_moves_the_start() {
 fn retention_by_time_uses_the_segments_largest_timestamp() {
     let dir = tempfile::tempdir().unwrap();
     let (_s, p) = rolled_partition(dir.path());
-    // Batch i has records at 1_000 + 10 * i (+1); the newest is 1_591.
+    // Batch i has records at 1_000 + 10 * i (+1); the newest is 1_591. The second
+    // segment's name says how many 2-record batches the first one holds.
     let files = segment_files(&dir.path().join("t-0"));
-    // "now" 1_200 with retention 100 ms expires segments whose newest record is
-    // before 1_100, i.e. holding only batches 0..=9.
+    let second_base: i64 = files[1]
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let first_largest_ts = 1_000 + 10 * (second_base / 2 - 1) + 1;
     let policy = RetentionPolicy {
         retention_ms: 100,
         retention_bytes: -1,
     };
-    let deleted = p.apply_retention(policy, 1_200);
-    let start = p.offsets().log_start_offset;
-    match deleted {
-        // The first segment holds more than 10 batches: nothing may go.
-        None => assert_eq!(start, 0),
-        Some(d) => {
-            // Every record below the new start is older than the cutoff.
-            assert!(d.segments >= 1);
-            assert!(
-                start <= 20,
-                "start {start} deleted records newer than the cutoff"
-            );
-        }
-    }
+    // Exactly retention_ms old is not yet expired (Kafka: age > retention.ms).
+    assert_eq!(p.apply_retention(policy, first_largest_ts + 100), None);
+    let deleted = p.apply_retention(policy, first_largest_ts + 101).unwrap();
+    assert_eq!(deleted.segments, 1, "only the first segment is that old");
+    assert_eq!(p.offsets().log_start_offset, second_base);
+    assert_eq!(segment_files(&dir.path().join("t-0"))[..], files[1..]);
     // Far in the future everything but the active segment expires.
     let deleted = p.apply_retention(policy, i64::MAX / 2).unwrap();
     assert_eq!(segment_files(&dir.path().join("t-0")).len(), 1);
-    assert!(deleted.segments + 1 <= files.len());
+    assert_eq!(deleted.segments, files.len() - 2);
     let start = p.offsets().log_start_offset;
     assert_eq!(
         read_all_offsets(&p, start),
