@@ -546,6 +546,11 @@ fn disk_full_answers_storage_error_keeps_acknowledged_records_and_recovers() {
         }
     };
     check(&mut conn);
+    // A restart on the full disk recovers the partition without touching a hole.
+    broker.restart();
+    let mut conn = RawConn::connect(&broker);
+    check(&mut conn);
+    assert_eq!(watermarks(&broker, &topic), (0, end));
 
     // Space returns: the very next produce succeeds and continues the offsets.
     std::fs::remove_file(&filler).expect("remove filler");
