@@ -356,7 +356,9 @@ impl Broker {
                                 DescribeConfigsResourceResult::default()
                                     .with_name(sb(k))
                                     .with_value(Some(sb(v)))
-                                    .with_read_only(source != SOURCE_TOPIC_CONFIG)
+                                    // Topic configs can be altered (AlterConfigs);
+                                    // the broker's are static.
+                                    .with_read_only(r.resource_type != RESOURCE_TOPIC)
                                     .with_config_source(source)
                             })
                             .collect();
