@@ -480,6 +480,60 @@ fn tmpfs_or_skip(dir: &Path) -> Option<TmpfsMount> {
     }
 }
 
+/// Writes zeros to `path` until the file system says ENOSPC (bounded by the tmpfs
+/// size).
+fn fill_until_enospc(path: &Path) {
+    use std::io::Write;
+    const CHUNK_BYTES: usize = 4096;
+    const FILL_BYTES_MAX: usize = 32 << 20;
+    let mut f = std::fs::File::create(path).expect("create second filler");
+    let chunk = [0x5Au8; CHUNK_BYTES];
+    let mut written = 0;
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => break,
+            Ok(n) => written += n,
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(28), "expected ENOSPC, got {e}");
+                break;
+            }
+        }
+        assert!(
+            written < FILL_BYTES_MAX,
+            "a 16 MiB tmpfs took {written} bytes"
+        );
+    }
+}
+
+fn commit_offset(conn: &mut RawConn, group: &str, topic: &str, offset: i64) -> i16 {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{GroupId, OffsetCommitRequest};
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(offset)])]);
+    conn.call(&req, 7).topics[0].partitions[0].error_code
+}
+
+fn fetch_committed(conn: &mut RawConn, group: &str, topic: &str) -> i64 {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::{GroupId, OffsetFetchRequest};
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(topic_name(topic))
+            .with_partition_indexes(vec![0])]));
+    let resp = conn.call(&req, 7);
+    assert_eq!(resp.error_code, NONE, "{resp:?}");
+    resp.topics[0].partitions[0].committed_offset
+}
+
 #[test]
 fn disk_full_answers_storage_error_keeps_acknowledged_records_and_recovers() {
     const FILLER_BYTES: usize = 3 << 20;
@@ -546,11 +600,33 @@ fn disk_full_answers_storage_error_keeps_acknowledged_records_and_recovers() {
         }
     };
     check(&mut conn);
-    // A restart on the full disk recovers the partition without touching a hole.
+
+    // Fill the last free byte: the other writers must answer errors too, not crash.
+    let filler_2 = broker.data_dir().join("filler-2");
+    fill_until_enospc(&filler_2);
+    let other = unique_topic("full-other");
+    let resp = conn.call(&create_topics_request(&[&other], 1), CREATE_TOPICS_VERSION);
+    assert_eq!(resp.topics[0].error_code, KAFKA_STORAGE_ERROR, "{resp:?}");
+    assert!(!broker.data_dir().join(format!("{other}-0")).exists());
+    // A commit may still fit in the offsets log's last page; if it is acknowledged it
+    // must be kept, if not the answer is KAFKA_STORAGE_ERROR.
+    let commit_code = commit_offset(&mut conn, "full-group", &topic, 7);
+    assert!(
+        [NONE, KAFKA_STORAGE_ERROR].contains(&commit_code),
+        "OffsetCommit on a full disk: {commit_code}"
+    );
+    broker.assert_running();
+
+    // A restart on the full disk recovers the partition without touching a hole, and
+    // starts even though the offsets log cannot be compacted.
     broker.restart();
     let mut conn = RawConn::connect(&broker);
     check(&mut conn);
     assert_eq!(watermarks(&broker, &topic), (0, end));
+    if commit_code == NONE {
+        assert_eq!(fetch_committed(&mut conn, "full-group", &topic), 7);
+    }
+    std::fs::remove_file(&filler_2).expect("remove second filler");
 
     // Space returns: the very next produce succeeds and continues the offsets.
     std::fs::remove_file(&filler).expect("remove filler");
