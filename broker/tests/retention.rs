@@ -365,6 +365,28 @@ fn invalid_topic_configs_get_invalid_config_and_create_nothing() {
         }
         assert!(!broker.data_dir().join(format!("{topic}-0")).exists());
     }
+    // The REST API refuses the same with a 400 naming the value.
+    let topic = unique_topic("ret-rest");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(CLIENT_TIMEOUT))
+        .build()
+        .into();
+    let body = serde_json::json!({"name": topic, "configs": {"retention.bytes": "lots"}});
+    let mut resp = agent
+        .post(format!("{}/v1/topics", broker.admin_url()))
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .expect("POST /v1/topics");
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().expect("body");
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("lots") && text.contains("retention.bytes"),
+        "{text}"
+    );
+    assert!(!broker.data_dir().join(format!("{topic}-0")).exists());
+
     // validate_only with a valid config says yes and creates nothing.
     let topic = unique_topic("ret-validate");
     let new_topic =
