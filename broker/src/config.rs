@@ -23,6 +23,10 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 /// Kafka's default `log.segment.bytes`. Segment files are sparse, so this costs no RSS.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 1024 * 1024 * 1024;
 
+/// Kafka's `log.retention.hours` = 168.
+pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// Kafka's `log.retention.check.interval.ms`.
+pub const DEFAULT_RETENTION_CHECK_INTERVAL_MS: u64 = 5 * 60 * 1000;
 /// Largest admin API request body by default (413 above).
 pub const DEFAULT_ADMIN_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Longest event-loop wait: a longer one would make shutdown and deadlines sluggish.
@@ -204,6 +208,15 @@ pub struct Config {
     pub max_partitions_per_topic: i32,
     /// `never` | `always` | `<N>ms`.
     pub flush: Flush,
+    /// Default `retention.ms` of every topic: a sealed segment whose newest record is
+    /// older than this is deleted. Default 604800000 (7 days, Kafka's 168 h); -1 = keep.
+    pub retention_ms: i64,
+    /// Default `retention.bytes` per partition: the oldest sealed segments are deleted
+    /// while the partition stays at least this big. Default -1 (unlimited).
+    pub retention_bytes: i64,
+    /// How often retention is checked, ms (one wakeup per interval). Default 300000
+    /// (Kafka's 5 minutes).
+    pub retention_check_interval_ms: u64,
 
     // ---- the optimization matrix (DESIGN.md) ----
     /// `epoll` | `io_uring` | `io_uring_sqpoll`.
@@ -271,6 +284,9 @@ impl Config {
             max_topics: DEFAULT_MAX_TOPICS,
             max_partitions_per_topic: DEFAULT_MAX_PARTITIONS_PER_TOPIC,
             flush: Flush::Never,
+            retention_ms: DEFAULT_RETENTION_MS,
+            retention_bytes: -1,
+            retention_check_interval_ms: DEFAULT_RETENTION_CHECK_INTERVAL_MS,
             io_backend: IoBackend::Epoll,
             sqpoll_idle_ms: 1,
             sqpoll_cpu: None,
@@ -402,6 +418,15 @@ impl Config {
                 "max_message_bytes",
                 "must be positive and at most max_frame_bytes",
             );
+        }
+        if self.retention_ms < -1 {
+            return bad("retention_ms", "must be -1 (unlimited) or at least 0");
+        }
+        if self.retention_bytes < -1 {
+            return bad("retention_bytes", "must be -1 (unlimited) or at least 0");
+        }
+        if self.retention_check_interval_ms == 0 {
+            return bad("retention_check_interval_ms", "must be at least 1");
         }
         if self.log_map_shards == 0 {
             return bad("log_map_shards", "must be at least 1");

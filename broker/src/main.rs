@@ -15,7 +15,7 @@ use strikemq::broker::Broker;
 use strikemq::config::{Config, EffectiveConfig, Flush, LogMapKind, Profile};
 use strikemq::group::Coordinator;
 use strikemq::net::Server;
-use strikemq::storage::{FlushPolicy, LogMapLayout, Storage, StorageConfig};
+use strikemq::storage::{FlushPolicy, LogMapLayout, RetentionPolicy, Storage, StorageConfig};
 
 /// A Kafka-wire-compatible single-node broker for local development and latency research.
 #[derive(Debug, Parser)]
@@ -162,6 +162,40 @@ fn run() -> anyhow::Result<()> {
             .context("starting the flusher")?
     };
 
+    // Retention: one pass per interval, sleeping the whole interval in between (an
+    // idle broker wakes once per interval, not per loop tick). Unlinking happens in
+    // the pass, outside the partition locks, so the data path never waits for it.
+    let stop_retention = Arc::new(AtomicBool::new(false));
+    let retention = {
+        let storage = storage.clone();
+        let stop = stop_retention.clone();
+        let defaults = RetentionPolicy {
+            retention_ms: cfg.retention_ms,
+            retention_bytes: cfg.retention_bytes,
+        };
+        let interval = Duration::from_millis(cfg.retention_check_interval_ms);
+        std::thread::Builder::new()
+            .name("strikemq-retention".into())
+            .spawn(move || loop {
+                let deadline = std::time::Instant::now() + interval;
+                loop {
+                    if stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    let now = std::time::Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    std::thread::park_timeout(deadline - now);
+                }
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                storage.enforce_retention(defaults, now_ms);
+            })
+            .context("starting the retention thread")?
+    };
+
     broker.set_group_coordinator(groups.clone());
     let server = Server::start(broker.clone(), listener).context("starting the data plane")?;
     let admin = AdminServer::start(
@@ -217,6 +251,9 @@ fn run() -> anyhow::Result<()> {
     stop_flusher.store(true, Ordering::Release);
     flusher.thread().unpark();
     let _ = flusher.join();
+    stop_retention.store(true, Ordering::Release);
+    retention.thread().unpark();
+    let _ = retention.join();
     // After the data plane: parked joins and syncs were answered, no commit is in flight.
     groups.shutdown();
     storage.flush_all().context("final flush")?;

@@ -155,6 +155,67 @@ fn every_advertised_version_of_every_api_is_answered_without_error() {
             assert!(!r.configs.is_empty(), "DescribeConfigs v{v}");
         }
     }
+    // Each version sets a different retention.ms, which DescribeConfigs must then
+    // report as the topic's own (DYNAMIC_TOPIC_CONFIG = 1).
+    let retention_ms_of = |conn: &mut RawConn| {
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str(topic))
+                .with_configuration_keys(Some(vec![StrBytes::from_static_str("retention.ms")])),
+        ]);
+        let resp = conn.call(&req, 4);
+        let c = &resp.results[0].configs[0];
+        (c.value.as_ref().map(|v| v.to_string()), c.config_source)
+    };
+    for v in range_of(&apis, ApiKey::AlterConfigs) {
+        use kafka_protocol::messages::alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let value = format!("{}", 1000 + i64::from(v));
+        let req =
+            AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str(topic))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("retention.ms"))
+                    .with_value(Some(StrBytes::from_string(value.clone())))])]);
+        let resp = conn.call(&req, v);
+        assert_eq!(
+            resp.responses[0].error_code, 0,
+            "AlterConfigs v{v}: {resp:?}"
+        );
+        assert_eq!(
+            retention_ms_of(&mut conn),
+            (Some(value), 1),
+            "AlterConfigs v{v}"
+        );
+    }
+    for v in range_of(&apis, ApiKey::IncrementalAlterConfigs) {
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let value = format!("{}", 2000 + i64::from(v));
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str(topic))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("retention.ms"))
+                    .with_config_operation(0)
+                    .with_value(Some(StrBytes::from_string(value.clone())))]),
+        ]);
+        let resp = conn.call(&req, v);
+        assert_eq!(
+            resp.responses[0].error_code, 0,
+            "IncrementalAlterConfigs v{v}: {resp:?}"
+        );
+        assert_eq!(
+            retention_ms_of(&mut conn),
+            (Some(value), 1),
+            "IncrementalAlterConfigs v{v}"
+        );
+    }
     for v in range_of(&apis, ApiKey::DescribeCluster) {
         let resp = conn.call(&DescribeClusterRequest::default(), v);
         assert_eq!(resp.error_code, 0, "DescribeCluster v{v}");

@@ -197,6 +197,7 @@ pub(super) async fn create(
                 ApiError::bad_request(format!("partitions: {e}"))
             }
             StorageError::TooManyTopics { .. } => ApiError::conflict(e.to_string()),
+            StorageError::InvalidConfig(_) => ApiError::bad_request(format!("configs: {e}")),
             other => ApiError::internal(format!("creating topic {:?}: {other}", req.name)),
         })?;
     tracing::info!(topic = %info.name, partitions, "created topic (admin API)");

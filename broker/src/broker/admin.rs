@@ -1,5 +1,6 @@
 //! Offsets and admin requests: ListOffsets, CreateTopics, DeleteTopics,
-//! CreatePartitions, DescribeConfigs, DescribeCluster.
+//! CreatePartitions, DescribeConfigs, AlterConfigs, IncrementalAlterConfigs,
+//! DescribeCluster.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -20,7 +21,10 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::{code, storage_error_code, Broker, AUTHORIZED_OPERATIONS_OMITTED};
-use crate::storage::{validate_topic_name, TopicConfig, TopicInfo};
+use crate::storage::{
+    validate_topic_config, validate_topic_name, TopicConfig, TopicInfo, RETENTION_BYTES_CONFIG,
+    RETENTION_MS_CONFIG,
+};
 
 /// ListOffsets special timestamps.
 const LATEST_TIMESTAMP: i64 = -1;
@@ -29,13 +33,22 @@ const MAX_TIMESTAMP: i64 = -3;
 /// DescribeConfigs resource types.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
-/// DescribeConfigs config sources.
+/// DescribeConfigs config sources (`DYNAMIC_TOPIC_CONFIG` is a topic's own value).
 const SOURCE_TOPIC_CONFIG: i8 = 1;
 const SOURCE_STATIC_BROKER_CONFIG: i8 = 4;
 const SOURCE_DEFAULT_CONFIG: i8 = 5;
 
+/// IncrementalAlterConfigs operations.
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
 /// (name, value, DescribeConfigs source).
 type ConfigEntry = (String, String, i8);
+
+/// (error code, error message) of one altered resource.
+type AlterOutcome = (i16, Option<String>);
 
 fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
@@ -145,15 +158,19 @@ impl Broker {
                         format!("invalid partition count {partitions}"),
                     );
                 }
-                let configs: BTreeMap<String, String> = t
-                    .configs
-                    .iter()
-                    .filter_map(|c| {
-                        c.value
-                            .as_ref()
-                            .map(|v| (c.name.to_string(), v.to_string()))
-                    })
-                    .collect();
+                let mut configs = BTreeMap::new();
+                for c in &t.configs {
+                    let Some(value) = &c.value else {
+                        return fail(
+                            code::INVALID_CONFIG,
+                            format!("topic config {} has a null value", c.name.as_str()),
+                        );
+                    };
+                    if let Err(msg) = validate_topic_config(&c.name, value) {
+                        return fail(code::INVALID_CONFIG, msg);
+                    }
+                    configs.insert(c.name.to_string(), value.to_string());
+                }
                 if self.storage.topic(&name).is_some() {
                     return fail(
                         code::TOPIC_ALREADY_EXISTS,
@@ -298,8 +315,8 @@ impl Broker {
             ("max.message.bytes", cfg.max_message_bytes.to_string()),
             ("message.timestamp.type", "CreateTime".to_string()),
             ("min.insync.replicas", "1".to_string()),
-            ("retention.bytes", "-1".to_string()),
-            ("retention.ms", "604800000".to_string()),
+            (RETENTION_BYTES_CONFIG, cfg.retention_bytes.to_string()),
+            (RETENTION_MS_CONFIG, cfg.retention_ms.to_string()),
             ("segment.bytes", cfg.segment_bytes.to_string()),
         ];
         let mut out: BTreeMap<String, (String, i8)> = defaults
@@ -347,7 +364,9 @@ impl Broker {
                                 DescribeConfigsResourceResult::default()
                                     .with_name(sb(k))
                                     .with_value(Some(sb(v)))
-                                    .with_read_only(source != SOURCE_TOPIC_CONFIG)
+                                    // Topic configs can be altered (AlterConfigs);
+                                    // the broker's are static.
+                                    .with_read_only(r.resource_type != RESOURCE_TOPIC)
                                     .with_config_source(source)
                             })
                             .collect();
@@ -359,6 +378,136 @@ impl Broker {
         DescribeConfigsResponse::default().with_results(results)
     }
 
+    /// Changes a topic's configs with `change` (on a copy), validates and persists the
+    /// result unless `validate_only`. Only topics can be altered: the broker's own
+    /// configuration is static (config file, `--set`, `PUT /v1/config`).
+    fn alter_topic_configs(
+        &self,
+        resource_type: i8,
+        name: &str,
+        validate_only: bool,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), String>,
+    ) -> AlterOutcome {
+        if resource_type != RESOURCE_TOPIC {
+            return (
+                code::INVALID_REQUEST,
+                Some(format!(
+                    "only topic configs (resource type {RESOURCE_TOPIC}) can be altered, got resource type {resource_type}"
+                )),
+            );
+        }
+        let Some(info) = self.storage.topic(name) else {
+            return (
+                code::UNKNOWN_TOPIC_OR_PARTITION,
+                Some(format!("unknown topic {name:?}")),
+            );
+        };
+        let mut configs = info.config.configs.clone();
+        if let Err(msg) = change(&mut configs) {
+            return (code::INVALID_CONFIG, Some(msg));
+        }
+        for (k, v) in &configs {
+            if let Err(msg) = validate_topic_config(k, v) {
+                return (code::INVALID_CONFIG, Some(msg));
+            }
+        }
+        if validate_only {
+            return (code::NONE, None);
+        }
+        match self.storage.set_topic_config(name, TopicConfig { configs }) {
+            Ok(info) => {
+                tracing::info!(topic = %name, configs = ?info.config.configs, "altered topic configs");
+                (code::NONE, None)
+            }
+            Err(e) => (storage_error_code(&e), Some(e.to_string())),
+        }
+    }
+
+    /// AlterConfigs (API 33): the given set replaces all of the topic's own configs.
+    pub(super) fn alter_configs(&self, req: AlterConfigsRequest) -> AlterConfigsResponse {
+        use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+        let responses = req
+            .resources
+            .into_iter()
+            .map(|r| {
+                let (error, message) = self.alter_topic_configs(
+                    r.resource_type,
+                    &r.resource_name,
+                    req.validate_only,
+                    |configs| {
+                        configs.clear();
+                        for c in &r.configs {
+                            let value = c.value.as_ref().ok_or_else(|| {
+                                format!("topic config {} has a null value", c.name.as_str())
+                            })?;
+                            configs.insert(c.name.to_string(), value.to_string());
+                        }
+                        Ok(())
+                    },
+                );
+                AlterConfigsResourceResponse::default()
+                    .with_error_code(error)
+                    .with_error_message(message.map(sb))
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name)
+            })
+            .collect();
+        AlterConfigsResponse::default().with_responses(responses)
+    }
+
+    /// IncrementalAlterConfigs (API 44): SET and DELETE per config; APPEND and
+    /// SUBTRACT apply to list configs only, and none of the accepted ones is a list.
+    pub(super) fn incremental_alter_configs(
+        &self,
+        req: IncrementalAlterConfigsRequest,
+    ) -> IncrementalAlterConfigsResponse {
+        use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+        let responses = req
+            .resources
+            .into_iter()
+            .map(|r| {
+                let (error, message) = self.alter_topic_configs(
+                    r.resource_type,
+                    &r.resource_name,
+                    req.validate_only,
+                    |configs| {
+                        for c in &r.configs {
+                            let name = c.name.as_str();
+                            match c.config_operation {
+                                OP_SET => {
+                                    let value = c.value.as_ref().ok_or_else(|| {
+                                        format!("SET of topic config {name} has a null value")
+                                    })?;
+                                    configs.insert(name.to_string(), value.to_string());
+                                }
+                                OP_DELETE => {
+                                    configs.remove(name);
+                                }
+                                OP_APPEND | OP_SUBTRACT => {
+                                    return Err(format!(
+                                        "topic config {name} is not a list: APPEND and SUBTRACT do not apply"
+                                    ))
+                                }
+                                op => {
+                                    return Err(format!(
+                                        "unknown config operation {op} for topic config {name}"
+                                    ))
+                                }
+                            }
+                        }
+                        Ok(())
+                    },
+                );
+                AlterConfigsResourceResponse::default()
+                    .with_error_code(error)
+                    .with_error_message(message.map(sb))
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name)
+            })
+            .collect();
+        IncrementalAlterConfigsResponse::default().with_responses(responses)
+    }
+
     fn broker_configs(&self) -> Vec<ConfigEntry> {
         let cfg = &self.effective.config;
         [
@@ -368,6 +517,12 @@ impl Broker {
             ),
             ("broker.id", cfg.node_id.to_string()),
             ("log.dirs", cfg.data_dir.display().to_string()),
+            ("log.retention.bytes", cfg.retention_bytes.to_string()),
+            (
+                "log.retention.check.interval.ms",
+                cfg.retention_check_interval_ms.to_string(),
+            ),
+            ("log.retention.ms", cfg.retention_ms.to_string()),
             ("log.segment.bytes", cfg.segment_bytes.to_string()),
             ("message.max.bytes", cfg.max_message_bytes.to_string()),
             ("num.partitions", cfg.default_partitions.to_string()),

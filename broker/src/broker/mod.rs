@@ -66,6 +66,7 @@ pub mod code {
     pub const UNSUPPORTED_VERSION: i16 = 35;
     pub const TOPIC_ALREADY_EXISTS: i16 = 36;
     pub const INVALID_PARTITIONS: i16 = 37;
+    pub const INVALID_CONFIG: i16 = 40;
     pub const INVALID_REPLICATION_FACTOR: i16 = 38;
     pub const INVALID_REQUEST: i16 = 42;
     pub const POLICY_VIOLATION: i16 = 44;
@@ -134,6 +135,8 @@ pub const ADVERTISED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::FindCoordinator, 0, 6),
@@ -308,6 +311,10 @@ impl Broker {
             Request::DeleteTopics(r) => write_response(out, cid, v, &self.delete_topics(r, v)),
             Request::CreatePartitions(r) => write_response(out, cid, v, &self.create_partitions(r)),
             Request::DescribeConfigs(r) => write_response(out, cid, v, &self.describe_configs(r)),
+            Request::AlterConfigs(r) => write_response(out, cid, v, &self.alter_configs(r)),
+            Request::IncrementalAlterConfigs(r) => {
+                write_response(out, cid, v, &self.incremental_alter_configs(r))
+            }
             Request::DescribeCluster(r) => write_response(out, cid, v, &self.describe_cluster(r)),
             Request::InitProducerId(r) => write_response(out, cid, v, &self.init_producer_id(r)),
             Request::FindCoordinator(r) => {
@@ -493,6 +500,7 @@ pub fn storage_error_code(e: &StorageError) -> i16 {
             code::INVALID_PARTITIONS
         }
         StorageError::TooManyTopics { .. } => code::POLICY_VIOLATION,
+        StorageError::InvalidConfig(_) => code::INVALID_CONFIG,
         StorageError::Io(_) | StorageError::Corrupt { .. } => code::KAFKA_STORAGE_ERROR,
     }
 }

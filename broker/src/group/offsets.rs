@@ -85,6 +85,8 @@ impl OffsetStore {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join(OFFSETS_FILE);
         let mut store = OffsetStore::in_memory();
+        // Valid bytes of the existing log (None: no log yet).
+        let mut valid_len = None;
         match File::open(&path) {
             Ok(mut f) => {
                 let mut bytes = Vec::new();
@@ -105,15 +107,40 @@ impl OffsetStore {
                 for change in changes {
                     store.apply(change);
                 }
+                valid_len = Some(used as u64);
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
         // Compaction: the latest value per key, written next to the log and renamed over
-        // it, so a crash leaves either the old or the new file.
+        // it, so a crash leaves either the old or the new file. On a full disk it
+        // cannot be written: then the old log is kept (cut to its valid bytes, which
+        // frees space rather than taking it) so the broker still starts.
+        if let Err(e) = store.compact(data_dir, &path) {
+            let _ = std::fs::remove_file(data_dir.join(format!("{OFFSETS_FILE}{TMP_SUFFIX}")));
+            match valid_len {
+                Some(len) => {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot compact the offsets log; appending to it as is");
+                    OpenOptions::new().write(true).open(&path)?.set_len(len)?;
+                }
+                None => return Err(e),
+            }
+        }
+        let file = OpenOptions::new().append(true).open(&path)?;
+        store.log = Some(LogFile {
+            path,
+            file,
+            flush,
+            last_sync: Instant::now(),
+        });
+        Ok(store)
+    }
+
+    /// Writes the latest value per key to a temporary file and renames it over `path`.
+    fn compact(&self, data_dir: &Path, path: &Path) -> io::Result<()> {
         let tmp = data_dir.join(format!("{OFFSETS_FILE}{TMP_SUFFIX}"));
         let mut image = MAGIC.to_vec();
-        for (group, offsets) in &store.groups {
+        for (group, offsets) in &self.groups {
             for (key, committed) in offsets {
                 encode_change(
                     &mut image,
@@ -126,16 +153,8 @@ impl OffsetStore {
             f.write_all(&image)?;
             f.sync_all()?;
         }
-        std::fs::rename(&tmp, &path)?;
-        File::open(data_dir)?.sync_all()?;
-        let file = OpenOptions::new().append(true).open(&path)?;
-        store.log = Some(LogFile {
-            path,
-            file,
-            flush,
-            last_sync: Instant::now(),
-        });
-        Ok(store)
+        std::fs::rename(&tmp, path)?;
+        File::open(data_dir)?.sync_all()
     }
 
     /// Number of groups with at least one committed offset.
@@ -214,9 +233,19 @@ impl OffsetStore {
             for change in &changes {
                 encode_change(&mut buf, change);
             }
-            log.file
-                .write_all(&buf)
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", log.path.display())))?;
+            // A write cut short (ENOSPC mid-record) would leave a torn record that
+            // recovery stops at, hiding every later, acknowledged commit: cut the file
+            // back to where this write began before reporting the error.
+            let start_len = log.file.metadata()?.len();
+            if let Err(e) = log.file.write_all(&buf) {
+                if let Err(cut) = log.file.set_len(start_len) {
+                    tracing::error!(file = %log.path.display(), error = %cut, "cannot cut a failed write from the offsets log");
+                }
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", log.path.display()),
+                ));
+            }
             let due = match log.flush {
                 FlushPolicy::Never => false,
                 FlushPolicy::Always => true,

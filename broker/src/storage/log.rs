@@ -23,8 +23,8 @@ use crate::protocol::batch::{
 use super::producer::{BatchProducerInfo, ProducerStates, SeqCheck};
 use super::segment::{parse_segment_file_name, sync_dir, MapOptions, Segment};
 use super::{
-    AppendError, Appended, FlushCell, FlushPolicy, Offsets, ReadError, ReadResult, StorageConfig,
-    StorageError,
+    AppendError, Appended, FlushCell, FlushPolicy, Offsets, ReadError, ReadResult,
+    RetentionDeleted, RetentionPolicy, StorageConfig, StorageError,
 };
 
 /// Recovery looks at most this far past the valid end of a segment for non-zero
@@ -262,6 +262,10 @@ impl PartitionLog {
             return Err(AppendError::Io("no active segment".into()));
         };
         let start = segment.len;
+        // Disk blocks first: on a full disk this is an error, not a SIGBUS on the copy.
+        segment
+            .reserve(total_bytes)
+            .map_err(|e| AppendError::Io(format!("reserving disk space: {e}")))?;
         let Some(dst) = segment.uncommitted_mut(records.len()) else {
             return Err(AppendError::Io("active segment has no room".into()));
         };
@@ -489,6 +493,89 @@ impl PartitionLog {
             .map(|(ts, offset)| (offset, ts))
     }
 
+    /// Deletes the oldest sealed segments that Kafka's retention rules expire, never
+    /// the active one, and moves the log start offset to the first one left:
+    /// - time: from the oldest on, while a segment's largest timestamp is more than
+    ///   `retention_ms` before `now_ms` (Kafka's `deleteRetentionMsBreachedSegments`);
+    /// - size: then, while the partition would still hold at least `retention_bytes`
+    ///   without the oldest segment, that segment goes
+    ///   (`deleteRetentionSizeBreachedSegments`).
+    ///
+    /// The partition lock is held only to detach the segments; unlinking and
+    /// unmapping happen after it is released. A reader holding `Bytes` of a deleted
+    /// segment keeps its mapping (and so its pages) alive. Returns what was deleted.
+    pub(crate) fn apply_retention(
+        &self,
+        policy: RetentionPolicy,
+        now_ms: i64,
+    ) -> Option<RetentionDeleted> {
+        let (removed, log_start_offset) = {
+            let mut st = lock(&self.state);
+            let sealed = st.segments.len().saturating_sub(1);
+            let mut count = 0;
+            if policy.retention_ms >= 0 {
+                count = st.segments[..sealed]
+                    .iter()
+                    .take_while(|s| {
+                        now_ms.saturating_sub(segment_largest_timestamp(s)) > policy.retention_ms
+                    })
+                    .count();
+            }
+            if policy.retention_bytes >= 0 {
+                let size: u64 = st.segments[count..].iter().map(|s| s.len).sum();
+                let retention_bytes = policy.retention_bytes as u64;
+                if size > retention_bytes {
+                    let mut excess = size - retention_bytes;
+                    for s in &st.segments[count..sealed] {
+                        if s.len > excess {
+                            break;
+                        }
+                        excess -= s.len;
+                        count += 1;
+                    }
+                }
+            }
+            if count == 0 {
+                return None;
+            }
+            let removed: Vec<Segment> = st.segments.drain(..count).collect();
+            // The active segment is never removed, so one segment is left.
+            let new_start = st
+                .segments
+                .first()
+                .map_or(st.next_offset, |s| s.base_offset);
+            st.log_start_offset = st.log_start_offset.max(new_start);
+            if st
+                .max_timestamp
+                .is_some_and(|(_, offset)| offset < st.log_start_offset)
+            {
+                st.max_timestamp = recompute_max_timestamp(&st.segments);
+            }
+            (removed, st.log_start_offset)
+        };
+        let mut deleted = RetentionDeleted {
+            segments: removed.len(),
+            bytes: removed.iter().map(|s| s.len).sum(),
+            log_start_offset,
+        };
+        for segment in &removed {
+            // Oldest first: a crash in between leaves a prefix deleted, which restart
+            // reads as a later log start offset, never as a hole.
+            if let Err(e) = fs::remove_file(&segment.path) {
+                tracing::warn!(segment = %segment.path.display(), error = %e, "cannot delete expired segment");
+                deleted.segments -= 1;
+            }
+        }
+        if self.flush.get() == FlushPolicy::Always {
+            if let Err(e) = sync_dir(&self.dir) {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "fsync after retention failed");
+            }
+        }
+        // Dropping `removed` unmaps each segment unless a reader still holds its bytes.
+        drop(removed);
+        Some(deleted)
+    }
+
     pub(crate) fn size_bytes(&self) -> u64 {
         lock(&self.state).segments.iter().map(|s| s.len).sum()
     }
@@ -519,6 +606,38 @@ impl PartitionLog {
         }
         Ok(())
     }
+}
+
+/// A segment's largest timestamp as Kafka's time retention uses it: the largest batch
+/// max timestamp, or the file's modification time when no batch carried a timestamp.
+fn segment_largest_timestamp(segment: &Segment) -> i64 {
+    if segment.max_timestamp >= 0 {
+        return segment.max_timestamp;
+    }
+    fs::metadata(&segment.path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .unwrap_or(i64::MAX)
+}
+
+/// (max timestamp, offset of its batch's last record) over `segments`, scanning the
+/// batch headers of the one segment that holds it. Only needed when retention
+/// deleted the batch that held the old maximum.
+fn recompute_max_timestamp(segments: &[Segment]) -> Option<(i64, i64)> {
+    let best = segments
+        .iter()
+        .filter(|s| s.len > 0)
+        .max_by_key(|s| s.max_timestamp)?;
+    let mut found: Option<(i64, i64)> = None;
+    for b in Batches::new(best.committed()) {
+        let Ok(b) = b else { break };
+        if found.is_none_or(|(ts, _)| b.max_timestamp() > ts) {
+            found = Some((b.max_timestamp(), b.last_offset()));
+        }
+    }
+    found
 }
 
 /// Ranges committed but not yet flushed. Sealed segments are included until flushed.
@@ -638,8 +757,7 @@ fn recover_segment(
     if valid_len != file_len || is_active {
         segment.truncate_to(valid_len, opts)?;
     } else {
-        segment.len = valid_len;
-        segment.flushed_len = valid_len;
+        segment.set_recovered_len(valid_len);
     }
     segment.next_offset = expected_offset.max(segment.base_offset);
     for s in seen {

@@ -97,6 +97,106 @@ pub enum LogMapLayout {
     Sharded { shards: usize },
 }
 
+/// How much of a partition to keep (Kafka's `retention.ms` / `retention.bytes`);
+/// a negative value means unlimited. Broker defaults come from the configuration,
+/// a topic's own `retention.*` configs override them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Delete a sealed segment once its largest timestamp is older than this.
+    pub retention_ms: i64,
+    /// Delete the oldest sealed segments while the partition stays at least this big.
+    pub retention_bytes: i64,
+}
+
+/// Topic config names (Kafka's `TopicConfig`) accepted by CreateTopics and
+/// AlterConfigs. Only `retention.ms` and `retention.bytes` change what the broker
+/// does; the others are kept and reported as given, so tools that set them work.
+pub const KNOWN_TOPIC_CONFIGS: &[&str] = &[
+    "cleanup.policy",
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.type",
+    "compression.zstd.level",
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "flush.messages",
+    "flush.ms",
+    "follower.replication.throttled.replicas",
+    "index.interval.bytes",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "max.compaction.lag.ms",
+    "max.message.bytes",
+    "message.downconversion.enable",
+    "message.format.version",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.difference.max.ms",
+    "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "min.insync.replicas",
+    "preallocate",
+    "remote.storage.enable",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "segment.ms",
+    "unclean.leader.election.enable",
+];
+pub const RETENTION_MS_CONFIG: &str = "retention.ms";
+pub const RETENTION_BYTES_CONFIG: &str = "retention.bytes";
+
+/// Checks one topic config: a known name, and for the enforced ones a valid value
+/// (an integer >= -1, as Kafka's validators require). The error names both.
+pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
+    if !KNOWN_TOPIC_CONFIGS.contains(&name) {
+        return Err(format!("unknown topic config {name:?}"));
+    }
+    if name == RETENTION_MS_CONFIG || name == RETENTION_BYTES_CONFIG {
+        match value.trim().parse::<i64>() {
+            Ok(v) if v >= -1 => {}
+            _ => {
+                return Err(format!(
+                    "invalid value {value:?} for topic config {name}: expected an integer >= -1 (-1 = unlimited)"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+impl RetentionPolicy {
+    /// This policy with the topic's own `retention.*` configs applied. Values were
+    /// validated when set; one that does not parse (a hand-edited file) keeps the
+    /// broker default.
+    pub fn for_topic(self, config: &TopicConfig) -> RetentionPolicy {
+        let get = |key: &str, default: i64| {
+            config
+                .configs
+                .get(key)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(default)
+        };
+        RetentionPolicy {
+            retention_ms: get(RETENTION_MS_CONFIG, self.retention_ms),
+            retention_bytes: get(RETENTION_BYTES_CONFIG, self.retention_bytes),
+        }
+    }
+}
+
+/// What one retention pass deleted from one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionDeleted {
+    pub segments: usize,
+    pub bytes: u64,
+    /// The partition's log start offset after the pass.
+    pub log_start_offset: i64,
+}
+
 /// Per-topic settings persisted with the topic.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TopicConfig {
@@ -120,6 +220,9 @@ pub enum StorageError {
     /// Refused by the broker's `max_partitions_per_topic`.
     #[error("{requested} partitions exceed max_partitions_per_topic = {limit}")]
     TooManyPartitions { requested: i32, limit: i32 },
+    /// An unknown topic config or an invalid value (INVALID_CONFIG).
+    #[error("{0}")]
+    InvalidConfig(String),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
     #[error("corrupt data in {path}: {reason}")]
@@ -297,6 +400,21 @@ impl Storage {
     pub fn flush_all(&self) -> std::io::Result<()> {
         self.store.flush_all()
     }
+    /// Replaces a topic's configs (validated, persisted in its metadata file before
+    /// they take effect).
+    pub fn set_topic_config(
+        &self,
+        name: &str,
+        config: TopicConfig,
+    ) -> Result<TopicInfo, StorageError> {
+        self.store.set_topic_config(name, config)
+    }
+    /// One retention pass over every partition (see [`RetentionPolicy`]): `defaults`
+    /// with each topic's overrides. Logs one line per partition that lost segments.
+    /// Returns the segments deleted in total.
+    pub fn enforce_retention(&self, defaults: RetentionPolicy, now_ms: i64) -> usize {
+        self.store.enforce_retention(defaults, now_ms)
+    }
     /// The flush policy in force now.
     pub fn flush_policy(&self) -> FlushPolicy {
         self.store.flush.get()
@@ -338,6 +456,15 @@ impl Partition {
     /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
         self.log.max_timestamp()
+    }
+    /// Applies a retention policy to this partition now (the broker's timer calls
+    /// [`Storage::enforce_retention`]); None when nothing expired.
+    pub fn apply_retention(
+        &self,
+        policy: RetentionPolicy,
+        now_ms: i64,
+    ) -> Option<RetentionDeleted> {
+        self.log.apply_retention(policy, now_ms)
     }
     /// Bytes on disk used by this partition's segments.
     pub fn size_bytes(&self) -> u64 {

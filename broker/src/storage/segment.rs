@@ -15,6 +15,12 @@
 //!   SIGBUS if touched, but nobody reads past `len` and nobody writes to a sealed
 //!   segment.
 //!
+//! - Disk blocks are reserved with `fallocate` ahead of the append position, in
+//!   chunks of [`RESERVE_CHUNK_BYTES`], before any byte of them is written through
+//!   the mapping: a store into a hole of a shared file mapping on a full disk is a
+//!   SIGBUS, while `fallocate` reports ENOSPC/EDQUOT as an error the appender can
+//!   answer with (KAFKA_STORAGE_ERROR). Only `[0, reserved_len)` is ever written.
+//!
 //! External processes truncating or writing our files are outside this model.
 
 use std::fs::{File, OpenOptions};
@@ -31,6 +37,15 @@ pub(crate) const SEGMENT_SUFFIX: &str = ".log";
 /// Smallest mapping we create, so a tiny `segment_bytes` still maps something.
 const MIN_SEGMENT_CAPACITY_BYTES: u64 = 4096;
 const PAGE_BYTES: usize = 4096;
+/// Most disk blocks reserved per `fallocate` call ahead of the append position. One
+/// system call per MiB of appends keeps its cost invisible next to the page faults of
+/// the same MiB (256 of them); the most a segment holds reserved but unwritten is this
+/// much (given back when the segment is sealed and truncated).
+pub(crate) const RESERVE_CHUNK_BYTES: u64 = 1 << 20;
+/// First reservation of a segment; each later one reserves as much again as is
+/// already reserved (doubling up to [`RESERVE_CHUNK_BYTES`]), so a thousand quiet
+/// partitions with a record each hold 64 MiB of disk, not a GiB.
+pub(crate) const RESERVE_MIN_BYTES: u64 = 64 << 10;
 
 /// A sparse index entry: the batch with `base_offset` starts at byte `position`.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +60,9 @@ pub(crate) struct Segment {
     map: Arc<MmapRaw>,
     /// Committed bytes (see module doc).
     pub(crate) len: u64,
+    /// Bytes `[0, reserved_len)` have disk blocks (written, or `fallocate`d); only
+    /// they may be written through the mapping (module doc).
+    reserved_len: u64,
     /// Bytes known to be on disk (msync'ed).
     pub(crate) flushed_len: u64,
     /// Offset after the last batch in this segment (= base offset when empty).
@@ -151,11 +169,12 @@ impl Segment {
         file.set_len(capacity)?;
         let map = map_file(&file, capacity, &path, opts)?;
         advise_no_readahead(&map, 0);
-        let segment = Segment {
+        let mut segment = Segment {
             base_offset,
             path,
             map: Arc::new(map),
             len: 0,
+            reserved_len: 0,
             flushed_len: 0,
             next_offset: base_offset,
             max_timestamp: i64::MIN,
@@ -194,6 +213,8 @@ impl Segment {
             path: path.to_path_buf(),
             map: Arc::new(map),
             len: 0,
+            // Recovery sets it to the valid length (`truncate_to`) or the sealed length.
+            reserved_len: 0,
             flushed_len: 0,
             next_offset: base_offset,
             max_timestamp: i64::MIN,
@@ -201,6 +222,13 @@ impl Segment {
             bytes_since_index: 0,
             sealed: min_capacity_bytes == 0,
         })
+    }
+
+    /// Recovery of a sealed segment whose file is exactly its valid data.
+    pub(crate) fn set_recovered_len(&mut self, valid_len: u64) {
+        self.len = valid_len;
+        self.reserved_len = valid_len;
+        self.flushed_len = valid_len;
     }
 
     pub(crate) fn capacity(&self) -> u64 {
@@ -246,10 +274,54 @@ impl Segment {
         }))
     }
 
+    /// Makes sure `[len, len + n)` has disk blocks, reserving ahead with `fallocate`
+    /// when it does not: at least [`RESERVE_MIN_BYTES`], then doubling up to
+    /// [`RESERVE_CHUNK_BYTES`] per call (capped at the capacity). On ENOSPC/EDQUOT nothing changes and the error is returned; the next
+    /// append tries again, so the log recovers by itself once space returns.
+    pub(crate) fn reserve(&mut self, n: u64) -> io::Result<()> {
+        let end = self.len.saturating_add(n).min(self.capacity());
+        if end <= self.reserved_len {
+            return Ok(());
+        }
+        let chunk = self
+            .reserved_len
+            .clamp(RESERVE_MIN_BYTES, RESERVE_CHUNK_BYTES);
+        let target = end
+            .max(self.reserved_len.saturating_add(chunk))
+            .next_multiple_of(chunk)
+            .min(self.capacity());
+        let file = self.open_file()?;
+        let (Ok(offset), Ok(len)) = (
+            libc::off_t::try_from(self.reserved_len),
+            libc::off_t::try_from(target - self.reserved_len),
+        ) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "reservation beyond off_t",
+            ));
+        };
+        // SAFETY: plain system call on a descriptor we own for the duration of the call;
+        // mode 0 only allocates blocks inside the file size (never changes content).
+        let rc = unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&file), 0, offset, len) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+                // A file system without fallocate (rare for a data dir): nothing to
+                // reserve with, so behave as before (writes fault blocks in).
+                tracing::debug!(path = %self.path.display(), "fallocate not supported");
+                self.reserved_len = self.capacity();
+                return Ok(());
+            }
+            return Err(e);
+        }
+        self.reserved_len = target;
+        Ok(())
+    }
+
     /// The uncommitted region `[len, len + n)` for the appender to fill.
-    /// Returns None if it does not fit.
+    /// Returns None if it does not fit or has no disk blocks reserved ([`Segment::reserve`]).
     pub(crate) fn uncommitted_mut(&mut self, n: usize) -> Option<&mut [u8]> {
-        if self.sealed || (n as u64) > self.remaining() {
+        if self.sealed || (n as u64) > self.remaining() || self.len + n as u64 > self.reserved_len {
             return None;
         }
         // SAFETY: `&mut self` means we hold the partition mutex, so no other writer
@@ -261,13 +333,17 @@ impl Segment {
     }
 
     /// Touches the first `prefault_bytes` of the uncommitted area with writes so the
-    /// first appends do not page-fault (and the blocks get allocated now).
-    fn prefault(&self, prefault_bytes: u64) {
+    /// first appends do not page-fault (and the blocks get allocated now). Only
+    /// reserved bytes are touched: when the reservation fails (disk full) nothing is.
+    fn prefault(&mut self, prefault_bytes: u64) {
         if prefault_bytes == 0 {
             return;
         }
+        if let Err(e) = self.reserve(prefault_bytes) {
+            tracing::debug!(path = %self.path.display(), error = %e, "no prefault: reservation failed");
+        }
         let start = self.len as usize;
-        let end = (self.len.saturating_add(prefault_bytes)).min(self.capacity()) as usize;
+        let end = (self.len.saturating_add(prefault_bytes)).min(self.reserved_len) as usize;
         if end <= start {
             return;
         }
@@ -296,6 +372,7 @@ impl Segment {
             file.set_len(capacity)?;
         }
         self.len = valid_len;
+        self.reserved_len = valid_len;
         self.flushed_len = valid_len;
         if !self.sealed {
             advise_no_readahead(&self.map, valid_len.next_multiple_of(PAGE_BYTES as u64));
@@ -306,7 +383,7 @@ impl Segment {
 
     /// Publishes `n` more bytes as committed. The caller holds the partition mutex.
     pub(crate) fn commit(&mut self, n: u64) {
-        debug_assert!(self.len + n <= self.capacity());
+        debug_assert!(self.len + n <= self.reserved_len);
         self.len += n;
     }
 
@@ -314,6 +391,7 @@ impl Segment {
     /// takes only its data on disk). The mapping stays for readers.
     pub(crate) fn seal(&mut self) -> io::Result<()> {
         self.sealed = true;
+        self.reserved_len = self.len;
         if let Err(e) = self.map.advise(Advice::Normal) {
             tracing::debug!(error = %e, "madvise(MADV_NORMAL) refused");
         }
@@ -428,6 +506,16 @@ mod tests {
         // Sparse: (almost) no blocks allocated for a 64 MiB file.
         use std::os::unix::fs::MetadataExt;
         assert!(meta.blocks() * 512 < 1 << 20, "blocks {}", meta.blocks());
+        assert!(
+            seg.uncommitted_mut(5).is_none(),
+            "unreserved bytes are not writable"
+        );
+        seg.reserve(5).unwrap();
+        let blocks_bytes = std::fs::metadata(&seg.path).unwrap().blocks() * 512;
+        assert!(
+            (RESERVE_MIN_BYTES..2 * RESERVE_MIN_BYTES).contains(&blocks_bytes),
+            "the first reservation, got {blocks_bytes} bytes of blocks"
+        );
         seg.uncommitted_mut(5).unwrap().copy_from_slice(b"hello");
         seg.commit(5);
         let bytes = seg.bytes(1, 4).unwrap();

@@ -699,3 +699,189 @@ fn impossible_max_timestamp_is_repaired_on_append() {
     assert_eq!(stored.max_timestamp(), 1009);
     stored.verify_crc().unwrap();
 }
+
+const UNLIMITED: RetentionPolicy = RetentionPolicy {
+    retention_ms: -1,
+    retention_bytes: -1,
+};
+
+/// 60 appends of 2 records (~450 bytes) into 8 KiB segments: ~18 batches a segment,
+/// timestamps 1_000 + 10 * i.
+fn rolled_partition(dir: &Path) -> (Storage, std::sync::Arc<Partition>) {
+    let mut cfg = config(dir);
+    cfg.segment_bytes = 8192;
+    let (s, p) = open_with_topic(dir, cfg);
+    for i in 0..60 {
+        p.append(&batch(2, 400, NO_PRODUCER, 1_000 + 10 * i))
+            .unwrap();
+    }
+    (s, p)
+}
+
+#[test]
+fn retention_by_bytes_deletes_oldest_sealed_segments_and_moves_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, p) = rolled_partition(dir.path());
+    let part_dir = dir.path().join("t-0");
+    let before = segment_files(&part_dir);
+    assert!(before.len() >= 4, "{} segments", before.len());
+    let held = p.read(0, 1).unwrap().records;
+    let held_copy = held.to_vec();
+    // Unlimited deletes nothing.
+    assert_eq!(p.apply_retention(UNLIMITED, i64::MAX), None);
+    let size = p.size_bytes();
+    let limit = size - 8192; // Room for about one segment less.
+    let policy = RetentionPolicy {
+        retention_ms: -1,
+        retention_bytes: limit as i64,
+    };
+    let deleted = p.apply_retention(policy, 0).unwrap();
+    assert!(deleted.segments >= 1);
+    // Kafka's rule: what is left is still at least retention.bytes.
+    assert!(p.size_bytes() >= limit, "{} < {limit}", p.size_bytes());
+    assert!(p.size_bytes() < size);
+    let after = segment_files(&part_dir);
+    assert_eq!(after.len(), before.len() - deleted.segments);
+    assert_eq!(after[..], before[deleted.segments..]);
+    let start = p.offsets().log_start_offset;
+    assert_eq!(start, deleted.log_start_offset);
+    assert!(start > 0);
+    assert_eq!(
+        p.read(start - 1, 1 << 20).unwrap_err(),
+        ReadError::OffsetOutOfRange
+    );
+    assert_eq!(
+        read_all_offsets(&p, start),
+        (start..120).collect::<Vec<_>>()
+    );
+    // A reader's bytes of a deleted segment stay valid (the mapping keeps the pages).
+    assert_eq!(&held[..], &held_copy[..]);
+    // Zero bytes keeps only the active segment, never deletes it.
+    let zero = RetentionPolicy {
+        retention_ms: -1,
+        retention_bytes: 0,
+    };
+    p.apply_retention(zero, 0);
+    assert_eq!(segment_files(&part_dir).len(), 1);
+    let start = p.offsets().log_start_offset;
+    assert_eq!(
+        read_all_offsets(&p, start),
+        (start..120).collect::<Vec<_>>()
+    );
+    // Restart: the start offset is the first remaining segment's base offset.
+    drop(p);
+    drop(s);
+    let mut cfg = config(dir.path());
+    cfg.segment_bytes = 8192;
+    let (_s, p) = open_with_topic(dir.path(), cfg);
+    assert_eq!(p.offsets().log_start_offset, start);
+    assert_eq!(p.offsets().log_end_offset, 120);
+    assert_eq!(p.append(&plain(1)).unwrap().base_offset, 120);
+}
+
+#[test]
+fn retention_by_time_uses_the_segments_largest_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_s, p) = rolled_partition(dir.path());
+    // Batch i has records at 1_000 + 10 * i (+1); the newest is 1_591. The second
+    // segment's name says how many 2-record batches the first one holds.
+    let files = segment_files(&dir.path().join("t-0"));
+    let second_base: i64 = files[1]
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let first_largest_ts = 1_000 + 10 * (second_base / 2 - 1) + 1;
+    let policy = RetentionPolicy {
+        retention_ms: 100,
+        retention_bytes: -1,
+    };
+    // Exactly retention_ms old is not yet expired (Kafka: age > retention.ms).
+    assert_eq!(p.apply_retention(policy, first_largest_ts + 100), None);
+    let deleted = p.apply_retention(policy, first_largest_ts + 101).unwrap();
+    assert_eq!(deleted.segments, 1, "only the first segment is that old");
+    assert_eq!(p.offsets().log_start_offset, second_base);
+    assert_eq!(segment_files(&dir.path().join("t-0"))[..], files[1..]);
+    // Far in the future everything but the active segment expires.
+    let deleted = p.apply_retention(policy, i64::MAX / 2).unwrap();
+    assert_eq!(segment_files(&dir.path().join("t-0")).len(), 1);
+    assert_eq!(deleted.segments, files.len() - 2);
+    let start = p.offsets().log_start_offset;
+    assert_eq!(
+        read_all_offsets(&p, start),
+        (start..120).collect::<Vec<_>>()
+    );
+    // Max timestamp (ListOffsets -3) points into what is left.
+    let (offset, ts) = p.max_timestamp().unwrap();
+    assert!(offset >= start && ts == 1_591, "{offset} {ts}");
+}
+
+#[test]
+fn topic_retention_configs_are_validated_persisted_and_override_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(config(dir.path())).unwrap();
+    let bad = |k: &str, v: &str| {
+        let mut c = TopicConfig::default();
+        c.configs.insert(k.into(), v.into());
+        c
+    };
+    for (k, v) in [
+        ("retention.ms", "soon"),
+        ("retention.ms", "-2"),
+        ("retention.bytes", "1.5"),
+        ("no.such.config", "1"),
+    ] {
+        let r = s.create_topic("t", 1, bad(k, v));
+        assert!(
+            matches!(r, Err(StorageError::InvalidConfig(_))),
+            "{k}={v}: {r:?}"
+        );
+    }
+    assert!(s.topics().is_empty() && fs::read_dir(dir.path()).unwrap().count() == 0);
+    s.create_topic("t", 1, bad("retention.ms", "5000")).unwrap();
+    let defaults = RetentionPolicy {
+        retention_ms: 1,
+        retention_bytes: 7,
+    };
+    assert_eq!(
+        defaults.for_topic(&s.topic("t").unwrap().config),
+        RetentionPolicy {
+            retention_ms: 5000,
+            retention_bytes: 7
+        }
+    );
+    s.set_topic_config("t", bad("retention.bytes", "1024"))
+        .unwrap();
+    assert!(s
+        .set_topic_config("t", bad("retention.bytes", "x"))
+        .is_err());
+    drop(s);
+    let s = Storage::open(config(dir.path())).unwrap();
+    assert_eq!(
+        defaults.for_topic(&s.topic("t").unwrap().config),
+        RetentionPolicy {
+            retention_ms: 1,
+            retention_bytes: 1024
+        }
+    );
+}
+
+#[test]
+fn topic_metadata_without_configs_still_loads() {
+    // The format of topic.json before per-topic configs had effect: configs empty.
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("old-0")).unwrap();
+    fs::write(
+        dir.path().join("old-0/topic.json"),
+        r#"{"format_version":1,"name":"old","id":"6f1d2c3b-1111-4222-8333-944455556666","partitions":1,"config":{"configs":{}}}"#,
+    )
+    .unwrap();
+    let s = Storage::open(config(dir.path())).unwrap();
+    let info = s.topic("old").unwrap();
+    assert!(info.config.configs.is_empty());
+    assert_eq!(
+        UNLIMITED.for_topic(&info.config),
+        UNLIMITED,
+        "no overrides: broker defaults"
+    );
+}

@@ -15,8 +15,8 @@ use uuid::Uuid;
 use super::log::PartitionLog;
 use super::segment::sync_dir;
 use super::{
-    validate_topic_name, FlushCell, LogMapLayout, Partition, StorageConfig, StorageError,
-    TopicConfig, TopicInfo,
+    validate_topic_config, validate_topic_name, FlushCell, LogMapLayout, Partition,
+    RetentionPolicy, StorageConfig, StorageError, TopicConfig, TopicInfo,
 };
 
 /// Kafka brokers have no hard limit; we bound it so one request cannot create
@@ -256,6 +256,13 @@ fn read_meta(path: &Path, expected_name: &str) -> Result<TopicInfo, StorageError
     })
 }
 
+fn check_topic_config(config: &TopicConfig) -> Result<(), StorageError> {
+    for (name, value) in &config.configs {
+        validate_topic_config(name, value).map_err(StorageError::InvalidConfig)?;
+    }
+    Ok(())
+}
+
 fn check_partition_count(partitions: i32) -> Result<(), StorageError> {
     if (1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
         Ok(())
@@ -360,6 +367,7 @@ impl TopicStore {
     ) -> Result<TopicInfo, StorageError> {
         validate_topic_name(name)?;
         check_partition_count(partitions)?;
+        check_topic_config(&config)?;
         let _admin = self.admin_lock();
         if self.map.get(name).is_some() {
             return Err(StorageError::TopicExists(name.into()));
@@ -449,6 +457,56 @@ impl TopicStore {
             partitions,
         }));
         Ok(info)
+    }
+
+    pub(crate) fn set_topic_config(
+        &self,
+        name: &str,
+        config: TopicConfig,
+    ) -> Result<TopicInfo, StorageError> {
+        validate_topic_name(name)?;
+        check_topic_config(&config)?;
+        let _admin = self.admin_lock();
+        let topic = self
+            .map
+            .get(name)
+            .ok_or(StorageError::UnknownTopicOrPartition)?;
+        let info = TopicInfo {
+            config,
+            ..topic.info.clone()
+        };
+        write_meta(&self.cfg.data_dir, &info, self.durable_metadata())?;
+        self.map.insert(Arc::new(Topic {
+            info: info.clone(),
+            partitions: topic.partitions.clone(),
+        }));
+        Ok(info)
+    }
+
+    pub(crate) fn enforce_retention(&self, defaults: RetentionPolicy, now_ms: i64) -> usize {
+        let mut total = 0;
+        for topic in self.map.all() {
+            let policy = defaults.for_topic(&topic.info.config);
+            if policy.retention_ms < 0 && policy.retention_bytes < 0 {
+                continue;
+            }
+            for (index, partition) in topic.partitions.iter().enumerate() {
+                if let Some(d) = partition.log.apply_retention(policy, now_ms) {
+                    tracing::info!(
+                        topic = %topic.info.name,
+                        partition = index,
+                        segments = d.segments,
+                        bytes = d.bytes,
+                        log_start_offset = d.log_start_offset,
+                        retention_ms = policy.retention_ms,
+                        retention_bytes = policy.retention_bytes,
+                        "retention deleted segments"
+                    );
+                    total += d.segments;
+                }
+            }
+        }
+        total
     }
 
     pub(crate) fn topic(&self, name: &str) -> Option<TopicInfo> {

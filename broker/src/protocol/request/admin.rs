@@ -1,4 +1,5 @@
-//! Topic administration: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs.
+//! Topic administration: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs,
+//! AlterConfigs, IncrementalAlterConfigs.
 
 use kafka_protocol::messages::create_partitions_request::{
     CreatePartitionsAssignment, CreatePartitionsTopic,
@@ -8,8 +9,10 @@ use kafka_protocol::messages::create_topics_request::{
 };
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::{alter_configs_request, incremental_alter_configs_request};
 use kafka_protocol::messages::{
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    AlterConfigsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
+    DescribeConfigsRequest, IncrementalAlterConfigsRequest,
 };
 
 use super::{DecodeError, Reader, Version};
@@ -109,6 +112,55 @@ pub(super) fn describe_configs(
     if v.number >= 3 {
         req.include_documentation = r.bool()?;
     }
+    r.tagged_fields_if(v.flexible)?;
+    Ok(req)
+}
+
+pub(super) fn alter_configs(
+    r: &mut Reader,
+    v: Version,
+) -> Result<AlterConfigsRequest, DecodeError> {
+    let mut req = AlterConfigsRequest::default();
+    req.resources = r.array(v.flexible, |r| {
+        let mut resource = alter_configs_request::AlterConfigsResource::default();
+        resource.resource_type = r.i8()?;
+        resource.resource_name = r.string(v.flexible)?;
+        resource.configs = r.array(v.flexible, |r| {
+            let mut config = alter_configs_request::AlterableConfig::default();
+            config.name = r.string(v.flexible)?;
+            config.value = r.nullable_string(v.flexible)?;
+            r.tagged_fields_if(v.flexible)?;
+            Ok(config)
+        })?;
+        r.tagged_fields_if(v.flexible)?;
+        Ok(resource)
+    })?;
+    req.validate_only = r.bool()?;
+    r.tagged_fields_if(v.flexible)?;
+    Ok(req)
+}
+
+pub(super) fn incremental_alter_configs(
+    r: &mut Reader,
+    v: Version,
+) -> Result<IncrementalAlterConfigsRequest, DecodeError> {
+    let mut req = IncrementalAlterConfigsRequest::default();
+    req.resources = r.array(v.flexible, |r| {
+        let mut resource = incremental_alter_configs_request::AlterConfigsResource::default();
+        resource.resource_type = r.i8()?;
+        resource.resource_name = r.string(v.flexible)?;
+        resource.configs = r.array(v.flexible, |r| {
+            let mut config = incremental_alter_configs_request::AlterableConfig::default();
+            config.name = r.string(v.flexible)?;
+            config.config_operation = r.i8()?;
+            config.value = r.nullable_string(v.flexible)?;
+            r.tagged_fields_if(v.flexible)?;
+            Ok(config)
+        })?;
+        r.tagged_fields_if(v.flexible)?;
+        Ok(resource)
+    })?;
+    req.validate_only = r.bool()?;
     r.tagged_fields_if(v.flexible)?;
     Ok(req)
 }

@@ -18,12 +18,12 @@ mod tests;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
-    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
-    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest,
-    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
-    SyncGroupRequest,
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
 };
 
 pub use super::wire::DecodeError;
@@ -41,6 +41,8 @@ pub enum Request {
     DeleteTopics(DeleteTopicsRequest),
     CreatePartitions(CreatePartitionsRequest),
     DescribeConfigs(DescribeConfigsRequest),
+    AlterConfigs(AlterConfigsRequest),
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
     DescribeCluster(DescribeClusterRequest),
     InitProducerId(InitProducerIdRequest),
     FindCoordinator(FindCoordinatorRequest),
@@ -86,6 +88,8 @@ const APIS: &[ApiSpec] = &[
     spec(ApiKey::DeleteTopics, 1, 6, 4),
     spec(ApiKey::InitProducerId, 0, 5, 2),
     spec(ApiKey::DescribeConfigs, 1, 4, 4),
+    spec(ApiKey::AlterConfigs, 0, 2, 2),
+    spec(ApiKey::IncrementalAlterConfigs, 0, 1, 1),
     spec(ApiKey::CreatePartitions, 0, 3, 2),
     spec(ApiKey::DescribeCluster, 0, 1, 0),
     spec(ApiKey::FindCoordinator, 0, 6, 3),
@@ -170,6 +174,10 @@ pub fn decode_request(
         ApiKey::DeleteTopics => Request::DeleteTopics(admin::delete_topics(r, v)?),
         ApiKey::CreatePartitions => Request::CreatePartitions(admin::create_partitions(r, v)?),
         ApiKey::DescribeConfigs => Request::DescribeConfigs(admin::describe_configs(r, v)?),
+        ApiKey::AlterConfigs => Request::AlterConfigs(admin::alter_configs(r, v)?),
+        ApiKey::IncrementalAlterConfigs => {
+            Request::IncrementalAlterConfigs(admin::incremental_alter_configs(r, v)?)
+        }
         ApiKey::FindCoordinator => Request::FindCoordinator(group::find_coordinator(r, v)?),
         ApiKey::JoinGroup => Request::JoinGroup(group::join_group(r, v)?),
         ApiKey::SyncGroup => Request::SyncGroup(group::sync_group(r, v)?),

@@ -33,12 +33,13 @@ use kafka_protocol::messages::offset_fetch_request::{
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
-    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
-    FetchRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest, InitProducerIdRequest,
-    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
-    SyncGroupRequest, TopicName,
+    AlterConfigsRequest, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::protocol::{Decodable, Encodable, Request as KafkaRequest};
@@ -470,6 +471,75 @@ fn create_partitions_matches_oracle() {
 #[test]
 fn describe_configs_matches_oracle() {
     check_all_versions(describe_configs_sample, Request::DescribeConfigs);
+}
+
+fn alter_configs_sample(_v: i16, null: bool) -> AlterConfigsRequest {
+    use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let mut req = AlterConfigsRequest::default();
+    req.resources = (0..2)
+        .map(|i| {
+            let mut r = AlterConfigsResource::default();
+            r.resource_type = 2;
+            r.resource_name = s(["alpha", "beta"][i]);
+            r.configs = [("retention.ms", "60000"), ("retention.bytes", "1048576")]
+                .iter()
+                .enumerate()
+                .map(|(j, (k, v))| {
+                    let mut c = AlterableConfig::default();
+                    c.name = s(k);
+                    c.value = if null && i == 1 && j == 1 {
+                        None
+                    } else {
+                        Some(s(v))
+                    };
+                    c
+                })
+                .collect();
+            r
+        })
+        .collect();
+    req.validate_only = true;
+    req
+}
+
+#[test]
+fn alter_configs_matches_oracle() {
+    check_all_versions(alter_configs_sample, Request::AlterConfigs);
+}
+
+fn incremental_alter_configs_sample(_v: i16, null: bool) -> IncrementalAlterConfigsRequest {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let mut req = IncrementalAlterConfigsRequest::default();
+    req.resources = (0..2)
+        .map(|i| {
+            let mut r = AlterConfigsResource::default();
+            r.resource_type = 2;
+            r.resource_name = s(["alpha", "beta"][i]);
+            r.configs = [("retention.ms", 0i8, "60000"), ("retention.bytes", 1, "")]
+                .iter()
+                .map(|(k, op, v)| {
+                    let mut c = AlterableConfig::default();
+                    c.name = s(k);
+                    c.config_operation = *op;
+                    c.value = if null && *op == 1 { None } else { Some(s(v)) };
+                    c
+                })
+                .collect();
+            r
+        })
+        .collect();
+    req.validate_only = true;
+    req
+}
+
+#[test]
+fn incremental_alter_configs_matches_oracle() {
+    check_all_versions(
+        incremental_alter_configs_sample,
+        Request::IncrementalAlterConfigs,
+    );
 }
 
 fn find_coordinator_sample(v: i16, _null: bool) -> FindCoordinatorRequest {
@@ -981,6 +1051,8 @@ fn random_bytes_never_panic() {
         frame(&fetch_sample(15, false), 15),
         frame(&create_topics_sample(5, true), 5),
         frame(&describe_configs_sample(4, true), 4),
+        frame(&incremental_alter_configs_sample(1, true), 1),
+        frame(&alter_configs_sample(0, false), 0),
         frame(&list_offsets_sample(3, false), 3),
         frame(&join_group_sample(9, false), 9),
         frame(&offset_commit_sample(8, true), 8),
