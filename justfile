@@ -42,3 +42,8 @@ ci:
 compat:
     bash compat/install.sh
     python3 compat/run.py
+
+# Bounded soak, not part of CI: a release broker, fixed-rate producers, a consumer group and REST peeks for SECONDS; writes results/soak/<date>-<host>/ with a PASS/FAIL verdict
+soak SECONDS="600" *ARGS:
+    cargo build --release -q -p strikemq -p loadgen
+    python3 experiments/soak.py run --seconds {{SECONDS}} {{ARGS}}
