@@ -278,6 +278,11 @@ def cpu_seconds(pid):
     return (int(rest[11]) + int(rest[12])) / ticks
 
 
+def segment_count(path):
+    return sum(1 for _r, _d, fs in os.walk(path) for f in fs if f.endswith(".log")
+               and not f.startswith("__"))
+
+
 def disk_bytes(path):
     allocated = 0
     for root, _dirs, files in os.walk(path):
@@ -409,8 +414,8 @@ class Sampler(threading.Thread):
         self.f = open(path, "w", newline="")
         self.w = csv.writer(self.f)
         self.w.writerow(
-            ["t_s", "rss_bytes", "rss_anon_bytes", "rss_file_bytes", "fds", "threads",
-             "cpu_s", "disk_bytes", "load1"]
+            ["t_s", "rss_bytes", "rss_anon_bytes", "rss_file_bytes", "fds", "maps", "segments",
+             "threads", "cpu_s", "disk_bytes", "load1"]
         )
 
     def probe(self):
@@ -420,17 +425,29 @@ class Sampler(threading.Thread):
             "t_s": round(time.monotonic() - self.t0, 1),
             **st,
             "fds": len(os.listdir(f"/proc/{self.pid}/fd")),
+            # Segments are mapped, not held open: a leaked segment shows here, not in fds.
+            "maps": len(Path(f"/proc/{self.pid}/maps").read_text().splitlines()),
+            "segments": segment_count(self.data_dir),
             "cpu_s": round(cpu_seconds(self.pid), 2),
             "disk_bytes": disk_bytes(self.data_dir),
             "load1": float(Path("/proc/loadavg").read_text().split()[0]),
         }
 
+    def idle_probe(self):
+        """The broker with no client: the fewest fds of a few probes, since the admin
+        server may still be closing the connection of the runner's last request."""
+        probes = []
+        for _ in range(3):
+            time.sleep(0.5)
+            probes.append(self.probe())
+        return min(probes, key=lambda p: p["fds"])
+
     def sample(self):
         row = self.probe()
         self.rows.append(row)
         self.w.writerow([row[k] for k in
-                         ["t_s", "rss_bytes", "rss_anon_bytes", "rss_file_bytes", "fds",
-                          "threads", "cpu_s", "disk_bytes", "load1"]])
+                         ["t_s", "rss_bytes", "rss_anon_bytes", "rss_file_bytes", "fds", "maps",
+                          "segments", "threads", "cpu_s", "disk_bytes", "load1"]])
         self.f.flush()
 
     def run(self):
@@ -527,6 +544,9 @@ def main():
     r.add_argument("--partitions", type=int, default=4)
     r.add_argument("--producers", type=int, default=2)
     r.add_argument("--members", type=int, default=2)
+    # Smaller than the 1 GiB default so that every partition rolls segments several times
+    # during a 10-minute run: rolling is where mappings and fds could leak.
+    r.add_argument("--segment-bytes", type=int, default=64 << 20)
     r.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", str(REPO / "target")))
     r.add_argument("--out", default=str(REPO / "results" / "soak"))
     r.add_argument("--set", action="append", default=[], help="broker --set key=value")
@@ -553,7 +573,7 @@ def run(args):
     print(f"soak: {args.seconds:.0f} s at {args.rate:.0f}/s into {out} (data {data_dir})", flush=True)
 
     broker_cmd = [str(broker_bin), "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-                  "--data-dir", str(data_dir)]
+                  "--data-dir", str(data_dir), "--set", f"segment_bytes={args.segment_bytes}"]
     for kv in args.set:
         broker_cmd += ["--set", kv]
     berr = open(out / "broker.err", "w")
@@ -575,7 +595,7 @@ def run(args):
         # The broker with no client connected, to compare with the same after the run:
         # every connection the run opened must have given its fd back.
         sampler = Sampler(broker.pid, data_dir, time.monotonic(), out / "samples.csv")
-        idle_before = sampler.probe()
+        idle_before = sampler.idle_probe()
         for i in range(args.members):
             mout = out / f"member-{i}.json"
             members.append((subprocess.Popen(
@@ -637,8 +657,8 @@ def run(args):
                 p.kill()
                 problems.append("a group member did not stop within 30 s")
         # Let the broker notice the closed connections before counting fds.
-        time.sleep(2)
-        idle_after = sampler.probe()
+        time.sleep(1)
+        idle_after = sampler.idle_probe()
         final_group = group_state(admin)
         lag_after_leave = group_lag(final_group, end_offsets)
         _s, metrics = http(f"{admin}/metrics")
@@ -658,6 +678,9 @@ def run(args):
         data_bytes_final = disk_bytes(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
 
+    for f in out.glob("member-*.log"):
+        if f.stat().st_size == 0:
+            f.unlink()
     member_stats = []
     for _p, mout in members:
         try:
@@ -749,8 +772,8 @@ def summarize(args, out, env_start, broker_cmd, broker_info, loadgen_cmd, loadge
     check("open fds do not grow after warm-up (end <= most in the first window after it)",
           rows and fd_growth <= FD_GROWTH_MAX,
           {"warmup": warm.get("fds"), "first_window_max": fd_band, "end": end.get("fds")})
-    check("every connection's fd released (idle after = idle before)",
-          idle_after.get("fds") == idle_before.get("fds"),
+    check("every connection's fd released (idle after <= idle before)",
+          idle_after.get("fds", 1 << 30) <= idle_before.get("fds", 0),
           {"before": idle_before.get("fds"), "after": idle_after.get("fds")})
     check("threads do not grow after warm-up", rows and thread_growth <= 0,
           {"warmup": warm.get("threads"), "end": end.get("threads")})
@@ -778,7 +801,7 @@ def summarize(args, out, env_start, broker_cmd, broker_info, loadgen_cmd, loadge
             "fd_growth_max": FD_GROWTH_MAX,
             "p99_9_ratio_max": P999_RATIO_MAX,
         },
-        "workload": {"seconds": args.seconds, "rate_per_s": args.rate, "size": args.size,
+        "workload": {"segment_bytes": args.segment_bytes, "seconds": args.seconds, "rate_per_s": args.rate, "size": args.size,
                      "partitions": args.partitions, "producers": args.producers,
                      "group_members": args.members, "topic": TOPIC, "group": GROUP},
         "environment_start": env_start,
@@ -793,6 +816,7 @@ def summarize(args, out, env_start, broker_cmd, broker_info, loadgen_cmd, loadge
             "rss_anon_slope_bytes_per_min": round(slope_per_min(rows, "rss_anon_bytes", args.warmup_s)),
             "rss_file_slope_bytes_per_min": round(slope_per_min(rows, "rss_file_bytes", args.warmup_s)),
             "fds_slope_per_min": round(slope_per_min(rows, "fds", args.warmup_s), 3),
+            "maps_slope_per_min": round(slope_per_min(rows, "maps", args.warmup_s), 3),
             "expected_index_growth_bytes": int(index_growth),
             "load1_max": max((r["load1"] for r in rows), default=None),
             "load1_mean": round(sum(r["load1"] for r in rows) / len(rows), 2) if rows else None,
@@ -836,7 +860,8 @@ def render_md(s):
         f"{w['partitions']} partitions ({w['producers']} producer threads, loadgen e2e with its own "
         f"verifying consumer), a {w['group_members']}-member consumer group (confluent-kafka, "
         f"auto-commit 1 s) and REST peeks every {PEEK_EVERY_S:g} s; samples every "
-        f"{SAMPLE_EVERY_S:g} s.",
+        f"{SAMPLE_EVERY_S:g} s. Segments of {mib(w['segment_bytes'])} so that partitions roll "
+        "during the run.",
         "",
         f"git {e['git_sha'][:12]}{' (dirty)' if e['git_dirty'] else ''} · {e['rustc']} · "
         f"kernel {e['kernel']} · {e['cpu_model']} ({e['cores']} cores) · host {e['host']}",
@@ -866,6 +891,8 @@ def render_md(s):
         f"| RssAnon (heap, judged) | {mib(warm.get('rss_anon_bytes'))} | {mib(end.get('rss_anon_bytes'))} | {mib(mem['rss_anon_slope_bytes_per_min'])} |",
         f"| RssFile (mapped segments) | {mib(warm.get('rss_file_bytes'))} | {mib(end.get('rss_file_bytes'))} | {mib(mem['rss_file_slope_bytes_per_min'])} |",
         f"| open fds | {warm.get('fds')} | {end.get('fds')} | {mem['fds_slope_per_min']} |",
+        f"| memory maps | {warm.get('maps')} | {end.get('maps')} | {mem['maps_slope_per_min']} |",
+        f"| segment files | {warm.get('segments')} | {end.get('segments')} | |",
         f"| threads | {warm.get('threads')} | {end.get('threads')} | |",
         f"| CPU time | {warm.get('cpu_s')} s | {end.get('cpu_s')} s | |",
         f"| bytes on disk | {mib(warm.get('disk_bytes'))} | {mib(end.get('disk_bytes'))} | |",
@@ -918,7 +945,7 @@ def render_md(s):
         "- Open fds move with the connections in flight (REST peeks, parked fetches), so the "
         "last sample under load must not exceed the most seen in the first window after "
         f"warm-up (+{FD_GROWTH_MAX}); and with every client gone, the broker must hold exactly "
-        "as many fds as before the run (every connection's fd released). Threads must not grow.",
+        "as many fds as before the run, or fewer (every connection's fd released). Threads must not grow.",
         f"- The last window's p99.9 must be at most {P999_RATIO_MAX:g}× the first post-warm-up "
         "window's (window 2; a window is a minute in a run of five minutes or more): a generous factor because tails on this shared 2-core machine "
         "mostly measure the neighbours.",
