@@ -38,6 +38,7 @@ import time
 import urllib.error
 import urllib.request
 import zlib
+from statistics import median
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,9 +55,12 @@ WINDOW_S = 60.0
 # allows twice that (Vec doubling) on top of a fixed slack.
 INDEX_ENTRY_BYTES = 16
 RSS_ANON_SLACK_BYTES = 16 << 20
-# Tails on a 2-core machine shared with other builds are mostly the neighbours: the
-# last minute's p99.9 may be up to this many times the first post-warm-up minute's.
-P999_RATIO_MAX = 5.0
+# "p99.9 stable" means no upward trend: the median p99.9 of the later half of the
+# post-warm-up windows may be at most this many times the earlier half's. Medians of
+# halves, not the last window against the first, because on a 2-core machine shared
+# with other builds a single window's tail is often one 100-300 ms CPU starvation of
+# the client (loadgen's send lag shows it), which would decide a one-window rule alone.
+P999_TREND_MAX = 3.0
 FD_GROWTH_MAX = 0
 GROUP_CATCH_UP_S = 60.0
 
@@ -742,10 +746,20 @@ def summarize(args, out, env_start, broker_cmd, broker_info, loadgen_cmd, loadge
     fd_growth = end.get("fds", 0) - fd_band
     thread_growth = end.get("threads", 0) - warm.get("threads", 0)
     full = [m for m in minutes if m.get("count")]
+    post = [m["p99_9_us"] for m in full if m["minute"] >= 2]
+    half = len(post) // 2
+    early, late = post[:half], post[len(post) - half:]
+    trend = (median(late) / median(early)) if half and median(early) else None
     first_post = next((m for m in full if m["minute"] >= 2), None)
     last = full[-1] if full else None
+    # Reported, not judged: the one-window comparison the trend rule replaces.
     ratio = (last["p99_9_us"] / first_post["p99_9_us"]
              if first_post and last and first_post["p99_9_us"] else None)
+    # The machine's load during each window, to read a bad window's tail against it.
+    for m in minutes:
+        w0 = (m["minute"] - 1) * args.window_s
+        loads = [r["load1"] for r in rows if w0 <= r["t_s"] < w0 + args.window_s]
+        m["load1_mean"] = round(sum(loads) / len(loads), 2) if loads else None
     group_cov = merge_group_runs(member_stats, end_offsets) if member_stats else {}
 
     checks = []
@@ -777,10 +791,13 @@ def summarize(args, out, env_start, broker_cmd, broker_info, loadgen_cmd, loadge
           {"before": idle_before.get("fds"), "after": idle_after.get("fds")})
     check("threads do not grow after warm-up", rows and thread_growth <= 0,
           {"warmup": warm.get("threads"), "end": end.get("threads")})
-    check(f"last window p99.9 <= {P999_RATIO_MAX:g}x first post-warm-up window",
-          ratio is not None and ratio <= P999_RATIO_MAX,
-          {"first_post_warmup": first_post, "last": last,
-           "ratio": None if ratio is None else round(ratio, 2)})
+    check(f"p99.9 has no upward trend: median of the later half of post-warm-up windows "
+          f"<= {P999_TREND_MAX:g}x the earlier half's",
+          trend is not None and trend <= P999_TREND_MAX,
+          {"early_median_us": median(early) if early else None,
+           "late_median_us": median(late) if late else None,
+           "trend": None if trend is None else round(trend, 2),
+           "last_over_first_post_warmup": None if ratio is None else round(ratio, 2)})
     check("REST peeks all answered", peeker.error_count == 0,
           {"ok": peeker.ok, "errors": peeker.error_count, "first_errors": peeker.errors[:5],
            "slowest_ms": round(peeker.slowest_ms, 1)})
@@ -799,7 +816,7 @@ def summarize(args, out, env_start, broker_cmd, broker_info, loadgen_cmd, loadge
             "rss_anon_slack_bytes": RSS_ANON_SLACK_BYTES,
             "rss_anon_bound": "slack + 2 x (bytes written after warm-up / 4096 x 16 B of sparse index)",
             "fd_growth_max": FD_GROWTH_MAX,
-            "p99_9_ratio_max": P999_RATIO_MAX,
+            "p99_9_trend_max": P999_TREND_MAX,
         },
         "workload": {"segment_bytes": args.segment_bytes, "seconds": args.seconds, "rate_per_s": args.rate, "size": args.size,
                      "partitions": args.partitions, "producers": args.producers,
@@ -824,6 +841,7 @@ def summarize(args, out, env_start, broker_cmd, broker_info, loadgen_cmd, loadge
         "latency_per_minute": minutes,
         "latency_whole_run_us": lg.get("latency_us"),
         "service_whole_run_us": lg.get("service_us"),
+        "send_lag_whole_run_us": lg.get("send_lag_us"),
         "decoded_whole_run_p99_9_us": decoded_p999_us,
         "records": {
             "produced": ver.get("expected"), "verified_received": ver.get("received"),
@@ -906,22 +924,26 @@ def render_md(s):
         f"## Produce→consume latency per {s['rules']['window_s']:.0f} s window (µs, from the "
         "intended send; loadgen e2e)",
         "",
-        "| window | records | p50 | p99 | p99.9 | max |",
-        "|---|---|---|---|---|---|",
+        "| window | records | p50 | p99 | p99.9 | max | load avg |",
+        "|---|---|---|---|---|---|---|",
     ]
     for m in s["latency_per_minute"]:
         if not m.get("count"):
-            lines.append(f"| {m['minute']} | 0 | | | | |")
+            lines.append(f"| {m['minute']} | 0 | | | | | {m.get('load1_mean')} |")
             continue
         lines.append(f"| {m['minute']} | {m['count']} | {m['p50_us']} | {m['p99_us']} | "
-                     f"{m['p99_9_us']} | {m['max_us']} |")
+                     f"{m['p99_9_us']} | {m['max_us']} | {m.get('load1_mean')} |")
     lw = s["latency_whole_run_us"] or {}
     r = s["records"]
     lines += [
         "",
         f"Whole run (loadgen): p50 {lw.get('p50')} · p99 {lw.get('p99')} · p99.9 {lw.get('p99_9')} · "
         f"max {lw.get('max')} µs; the same p99.9 from the decoded interval log: "
-        f"{s['decoded_whole_run_p99_9_us']} µs.",
+        f"{s['decoded_whole_run_p99_9_us']} µs. Service time (from the actual send) p99.9 "
+        f"{(s['service_whole_run_us'] or {}).get('p99_9')} µs; loadgen's own send lag p99.9 "
+        f"{(s['send_lag_whole_run_us'] or {}).get('p99_9')}, max "
+        f"{(s['send_lag_whole_run_us'] or {}).get('max')} µs (a client late to send is a "
+        "starved client, not a slow broker).",
         "",
         "## Records",
         "",
@@ -946,9 +968,13 @@ def render_md(s):
         "last sample under load must not exceed the most seen in the first window after "
         f"warm-up (+{FD_GROWTH_MAX}); and with every client gone, the broker must hold exactly "
         "as many fds as before the run, or fewer (every connection's fd released). Threads must not grow.",
-        f"- The last window's p99.9 must be at most {P999_RATIO_MAX:g}× the first post-warm-up "
-        "window's (window 2; a window is a minute in a run of five minutes or more): a generous factor because tails on this shared 2-core machine "
-        "mostly measure the neighbours.",
+        "- p99.9 must show no upward trend: split the post-warm-up windows (a window is a "
+        "minute in a run of five minutes or more) into an earlier and a later half; the "
+        f"later half's median p99.9 may be at most {P999_TREND_MAX:g}× the earlier half's. "
+        "Medians of halves rather than last-vs-first window, because on this shared 2-core "
+        "machine one window's tail is often a single 100-300 ms CPU starvation of the "
+        "client (loadgen's send lag shows it) and would decide a one-window rule alone. "
+        "The last-over-first ratio is still reported.",
         "- Nothing lost, duplicated, reordered or foreign (loadgen's verification), no produce "
         "errors or timeouts, the group's committed offsets equal the end offsets (lag 0), the "
         "members together consumed every offset, every REST peek answered, the broker exits 0 "
