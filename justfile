@@ -46,3 +46,9 @@ compat:
 # Crash-consistency loop with N kill -9 iterations per flush mode (CI runs 20); SEED=... replays a schedule
 crash N="100" SEED="":
     STRIKEMQ_CRASH_ITERATIONS={{N}} {{ if SEED != "" { "STRIKEMQ_CRASH_SEED=" + SEED } else { "" } }} cargo test -p strikemq --test crash -- --nocapture
+
+# Bounded soak, not part of CI: a release broker, fixed-rate producers, a consumer group and REST peeks for SECONDS; writes results/soak/<date>-<host>/ with a PASS/FAIL verdict
+soak SECONDS="600" *ARGS:
+    python3 -c "import confluent_kafka" 2>/dev/null || python3 -m pip install -q confluent-kafka
+    cargo build --release -q -p strikemq -p loadgen
+    python3 experiments/soak.py run --seconds {{SECONDS}} {{ARGS}}
