@@ -1,8 +1,8 @@
 //! `GET /v1/topics/{name}/messages` (peek) and `POST /v1/topics/{name}/messages`
 //! (produce through the admin API).
 //!
-//! Peek decodes the stored v2 batches with kafka-protocol's decoder, which also
-//! decompresses gzip, snappy, lz4 and zstd batches. Produce encodes proper v2 batches
+//! Peek decodes the stored v2 batches with kafka-protocol's decoder, after inflating
+//! gzip, snappy, lz4 and zstd records through the broker's bounded decompression. Produce encodes proper v2 batches
 //! (CRC32C and all) with kafka-protocol's encoder and appends them through the same
 //! `Partition::append` as a Kafka Produce, so every client reads them.
 
@@ -17,13 +17,14 @@ use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, RecordSet,
+    TimestampType,
 };
 use serde::{Deserialize, Serialize};
 
 use super::topics::existing_topic;
 use super::{path_param, ApiError, ApiResult, Ctx, JsonBody};
-use crate::protocol::batch::Batches;
+use crate::protocol::batch::{batch_records, Batches, RecordBatch, MAX_DECODED_RECORDS_PER_BATCH};
 use crate::storage::{AppendError, ReadError};
 
 /// Records returned by one peek when `limit` is not given.
@@ -180,13 +181,13 @@ pub(super) async fn peek(
             }
             let log_append_time = batch.is_log_append_time();
             let max_timestamp = batch.max_timestamp();
-            let mut bytes = read.records.slice(start..start + total);
-            let set = RecordBatchDecoder::decode(&mut bytes).map_err(|e| {
-                ApiError::internal(format!(
-                    "stored batch at offset {} does not decode: {e}",
-                    batch.base_offset()
-                ))
-            })?;
+            let set =
+                decode_bounded(read.records.slice(start..start + total), &batch).map_err(|e| {
+                    ApiError::internal(format!(
+                        "stored batch at offset {} does not decode: {e}",
+                        batch.base_offset()
+                    ))
+                })?;
             for record in set.records {
                 if record.offset < next {
                     continue;
@@ -208,6 +209,25 @@ pub(super) async fn peek(
         next_offset: next,
         messages,
     }))
+}
+
+/// Decodes a stored batch into records with kafka-protocol's decoder, but inflating
+/// through [`batch_records`] (bounded) and refusing more records than
+/// [`MAX_DECODED_RECORDS_PER_BATCH`], so a compression bomb a producer stored costs a
+/// peek bounded memory rather than the broker.
+fn decode_bounded(mut bytes: Bytes, batch: &RecordBatch<'_>) -> anyhow::Result<RecordSet> {
+    let count = usize::try_from(batch.records_count()).unwrap_or(usize::MAX);
+    if count > MAX_DECODED_RECORDS_PER_BATCH {
+        anyhow::bail!(
+            "{count} records in one batch, more than a peek decodes ({MAX_DECODED_RECORDS_PER_BATCH})"
+        );
+    }
+    let records = Bytes::from(batch_records(batch)?.into_owned());
+    // The header (CRC included) is checked by the crate; the records come from above.
+    RecordBatchDecoder::decode_with_custom_compression(
+        &mut bytes,
+        Some(|_: &mut Bytes, _: Compression| Ok(records.clone())),
+    )
 }
 
 fn peeked(record: Record, log_append_time: bool, max_timestamp: i64) -> PeekedMessage {
