@@ -282,7 +282,7 @@ fn peeked(record: Record, log_append_time: bool, max_timestamp: i64) -> PeekedMe
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct NewMessage {
+pub struct NewMessage {
     /// UTF-8 text or null. Outer `None`: the field is absent.
     #[serde(default, deserialize_with = "present")]
     key: Option<Option<String>>,
@@ -304,7 +304,7 @@ pub(super) struct NewMessage {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ProduceBody {
+pub struct ProduceBody {
     messages: Vec<NewMessage>,
 }
 
@@ -359,37 +359,36 @@ fn decode_field(
     }
 }
 
-pub(super) async fn produce(
-    State(ctx): State<Ctx>,
-    name: Result<Path<String>, PathRejection>,
-    JsonBody(body): JsonBody<ProduceBody>,
-) -> ApiResult<Json<Produced>> {
-    let name = path_param(name, "name")?;
-    let info = existing_topic(&ctx, &name)?;
+/// Validates a `POST /v1/topics/{name}/messages` body for a topic of `partitions`
+/// partitions and encodes one v2 batch per partition, as `(partition, records,
+/// batch)`; nothing touches storage. 400/404 name the bad message and field.
+/// Public so the fuzz target `admin_json` runs it.
+pub fn encode_produce_body(
+    body: ProduceBody,
+    topic: &str,
+    partitions: i32,
+    now_ms: i64,
+) -> Result<Vec<(i32, usize, BytesMut)>, ApiError> {
     if body.messages.is_empty() {
         return Err(ApiError::bad_request("messages: must not be empty"));
     }
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     // Validate everything before appending anything, so a bad message appends nothing.
     let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
     for (i, m) in body.messages.into_iter().enumerate() {
         let key = decode_field(m.key, m.key_b64, &format!("messages[{i}].key"))?;
         let value = decode_field(m.value, m.value_b64, &format!("messages[{i}].value"))?;
         let partition = match m.partition {
-            Some(p) if (0..info.partitions).contains(&p) => p,
+            Some(p) if (0..partitions).contains(&p) => p,
             Some(p) => {
                 // 404 like a peek at a missing partition: the field is well-formed,
                 // the partition does not exist.
                 return Err(ApiError::not_found(format!(
-                    "messages[{i}].partition: topic {name:?} has no partition {p} (it has {})",
-                    info.partitions
+                    "messages[{i}].partition: topic {topic:?} has no partition {p} (it has {partitions})"
                 )));
             }
             None => key
                 .as_deref()
-                .map_or(0, |k| default_partition(k, info.partitions)),
+                .map_or(0, |k| default_partition(k, partitions)),
         };
         let timestamp = match m.timestamp {
             Some(ts) if ts >= 0 => ts,
@@ -434,12 +433,30 @@ pub(super) async fn produce(
             },
         )
         .map_err(|e| ApiError::internal(format!("encoding a record batch: {e}")))?;
+        batches.push((*partition, records.len(), buf));
+    }
+    Ok(batches)
+}
+
+pub(super) async fn produce(
+    State(ctx): State<Ctx>,
+    name: Result<Path<String>, PathRejection>,
+    JsonBody(body): JsonBody<ProduceBody>,
+) -> ApiResult<Json<Produced>> {
+    let name = path_param(name, "name")?;
+    let info = existing_topic(&ctx, &name)?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let encoded = encode_produce_body(body, &name, info.partitions, now_ms)?;
+    let mut batches = Vec::with_capacity(encoded.len());
+    for (partition, count, buf) in encoded {
         let target = ctx
             .broker
             .storage
-            .partition(&name, *partition)
+            .partition(&name, partition)
             .ok_or_else(|| ApiError::not_found(format!("topic {name:?} was deleted")))?;
-        batches.push((*partition, records.len(), target, buf));
+        batches.push((partition, count, target, buf));
     }
     let mut appended = Vec::with_capacity(batches.len());
     for (partition, count, target, buf) in batches {

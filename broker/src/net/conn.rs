@@ -5,6 +5,8 @@ use std::io::{self, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 
+use bytes::Bytes;
+
 use super::buffer::InputBuffer;
 use super::{READ_BUDGET_BYTES, WRITE_BACKLOG_LIMIT_BYTES};
 use crate::broker::{Broker, FrameError, Outcome, Parked};
@@ -40,6 +42,33 @@ pub(crate) struct Conn<B> {
     /// A request waiting for an event; while set, later requests wait in `rbuf`.
     pub parked: Option<Box<Parked>>,
     max_frame_bytes: usize,
+}
+
+/// Splits the next request frame (the bytes after its 4-byte size prefix) off the
+/// front of `rbuf`. `Ok(None)` while the frame is incomplete (after asking the buffer
+/// to make room for all of it); an error for a size outside `0..=max_frame_bytes`,
+/// which closes the connection. Public so the fuzz target `frame_header` drives the
+/// very framing the data plane uses.
+pub fn next_frame<B: InputBuffer>(
+    rbuf: &mut B,
+    max_frame_bytes: usize,
+) -> Result<Option<Bytes>, CloseReason> {
+    let Some(size) = rbuf.peek_i32() else {
+        return Ok(None);
+    };
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|s| *s <= max_frame_bytes)
+        .ok_or(CloseReason::BadFrameSize(i64::from(size), max_frame_bytes))?;
+    let frame_bytes = SIZE_PREFIX_BYTES + size;
+    if rbuf.len() < frame_bytes {
+        // Make room for the whole frame once, not chunk by chunk.
+        rbuf.expect_frame(frame_bytes);
+        return Ok(None);
+    }
+    let mut frame = rbuf.take_front(frame_bytes);
+    let _ = frame.split_to(SIZE_PREFIX_BYTES);
+    Ok(Some(frame))
 }
 
 impl<B: InputBuffer> Conn<B> {
@@ -145,24 +174,9 @@ impl<B: InputBuffer> Conn<B> {
     /// out, a fetch parks, or the output backlog is full. Returns true if a fetch parked.
     pub fn process(&mut self, broker: &Broker) -> Result<bool, CloseReason> {
         while self.wants_read() {
-            let Some(size) = self.rbuf.peek_i32() else {
+            let Some(frame) = next_frame(&mut self.rbuf, self.max_frame_bytes)? else {
                 break;
             };
-            let size = usize::try_from(size)
-                .ok()
-                .filter(|s| *s <= self.max_frame_bytes)
-                .ok_or(CloseReason::BadFrameSize(
-                    i64::from(size),
-                    self.max_frame_bytes,
-                ))?;
-            let frame_bytes = SIZE_PREFIX_BYTES + size;
-            if self.rbuf.len() < frame_bytes {
-                // Make room for the whole frame once, not chunk by chunk.
-                self.rbuf.expect_frame(frame_bytes);
-                break;
-            }
-            let mut frame = self.rbuf.take_front(frame_bytes);
-            let _ = frame.split_to(SIZE_PREFIX_BYTES);
             match broker.handle(frame, &mut self.wbuf)? {
                 Outcome::Responded | Outcome::NoResponse => {}
                 Outcome::Park(fetch) => {

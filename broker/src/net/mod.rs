@@ -25,6 +25,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use crate::broker::Broker;
 use crate::config::{ConnBufferKind, IoBackend};
 use buffer::{RingInput, VecInput};
+pub use conn::{next_frame, CloseReason};
 
 /// Largest number of bytes read from one socket per readiness event, so one busy
 /// connection cannot starve the others of its worker.
