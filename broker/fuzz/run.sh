@@ -81,16 +81,18 @@ rm -rf "$status_dir"
 mkdir -p "$status_dir"
 run_one() {
     local t="$1" rc=0
-    mkdir -p "$out/corpus/$t" "$out/artifacts/$t"
+    mkdir -p "$out/corpus/$t" "$out/artifacts/$t" "$out/tmp/$t"
     # The working corpus comes first: libFuzzer adds new inputs there, never to
-    # the checked-in seeds.
-    timeout $((seconds + OUTER_TIMEOUT_MARGIN_S)) \
+    # the checked-in seeds. TMPDIR holds broker_handle's data directory, which the
+    # fuzzer process cannot delete when it exits; it is removed below.
+    TMPDIR="$out/tmp/$t" timeout $((seconds + OUTER_TIMEOUT_MARGIN_S)) \
         "${fuzz[@]}" run "${sanitizer[@]}" --target-dir "$out/build" "$t" \
         "$out/corpus/$t" "$here/seeds/$t" -- \
         -max_total_time="$seconds" -timeout="$INPUT_TIMEOUT_S" \
         -rss_limit_mb="$RSS_LIMIT_MB" -max_len="$MAX_LEN_BYTES" \
         -artifact_prefix="$out/artifacts/$t/" -print_final_stats=1 \
         >"$out/$t.log" 2>&1 || rc=$?
+    rm -rf "${out:?}/tmp/$t"
     echo "$rc" >"$status_dir/$t"
 }
 

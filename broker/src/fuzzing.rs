@@ -285,6 +285,15 @@ const FUZZ_PARTITIONS_PER_REQUEST_MAX: i64 = 8;
 /// Segment size of the fuzzed broker's partitions (sparse files).
 const FUZZ_SEGMENT_BYTES: u64 = 1 << 20;
 
+/// The broker `broker_handle` feeds, created on first use.
+static BROKER: Mutex<Option<FuzzBroker>> = Mutex::new(None);
+
+/// Drops `broker_handle`'s broker and deletes its data directory (a fuzzer process
+/// never gets there; a test replaying inputs should).
+pub fn broker_handle_cleanup() {
+    *BROKER.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
 struct FuzzBroker {
     broker: Broker,
     dir: PathBuf,
@@ -356,7 +365,6 @@ fn partitions_created(frame: &Bytes) -> i64 {
 /// that starts with its correlation id, answers nothing (acks=0), parks, or is a
 /// framing error; it never panics.
 pub fn broker_handle(data: &[u8]) {
-    static BROKER: Mutex<Option<FuzzBroker>> = Mutex::new(None);
     let frame = Bytes::copy_from_slice(data);
     if partitions_created(&frame) > FUZZ_PARTITIONS_PER_REQUEST_MAX {
         return;

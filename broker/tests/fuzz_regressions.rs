@@ -70,6 +70,7 @@ fn every_kept_crashing_input_now_passes_its_target() {
             replayed += 1;
         }
     }
+    fuzzing::broker_handle_cleanup();
     // The directory holds at least the inputs found while bounding decompression.
     assert!(replayed >= 2, "only {replayed} regression inputs found");
 }
@@ -106,6 +107,7 @@ fn every_seed_passes_its_target_and_request_seeds_decode() {
             }
         }
     }
+    fuzzing::broker_handle_cleanup();
 }
 
 /// Header + body of `request` at `version`, or None when kafka-protocol cannot encode
