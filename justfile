@@ -8,6 +8,14 @@ broker *ARGS:
 test:
     cargo test --workspace
 
+# Fuzz one target of broker/fuzz for SECONDS (frame_header, request_decode, broker_handle, record_batch, admin_json); see docs/fuzzing.md
+fuzz TARGET SECONDS="600":
+    bash broker/fuzz/run.sh {{SECONDS}} {{TARGET}}
+
+# Fuzz every target for SECONDS each, two at a time (FUZZ_JOBS to change)
+fuzz-all SECONDS="600":
+    bash broker/fuzz/run.sh {{SECONDS}}
+
 # Criterion micro benchmarks, then the percentile harness that writes results/micro/ for the release table
 bench *ARGS:
     cargo bench -p strikemq --bench storage --bench handle {{ARGS}}

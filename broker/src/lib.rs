@@ -10,10 +10,13 @@
 //! - [`admin`] serves the REST admin API and `/metrics` on its own thread, reading
 //!   the same state as the data plane without sitting on its path.
 //! - [`config`] is the startup configuration and the optimization toggles.
+//! - [`fuzzing`] holds the fuzz targets' bodies (broker/fuzz), so their regression
+//!   inputs replay under plain `cargo test`.
 
 pub mod admin;
 pub mod broker;
 pub mod config;
+pub mod fuzzing;
 pub mod group;
 pub mod net;
 pub mod protocol;

@@ -56,8 +56,8 @@ pub(super) async fn get_config(State(ctx): State<Ctx>) -> Json<LiveConfig> {
 }
 
 /// A validated change, applied only when the whole request is valid.
-#[derive(Default)]
-struct Change {
+#[derive(Debug, Default)]
+pub struct Change {
     loop_timeout_ms: Option<u64>,
     busy_poll_us: Option<u32>,
     prefer_busy_poll: Option<bool>,
@@ -68,7 +68,9 @@ pub(super) async fn put_config(
     State(ctx): State<Ctx>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> ApiResult<Json<LiveConfig>> {
-    let change = validate(&ctx, &body)?;
+    let startup = serde_json::to_value(&ctx.broker.effective.config)
+        .map_err(|e| ApiError::internal(format!("cannot serialize the configuration: {e}")))?;
+    let change = validate_change(&startup, &body)?;
     let live = &ctx.broker.live;
     if let Some(ms) = change.loop_timeout_ms {
         live.set_loop_timeout_ms(ms);
@@ -97,9 +99,10 @@ pub(super) async fn put_config(
     Ok(Json(live_config(&ctx)))
 }
 
-fn validate(ctx: &Ctx, body: &Map<String, Value>) -> ApiResult<Change> {
-    let startup = serde_json::to_value(&ctx.broker.effective.config)
-        .map_err(|e| ApiError::internal(format!("cannot serialize the configuration: {e}")))?;
+/// Validates a `PUT /v1/config` body against the running configuration `startup`
+/// (serialized): 400 for an unknown key or a bad live value, 409 for a structural key
+/// sent with another value. Public so the fuzz target `admin_json` runs it.
+pub fn validate_change(startup: &Value, body: &Map<String, Value>) -> Result<Change, ApiError> {
     let mut change = Change::default();
     let mut structural = Vec::new();
     for (key, value) in body {

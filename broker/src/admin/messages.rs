@@ -1,8 +1,8 @@
 //! `GET /v1/topics/{name}/messages` (peek) and `POST /v1/topics/{name}/messages`
 //! (produce through the admin API).
 //!
-//! Peek decodes the stored v2 batches with kafka-protocol's decoder, which also
-//! decompresses gzip, snappy, lz4 and zstd batches. Produce encodes proper v2 batches
+//! Peek decodes the stored v2 batches with kafka-protocol's decoder, after inflating
+//! gzip, snappy, lz4 and zstd records through the broker's bounded decompression. Produce encodes proper v2 batches
 //! (CRC32C and all) with kafka-protocol's encoder and appends them through the same
 //! `Partition::append` as a Kafka Produce, so every client reads them.
 
@@ -17,13 +17,14 @@ use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, RecordSet,
+    TimestampType,
 };
 use serde::{Deserialize, Serialize};
 
 use super::topics::existing_topic;
 use super::{path_param, ApiError, ApiResult, Ctx, JsonBody};
-use crate::protocol::batch::Batches;
+use crate::protocol::batch::{batch_records, Batches, RecordBatch, MAX_DECODED_RECORDS_PER_BATCH};
 use crate::storage::{AppendError, ReadError};
 
 /// Records returned by one peek when `limit` is not given.
@@ -180,13 +181,13 @@ pub(super) async fn peek(
             }
             let log_append_time = batch.is_log_append_time();
             let max_timestamp = batch.max_timestamp();
-            let mut bytes = read.records.slice(start..start + total);
-            let set = RecordBatchDecoder::decode(&mut bytes).map_err(|e| {
-                ApiError::internal(format!(
-                    "stored batch at offset {} does not decode: {e}",
-                    batch.base_offset()
-                ))
-            })?;
+            let set =
+                decode_bounded(read.records.slice(start..start + total), &batch).map_err(|e| {
+                    ApiError::internal(format!(
+                        "stored batch at offset {} does not decode: {e}",
+                        batch.base_offset()
+                    ))
+                })?;
             for record in set.records {
                 if record.offset < next {
                     continue;
@@ -208,6 +209,25 @@ pub(super) async fn peek(
         next_offset: next,
         messages,
     }))
+}
+
+/// Decodes a stored batch into records with kafka-protocol's decoder, but inflating
+/// through [`batch_records`] (bounded) and refusing more records than
+/// [`MAX_DECODED_RECORDS_PER_BATCH`], so a compression bomb a producer stored costs a
+/// peek bounded memory rather than the broker.
+fn decode_bounded(mut bytes: Bytes, batch: &RecordBatch<'_>) -> anyhow::Result<RecordSet> {
+    let count = usize::try_from(batch.records_count()).unwrap_or(usize::MAX);
+    if count > MAX_DECODED_RECORDS_PER_BATCH {
+        anyhow::bail!(
+            "{count} records in one batch, more than a peek decodes ({MAX_DECODED_RECORDS_PER_BATCH})"
+        );
+    }
+    let records = Bytes::from(batch_records(batch)?.into_owned());
+    // The header (CRC included) is checked by the crate; the records come from above.
+    RecordBatchDecoder::decode_with_custom_compression(
+        &mut bytes,
+        Some(|_: &mut Bytes, _: Compression| Ok(records.clone())),
+    )
 }
 
 fn peeked(record: Record, log_append_time: bool, max_timestamp: i64) -> PeekedMessage {
@@ -262,7 +282,7 @@ fn peeked(record: Record, log_append_time: bool, max_timestamp: i64) -> PeekedMe
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct NewMessage {
+pub struct NewMessage {
     /// UTF-8 text or null. Outer `None`: the field is absent.
     #[serde(default, deserialize_with = "present")]
     key: Option<Option<String>>,
@@ -284,7 +304,7 @@ pub(super) struct NewMessage {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ProduceBody {
+pub struct ProduceBody {
     messages: Vec<NewMessage>,
 }
 
@@ -339,37 +359,36 @@ fn decode_field(
     }
 }
 
-pub(super) async fn produce(
-    State(ctx): State<Ctx>,
-    name: Result<Path<String>, PathRejection>,
-    JsonBody(body): JsonBody<ProduceBody>,
-) -> ApiResult<Json<Produced>> {
-    let name = path_param(name, "name")?;
-    let info = existing_topic(&ctx, &name)?;
+/// Validates a `POST /v1/topics/{name}/messages` body for a topic of `partitions`
+/// partitions and encodes one v2 batch per partition, as `(partition, records,
+/// batch)`; nothing touches storage. 400/404 name the bad message and field.
+/// Public so the fuzz target `admin_json` runs it.
+pub fn encode_produce_body(
+    body: ProduceBody,
+    topic: &str,
+    partitions: i32,
+    now_ms: i64,
+) -> Result<Vec<(i32, usize, BytesMut)>, ApiError> {
     if body.messages.is_empty() {
         return Err(ApiError::bad_request("messages: must not be empty"));
     }
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     // Validate everything before appending anything, so a bad message appends nothing.
     let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
     for (i, m) in body.messages.into_iter().enumerate() {
         let key = decode_field(m.key, m.key_b64, &format!("messages[{i}].key"))?;
         let value = decode_field(m.value, m.value_b64, &format!("messages[{i}].value"))?;
         let partition = match m.partition {
-            Some(p) if (0..info.partitions).contains(&p) => p,
+            Some(p) if (0..partitions).contains(&p) => p,
             Some(p) => {
                 // 404 like a peek at a missing partition: the field is well-formed,
                 // the partition does not exist.
                 return Err(ApiError::not_found(format!(
-                    "messages[{i}].partition: topic {name:?} has no partition {p} (it has {})",
-                    info.partitions
+                    "messages[{i}].partition: topic {topic:?} has no partition {p} (it has {partitions})"
                 )));
             }
             None => key
                 .as_deref()
-                .map_or(0, |k| default_partition(k, info.partitions)),
+                .map_or(0, |k| default_partition(k, partitions)),
         };
         let timestamp = match m.timestamp {
             Some(ts) if ts >= 0 => ts,
@@ -414,12 +433,30 @@ pub(super) async fn produce(
             },
         )
         .map_err(|e| ApiError::internal(format!("encoding a record batch: {e}")))?;
+        batches.push((*partition, records.len(), buf));
+    }
+    Ok(batches)
+}
+
+pub(super) async fn produce(
+    State(ctx): State<Ctx>,
+    name: Result<Path<String>, PathRejection>,
+    JsonBody(body): JsonBody<ProduceBody>,
+) -> ApiResult<Json<Produced>> {
+    let name = path_param(name, "name")?;
+    let info = existing_topic(&ctx, &name)?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let encoded = encode_produce_body(body, &name, info.partitions, now_ms)?;
+    let mut batches = Vec::with_capacity(encoded.len());
+    for (partition, count, buf) in encoded {
         let target = ctx
             .broker
             .storage
-            .partition(&name, *partition)
+            .partition(&name, partition)
             .ok_or_else(|| ApiError::not_found(format!("topic {name:?} was deleted")))?;
-        batches.push((*partition, records.len(), target, buf));
+        batches.push((partition, count, target, buf));
     }
     let mut appended = Vec::with_capacity(batches.len());
     for (partition, count, target, buf) in batches {

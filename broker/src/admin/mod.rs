@@ -23,6 +23,12 @@ mod prometheus;
 mod tests;
 mod topics;
 
+// The request-body parsers and validators the handlers use, public for the fuzz target
+// `admin_json` (broker/fuzz).
+pub use config_api::{validate_change, Change};
+pub use messages::{encode_produce_body, NewMessage, ProduceBody};
+pub use topics::{validate_new_topic, NewTopic, ValidNewTopic};
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -87,6 +93,13 @@ impl ApiError {
     fn conflict(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::CONFLICT, message)
     }
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
     /// A failure of the broker itself (storage I/O): logged, reported as 500.
     fn internal(message: impl Into<String>) -> ApiError {
         let message = message.into();
@@ -132,21 +145,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 )
             }
         })?;
-        let mut de = serde_json::Deserializer::from_slice(&body);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            // "." is the whole body; "?" a syntax error before any field was read.
-            let field = if path == "." || path == "?" {
-                "body".to_string()
-            } else {
-                path
-            };
-            ApiError::bad_request(format!("{field}: {}", e.inner()))
-        })?;
-        de.end()
-            .map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+        let value = parse_json_body(&body)?;
         Ok(JsonBody(value))
     }
+}
+
+/// Parses an admin API request body into `T` as every POST/PUT handler does: 400
+/// naming the offending field, trailing bytes refused. Public so the fuzz target
+/// `admin_json` runs the very parse the handlers use.
+pub fn parse_json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        // "." is the whole body; "?" a syntax error before any field was read.
+        let field = if path == "." || path == "?" {
+            "body".to_string()
+        } else {
+            path
+        };
+        ApiError::bad_request(format!("{field}: {}", e.inner()))
+    })?;
+    de.end()
+        .map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    Ok(value)
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

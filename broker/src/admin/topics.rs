@@ -160,7 +160,7 @@ pub(super) async fn delete(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct NewTopic {
+pub struct NewTopic {
     name: String,
     /// Defaults to the broker's `default_partitions`.
     partitions: Option<i32>,
@@ -168,29 +168,51 @@ pub(super) struct NewTopic {
     configs: BTreeMap<String, String>,
 }
 
-pub(super) async fn create(
-    State(ctx): State<Ctx>,
-    JsonBody(req): JsonBody<NewTopic>,
-) -> ApiResult<(StatusCode, Json<TopicDetail>)> {
+/// A topic create request that passed validation.
+pub struct ValidNewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub config: TopicConfig,
+}
+
+/// Validates `POST /v1/topics` (400 naming the field); `default_partitions` stands in
+/// for a missing `partitions`. Public so the fuzz target `admin_json` runs it.
+pub fn validate_new_topic(
+    req: NewTopic,
+    default_partitions: i32,
+) -> Result<ValidNewTopic, ApiError> {
     crate::storage::validate_topic_name(&req.name)
         .map_err(|e| ApiError::bad_request(format!("name: {e}")))?;
-    let partitions = req
-        .partitions
-        .unwrap_or(ctx.broker.effective.config.default_partitions);
+    let partitions = req.partitions.unwrap_or(default_partitions);
     if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
         return Err(ApiError::bad_request(format!(
             "partitions: must be from 1 to {MAX_PARTITIONS_PER_TOPIC}, got {partitions}"
         )));
     }
-    let config = TopicConfig {
-        configs: req.configs,
-    };
+    Ok(ValidNewTopic {
+        name: req.name,
+        partitions,
+        config: TopicConfig {
+            configs: req.configs,
+        },
+    })
+}
+
+pub(super) async fn create(
+    State(ctx): State<Ctx>,
+    JsonBody(req): JsonBody<NewTopic>,
+) -> ApiResult<(StatusCode, Json<TopicDetail>)> {
+    let ValidNewTopic {
+        name,
+        partitions,
+        config,
+    } = validate_new_topic(req, ctx.broker.effective.config.default_partitions)?;
     let info = ctx
         .broker
-        .create_topic(&req.name, partitions, config)
+        .create_topic(&name, partitions, config)
         .map_err(|e| match e {
             StorageError::TopicExists(_) => {
-                ApiError::conflict(format!("topic {:?} already exists", req.name))
+                ApiError::conflict(format!("topic {:?} already exists", name))
             }
             StorageError::InvalidTopic(..) => ApiError::bad_request(format!("name: {e}")),
             StorageError::InvalidPartitions(_) | StorageError::TooManyPartitions { .. } => {
@@ -198,7 +220,7 @@ pub(super) async fn create(
             }
             StorageError::TooManyTopics { .. } => ApiError::conflict(e.to_string()),
             StorageError::InvalidConfig(_) => ApiError::bad_request(format!("configs: {e}")),
-            other => ApiError::internal(format!("creating topic {:?}: {other}", req.name)),
+            other => ApiError::internal(format!("creating topic {:?}: {other}", name)),
         })?;
     tracing::info!(topic = %info.name, partitions, "created topic (admin API)");
     Ok((StatusCode::CREATED, Json(detail(&ctx, info))))

@@ -90,7 +90,7 @@ impl Broker {
 
 fn append_error_code(e: &AppendError) -> i16 {
     match e {
-        AppendError::Corrupt(_) => code::CORRUPT_MESSAGE,
+        AppendError::Corrupt(_) | AppendError::Records(_) => code::CORRUPT_MESSAGE,
         AppendError::UnsupportedMagic(_) => code::INVALID_RECORD,
         AppendError::TooLarge(_) => code::MESSAGE_TOO_LARGE,
         AppendError::OutOfOrderSequence => code::OUT_OF_ORDER_SEQUENCE_NUMBER,

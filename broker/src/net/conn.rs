@@ -7,6 +7,8 @@ use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use super::buffer::InputBuffer;
 use super::{ConnLimits, ConnPermit, READ_BUDGET_BYTES, WRITE_BACKLOG_LIMIT_BYTES};
 use crate::broker::metrics::Limit;
@@ -79,6 +81,33 @@ pub(crate) struct Conn<B> {
     partial_since: Option<Instant>,
     /// Keeps this connection counted against max_connections(_per_ip) until dropped.
     _permit: ConnPermit,
+}
+
+/// Splits the next request frame (the bytes after its 4-byte size prefix) off the
+/// front of `rbuf`. `Ok(None)` while the frame is incomplete (after asking the buffer
+/// to make room for all of it); an error for a size outside `0..=max_frame_bytes`,
+/// which closes the connection. Public so the fuzz target `frame_header` drives the
+/// very framing the data plane uses.
+pub fn next_frame<B: InputBuffer>(
+    rbuf: &mut B,
+    max_frame_bytes: usize,
+) -> Result<Option<Bytes>, CloseReason> {
+    let Some(size) = rbuf.peek_i32() else {
+        return Ok(None);
+    };
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|s| *s <= max_frame_bytes)
+        .ok_or(CloseReason::BadFrameSize(i64::from(size), max_frame_bytes))?;
+    let frame_bytes = SIZE_PREFIX_BYTES + size;
+    if rbuf.len() < frame_bytes {
+        // Make room for the whole frame once, not chunk by chunk.
+        rbuf.expect_frame(frame_bytes);
+        return Ok(None);
+    }
+    let mut frame = rbuf.take_front(frame_bytes);
+    let _ = frame.split_to(SIZE_PREFIX_BYTES);
+    Ok(Some(frame))
 }
 
 impl<B: InputBuffer> Conn<B> {
@@ -304,31 +333,21 @@ impl<B: InputBuffer> Conn<B> {
     fn process_frames(&mut self, broker: &Broker) -> Result<bool, CloseReason> {
         let max_frame_bytes = self.limits.max_frame_bytes;
         while self.wants_read() {
-            let Some(size) = self.rbuf.peek_i32() else {
-                break;
-            };
-            let size = match usize::try_from(size) {
-                Ok(s) if s <= max_frame_bytes => s,
-                Ok(s) => {
+            let frame = match next_frame(&mut self.rbuf, max_frame_bytes) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(CloseReason::BadFrameSize(size, limit)) if size > 0 => {
                     broker.metrics.limits.hit(
                         Limit::MaxFrameBytes,
                         format_args!(
-                            "closing a connection that sent a {s}-byte frame \
-                             (max_frame_bytes = {max_frame_bytes})"
+                            "closing a connection that sent a {size}-byte frame \
+                             (max_frame_bytes = {limit})"
                         ),
                     );
-                    return Err(CloseReason::BadFrameSize(s as i64, max_frame_bytes));
+                    return Err(CloseReason::BadFrameSize(size, limit));
                 }
-                Err(_) => return Err(CloseReason::BadFrameSize(i64::from(size), max_frame_bytes)),
+                Err(e) => return Err(e),
             };
-            let frame_bytes = SIZE_PREFIX_BYTES + size;
-            if self.rbuf.len() < frame_bytes {
-                // Make room for the whole frame once, not chunk by chunk.
-                self.rbuf.expect_frame(frame_bytes);
-                break;
-            }
-            let mut frame = self.rbuf.take_front(frame_bytes);
-            let _ = frame.split_to(SIZE_PREFIX_BYTES);
             self.frames_handled += 1;
             let len_before = self.wbuf.len();
             let outcome = broker.handle(frame, &mut self.wbuf);

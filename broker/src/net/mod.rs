@@ -28,6 +28,7 @@ use crate::broker::metrics::Limit;
 use crate::broker::Broker;
 use crate::config::{Config, ConnBufferKind, IoBackend};
 use buffer::{RingInput, VecInput};
+pub use conn::{next_frame, CloseReason};
 
 /// Largest number of bytes read from one socket per readiness event, so one busy
 /// connection cannot starve the others of its worker.

@@ -257,12 +257,226 @@ impl<'a> Iterator for Batches<'a> {
     }
 }
 
+/// Largest records section the broker inflates for its own use (timestamp repair on
+/// produce, ListOffsets by timestamp, the admin peek). Producers cap a batch's
+/// *uncompressed* size (librdkafka `message.max.bytes` 1 MB, the Java client's
+/// `batch.size` 16 KiB), so real batches stay far below it; a zip bomb (1 GiB of zeros
+/// is about 1 MiB of gzip and 32 KiB of zstd) stops here instead of eating memory.
+pub const MAX_DECOMPRESSED_RECORDS_BYTES: usize = 64 * 1024 * 1024;
+/// Smallest encoded v2 record: length, attributes, timestampDelta, offsetDelta,
+/// keyLength, valueLength and headerCount, one byte each. A batch claiming more records
+/// than its records section can hold at this size is corrupt.
+pub const MIN_RECORD_BYTES: usize = 7;
+/// Most records of one batch the broker decodes into record structs (the admin peek):
+/// each costs about 200 bytes of memory besides its bytes, so this bounds a peek's
+/// memory to tens of MiB. librdkafka's `batch.num.messages` defaults to 10,000.
+pub const MAX_DECODED_RECORDS_PER_BATCH: usize = 256 * 1024;
+
+/// The snappy-java ("xerial") stream header Kafka's Java client writes before its
+/// length-prefixed snappy blocks; without it the payload is one raw snappy block.
+const XERIAL_SNAPPY_HEADER: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
+
+/// Why the records of a (well-framed) batch cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordsError {
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    /// The attributes name a codec Kafka does not define (5–7).
+    #[error("unknown compression codec {0}")]
+    UnknownCompression(u8),
+    /// The records inflate beyond [`MAX_DECOMPRESSED_RECORDS_BYTES`] (or claim more
+    /// records than [`MAX_DECODED_RECORDS_PER_BATCH`] where records are decoded).
+    #[error("records inflate beyond {limit_bytes} bytes (compression bomb?)")]
+    TooLarge { limit_bytes: usize },
+    /// The codec rejected the compressed bytes.
+    #[error("records do not decompress ({codec}): {reason}")]
+    Decompress { codec: &'static str, reason: String },
+    /// The decompressed bytes are not the records the header announces.
+    #[error("malformed records: {0}")]
+    Malformed(&'static str),
+}
+
+/// Reads at most `limit_bytes` from `reader`: more means a bomb.
+fn read_bounded(
+    reader: impl std::io::Read,
+    codec: &'static str,
+    limit_bytes: usize,
+) -> Result<Vec<u8>, RecordsError> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    // One byte more than the limit tells "exactly at the limit" from "beyond it".
+    let cap = u64::try_from(limit_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    reader
+        .take(cap)
+        .read_to_end(&mut out)
+        .map_err(|e| RecordsError::Decompress {
+            codec,
+            reason: e.to_string(),
+        })?;
+    if out.len() > limit_bytes {
+        return Err(RecordsError::TooLarge { limit_bytes });
+    }
+    Ok(out)
+}
+
+/// Appends one raw snappy block to `out`, refusing before allocating when the block's
+/// announced length would take `out` past `limit_bytes`.
+fn snappy_block(block: &[u8], out: &mut Vec<u8>, limit_bytes: usize) -> Result<(), RecordsError> {
+    let err = |e: snap::Error| RecordsError::Decompress {
+        codec: "snappy",
+        reason: e.to_string(),
+    };
+    let len = snap::raw::decompress_len(block).map_err(err)?;
+    let start = out.len();
+    if len > limit_bytes.saturating_sub(start) {
+        return Err(RecordsError::TooLarge { limit_bytes });
+    }
+    out.resize(start + len, 0);
+    let written = snap::raw::Decoder::new()
+        .decompress(block, &mut out[start..])
+        .map_err(err)?;
+    out.truncate(start + written);
+    Ok(())
+}
+
+/// Inflates a records section compressed with Kafka codec `codec` (1 gzip, 2 snappy,
+/// 3 lz4, 4 zstd), reading at most `limit_bytes` of output, so a compression bomb
+/// costs at most that much memory. Codec 0 returns the bytes as they are.
+pub fn decompress_records(
+    codec: u8,
+    compressed: &[u8],
+    limit_bytes: usize,
+) -> Result<std::borrow::Cow<'_, [u8]>, RecordsError> {
+    use std::borrow::Cow;
+    let decompress_err = |codec: &'static str| {
+        move |e: std::io::Error| RecordsError::Decompress {
+            codec,
+            reason: e.to_string(),
+        }
+    };
+    match codec {
+        0 => Ok(Cow::Borrowed(compressed)),
+        // Multi-member: Java's GZIPInputStream reads concatenated members too.
+        1 => read_bounded(
+            flate2::read::MultiGzDecoder::new(compressed),
+            "gzip",
+            limit_bytes,
+        )
+        .map(Cow::Owned),
+        2 => {
+            let mut out = Vec::new();
+            match compressed.strip_prefix(XERIAL_SNAPPY_HEADER.as_slice()) {
+                None => snappy_block(compressed, &mut out, limit_bytes)?,
+                Some(mut blocks) => {
+                    while !blocks.is_empty() {
+                        let (len, rest) = blocks
+                            .split_first_chunk::<4>()
+                            .ok_or(RecordsError::Malformed("truncated snappy block length"))?;
+                        let len = u32::from_be_bytes(*len) as usize;
+                        let block = rest
+                            .get(..len)
+                            .ok_or(RecordsError::Malformed("truncated snappy block"))?;
+                        snappy_block(block, &mut out, limit_bytes)?;
+                        blocks = &rest[len..];
+                    }
+                }
+            }
+            Ok(Cow::Owned(out))
+        }
+        3 => {
+            let decoder = lz4::Decoder::new(compressed).map_err(decompress_err("lz4"))?;
+            read_bounded(decoder, "lz4", limit_bytes).map(Cow::Owned)
+        }
+        4 => {
+            let decoder =
+                zstd::stream::read::Decoder::new(compressed).map_err(decompress_err("zstd"))?;
+            read_bounded(decoder, "zstd", limit_bytes).map(Cow::Owned)
+        }
+        other => Err(RecordsError::UnknownCompression(other)),
+    }
+}
+
+/// The records section of a v2 batch, decompressed (bounded by
+/// [`MAX_DECOMPRESSED_RECORDS_BYTES`]), after checking that it can hold the number of
+/// records the header claims.
+pub fn batch_records<'a>(
+    batch: &RecordBatch<'a>,
+) -> Result<std::borrow::Cow<'a, [u8]>, RecordsError> {
+    let compressed = &batch.as_bytes()[RECORD_BATCH_HEADER_BYTES..];
+    let records = decompress_records(
+        batch.compression(),
+        compressed,
+        MAX_DECOMPRESSED_RECORDS_BYTES,
+    )?;
+    let count = usize::try_from(batch.records_count())
+        .map_err(|_| RecordsError::Malformed("negative record count"))?;
+    if count > records.len() / MIN_RECORD_BYTES {
+        return Err(RecordsError::Malformed(
+            "more records claimed than bytes hold",
+        ));
+    }
+    Ok(records)
+}
+
+/// Reads one zigzag varlong of at most 10 bytes from the front of `buf`.
+fn varlong(buf: &mut &[u8]) -> Result<i64, RecordsError> {
+    const MAX_VARLONG_BYTES: usize = 10;
+    let mut raw = 0u64;
+    for i in 0..MAX_VARLONG_BYTES {
+        let (&byte, rest) = buf
+            .split_first()
+            .ok_or(RecordsError::Malformed("truncated varint"))?;
+        *buf = rest;
+        raw |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok((raw >> 1) as i64 ^ -((raw & 1) as i64));
+        }
+    }
+    Err(RecordsError::Malformed("varint longer than 10 bytes"))
+}
+
+/// Walks the records of one v2 batch, yielding `(offset, timestamp)` per record
+/// without decoding keys, values or headers (no allocation per record).
+pub fn record_offsets_and_timestamps(
+    batch: &[u8],
+    mut visit: impl FnMut(i64, i64) -> std::ops::ControlFlow<()>,
+) -> Result<(), RecordsError> {
+    let header = RecordBatch::parse(batch)?;
+    let records = batch_records(&header)?;
+    let mut rest: &[u8] = &records;
+    for _ in 0..header.records_count() {
+        let len = usize::try_from(varlong(&mut rest)?)
+            .map_err(|_| RecordsError::Malformed("negative record length"))?;
+        let mut record = rest
+            .get(..len)
+            .ok_or(RecordsError::Malformed("record longer than the batch"))?;
+        rest = &rest[len..];
+        let _attributes = record
+            .split_first()
+            .ok_or(RecordsError::Malformed("empty record"))?;
+        record = &record[1..];
+        let timestamp_delta = varlong(&mut record)?;
+        let offset_delta = varlong(&mut record)?;
+        let offset = header.base_offset().wrapping_add(offset_delta);
+        let timestamp = header.base_timestamp().wrapping_add(timestamp_delta);
+        if visit(offset, timestamp).is_break() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
 /// The largest record timestamp of one v2 batch, from its records (decompressed when
-/// needed); `None` when the batch does not decode or has no records.
-pub fn records_max_timestamp(batch: &[u8]) -> Option<i64> {
-    let mut bytes = bytes::Bytes::copy_from_slice(batch);
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes).ok()?;
-    set.records.iter().map(|r| r.timestamp).max()
+/// needed, bounded); `None` when it has no records.
+pub fn records_max_timestamp(batch: &[u8]) -> Result<Option<i64>, RecordsError> {
+    let mut max = None;
+    record_offsets_and_timestamps(batch, |_, ts| {
+        max = max.max(Some(ts));
+        std::ops::ControlFlow::Continue(())
+    })?;
+    Ok(max)
 }
 
 /// Rewrites a v2 batch's `maxTimestamp` and the CRC32C that covers it.
@@ -276,21 +490,27 @@ pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) -> Result<(), Bat
 
 /// The first record of one v2 batch whose timestamp is at least `timestamp_ms`, as
 /// `(offset, timestamp)`, the way Kafka's ListOffsets answers a timestamp query (record
-/// granularity, compressed batches decompressed). A log-append-time batch gives every
-/// record its max timestamp. `None` when no record qualifies or the batch does not
-/// decode.
-pub fn first_record_at_or_after(batch: &[u8], timestamp_ms: i64) -> Option<(i64, i64)> {
-    let header = RecordBatch::parse(batch).ok()?;
+/// granularity, compressed batches decompressed, bounded). A log-append-time batch
+/// gives every record its max timestamp. `Ok(None)` when no record qualifies.
+pub fn first_record_at_or_after(
+    batch: &[u8],
+    timestamp_ms: i64,
+) -> Result<Option<(i64, i64)>, RecordsError> {
+    let header = RecordBatch::parse(batch)?;
     if header.is_log_append_time() {
-        return (header.max_timestamp() >= timestamp_ms)
-            .then(|| (header.base_offset(), header.max_timestamp()));
+        return Ok((header.max_timestamp() >= timestamp_ms)
+            .then(|| (header.base_offset(), header.max_timestamp())));
     }
-    let mut bytes = bytes::Bytes::copy_from_slice(batch);
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes).ok()?;
-    set.records
-        .iter()
-        .find(|r| r.timestamp >= timestamp_ms)
-        .map(|r| (r.offset, r.timestamp))
+    let mut found = None;
+    record_offsets_and_timestamps(batch, |offset, ts| {
+        if ts >= timestamp_ms {
+            found = Some((offset, ts));
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    })?;
+    Ok(found)
 }
 
 /// Overwrites the base offset of the batch at the start of `batch`. The CRC does
@@ -524,6 +744,91 @@ mod tests {
                 "byte {i}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_codec_inflates_and_walks_records_like_the_crate_decoder() {
+        let records: Vec<Record> = (0..50)
+            .map(|i| record(100 + i, i as i32, 9_000 - ((i + 3) % 7) * 10, false))
+            .collect();
+        for compression in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let bytes = encoded_with_crate(&records, compression);
+            assert_eq!(
+                records_max_timestamp(&bytes),
+                Ok(Some(9_000)),
+                "{compression:?}"
+            );
+            assert_eq!(
+                first_record_at_or_after(&bytes, 8_995),
+                Ok(Some((104, 9_000))),
+                "{compression:?}"
+            );
+            assert_eq!(first_record_at_or_after(&bytes, 9_001), Ok(None));
+        }
+    }
+
+    #[test]
+    fn bombs_stop_at_the_limit_for_every_codec() {
+        use std::io::Write as _;
+        const LIMIT_BYTES: usize = 4096;
+        let zeros = vec![0u8; LIMIT_BYTES + 1];
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(&zeros).unwrap();
+        let gzip = gzip.finish().unwrap();
+        let zstd = zstd::encode_all(&zeros[..], 1).unwrap();
+        let mut lz4 = lz4::EncoderBuilder::new().build(Vec::new()).unwrap();
+        lz4.write_all(&zeros).unwrap();
+        let (lz4, result) = lz4.finish();
+        result.unwrap();
+        let snappy = snap::raw::Encoder::new().compress_vec(&zeros).unwrap();
+        let mut xerial = XERIAL_SNAPPY_HEADER.to_vec();
+        // Two blocks that only together exceed the limit.
+        for block_bytes in [LIMIT_BYTES / 2 + 1, LIMIT_BYTES / 2] {
+            let block = snap::raw::Encoder::new()
+                .compress_vec(&zeros[..block_bytes])
+                .unwrap();
+            xerial.extend_from_slice(&(block.len() as u32).to_be_bytes());
+            xerial.extend_from_slice(&block);
+        }
+        for (codec, bytes) in [(1, gzip), (2, snappy), (2, xerial), (3, lz4), (4, zstd)] {
+            assert_eq!(
+                decompress_records(codec, &bytes, LIMIT_BYTES),
+                Err(RecordsError::TooLarge {
+                    limit_bytes: LIMIT_BYTES
+                }),
+                "codec {codec}"
+            );
+            // One byte more of room and the same bytes inflate fine.
+            assert_eq!(
+                decompress_records(codec, &bytes, LIMIT_BYTES + 1)
+                    .unwrap()
+                    .len(),
+                LIMIT_BYTES + 1,
+                "codec {codec}"
+            );
+        }
+        assert_eq!(
+            decompress_records(5, b"", LIMIT_BYTES),
+            Err(RecordsError::UnknownCompression(5))
+        );
+    }
+
+    #[test]
+    fn record_count_beyond_what_the_bytes_hold_is_malformed() {
+        let mut bytes = encoded_with_crate(&[record(0, 0, 1, false)], Compression::None);
+        bytes[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&i32::MAX.to_be_bytes());
+        let crc = crc32c::crc32c(&bytes[ATTRIBUTES_AT..]);
+        bytes[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            records_max_timestamp(&bytes),
+            Err(RecordsError::Malformed(_))
+        ));
     }
 
     #[test]

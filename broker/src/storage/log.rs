@@ -343,10 +343,14 @@ impl PartitionLog {
             // Kafka recomputes maxTimestamp from the records; a batch stored as received
             // keeps the producer's, unless it is impossible (below the first record's),
             // which would hide the batch from timestamp lookups.
-            let repaired_max_timestamp = (!b.is_log_append_time()
-                && b.max_timestamp() < b.base_timestamp())
-            .then(|| records_max_timestamp(b.as_bytes()))
-            .flatten();
+            // Reading the records inflates them (bounded): a batch that does not
+            // decode, or a compression bomb, is refused here rather than stored.
+            let repaired_max_timestamp =
+                if !b.is_log_append_time() && b.max_timestamp() < b.base_timestamp() {
+                    records_max_timestamp(b.as_bytes()).map_err(AppendError::Records)?
+                } else {
+                    None
+                };
             valid.push(ValidBatch {
                 producer: BatchProducerInfo::from(&b),
                 total_bytes: b.total_bytes(),
@@ -482,6 +486,8 @@ impl PartitionLog {
             // A batch that does not decode still answers at batch granularity.
             Err((base_offset, max_timestamp, bytes)) => {
                 first_record_at_or_after(&bytes, timestamp_ms)
+                    .ok()
+                    .flatten()
                     .or(Some((base_offset, max_timestamp)))
             }
         }

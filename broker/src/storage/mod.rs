@@ -238,6 +238,10 @@ pub enum AppendError {
     /// Magic 0/1 (INVALID_RECORD / UNSUPPORTED_FOR_MESSAGE_FORMAT).
     #[error("unsupported record batch magic {0}")]
     UnsupportedMagic(i8),
+    /// Records that had to be read (decompressed, bounded) and could not be: a
+    /// compression bomb, an unknown codec, records unlike the header (CORRUPT_MESSAGE).
+    #[error("invalid records: {0}")]
+    Records(crate::protocol::batch::RecordsError),
     /// A batch larger than `max_batch_bytes` (MESSAGE_TOO_LARGE).
     #[error("record batch of {0} bytes is too large")]
     TooLarge(usize),
