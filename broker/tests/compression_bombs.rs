@@ -42,33 +42,15 @@ fn zstd_bomb() -> Vec<u8> {
     frame.repeat(BOMB_INFLATED_BYTES / BOMB_CHUNK_BYTES)
 }
 
-/// A v2 batch header (CRC correct) around `records`, claiming one record. With
-/// `impossible_max_timestamp` the max timestamp is below the base timestamp, which
-/// makes the broker read the records to repair it (as it does for sarama 1.22).
+/// A batch claiming one record around `records`; with `impossible_max_timestamp` the
+/// broker has to read (inflate) the records to repair the max timestamp.
 fn bomb_batch(codec: i16, records: &[u8], impossible_max_timestamp: bool) -> Bytes {
-    let max_timestamp = if impossible_max_timestamp {
+    let max_timestamp_ms = if impossible_max_timestamp {
         0
     } else {
         BASE_TIMESTAMP_MS + 1_000
     };
-    let mut b = Vec::with_capacity(61 + records.len());
-    b.extend_from_slice(&0i64.to_be_bytes()); // base offset
-    b.extend_from_slice(&((49 + records.len()) as i32).to_be_bytes()); // batch length
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
-    b.push(2); // magic
-    b.extend_from_slice(&0u32.to_be_bytes()); // crc, below
-    b.extend_from_slice(&codec.to_be_bytes()); // attributes
-    b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
-    b.extend_from_slice(&BASE_TIMESTAMP_MS.to_be_bytes());
-    b.extend_from_slice(&max_timestamp.to_be_bytes());
-    b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-    b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
-    b.extend_from_slice(&1i32.to_be_bytes()); // records count
-    b.extend_from_slice(records);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    Bytes::from(b)
+    hand_built_batch(codec, 1, BASE_TIMESTAMP_MS, max_timestamp_ms, records)
 }
 
 /// The broker's peak resident set size in KiB (VmHWM), which catches a transient

@@ -302,29 +302,6 @@ fn write_fuzz_seeds() {
     write_decompression_regressions();
 }
 
-/// A v2 batch header (CRC correct) claiming `records_count` records around a records
-/// section compressed with Kafka codec `codec`.
-fn hand_built_batch(codec: i16, records_count: i32, records: &[u8]) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&0i64.to_be_bytes()); // base offset
-    b.extend_from_slice(&((49 + records.len()) as i32).to_be_bytes()); // batch length
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
-    b.push(2); // magic
-    b.extend_from_slice(&0u32.to_be_bytes()); // crc, below
-    b.extend_from_slice(&codec.to_be_bytes()); // attributes
-    b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
-    b.extend_from_slice(&1_000i64.to_be_bytes()); // base timestamp
-    b.extend_from_slice(&0i64.to_be_bytes()); // max timestamp: impossible, so it is repaired
-    b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-    b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
-    b.extend_from_slice(&records_count.to_be_bytes());
-    b.extend_from_slice(records);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
-}
-
 /// The inputs that made the unbounded decompression of kafka-protocol's decoder (used
 /// until the fix that added `MAX_DECOMPRESSED_RECORDS_BYTES`) reserve or inflate
 /// gigabytes: written once, kept in `regressions/record_batch/` and, wrapped in a
@@ -344,14 +321,14 @@ fn write_decompression_regressions() {
     let crc = crc32c::crc32c(&claims_max[21..]);
     claims_max[17..21].copy_from_slice(&crc.to_be_bytes());
     // A raw snappy block whose length preamble says 4 GiB: zero-filled up front.
-    let snappy_4gib = hand_built_batch(2, 1, &[0xff, 0xff, 0xff, 0xff, 0x0f, 0x00]);
+    let snappy_4gib = raw::hand_built_batch(2, 1, 1_000, 0, &[0xff, 0xff, 0xff, 0xff, 0x0f, 0x00]);
     // 1 GiB of zeros as 1,024 concatenated zstd frames (about 20 KiB).
     let frame = zstd::encode_all(&vec![0u8; ONE_MIB][..], 3).expect("zstd into memory");
-    let zstd_1gib = hand_built_batch(4, 1, &frame.repeat(1024));
+    let zstd_1gib = raw::hand_built_batch(4, 1, 1_000, 0, &frame.repeat(1024));
     for (name, batch) in [
-        ("record-count-i32-max", &claims_max),
-        ("snappy-claims-4gib", &snappy_4gib),
-        ("zstd-1gib-of-zeros", &zstd_1gib),
+        ("record-count-i32-max", &claims_max[..]),
+        ("snappy-claims-4gib", &snappy_4gib[..]),
+        ("zstd-1gib-of-zeros", &zstd_1gib[..]),
     ] {
         write("record_batch", name, batch);
         let produce = encoded(

@@ -474,6 +474,37 @@ pub fn record_batch(values: &[&[u8]], producer: Option<ProducerState>) -> Bytes 
 }
 
 /// A legacy magic-1 message set with one message (CRC32 over magic..value).
+/// A v2 batch header with a correct CRC around a records section written by hand
+/// (e.g. a compression bomb), claiming `records_count` records. A `max_timestamp_ms`
+/// below `base_timestamp_ms` is impossible, which makes the broker read the records to
+/// repair it (as it does for sarama 1.22).
+pub fn hand_built_batch(
+    codec: i16,
+    records_count: i32,
+    base_timestamp_ms: i64,
+    max_timestamp_ms: i64,
+    records: &[u8],
+) -> Bytes {
+    let mut b = Vec::with_capacity(61 + records.len());
+    b.extend_from_slice(&0i64.to_be_bytes()); // base offset
+    b.extend_from_slice(&((49 + records.len()) as i32).to_be_bytes()); // batch length
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
+    b.push(2); // magic
+    b.extend_from_slice(&0u32.to_be_bytes()); // crc, below
+    b.extend_from_slice(&codec.to_be_bytes()); // attributes
+    b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    b.extend_from_slice(&base_timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&max_timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+    b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    b.extend_from_slice(&records_count.to_be_bytes());
+    b.extend_from_slice(records);
+    let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
+    b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(b)
+}
+
 pub fn magic_1_message_set(value: &[u8]) -> Bytes {
     let mut message = BytesMut::new();
     message.put_i8(1); // magic
