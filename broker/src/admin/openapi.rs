@@ -6,7 +6,34 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::messages::{PEEK_LIMIT_DEFAULT, PEEK_LIMIT_MAX};
-use crate::storage::MAX_PARTITIONS_PER_TOPIC;
+use crate::storage::{
+    KNOWN_TOPIC_CONFIGS, MAX_PARTITIONS_PER_TOPIC, RETENTION_BYTES_CONFIG, RETENTION_MS_CONFIG,
+};
+
+/// An integer >= -1 that fits an i64 (what `retention.ms` / `retention.bytes` take).
+const RETENTION_VALUE_PATTERN: &str = "^(-1|[0-9]{1,18})$";
+
+/// The `configs` object of a new topic: only Kafka's topic config names (any other is
+/// refused with 400), the enforced `retention.*` ones as integers >= -1.
+fn topic_configs_schema() -> Value {
+    let properties: serde_json::Map<String, Value> = KNOWN_TOPIC_CONFIGS
+        .iter()
+        .map(|name| {
+            let schema = if *name == RETENTION_MS_CONFIG || *name == RETENTION_BYTES_CONFIG {
+                json!({"type": "string", "pattern": RETENTION_VALUE_PATTERN, "description": "Integer >= -1; -1 = unlimited."})
+            } else {
+                json!({"type": "string", "description": "Stored and reported; no effect on this broker."})
+            };
+            (name.to_string(), schema)
+        })
+        .collect();
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": properties,
+        "description": "Kafka topic configs; retention.ms and retention.bytes are enforced (docs/retention.md)."
+    })
+}
 
 pub(super) async fn document() -> Json<Value> {
     Json(spec())
@@ -246,7 +273,7 @@ pub fn spec() -> Value {
         "properties": {
             "name": {"type": "string", "pattern": TOPIC_NAME_PATTERN, "description": "[a-zA-Z0-9._-], 1 to 249 characters, not '.' or '..'."},
             "partitions": {"type": "integer", "nullable": true, "minimum": 1, "maximum": MAX_PARTITIONS_PER_TOPIC, "description": "Default (absent or null): the broker's default_partitions."},
-            "configs": {"type": "object", "additionalProperties": {"type": "string"}}
+            "configs": topic_configs_schema()
         }
     }));
     schemas.insert("TopicDetail".into(), json!({
