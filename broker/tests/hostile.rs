@@ -123,20 +123,10 @@ impl WellBehaved {
 
 /// `strikemq_limit_hits_total{limit=...}` from `/metrics`.
 fn limit_hits(broker: &TestBroker, limit: &str) -> u64 {
-    let url = format!("{}/metrics", broker.admin_url());
-    let text = ureq::get(&url)
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-        .body_mut()
-        .read_to_string()
-        .expect("metrics body");
-    let prefix = format!("strikemq_limit_hits_total{{limit=\"{limit}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
-        .trim()
-        .parse()
-        .expect("counter value")
+    metric(
+        broker,
+        &format!("strikemq_limit_hits_total{{limit=\"{limit}\"}}"),
+    )
 }
 
 /// No panic, still running, still answering, RSS bounded.
@@ -580,7 +570,7 @@ fn idle_timeout_closes_a_silent_connection_but_not_a_busy_one() {
     assert_eq!(limit_hits(&broker, "idle_timeout_ms"), 1);
 }
 
-/// A counter (no labels) from `/metrics`.
+/// A counter from `/metrics`, by its name with labels (`name{label="value"}`).
 fn metric(broker: &TestBroker, name: &str) -> u64 {
     let url = format!("{}/metrics", broker.admin_url());
     let text = ureq::get(&url)
