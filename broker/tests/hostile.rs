@@ -682,6 +682,23 @@ fn max_inflight_requests_pauses_reading_until_the_client_reads_then_resumes() {
     assert_unharmed(&mut broker, "max_inflight_requests");
 }
 
+/// CreateTopics of `name` is refused with `code` and a message naming `limit_key`.
+fn assert_create_refused(
+    conn: &mut RawConn,
+    name: &str,
+    partitions: i32,
+    code: i16,
+    limit_key: &str,
+) {
+    let r = conn.call(
+        &create_topics_request(&[name], partitions),
+        CREATE_TOPICS_VERSION,
+    );
+    assert_eq!(r.topics[0].error_code, code, "{:?}", r.topics[0]);
+    let message = r.topics[0].error_message.as_deref().unwrap_or_default();
+    assert!(message.contains(limit_key), "{message}");
+}
+
 #[test]
 fn max_topics_and_max_partitions_per_topic_answer_the_kafka_error_and_create_nothing() {
     let broker = TestBroker::start(&[
@@ -693,19 +710,13 @@ fn max_topics_and_max_partitions_per_topic_answer_the_kafka_error_and_create_not
     let mut conn = RawConn::connect(&broker);
     let before = list_tree(broker.data_dir());
 
-    let wide = create_topics_request(&["too-wide"], 4);
-    let r = conn.call(&wide, CREATE_TOPICS_VERSION);
-    assert_eq!(
-        r.topics[0].error_code, INVALID_PARTITIONS,
-        "{:?}",
-        r.topics[0]
+    assert_create_refused(
+        &mut conn,
+        "too-wide",
+        4,
+        INVALID_PARTITIONS,
+        "max_partitions_per_topic",
     );
-    let message = r.topics[0]
-        .error_message
-        .as_deref()
-        .unwrap_or_default()
-        .to_string();
-    assert!(message.contains("max_partitions_per_topic"), "{message}");
     assert_eq!(
         list_tree(broker.data_dir()),
         before,
@@ -714,18 +725,7 @@ fn max_topics_and_max_partitions_per_topic_answer_the_kafka_error_and_create_not
 
     create_topics(&mut conn, &["first", "second"], 3);
     let after_two = list_tree(broker.data_dir());
-    let r = conn.call(&create_topics_request(&["third"], 1), CREATE_TOPICS_VERSION);
-    assert_eq!(
-        r.topics[0].error_code, POLICY_VIOLATION,
-        "{:?}",
-        r.topics[0]
-    );
-    let message = r.topics[0]
-        .error_message
-        .as_deref()
-        .unwrap_or_default()
-        .to_string();
-    assert!(message.contains("max_topics"), "{message}");
+    assert_create_refused(&mut conn, "third", 1, POLICY_VIOLATION, "max_topics");
 
     // Auto-creation through Metadata and Produce hits the same limit.
     let md = conn.call(&metadata_request(&["auto"], true), METADATA_VERSION);
