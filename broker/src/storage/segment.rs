@@ -315,7 +315,8 @@ impl Segment {
             // The chunk does not fit but what this append needs may: reserve only
             // that, so a nearly full disk is used to its last page before appends fail.
             target = end.next_multiple_of(PAGE_BYTES as u64).min(self.capacity());
-            let len = libc::off_t::try_from(target - self.reserved_len).unwrap_or(len);
+            // Smaller than the chunk length, which fit an off_t above.
+            let len = (target - self.reserved_len) as libc::off_t;
             // SAFETY: as above.
             rc = unsafe { libc::fallocate(fd, 0, offset, len) };
         }
