@@ -48,6 +48,10 @@ enum Cmd {
         /// Multiply every duration and warm-up (recorded in meta.json).
         #[arg(long)]
         duration_scale: Option<f64>,
+        /// Directory on a real disk for experiments with data_dirs = ["disk"]
+        /// (default: REPO/target; refused if it is tmpfs).
+        #[arg(long)]
+        disk_dir: Option<PathBuf>,
     },
     /// Redraw the plots of an experiment's latest results folder (or --dir) from saved data.
     Plots {
@@ -105,6 +109,7 @@ fn main() -> Result<()> {
             loadgen_bin,
             repetitions,
             duration_scale,
+            disk_dir,
         } => {
             let (exp, text) = definition::load(&repo, &name)?;
             let opts = runner::Options {
@@ -115,6 +120,7 @@ fn main() -> Result<()> {
                 loadgen_bin,
                 repetitions,
                 duration_scale,
+                disk_dir,
             };
             runner::run(exp, &text, &opts)?;
         }
