@@ -619,4 +619,142 @@ workload = { rate = 1000 }
         let bad = MIN.replace("label = \"b\"", "label = \"a\"");
         assert!(Experiment::parse(&bad, "x").is_err());
     }
+
+    const EXPANDED: &str = r#"
+name = "t"
+question = "q"
+client_wait = ["blocking", "busy-poll"]
+data_dirs = ["disk", "tmpfs"]
+storage_floors = ["write", "sync"]
+floor_modes = ["blocking", "client-busy-poll", "busy-poll"]
+passes = 2
+idle_cpu_s = 10
+[workload]
+size = 1024
+batch = 1000
+inflight = 8
+[[config]]
+label = "never"
+set = { flush = "never" }
+[[config]]
+label = "always"
+set = { flush = "always" }
+[[config]]
+label = "fetch"
+workload = { mode = "fetch", inflight = 1 }
+"#;
+
+    #[test]
+    fn expansion_over_client_wait_and_data_dirs_names_every_variant() {
+        let e = Experiment::parse(EXPANDED, "x").unwrap();
+        let v = e.variants();
+        let labels: Vec<&str> = v.iter().map(|v| v.config.label.as_str()).collect();
+        assert_eq!(v.len(), 3 * 2 * 2);
+        assert_eq!(
+            labels[..4],
+            [
+                "never.client-blocking.disk",
+                "never.client-busy-poll.disk",
+                "never.client-blocking.tmpfs",
+                "never.client-busy-poll.tmpfs"
+            ]
+        );
+        let busy = &v[1];
+        assert_eq!(busy.base_label, "never");
+        assert_eq!(busy.client_wait.as_deref(), Some("busy-poll"));
+        assert_eq!(busy.data_dir.as_deref(), Some("disk"));
+        assert_eq!(
+            e.workload_for(&busy.config).wait.as_deref(),
+            Some("busy-poll")
+        );
+        // Without expansion a variant is the configuration itself, client blocking.
+        let plain = Experiment::parse(MIN, "min").unwrap().variants();
+        assert_eq!(plain.len(), 2);
+        assert_eq!(plain[0].config.label, "a");
+        assert_eq!(plain[0].client_wait.as_deref(), Some("blocking"));
+        assert_eq!(plain[0].data_dir, None);
+    }
+
+    #[test]
+    fn floors_follow_the_client_wait_and_the_flush_mode() {
+        let e = Experiment::parse(EXPANDED, "x").unwrap();
+        let v = e.variants();
+        // Two floor keys (produce 8 in flight, fetch 1 in flight): suffixed labels.
+        assert_eq!(
+            e.echo_floors_for(&v[0])[0],
+            "floor-blocking-1024Bx1000-closed8"
+        );
+        assert_eq!(
+            e.echo_floors_for(&v[1]),
+            [
+                "floor-busy-poll-1024Bx1000-closed8",
+                "floor-client-busy-poll-1024Bx1000-closed8",
+                "floor-blocking-1024Bx1000-closed8"
+            ]
+        );
+        // Storage floors only for produce sizes: one key × 2 dirs × 2 kinds.
+        let steps = e.storage_floor_steps();
+        assert_eq!(steps.len(), 4);
+        assert_eq!(steps[0].label, "floor-storage-write.disk");
+        assert_eq!(
+            e.storage_floor_for(&v[0]).unwrap(),
+            "floor-storage-write.disk"
+        );
+        let always_tmpfs = v
+            .iter()
+            .find(|x| x.config.label == "always.client-blocking.tmpfs")
+            .unwrap();
+        assert_eq!(
+            e.storage_floor_for(always_tmpfs).unwrap(),
+            "floor-storage-sync.tmpfs"
+        );
+        let fetch = v.iter().find(|x| x.base_label == "fetch").unwrap();
+        assert_eq!(e.storage_floor_for(fetch), None);
+        assert_eq!(
+            e.echo_floors_for(fetch)[0],
+            "floor-blocking-1024Bx1000-closed1"
+        );
+        // A batch of one is no batch: the floors of existing experiments keep their keys.
+        let w = Workload {
+            batch: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(w.floor_key().batch, None);
+        assert_eq!(w.floor_key().suffix(), "1024B-closed1");
+    }
+
+    #[test]
+    fn bad_expansion_values_are_named() {
+        for (from, to, needle) in [
+            (r#""busy-poll"]"#, r#""spin"]"#, "\"spin\""),
+            (r#"["disk", "tmpfs"]"#, r#"["nvme"]"#, "\"nvme\""),
+            (r#"["write", "sync"]"#, r#"["fsync"]"#, "\"fsync\""),
+            ("passes = 2", "passes = 0", "passes"),
+            ("idle_cpu_s = 10", "idle_cpu_s = 0", "idle_cpu_s"),
+            (
+                r#"mode = "fetch", inflight = 1"#,
+                r#"mode = "fetch", inflight = 1, driver = "rdkafka""#,
+                "busy-poll",
+            ),
+        ] {
+            let bad = EXPANDED.replacen(from, to, 1);
+            assert_ne!(bad, EXPANDED, "{from}");
+            let err = format!("{:#}", Experiment::parse(&bad, "x").unwrap_err());
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_committed_definitions_parse_and_expand() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let all = load_all(repo).unwrap();
+        let spin = all.iter().find(|e| e.name == "spin-vs-block").unwrap();
+        assert_eq!(spin.variants().len(), 14);
+        assert_eq!(spin.floor_modes.len(), 3);
+        assert!(spin.idle_cpu_s.is_some());
+        let tp = all.iter().find(|e| e.name == "throughput").unwrap();
+        assert_eq!(tp.variants().len(), 120);
+        assert_eq!(tp.passes, 2);
+        assert_eq!(tp.storage_floor_steps().len(), 2 * 2 * 2);
+    }
 }

@@ -499,4 +499,32 @@ mod tests {
         assert_eq!(spread(&[]), None);
         assert_eq!(csv_field("a,b \"c\""), "\"a,b \"\"c\"\"\"");
     }
+
+    #[test]
+    fn every_csv_row_has_as_many_fields_as_the_header() {
+        let meta: Meta = serde_json::from_value(serde_json::json!({
+            "experiment": "x", "question": "q", "experiment_toml": "", "repetitions": 1,
+            "bootstrap": null, "broker_binary": null, "loadgen_binary": "l",
+            "environment": {"git_sha": "", "git_dirty": false, "rustc": "", "kernel": "",
+                "cpu_model": "", "cores": 1, "memory_bytes": 0, "host": "", "time": "",
+                "load_average": ""},
+            "runs": [{"order": 0, "label": "a", "kind": "broker", "rep": 1, "status": "ok",
+                "excluded_reason": null, "floors": [], "series": null,
+                "workload": {"mode": "produce", "batch": 1000}, "loadgen_args": [],
+                "requested": null, "effective": null, "latency_us": null, "service_us": null,
+                "send_lag_us": null, "rate_per_s": 1.0, "bytes_per_s": 2e6, "errors": 0,
+                "timeouts": 0, "broker_cpu_s": null, "broker_cpu_pct": null, "wall_s": 1.0,
+                "json": null, "interval_log": null, "broker_log": null}]
+        }))
+        .expect("a meta.json from before the new fields still parses");
+        let csv = runs_csv(&meta.runs);
+        let header = CSV_HEADER.split(',').count();
+        for line in csv.lines() {
+            assert_eq!(line.split(',').count(), header, "{line}");
+        }
+        assert!(
+            csv.lines().nth(1).unwrap().contains(",1000,2.000,"),
+            "{csv}"
+        );
+    }
 }

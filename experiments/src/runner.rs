@@ -1156,4 +1156,59 @@ set = { io_backend = "io_uring", busy_poll_us = 50, tcp_nodelay = true }"#,
         assert!(!a.contains(&"--rate".to_string()));
         assert!(!a.contains(&"--duration-s".to_string()));
     }
+
+    #[test]
+    fn client_wait_and_batch_reach_loadgen() {
+        let w = Workload {
+            mode: Some("produce".into()),
+            wait: Some("busy-poll".into()),
+            batch: Some(1000),
+            ..Default::default()
+        };
+        let a = loadgen_args(&w).join(" ");
+        assert!(a.contains("--wait busy-poll"), "{a}");
+        assert!(a.contains("--batch 1000"), "{a}");
+        let key = w.floor_key();
+        let f = floor_args("client-busy-poll", &key, &w).join(" ");
+        assert!(f.starts_with("floor --mode client-busy-poll"), "{f}");
+        assert!(f.contains("--batch 1000"), "{f}");
+        assert!(!loadgen_args(&Workload::default()).contains(&"--wait".to_string()));
+    }
+
+    #[test]
+    fn storage_floor_arguments() {
+        let step = StorageFloorStep {
+            label: "floor-storage-sync.tmpfs".into(),
+            key: FloorKey {
+                size: 16384,
+                rate: None,
+                inflight: None,
+                batch: Some(64),
+            },
+            kind: "sync".into(),
+            data_dir: Some("tmpfs".into()),
+            duration_s: 1.5,
+        };
+        let a = storage_floor_args(&step, Path::new("/dev/shm/x"), &Workload::default());
+        assert_eq!(
+            a.join(" "),
+            "floor --storage /dev/shm/x --sync --size 16384 --batch 64 --duration-s 1.5"
+        );
+        assert_eq!(pass_label("a", 2, 2), "a.pass2");
+        assert_eq!(pass_label("a", 1, 1), "a");
+    }
+
+    #[test]
+    fn data_roots_are_checked_against_their_kind() {
+        let shm = Path::new(TMPFS_DIR);
+        if fs_type(shm) == "tmpfs" {
+            assert!(data_root(Some("tmpfs"), Path::new("/")).is_ok());
+            let e = data_root(Some("disk"), shm).unwrap_err();
+            assert!(e.to_string().contains("--disk-dir"), "{e}");
+        } else {
+            let e = data_root(Some("tmpfs"), Path::new("/")).unwrap_err();
+            assert!(e.to_string().contains("not tmpfs"), "{e}");
+        }
+        assert!(data_root(Some("nvme"), Path::new("/")).is_err());
+    }
 }
