@@ -37,7 +37,8 @@ pub struct Experiment {
     pub question: String,
     #[serde(default = "one")]
     pub repetitions: u32,
-    /// Which loopback floors to measure in the same run (default: both).
+    /// Which loopback floors to measure in the same run (default: blocking and
+    /// busy-poll; `client-busy-poll` on request).
     #[serde(default = "default_floor_modes")]
     pub floor_modes: Vec<String>,
     /// An external cluster to target instead of starting brokers (CLI `--bootstrap` wins).
@@ -132,8 +133,9 @@ fn one() -> u32 {
 fn default_profile() -> String {
     "baseline".into()
 }
+/// Both ends blocking and both busy-polling, as before the mixed floor existed.
 fn default_floor_modes() -> Vec<String> {
-    FLOOR_MODES.iter().map(|s| s.to_string()).collect()
+    vec!["blocking".into(), "busy-poll".into()]
 }
 
 impl Workload {
@@ -668,7 +670,9 @@ workload = { mode = "fetch", inflight = 1 }
             Some("busy-poll")
         );
         // Without expansion a variant is the configuration itself, client blocking.
-        let plain = Experiment::parse(MIN, "min").unwrap().variants();
+        let min = Experiment::parse(MIN, "min").unwrap();
+        assert_eq!(min.floor_modes, ["blocking", "busy-poll"], "default floors");
+        let plain = min.variants();
         assert_eq!(plain.len(), 2);
         assert_eq!(plain[0].config.label, "a");
         assert_eq!(plain[0].client_wait.as_deref(), Some("blocking"));

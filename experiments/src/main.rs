@@ -94,8 +94,14 @@ fn main() -> Result<()> {
         Cmd::List => {
             for e in definition::load_all(&repo)? {
                 let q = e.question.split_whitespace().collect::<Vec<_>>().join(" ");
+                let runs = e.variants().len();
+                let expanded = if runs != e.configs.len() || e.passes > 1 {
+                    format!(" ({runs} runs per repetition, {} passes)", e.passes)
+                } else {
+                    String::new()
+                };
                 println!(
-                    "{:<18} {} configs × {} reps\n    {q}\n",
+                    "{:<18} {} configs × {} reps{expanded}\n    {q}\n",
                     e.name,
                     e.configs.len(),
                     e.repetitions
