@@ -404,10 +404,12 @@ impl Experiment {
                     if let Some(d) = d {
                         config.label = format!("{}.{d}", config.label);
                     }
-                    let client_wait = self
-                        .workload_for(&config)
-                        .wait
-                        .or_else(|| Some("blocking".into()));
+                    // librdkafka waits in its own threads: no wait mode of ours to name.
+                    let w = self.workload_for(&config);
+                    let client_wait = match w.driver.as_deref() {
+                        Some("rdkafka") => None,
+                        _ => w.wait.or_else(|| Some("blocking".into())),
+                    };
                     out.push(Variant {
                         base_label: c.label.clone(),
                         client_wait,
@@ -677,6 +679,12 @@ workload = { mode = "fetch", inflight = 1 }
         assert_eq!(plain[0].config.label, "a");
         assert_eq!(plain[0].client_wait.as_deref(), Some("blocking"));
         assert_eq!(plain[0].data_dir, None);
+        let rdk = MIN.replace(
+            "workload = { rate = 1000 }",
+            "workload = { driver = \"rdkafka\" }",
+        );
+        let rdk = Experiment::parse(&rdk, "rdk").unwrap().variants();
+        assert_eq!(rdk[1].client_wait, None, "librdkafka waits its own way");
     }
 
     #[test]

@@ -191,8 +191,14 @@ impl Summary {
             Schedule::Open { rate_per_s, .. } => format!(" of {rate_per_s:.1}/s asked"),
             Schedule::Closed { .. } => String::new(),
         };
+        // Bandwidth floors and batched runs are read in GB/s.
+        let gb = if self.bytes_per_s >= 1e9 {
+            format!(", {:.2} GB/s", self.bytes_per_s / 1e9)
+        } else {
+            String::new()
+        };
         s += &format!(
-            "achieved {:.1}/s{asked} over {:.1} s  ·  {:.0} B/s ({:.2} MB/s) payload\n",
+            "achieved {:.1}/s{asked} over {:.1} s  ·  {:.0} B/s ({:.2} MB/s{gb}) payload\n",
             self.rate_per_s,
             self.duration_s,
             self.bytes_per_s,
