@@ -25,6 +25,14 @@ bench *ARGS:
 experiment NAME *ARGS:
     cargo run --release -q -p experiments -- run {{NAME}} {{ARGS}}
 
+# Issue 13: every wait configuration against a blocking and a busy-polling client, three floors, idle CPU (≈ 9 min)
+experiment-spin-vs-block *ARGS:
+    cargo run --release -q -p experiments -- run spin-vs-block {{ARGS}}
+
+# Issue 14: batched produce and fetch against storage and bandwidth floors, disk and tmpfs, two passes (≈ 10 min); DISK_DIR must be on a real disk
+experiment-throughput DISK_DIR="target" *ARGS:
+    cargo run --release -q -p experiments -- run throughput --disk-dir {{DISK_DIR}} {{ARGS}}
+
 # List the experiments with the question each answers
 experiments:
     cargo run --release -q -p experiments -- list

@@ -16,8 +16,18 @@ use serde::{Deserialize, Serialize};
 pub const MODES: [&str; 3] = ["produce", "fetch", "e2e"];
 /// Broker profiles.
 pub const PROFILES: [&str; 2] = ["baseline", "tuned"];
-/// Floor variants (`loadgen floor --mode`).
-pub const FLOOR_MODES: [&str; 2] = ["blocking", "busy-poll"];
+/// Floor variants (`loadgen floor --mode`): both ends blocking, the client busy-polling
+/// against a blocking server, both ends busy-polling.
+pub const FLOOR_MODES: [&str; 3] = ["blocking", "client-busy-poll", "busy-poll"];
+/// How loadgen's measured connections wait (`loadgen --wait`).
+pub const CLIENT_WAITS: [&str; 2] = ["blocking", "busy-poll"];
+/// Storage floors (`loadgen floor --storage`): page-cache writes, or fdatasync per write.
+pub const STORAGE_FLOORS: [&str; 2] = ["write", "sync"];
+/// Where broker data directories (and storage floors) live: the repository's file system
+/// (a real disk; `--disk-dir` to choose) or /dev/shm (tmpfs).
+pub const DATA_DIRS: [&str; 2] = ["disk", "tmpfs"];
+/// Longest idle-CPU window accepted (a typo in ms would otherwise idle for hours).
+pub const MAX_IDLE_CPU_S: f64 = 600.0;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -27,12 +37,32 @@ pub struct Experiment {
     pub question: String,
     #[serde(default = "one")]
     pub repetitions: u32,
-    /// Which loopback floors to measure in the same run (default: both).
+    /// Which loopback floors to measure in the same run (default: blocking and
+    /// busy-poll; `client-busy-poll` on request).
     #[serde(default = "default_floor_modes")]
     pub floor_modes: Vec<String>,
     /// An external cluster to target instead of starting brokers (CLI `--bootstrap` wins).
     #[serde(default)]
     pub bootstrap: Option<String>,
+    /// Run every configuration once per client wait mode (`blocking`, `busy-poll`); the
+    /// label gets `.client-<mode>`. Empty: the workload's own `wait` (default blocking).
+    #[serde(default)]
+    pub client_wait: Vec<String>,
+    /// Run every configuration once per data directory kind (`disk`, `tmpfs`); the label
+    /// gets `.<kind>`. Empty: the system temporary directory, as before.
+    #[serde(default)]
+    pub data_dirs: Vec<String>,
+    /// Storage floors (`write`, `sync`) per produce request size and data directory.
+    #[serde(default)]
+    pub storage_floors: Vec<String>,
+    /// Run the whole plan this many times into the same folder (labels get `.passN`), so
+    /// that the first touch of memory (pass 1) is seen apart from reuse (later passes).
+    #[serde(default = "one")]
+    pub passes: u32,
+    /// After each broker run, measure the broker's CPU over this many seconds with no
+    /// client connected (the spin must end).
+    #[serde(default)]
+    pub idle_cpu_s: Option<f64>,
     pub workload: Workload,
     #[serde(rename = "config")]
     pub configs: Vec<Configuration>,
@@ -73,6 +103,8 @@ pub struct Workload {
     pub client_core: Option<usize>,
     /// Pin the broker process (sched_setaffinity before exec).
     pub broker_core: Option<usize>,
+    /// How the client waits: `blocking` or `busy-poll` (loadgen `--wait`, native only).
+    pub wait: Option<String>,
     /// Extra loadgen arguments, verbatim, appended last.
     #[serde(default)]
     pub args: Vec<String>,
@@ -101,8 +133,9 @@ fn one() -> u32 {
 fn default_profile() -> String {
     "baseline".into()
 }
+/// Both ends blocking and both busy-polling, as before the mixed floor existed.
 fn default_floor_modes() -> Vec<String> {
-    FLOOR_MODES.iter().map(|s| s.to_string()).collect()
+    vec!["blocking".into(), "busy-poll".into()]
 }
 
 impl Workload {
@@ -131,7 +164,8 @@ impl Workload {
             consumers,
             keys,
             client_core,
-            broker_core
+            broker_core,
+            wait
         )
     }
 
@@ -172,7 +206,20 @@ impl Workload {
                 bail!("{what}: driver {d:?} is not native or rdkafka");
             }
         }
+        if let Some(wait) = &self.wait {
+            if !CLIENT_WAITS.contains(&wait.as_str()) {
+                bail!("{what}: wait {wait:?} is not one of {CLIENT_WAITS:?}");
+            }
+            if wait == "busy-poll" && self.driver.as_deref() == Some("rdkafka") {
+                bail!("{what}: wait \"busy-poll\" needs the native driver (librdkafka waits in its own threads)");
+            }
+        }
         Ok(())
+    }
+
+    /// Records per request when more than one (the floors send the same frame).
+    pub fn batch_records(&self) -> Option<u64> {
+        self.batch.filter(|&b| b > 1)
     }
 
     /// The floor that matches this workload: same request size and schedule.
@@ -181,6 +228,7 @@ impl Workload {
             size: self.size(),
             rate: self.rate,
             inflight: self.inflight,
+            batch: self.batch_records(),
         }
     }
 }
@@ -191,16 +239,65 @@ pub struct FloorKey {
     pub size: u64,
     pub rate: Option<u64>,
     pub inflight: Option<u64>,
+    /// Records per request frame when more than one.
+    #[serde(default)]
+    pub batch: Option<u64>,
 }
 
 impl FloorKey {
-    /// A short label suffix, e.g. `1024B-closed1` or `1024B-20000ps`.
+    /// A short label suffix, e.g. `1024B-closed1`, `1024B-20000ps` or `1024Bx1000-closed8`.
     pub fn suffix(&self) -> String {
+        let size = match self.batch {
+            Some(b) => format!("{}Bx{b}", self.size),
+            None => format!("{}B", self.size),
+        };
         match self.rate {
-            Some(r) => format!("{}B-{}ps", self.size, r),
-            None => format!("{}B-closed{}", self.size, self.inflight.unwrap_or(1)),
+            Some(r) => format!("{size}-{r}ps"),
+            None => format!("{size}-closed{}", self.inflight.unwrap_or(1)),
         }
     }
+
+    /// The storage floor writes one request's records per write: no schedule.
+    pub fn storage_key(&self) -> FloorKey {
+        FloorKey {
+            size: self.size,
+            rate: None,
+            inflight: None,
+            batch: self.batch,
+        }
+    }
+
+    /// Label suffix of a storage floor, e.g. `1024Bx1000`.
+    pub fn storage_suffix(&self) -> String {
+        match self.batch {
+            Some(b) => format!("{}Bx{b}", self.size),
+            None => format!("{}B", self.size),
+        }
+    }
+}
+
+/// One configuration as it is run: the definition's configuration with its expansion
+/// over client wait modes and data directories applied to label and workload.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// The configuration with the expanded label and the workload's `wait` set.
+    pub config: Configuration,
+    /// The label in the definition.
+    pub base_label: String,
+    pub client_wait: Option<String>,
+    pub data_dir: Option<String>,
+}
+
+/// A storage floor of the plan.
+#[derive(Debug, Clone)]
+pub struct StorageFloorStep {
+    pub label: String,
+    pub key: FloorKey,
+    /// `write` or `sync`.
+    pub kind: String,
+    pub data_dir: Option<String>,
+    /// Workload whose duration the floor uses.
+    pub duration_s: f64,
 }
 
 impl Experiment {
@@ -227,6 +324,29 @@ impl Experiment {
                 bail!("floor mode {m:?} is not one of {FLOOR_MODES:?}");
             }
         }
+        for w in &self.client_wait {
+            if !CLIENT_WAITS.contains(&w.as_str()) {
+                bail!("client_wait {w:?} is not one of {CLIENT_WAITS:?}");
+            }
+        }
+        for d in &self.data_dirs {
+            if !DATA_DIRS.contains(&d.as_str()) {
+                bail!("data_dirs {d:?} is not one of {DATA_DIRS:?}");
+            }
+        }
+        for f in &self.storage_floors {
+            if !STORAGE_FLOORS.contains(&f.as_str()) {
+                bail!("storage_floors {f:?} is not one of {STORAGE_FLOORS:?}");
+            }
+        }
+        if self.passes == 0 {
+            bail!("passes must be >= 1");
+        }
+        if let Some(s) = self.idle_cpu_s {
+            if !(s > 0.0 && s <= MAX_IDLE_CPU_S) {
+                bail!("idle_cpu_s {s} must be > 0 and at most {MAX_IDLE_CPU_S}");
+            }
+        }
         let mut seen = std::collections::BTreeSet::new();
         for c in &self.configs {
             if c.label.is_empty() || !c.label.chars().all(label_char) {
@@ -248,7 +368,137 @@ impl Experiment {
             self.workload_for(c)
                 .validate(&format!("config {:?}", c.label))?;
         }
+        // Expanded labels must stay distinct too (and every expanded workload valid).
+        let mut seen = std::collections::BTreeSet::new();
+        for v in self.variants() {
+            if !seen.insert(v.config.label.clone()) {
+                bail!("expanded label {:?} appears twice", v.config.label);
+            }
+            self.workload_for(&v.config)
+                .validate(&format!("config {:?}", v.config.label))?;
+        }
         Ok(())
+    }
+
+    /// Every configuration × client wait mode × data directory, in definition order.
+    pub fn variants(&self) -> Vec<Variant> {
+        let waits: Vec<Option<&String>> = if self.client_wait.is_empty() {
+            vec![None]
+        } else {
+            self.client_wait.iter().map(Some).collect()
+        };
+        let dirs: Vec<Option<&String>> = if self.data_dirs.is_empty() {
+            vec![None]
+        } else {
+            self.data_dirs.iter().map(Some).collect()
+        };
+        let mut out = Vec::new();
+        for c in &self.configs {
+            for d in &dirs {
+                for w in &waits {
+                    let mut config = c.clone();
+                    if let Some(w) = w {
+                        config.label = format!("{}.client-{w}", config.label);
+                        config.workload.wait = Some((*w).clone());
+                    }
+                    if let Some(d) = d {
+                        config.label = format!("{}.{d}", config.label);
+                    }
+                    // librdkafka waits in its own threads: no wait mode of ours to name.
+                    let w = self.workload_for(&config);
+                    let client_wait = match w.driver.as_deref() {
+                        Some("rdkafka") => None,
+                        _ => w.wait.or_else(|| Some("blocking".into())),
+                    };
+                    out.push(Variant {
+                        base_label: c.label.clone(),
+                        client_wait,
+                        data_dir: d.cloned(),
+                        config,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Storage floors: one per distinct produce request size × data directory × kind.
+    pub fn storage_floor_steps(&self) -> Vec<StorageFloorStep> {
+        let mut keys: Vec<(FloorKey, f64)> = Vec::new();
+        for c in &self.configs {
+            let w = self.workload_for(c);
+            if w.mode() == "produce" {
+                let k = w.floor_key().storage_key();
+                if !keys.iter().any(|(x, _)| *x == k) {
+                    keys.push((k, w.duration_s()));
+                }
+            }
+        }
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        let dirs: Vec<Option<&String>> = if self.data_dirs.is_empty() {
+            vec![None]
+        } else {
+            self.data_dirs.iter().map(Some).collect()
+        };
+        let mut out = Vec::new();
+        for (key, duration_s) in &keys {
+            for d in &dirs {
+                for kind in &self.storage_floors {
+                    let mut label = format!("floor-storage-{kind}");
+                    if keys.len() > 1 {
+                        label = format!("{label}-{}", key.storage_suffix());
+                    }
+                    if let Some(d) = d {
+                        label = format!("{label}.{d}");
+                    }
+                    out.push(StorageFloorStep {
+                        label,
+                        key: key.clone(),
+                        kind: kind.clone(),
+                        data_dir: d.cloned(),
+                        duration_s: *duration_s,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The storage floor that bounds a variant: `sync` for `flush = "always"`, else
+    /// `write`; same request size and data directory. None when not measured.
+    pub fn storage_floor_for(&self, v: &Variant) -> Option<String> {
+        let w = self.workload_for(&v.config);
+        if w.mode() != "produce" {
+            return None;
+        }
+        let always = v
+            .config
+            .set
+            .get("flush")
+            .is_some_and(|f| set_value_text(f) == "always");
+        let kind = if always { "sync" } else { "write" };
+        let key = w.floor_key().storage_key();
+        self.storage_floor_steps()
+            .into_iter()
+            .find(|s| s.kind == kind && s.key == key && s.data_dir == v.data_dir)
+            .map(|s| s.label)
+    }
+
+    /// The echo floors of a variant, the one matching its client's wait first: a
+    /// blocking client against the both-blocking floor, a busy-polling one against the
+    /// both-busy-poll floor, then the client-busy-poll one.
+    pub fn echo_floors_for(&self, v: &Variant) -> Vec<String> {
+        let order: [&str; 3] = if v.client_wait.as_deref() == Some("busy-poll") {
+            ["busy-poll", "client-busy-poll", "blocking"]
+        } else {
+            ["blocking", "client-busy-poll", "busy-poll"]
+        };
+        let key = self.workload_for(&v.config).floor_key();
+        order
+            .iter()
+            .filter(|m| self.floor_modes.iter().any(|x| x == *m))
+            .map(|m| self.floor_label(m, &key))
+            .collect()
     }
 
     pub fn workload_for(&self, c: &Configuration) -> Workload {
@@ -372,5 +622,151 @@ workload = { rate = 1000 }
         assert!(err.contains("\"fast\""), "{err}");
         let bad = MIN.replace("label = \"b\"", "label = \"a\"");
         assert!(Experiment::parse(&bad, "x").is_err());
+    }
+
+    const EXPANDED: &str = r#"
+name = "t"
+question = "q"
+client_wait = ["blocking", "busy-poll"]
+data_dirs = ["disk", "tmpfs"]
+storage_floors = ["write", "sync"]
+floor_modes = ["blocking", "client-busy-poll", "busy-poll"]
+passes = 2
+idle_cpu_s = 10
+[workload]
+size = 1024
+batch = 1000
+inflight = 8
+[[config]]
+label = "never"
+set = { flush = "never" }
+[[config]]
+label = "always"
+set = { flush = "always" }
+[[config]]
+label = "fetch"
+workload = { mode = "fetch", inflight = 1 }
+"#;
+
+    #[test]
+    fn expansion_over_client_wait_and_data_dirs_names_every_variant() {
+        let e = Experiment::parse(EXPANDED, "x").unwrap();
+        let v = e.variants();
+        let labels: Vec<&str> = v.iter().map(|v| v.config.label.as_str()).collect();
+        assert_eq!(v.len(), 3 * 2 * 2);
+        assert_eq!(
+            labels[..4],
+            [
+                "never.client-blocking.disk",
+                "never.client-busy-poll.disk",
+                "never.client-blocking.tmpfs",
+                "never.client-busy-poll.tmpfs"
+            ]
+        );
+        let busy = &v[1];
+        assert_eq!(busy.base_label, "never");
+        assert_eq!(busy.client_wait.as_deref(), Some("busy-poll"));
+        assert_eq!(busy.data_dir.as_deref(), Some("disk"));
+        assert_eq!(
+            e.workload_for(&busy.config).wait.as_deref(),
+            Some("busy-poll")
+        );
+        // Without expansion a variant is the configuration itself, client blocking.
+        let min = Experiment::parse(MIN, "min").unwrap();
+        assert_eq!(min.floor_modes, ["blocking", "busy-poll"], "default floors");
+        let plain = min.variants();
+        assert_eq!(plain.len(), 2);
+        assert_eq!(plain[0].config.label, "a");
+        assert_eq!(plain[0].client_wait.as_deref(), Some("blocking"));
+        assert_eq!(plain[0].data_dir, None);
+        let rdk = MIN.replace(
+            "workload = { rate = 1000 }",
+            "workload = { driver = \"rdkafka\" }",
+        );
+        let rdk = Experiment::parse(&rdk, "rdk").unwrap().variants();
+        assert_eq!(rdk[1].client_wait, None, "librdkafka waits its own way");
+    }
+
+    #[test]
+    fn floors_follow_the_client_wait_and_the_flush_mode() {
+        let e = Experiment::parse(EXPANDED, "x").unwrap();
+        let v = e.variants();
+        // Two floor keys (produce 8 in flight, fetch 1 in flight): suffixed labels.
+        assert_eq!(
+            e.echo_floors_for(&v[0])[0],
+            "floor-blocking-1024Bx1000-closed8"
+        );
+        assert_eq!(
+            e.echo_floors_for(&v[1]),
+            [
+                "floor-busy-poll-1024Bx1000-closed8",
+                "floor-client-busy-poll-1024Bx1000-closed8",
+                "floor-blocking-1024Bx1000-closed8"
+            ]
+        );
+        // Storage floors only for produce sizes: one key × 2 dirs × 2 kinds.
+        let steps = e.storage_floor_steps();
+        assert_eq!(steps.len(), 4);
+        assert_eq!(steps[0].label, "floor-storage-write.disk");
+        assert_eq!(
+            e.storage_floor_for(&v[0]).unwrap(),
+            "floor-storage-write.disk"
+        );
+        let always_tmpfs = v
+            .iter()
+            .find(|x| x.config.label == "always.client-blocking.tmpfs")
+            .unwrap();
+        assert_eq!(
+            e.storage_floor_for(always_tmpfs).unwrap(),
+            "floor-storage-sync.tmpfs"
+        );
+        let fetch = v.iter().find(|x| x.base_label == "fetch").unwrap();
+        assert_eq!(e.storage_floor_for(fetch), None);
+        assert_eq!(
+            e.echo_floors_for(fetch)[0],
+            "floor-blocking-1024Bx1000-closed1"
+        );
+        // A batch of one is no batch: the floors of existing experiments keep their keys.
+        let w = Workload {
+            batch: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(w.floor_key().batch, None);
+        assert_eq!(w.floor_key().suffix(), "1024B-closed1");
+    }
+
+    #[test]
+    fn bad_expansion_values_are_named() {
+        for (from, to, needle) in [
+            (r#""busy-poll"]"#, r#""spin"]"#, "\"spin\""),
+            (r#"["disk", "tmpfs"]"#, r#"["nvme"]"#, "\"nvme\""),
+            (r#"["write", "sync"]"#, r#"["fsync"]"#, "\"fsync\""),
+            ("passes = 2", "passes = 0", "passes"),
+            ("idle_cpu_s = 10", "idle_cpu_s = 0", "idle_cpu_s"),
+            (
+                r#"mode = "fetch", inflight = 1"#,
+                r#"mode = "fetch", inflight = 1, driver = "rdkafka""#,
+                "busy-poll",
+            ),
+        ] {
+            let bad = EXPANDED.replacen(from, to, 1);
+            assert_ne!(bad, EXPANDED, "{from}");
+            let err = format!("{:#}", Experiment::parse(&bad, "x").unwrap_err());
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_committed_definitions_parse_and_expand() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let all = load_all(repo).unwrap();
+        let spin = all.iter().find(|e| e.name == "spin-vs-block").unwrap();
+        assert_eq!(spin.variants().len(), 14);
+        assert_eq!(spin.floor_modes.len(), 3);
+        assert!(spin.idle_cpu_s.is_some());
+        let tp = all.iter().find(|e| e.name == "throughput").unwrap();
+        assert_eq!(tp.variants().len(), 120);
+        assert_eq!(tp.passes, 2);
+        assert_eq!(tp.storage_floor_steps().len(), 2 * 2 * 2);
     }
 }

@@ -48,6 +48,10 @@ enum Cmd {
         /// Multiply every duration and warm-up (recorded in meta.json).
         #[arg(long)]
         duration_scale: Option<f64>,
+        /// Directory on a real disk for experiments with data_dirs = ["disk"]
+        /// (default: REPO/target; refused if it is tmpfs).
+        #[arg(long)]
+        disk_dir: Option<PathBuf>,
     },
     /// Redraw the plots of an experiment's latest results folder (or --dir) from saved data.
     Plots {
@@ -90,8 +94,14 @@ fn main() -> Result<()> {
         Cmd::List => {
             for e in definition::load_all(&repo)? {
                 let q = e.question.split_whitespace().collect::<Vec<_>>().join(" ");
+                let runs = e.variants().len();
+                let expanded = if runs != e.configs.len() || e.passes > 1 {
+                    format!(" ({runs} runs per repetition, {} passes)", e.passes)
+                } else {
+                    String::new()
+                };
                 println!(
-                    "{:<18} {} configs × {} reps\n    {q}\n",
+                    "{:<18} {} configs × {} reps{expanded}\n    {q}\n",
                     e.name,
                     e.configs.len(),
                     e.repetitions
@@ -105,6 +115,7 @@ fn main() -> Result<()> {
             loadgen_bin,
             repetitions,
             duration_scale,
+            disk_dir,
         } => {
             let (exp, text) = definition::load(&repo, &name)?;
             let opts = runner::Options {
@@ -115,6 +126,7 @@ fn main() -> Result<()> {
                 loadgen_bin,
                 repetitions,
                 duration_scale,
+                disk_dir,
             };
             runner::run(exp, &text, &opts)?;
         }

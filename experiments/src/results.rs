@@ -83,6 +83,33 @@ pub struct Run {
     /// `broker_cpu_s` over the loadgen wall time, in percent of one core.
     pub broker_cpu_pct: Option<f64>,
     pub wall_s: f64,
+    /// How loadgen's measured connections waited (`blocking`, `busy-poll`); for floors,
+    /// the client end.
+    #[serde(default)]
+    pub client_wait: Option<String>,
+    /// Data directory kind (`disk`, `tmpfs`) when the experiment names one.
+    #[serde(default)]
+    pub data_dir: Option<String>,
+    /// File system type of the data directory (statfs), e.g. `ext4`, `tmpfs`.
+    #[serde(default)]
+    pub data_fs: Option<String>,
+    /// Pass of the whole plan (1 = first touch of memory, 2+ = reuse) when several.
+    #[serde(default)]
+    pub pass: Option<u32>,
+    /// Broker CPU seconds over `idle_window_s` after loadgen exited (no client connected).
+    #[serde(default)]
+    pub idle_cpu_s: Option<f64>,
+    #[serde(default)]
+    pub idle_window_s: Option<f64>,
+    /// `idle_cpu_s` in percent of one core over the window.
+    #[serde(default)]
+    pub idle_cpu_pct: Option<f64>,
+    /// The storage floor that bounds this run (produce; `sync` for flush=always).
+    #[serde(default)]
+    pub storage_floor: Option<String>,
+    /// A storage floor's passes as loadgen reported them (first pass, rewrite pass).
+    #[serde(default)]
+    pub storage: Option<serde_json::Value>,
     /// Files relative to the results folder.
     pub json: Option<String>,
     pub interval_log: Option<String>,
@@ -158,7 +185,8 @@ impl Meta {
 
 pub const CSV_HEADER: &str = "order,label,kind,rep,status,excluded_reason,series,mode,size,rate,inflight,\
 p50_us,p90_us,p99_us,p99_9_us,p99_99_us,max_us,mean_us,count,rate_per_s,bytes_per_s,errors,timeouts,\
-send_lag_p50_us,send_lag_p99_9_us,service_p50_us,service_p99_9_us,broker_cpu_s,broker_cpu_pct,wall_s,json,interval_log";
+send_lag_p50_us,send_lag_p99_9_us,service_p50_us,service_p99_9_us,broker_cpu_s,broker_cpu_pct,wall_s,json,interval_log,\
+client_wait,data_dir,data_fs,pass,batch,mb_per_s,idle_cpu_pct,idle_window_s,storage_floor,rewrite_mb_per_s";
 
 /// One row per configuration × repetition (floors included), RFC 4180 quoting.
 pub fn runs_csv(runs: &[Run]) -> String {
@@ -207,6 +235,19 @@ pub fn runs_csv(runs: &[Run]) -> String {
             format!("{:.3}", r.wall_s),
             r.json.clone().unwrap_or_default(),
             r.interval_log.clone().unwrap_or_default(),
+            r.client_wait.clone().unwrap_or_default(),
+            r.data_dir.clone().unwrap_or_default(),
+            r.data_fs.clone().unwrap_or_default(),
+            r.pass.map(|p| p.to_string()).unwrap_or_default(),
+            int(w.get("batch").and_then(|v| v.as_u64())),
+            num(r.bytes_per_s.map(|b| b / 1e6)),
+            num(r.idle_cpu_pct),
+            num(r.idle_window_s),
+            r.storage_floor.clone().unwrap_or_default(),
+            num(r
+                .storage
+                .as_ref()
+                .and_then(|s| s["rewrite_pass"]["mb_per_s"].as_f64())),
         ];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         out.push_str(&line.join(","));
@@ -252,11 +293,24 @@ pub fn summary_markdown(meta: &Meta) -> String {
         "{} repetitions; median [min–max] over comparable repetitions; latency in µs.\n",
         meta.repetitions
     );
+    // Columns that only some experiments have appear only when some run has them.
+    let has_idle = meta.runs.iter().any(|r| r.idle_cpu_pct.is_some());
+    let has_mb = meta
+        .runs
+        .iter()
+        .any(|r| r.storage.is_some() || r.data_dir.is_some() || r.storage_floor.is_some());
     let _ = writeln!(
         s,
-        "| configuration | n | p50 | p99 | p99.9 | rate/s | broker CPU % | excluded |"
+        "| configuration | n | p50 | p99 | p99.9 | rate/s |{} broker CPU % |{} excluded |",
+        if has_mb { " MB/s |" } else { "" },
+        if has_idle { " idle CPU % |" } else { "" },
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "|---|---|---|---|---|---|---|{}{}---|",
+        if has_mb { "---|" } else { "" },
+        if has_idle { "---|" } else { "" },
+    );
     for label in meta.labels() {
         let runs: Vec<&Run> = meta.runs_of(&label).collect();
         let ok: Vec<&Run> = runs.iter().copied().filter(|r| r.comparable()).collect();
@@ -286,9 +340,19 @@ pub fn summary_markdown(meta: &Meta) -> String {
                 format!("reps {}: {why}", reps.join(","))
             })
             .collect();
+        let mb = if has_mb {
+            format!(" {} |", col(&|r| r.bytes_per_s.map(|b| b / 1e6), 0))
+        } else {
+            String::new()
+        };
+        let idle = if has_idle {
+            format!(" {} |", col(&|r| r.idle_cpu_pct, 1))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "| {label} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {label} | {} | {} | {} | {} | {} |{mb} {} |{idle} {} |",
             ok.len(),
             col(&|r| r.latency_us.as_ref().map(|p| p.p50), 1),
             col(&|r| r.latency_us.as_ref().map(|p| p.p99), 1),
@@ -434,5 +498,33 @@ mod tests {
         assert_eq!(spread(&[1.0, 2.0]), Some((1.5, 1.0, 2.0)));
         assert_eq!(spread(&[]), None);
         assert_eq!(csv_field("a,b \"c\""), "\"a,b \"\"c\"\"\"");
+    }
+
+    #[test]
+    fn every_csv_row_has_as_many_fields_as_the_header() {
+        let meta: Meta = serde_json::from_value(serde_json::json!({
+            "experiment": "x", "question": "q", "experiment_toml": "", "repetitions": 1,
+            "bootstrap": null, "broker_binary": null, "loadgen_binary": "l",
+            "environment": {"git_sha": "", "git_dirty": false, "rustc": "", "kernel": "",
+                "cpu_model": "", "cores": 1, "memory_bytes": 0, "host": "", "time": "",
+                "load_average": ""},
+            "runs": [{"order": 0, "label": "a", "kind": "broker", "rep": 1, "status": "ok",
+                "excluded_reason": null, "floors": [], "series": null,
+                "workload": {"mode": "produce", "batch": 1000}, "loadgen_args": [],
+                "requested": null, "effective": null, "latency_us": null, "service_us": null,
+                "send_lag_us": null, "rate_per_s": 1.0, "bytes_per_s": 2e6, "errors": 0,
+                "timeouts": 0, "broker_cpu_s": null, "broker_cpu_pct": null, "wall_s": 1.0,
+                "json": null, "interval_log": null, "broker_log": null}]
+        }))
+        .expect("a meta.json from before the new fields still parses");
+        let csv = runs_csv(&meta.runs);
+        let header = CSV_HEADER.split(',').count();
+        for line in csv.lines() {
+            assert_eq!(line.split(',').count(), header, "{line}");
+        }
+        assert!(
+            csv.lines().nth(1).unwrap().contains(",1000,2.000,"),
+            "{csv}"
+        );
     }
 }

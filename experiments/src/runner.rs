@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::definition::{set_value_text, Configuration, Experiment, FloorKey, Workload};
+use crate::definition::{
+    set_value_text, Configuration, Experiment, FloorKey, StorageFloorStep, Variant, Workload,
+};
 use crate::results::{self, Meta, Percentiles, Run, RunKind, Status};
 
 const READY_PREFIX: &str = "strikemq ready kafka=";
@@ -411,6 +413,9 @@ fn loadgen_args(w: &Workload) -> Vec<String> {
     if let Some(core) = w.client_core {
         push("--pin-core", core.to_string());
     }
+    if let Some(wait) = &w.wait {
+        push("--wait", wait.clone());
+    }
     a
 }
 
@@ -426,10 +431,85 @@ fn floor_args(mode: &str, key: &FloorKey, w: &Workload) -> Vec<String> {
     if let Some(r) = key.rate {
         a.extend(["--rate".into(), r.to_string()]);
     }
+    if let Some(b) = key.batch {
+        a.extend(["--batch".into(), b.to_string()]);
+    }
     if let Some(core) = w.client_core {
         a.extend(["--pin-core".into(), core.to_string()]);
     }
     a
+}
+
+/// `loadgen floor --storage DIR` for a storage floor step.
+fn storage_floor_args(f: &StorageFloorStep, dir: &Path, w: &Workload) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "floor".into(),
+        "--storage".into(),
+        dir.display().to_string(),
+    ];
+    if f.kind == "sync" {
+        a.push("--sync".into());
+    }
+    a.extend(["--size".into(), f.key.size.to_string()]);
+    if let Some(b) = f.key.batch {
+        a.extend(["--batch".into(), b.to_string()]);
+    }
+    a.extend(["--duration-s".into(), f.duration_s.to_string()]);
+    if let Some(core) = w.client_core {
+        a.extend(["--pin-core".into(), core.to_string()]);
+    }
+    a
+}
+
+/// Where data directories of one kind go: `None` is the system temporary directory.
+fn data_root(kind: Option<&str>, disk_dir: &Path) -> Result<PathBuf> {
+    let pid = std::process::id();
+    let root = match kind {
+        None => std::env::temp_dir(),
+        Some("disk") => disk_dir.to_path_buf(),
+        Some("tmpfs") => PathBuf::from(TMPFS_DIR),
+        Some(other) => bail!("data directory kind {other:?} is not disk or tmpfs"),
+    };
+    let fs = fs_type(&root);
+    // A "disk" that is memory (or a "tmpfs" that is not) would label the results wrongly.
+    match kind {
+        Some("disk") if fs == "tmpfs" => bail!(
+            "data_dirs \"disk\": {} is on tmpfs; pass --disk-dir DIR on a real disk",
+            root.display()
+        ),
+        Some("tmpfs") if fs != "tmpfs" => {
+            bail!("data_dirs \"tmpfs\": {} is {fs}, not tmpfs", root.display())
+        }
+        _ => {}
+    }
+    Ok(root.join(format!("xp-data-{pid}")))
+}
+
+/// Where tmpfs data directories go.
+const TMPFS_DIR: &str = "/dev/shm";
+
+/// The file system type of `dir` by its statfs magic number.
+pub fn fs_type(dir: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return "unknown".into();
+    };
+    // SAFETY: statfs writes only into the zeroed struct we pass; `c` is NUL-terminated.
+    let magic = unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        if libc::statfs(c.as_ptr(), &mut st) != 0 {
+            return "unknown".into();
+        }
+        st.f_type as u64
+    };
+    match magic {
+        0x0102_1994 => "tmpfs".into(),
+        0xEF53 => "ext4".into(),
+        0x5846_5342 => "xfs".into(),
+        0x9123_683E => "btrfs".into(),
+        0x794C_7630 => "overlayfs".into(),
+        other => format!("0x{other:x}"),
+    }
 }
 
 /// Options from the command line.
@@ -443,6 +523,8 @@ pub struct Options {
     pub repetitions: Option<u32>,
     /// Scale every duration and warm-up (e.g. 0.5 for a shorter run; stated in meta.json).
     pub duration_scale: Option<f64>,
+    /// Directory on a real disk for `data_dirs = ["disk"]` (default: REPO/target).
+    pub disk_dir: Option<PathBuf>,
 }
 
 /// One scheduled step of the interleaved plan.
@@ -452,7 +534,17 @@ enum Step<'a> {
         key: FloorKey,
         label: String,
     },
-    Config(&'a Configuration),
+    Storage(StorageFloorStep),
+    Config(Box<Variant>),
+}
+
+/// `label` in pass `pass` of `passes`: suffixed only when there are several.
+fn pass_label(label: &str, pass: u32, passes: u32) -> String {
+    if passes > 1 {
+        format!("{label}.pass{pass}")
+    } else {
+        label.to_string()
+    }
 }
 
 /// Runs `exp` and returns the results folder.
@@ -472,6 +564,7 @@ pub fn run(mut exp: Experiment, toml_text: &str, opts: &Options) -> Result<PathB
         for c in &mut exp.configs {
             scale(&mut c.workload);
         }
+        exp.idle_cpu_s = exp.idle_cpu_s.map(|i| i * s);
     }
     let bootstrap = opts.bootstrap.clone().or_else(|| exp.bootstrap.clone());
     let bins = Binaries::prepare(
@@ -485,13 +578,37 @@ pub fn run(mut exp: Experiment, toml_text: &str, opts: &Options) -> Result<PathB
     let scratch = std::env::temp_dir().join(format!("xp-data-{}", std::process::id()));
     let _scratch_guard = tempfile_dir::Dir(scratch.clone());
     std::fs::create_dir_all(&scratch)?;
+    // One scratch root per data directory kind, each removed when the runner ends.
+    let disk_dir = opts
+        .disk_dir
+        .clone()
+        .unwrap_or_else(|| opts.repo.join("target"));
+    let mut roots: BTreeMap<Option<String>, PathBuf> = BTreeMap::new();
+    let mut _root_guards = Vec::new();
+    let kinds: Vec<Option<String>> = if exp.data_dirs.is_empty() {
+        vec![None]
+    } else {
+        exp.data_dirs.iter().cloned().map(Some).collect()
+    };
+    for kind in kinds {
+        let root = match &kind {
+            None => scratch.clone(),
+            Some(k) => {
+                let r = data_root(Some(k), &disk_dir)?;
+                std::fs::create_dir_all(&r).with_context(|| format!("creating {}", r.display()))?;
+                _root_guards.push(tempfile_dir::Dir(r.clone()));
+                r
+            }
+        };
+        roots.insert(kind, root);
+    }
 
     // Fail fast on a bad key or value, before any measurement: the broker names it.
     let mut effective: BTreeMap<String, Value> = BTreeMap::new();
     if let Some(bin) = &bins.broker {
         for c in &exp.configs {
             let e = print_config(bin, &broker_args(c), &scratch.join("probe"))
-                .with_context(|| format!("config {:?}", c.label))?;
+                .with_context(|| format!("config {:?} (nothing was measured)", c.label))?;
             let diffs = differences(c, &e);
             if !diffs.is_empty() {
                 eprintln!(
@@ -532,8 +649,13 @@ pub fn run(mut exp: Experiment, toml_text: &str, opts: &Options) -> Result<PathB
             });
         }
     }
-    for c in &exp.configs {
-        plan.push(Step::Config(c));
+    if bootstrap.is_none() {
+        for f in exp.storage_floor_steps() {
+            plan.push(Step::Storage(f));
+        }
+    }
+    for v in exp.variants() {
+        plan.push(Step::Config(Box::new(v)));
     }
 
     let mut meta = Meta {
@@ -551,45 +673,77 @@ pub fn run(mut exp: Experiment, toml_text: &str, opts: &Options) -> Result<PathB
         meta.question
             .push_str(&format!("\n\n(Durations scaled by {s} for this run.)"));
     }
-    let total = plan.len() as u32 * exp.repetitions;
+    let total = plan.len() as u32 * exp.repetitions * exp.passes;
     let started = Instant::now();
     eprintln!(
-        "experiments: {} — {} steps ({} configurations + floors) × {} repetitions → {}",
+        "experiments: {} — {} steps ({} configurations + floors) × {} repetitions × {} passes → {}",
         exp.name,
         plan.len(),
         exp.configs.len(),
         exp.repetitions,
+        exp.passes,
         out.display()
     );
-    for rep in 1..=exp.repetitions {
+    let passes = exp.passes;
+    for (pass, rep) in (1..=passes).flat_map(|p| (1..=exp.repetitions).map(move |r| (p, r))) {
         for step in &plan {
             let order = meta.runs.len() as u32;
-            let run = match step {
+            let mut run = match step {
                 Step::Floor { mode, key, label } => {
                     let args = floor_args(mode, key, &exp.workload);
-                    run_floor(&bins, &out, order, label, rep, args, key)?
+                    let label = pass_label(label, pass, passes);
+                    let mut run = run_floor(&bins, &out, order, &label, rep, args, key)?;
+                    run.client_wait = Some(
+                        if *mode == "blocking" {
+                            "blocking"
+                        } else {
+                            "busy-poll"
+                        }
+                        .into(),
+                    );
+                    run
                 }
-                Step::Config(c) => {
-                    let w = exp.workload_for(c);
+                Step::Storage(f) => {
+                    let root = &roots[&f.data_dir];
+                    run_storage_floor(&bins, &out, order, f, rep, pass, passes, root, &exp)?
+                }
+                Step::Config(v) => {
+                    let w = exp.workload_for(&v.config);
                     let floors = exp
-                        .floor_modes
+                        .echo_floors_for(v)
                         .iter()
-                        .map(|m| exp.floor_label(m, &w.floor_key()))
+                        .map(|f| pass_label(f, pass, passes))
                         .collect();
-                    run_config(
+                    let mut config = v.config.clone();
+                    config.label = pass_label(&config.label, pass, passes);
+                    let root = &roots[&v.data_dir];
+                    let mut run = run_config(
                         &bins,
                         &out,
-                        &scratch,
+                        root,
                         order,
-                        c,
+                        &config,
                         &w,
                         rep,
                         floors,
                         bootstrap.as_deref(),
-                        effective.get(&c.label),
-                    )?
+                        effective.get(&v.base_label),
+                        exp.idle_cpu_s,
+                    )?;
+                    run.client_wait = v.client_wait.clone();
+                    run.data_dir = v.data_dir.clone();
+                    if bootstrap.is_none() {
+                        run.data_fs = Some(fs_type(root));
+                    }
+                    run.storage_floor = exp
+                        .storage_floor_for(v)
+                        .map(|f| pass_label(&f, pass, passes));
+                    run
                 }
             };
+            if passes > 1 {
+                run.pass = Some(pass);
+            }
             eprintln!(
                 "[{:>3}/{total}] {:>5.0}s  rep {rep} {:<28} {}",
                 order + 1,
@@ -668,6 +822,7 @@ fn run_config(
     floors: Vec<String>,
     bootstrap: Option<&str>,
     effective: Option<&Value>,
+    idle_cpu_s: Option<f64>,
 ) -> Result<Run> {
     let stem = file_stem(order, &c.label, rep);
     let kind = if bootstrap.is_some() {
@@ -684,6 +839,7 @@ fn run_config(
 
     let mut args = loadgen_args(w);
     args.extend(["--topic".into(), format!("xp-{}-r{rep}", c.label)]);
+    let data = scratch.join(&stem);
     let (mut broker, addr) = match bootstrap {
         Some(addr) => {
             run.effective =
@@ -692,7 +848,6 @@ fn run_config(
         }
         None => {
             let bin = bins.broker.as_ref().context("no broker binary")?;
-            let data = scratch.join(&stem);
             // Fresh data directory per run: no backlog, no warm page cache from the last.
             let _ = std::fs::remove_dir_all(&data);
             std::fs::create_dir_all(&data)?;
@@ -751,8 +906,24 @@ fn run_config(
             run.broker_cpu_s = Some(c1 - c0);
             run.broker_cpu_pct = Some(100.0 * (c1 - c0) / run.wall_s.max(1e-9));
         }
+        // loadgen has exited, so no client is connected: whatever the broker burns now
+        // is its own idling (a spin that does not end shows here).
+        if let (Some(window_s), Some(c0)) = (idle_cpu_s, cpu_seconds(b.pid)) {
+            let t0 = Instant::now();
+            std::thread::sleep(Duration::from_secs_f64(window_s));
+            if let Some(c1) = cpu_seconds(b.pid) {
+                let elapsed = t0.elapsed().as_secs_f64();
+                run.idle_cpu_s = Some(c1 - c0);
+                run.idle_window_s = Some(elapsed);
+                run.idle_cpu_pct = Some(100.0 * (c1 - c0) / elapsed.max(1e-9));
+            }
+        }
     }
     let exit = broker.as_mut().and_then(|b| b.stop());
+    if broker.is_some() {
+        // Written data can be gigabytes (on tmpfs: memory); the next run starts fresh.
+        let _ = std::fs::remove_dir_all(&data);
+    }
     lg.fill(&mut run);
     if let Some(st) = exit {
         if !st.success() && run.status == Status::Ok {
@@ -764,6 +935,42 @@ fn run_config(
         run.status = Status::Fallback;
         run.excluded_reason = Some(reasons.join("; "));
     }
+    Ok(run)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_storage_floor(
+    bins: &Binaries,
+    out: &Path,
+    order: u32,
+    f: &StorageFloorStep,
+    rep: u32,
+    pass: u32,
+    passes: u32,
+    root: &Path,
+    exp: &Experiment,
+) -> Result<Run> {
+    let label = pass_label(&f.label, pass, passes);
+    let stem = file_stem(order, &label, rep);
+    let dir = root.join(&stem);
+    std::fs::create_dir_all(&dir)?;
+    let args = storage_floor_args(f, &dir, &exp.workload);
+    let started = Instant::now();
+    let lg = run_loadgen(bins, out, &stem, args, false, None)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut run = blank_run(order, &label, RunKind::Floor, rep);
+    run.workload = json!({
+        "mode": "floor-storage",
+        "size": f.key.size,
+        "batch": f.key.batch,
+        "sync": f.kind == "sync",
+        "data_dir": f.data_dir,
+    });
+    run.wall_s = started.elapsed().as_secs_f64();
+    run.data_dir = f.data_dir.clone();
+    run.data_fs = Some(fs_type(root));
+    run.storage = lg.summary.as_ref().map(|s| s["storage"].clone());
+    lg.fill(&mut run);
     Ok(run)
 }
 
@@ -791,6 +998,15 @@ fn blank_run(order: u32, label: &str, kind: RunKind, rep: u32) -> Run {
         broker_cpu_s: None,
         broker_cpu_pct: None,
         wall_s: 0.0,
+        client_wait: None,
+        data_dir: None,
+        data_fs: None,
+        pass: None,
+        idle_cpu_s: None,
+        idle_window_s: None,
+        idle_cpu_pct: None,
+        storage_floor: None,
+        storage: None,
         json: None,
         interval_log: None,
         broker_log: None,
@@ -939,5 +1155,60 @@ set = { io_backend = "io_uring", busy_poll_us = 50, tcp_nodelay = true }"#,
         assert!(a.contains(&"--records".to_string()));
         assert!(!a.contains(&"--rate".to_string()));
         assert!(!a.contains(&"--duration-s".to_string()));
+    }
+
+    #[test]
+    fn client_wait_and_batch_reach_loadgen() {
+        let w = Workload {
+            mode: Some("produce".into()),
+            wait: Some("busy-poll".into()),
+            batch: Some(1000),
+            ..Default::default()
+        };
+        let a = loadgen_args(&w).join(" ");
+        assert!(a.contains("--wait busy-poll"), "{a}");
+        assert!(a.contains("--batch 1000"), "{a}");
+        let key = w.floor_key();
+        let f = floor_args("client-busy-poll", &key, &w).join(" ");
+        assert!(f.starts_with("floor --mode client-busy-poll"), "{f}");
+        assert!(f.contains("--batch 1000"), "{f}");
+        assert!(!loadgen_args(&Workload::default()).contains(&"--wait".to_string()));
+    }
+
+    #[test]
+    fn storage_floor_arguments() {
+        let step = StorageFloorStep {
+            label: "floor-storage-sync.tmpfs".into(),
+            key: FloorKey {
+                size: 16384,
+                rate: None,
+                inflight: None,
+                batch: Some(64),
+            },
+            kind: "sync".into(),
+            data_dir: Some("tmpfs".into()),
+            duration_s: 1.5,
+        };
+        let a = storage_floor_args(&step, Path::new("/dev/shm/x"), &Workload::default());
+        assert_eq!(
+            a.join(" "),
+            "floor --storage /dev/shm/x --sync --size 16384 --batch 64 --duration-s 1.5"
+        );
+        assert_eq!(pass_label("a", 2, 2), "a.pass2");
+        assert_eq!(pass_label("a", 1, 1), "a");
+    }
+
+    #[test]
+    fn data_roots_are_checked_against_their_kind() {
+        let shm = Path::new(TMPFS_DIR);
+        if fs_type(shm) == "tmpfs" {
+            assert!(data_root(Some("tmpfs"), Path::new("/")).is_ok());
+            let e = data_root(Some("disk"), shm).unwrap_err();
+            assert!(e.to_string().contains("--disk-dir"), "{e}");
+        } else {
+            let e = data_root(Some("tmpfs"), Path::new("/")).unwrap_err();
+            assert!(e.to_string().contains("not tmpfs"), "{e}");
+        }
+        assert!(data_root(Some("nvme"), Path::new("/")).is_err());
     }
 }

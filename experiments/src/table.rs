@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::results::{latest_run_dir, spread, Meta, Run};
+use crate::results::{latest_run_dir, spread, Meta, Run, RunKind};
 
 /// Micro rows: (id in percentiles.json, metric text, why it may be absent).
 const MICRO_ROWS: [(&str, &str, &str); 4] = [
@@ -38,7 +38,7 @@ const MICRO_ROWS: [(&str, &str, &str); 4] = [
 
 /// End-to-end rows: metric text and the (experiment, configuration) sources in order of
 /// preference; the first with comparable runs wins.
-const E2E_ROWS: [(&str, &[(&str, &str)]); 6] = [
+const E2E_ROWS: [(&str, &[(&str, &str)]); 7] = [
     (
         "Produce round trip, 1 KiB, baseline, closed loop",
         &[
@@ -71,6 +71,52 @@ const E2E_ROWS: [(&str, &[(&str, &str)]); 6] = [
     (
         "Produce→consume, 1 KiB, tuned",
         &[("baseline-vs-tuned", "tuned-e2e")],
+    ),
+    (
+        "Loopback TCP echo floor, 1 KiB, both ends busy-polling",
+        &[
+            ("spin-vs-block", "floor-busy-poll"),
+            ("baseline-vs-tuned", "floor-busy-poll"),
+        ],
+    ),
+];
+
+/// The experiment the throughput rows come from.
+const THROUGHPUT_EXPERIMENT: &str = "throughput";
+
+/// Throughput rows: metric text, configuration label (before `.disk`/`.tmpfs`) and pass.
+/// Produce is set against the storage floor of its data dir (fdatasync floor for
+/// flush=always), fetch against the TCP bandwidth floor with the same frames.
+const THROUGHPUT_ROWS: [(&str, &str, u32); 6] = [
+    (
+        "Batched produce, 1 KiB × 1000 per request, 8 in flight, 1 connection",
+        "p1k-c1-mmap-pf64m-never",
+        2,
+    ),
+    (
+        "Same, first touch of memory (pass 1)",
+        "p1k-c1-mmap-pf64m-never",
+        1,
+    ),
+    (
+        "Batched produce, 1 KiB × 1000, 8 in flight, 4 connections",
+        "p1k-c4-mmap-pf64m-never",
+        2,
+    ),
+    (
+        "Batched produce, 16 KiB × 64, 8 in flight, 1 connection",
+        "p16k-c1-mmap-pf64m-never",
+        2,
+    ),
+    (
+        "Batched produce, 1 KiB × 1000, flush=always (vs the fdatasync floor)",
+        "p1k-c1-mmap-pf64m-always",
+        2,
+    ),
+    (
+        "Fetch of a backlog, ≈1 MiB per Fetch (vs the TCP bandwidth floor)",
+        "fetch-mmap-pf64m-never",
+        2,
     ),
 ];
 
@@ -218,6 +264,9 @@ pub fn render(results: &Path) -> Result<String> {
                         fmt_us(fm),
                         m / fm
                     ),
+                    (Some((m, lo, hi)), None) if runs[0].kind == RunKind::Floor => {
+                        format!("{} [{lo:.1}–{hi:.1}]", fmt_us(m))
+                    }
                     (Some((m, lo, hi)), None) => {
                         format!("{} [{lo:.1}–{hi:.1}] · no floor", fmt_us(m))
                     }
@@ -237,6 +286,26 @@ pub fn render(results: &Path) -> Result<String> {
         let _ = writeln!(s, "| {metric} | {p50} | {p999} |");
     }
     let _ = writeln!(s);
+    if let Ok(dir) = latest_run_dir(results, THROUGHPUT_EXPERIMENT) {
+        let meta = Meta::read(&dir)?;
+        let _ = writeln!(
+            s,
+            "| Throughput (payload MB/s, median [min–max]; ratio to the floor of the same run) | data dir on disk | data dir on tmpfs |"
+        );
+        let _ = writeln!(s, "|---|---|---|");
+        for (metric, base, pass) in THROUGHPUT_ROWS {
+            let cells: Vec<String> = ["disk", "tmpfs"]
+                .iter()
+                .map(|d| throughput_cell(&meta, &format!("{base}.{d}.pass{pass}")))
+                .collect();
+            let _ = writeln!(s, "| {metric} | {} | {} |", cells[0], cells[1]);
+        }
+        let _ = writeln!(s);
+        let src = rel(results, &dir);
+        if !sources.iter().any(|(d, _)| *d == src) {
+            sources.push((src, meta));
+        }
+    }
     if let Some((dir, m)) = &micro {
         let e = &m.environment;
         let _ = writeln!(
@@ -269,6 +338,51 @@ pub fn render(results: &Path) -> Result<String> {
     Ok(s)
 }
 
+fn fmt_mb(mb: f64) -> String {
+    if mb >= 1000.0 {
+        format!("{:.2} GB/s", mb / 1000.0)
+    } else {
+        format!("{mb:.0} MB/s")
+    }
+}
+
+/// Median payload MB/s of a label with its floor: the storage floor it names (produce),
+/// else its first echo floor (fetch: the TCP bandwidth floor with the same frames).
+fn throughput_cell(meta: &Meta, label: &str) -> String {
+    let mbs = |l: &str| -> Vec<f64> {
+        meta.runs_of(l)
+            .filter(|r| r.comparable())
+            .filter_map(|r| r.bytes_per_s.map(|b| b / 1e6))
+            .collect()
+    };
+    let runs: Vec<&Run> = meta.runs_of(label).collect();
+    let Some(first) = runs.first() else {
+        return "not measured".into();
+    };
+    let Some((m, lo, hi)) = spread(&mbs(label)) else {
+        return match first.status {
+            crate::results::Status::Fallback => "excluded: fallback (see runs.csv)".into(),
+            _ => "excluded: failed (see runs.csv)".into(),
+        };
+    };
+    let (floor_label, what) = match &first.storage_floor {
+        Some(f) => (f.clone(), "storage floor"),
+        None => (
+            first.floors.first().cloned().unwrap_or_default(),
+            "TCP floor",
+        ),
+    };
+    match spread(&mbs(&floor_label)) {
+        Some((f, _, _)) => format!(
+            "{} [{lo:.0}–{hi:.0}] · {what} {} ({:.2}×)",
+            fmt_mb(m),
+            fmt_mb(f),
+            m / f
+        ),
+        None => format!("{} [{lo:.0}–{hi:.0}] · no floor", fmt_mb(m)),
+    }
+}
+
 fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
 }
@@ -298,4 +412,77 @@ pub fn write(results: &Path, readme: Option<&Path>) -> Result<PathBuf> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(label: &str, kind: &str, mb_per_s: f64, extra: serde_json::Value) -> Run {
+        let mut v = serde_json::json!({
+            "order": 0, "label": label, "kind": kind, "rep": 1, "status": "ok",
+            "excluded_reason": null, "floors": [], "series": null, "workload": {},
+            "loadgen_args": [], "requested": null, "effective": null,
+            "latency_us": {"p50": 1.0, "p90": 1.0, "p99": 1.0, "p99_9": 1.0, "p99_99": 1.0,
+                "max": 1.0, "mean": 1.0, "count": 1},
+            "service_us": null, "send_lag_us": null, "rate_per_s": 1.0,
+            "bytes_per_s": mb_per_s * 1e6, "errors": 0, "timeouts": 0, "broker_cpu_s": null,
+            "broker_cpu_pct": null, "wall_s": 1.0, "json": null, "interval_log": null,
+            "broker_log": null
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn throughput_cells_stand_next_to_their_floor() {
+        let meta: Meta = serde_json::from_value(serde_json::json!({
+            "experiment": "throughput", "question": "q", "experiment_toml": "",
+            "repetitions": 1, "bootstrap": null, "broker_binary": null, "loadgen_binary": "l",
+            "environment": {"git_sha": "", "git_dirty": false, "rustc": "", "kernel": "",
+                "cpu_model": "", "cores": 1, "memory_bytes": 0, "host": "", "time": "",
+                "load_average": ""},
+            "runs": []
+        }))
+        .unwrap();
+        let mut meta = meta;
+        meta.runs = vec![
+            run(
+                "floor-storage-write.disk.pass2",
+                "floor",
+                2000.0,
+                serde_json::json!({}),
+            ),
+            run(
+                "floor-blocking.pass2",
+                "floor",
+                4000.0,
+                serde_json::json!({}),
+            ),
+            run(
+                "p.disk.pass2",
+                "broker",
+                1000.0,
+                serde_json::json!({"storage_floor": "floor-storage-write.disk.pass2",
+                    "floors": ["floor-blocking.pass2"]}),
+            ),
+            run(
+                "f.disk.pass2",
+                "broker",
+                1000.0,
+                serde_json::json!({"floors": ["floor-blocking.pass2"]}),
+            ),
+        ];
+        assert_eq!(
+            throughput_cell(&meta, "p.disk.pass2"),
+            "1.00 GB/s [1000–1000] · storage floor 2.00 GB/s (0.50×)"
+        );
+        assert_eq!(
+            throughput_cell(&meta, "f.disk.pass2"),
+            "1.00 GB/s [1000–1000] · TCP floor 4.00 GB/s (0.25×)"
+        );
+        assert_eq!(throughput_cell(&meta, "absent"), "not measured");
+    }
 }

@@ -126,19 +126,94 @@ pub struct TargetArgs {
     /// hashes to (Kafka's murmur2)
     #[arg(long, default_value = "none", value_parser = clap::value_parser!(KeyDist))]
     pub keys: KeyDist,
+    /// How the measured connections wait for answers (native driver only): blocking
+    /// reads, or busy-poll (non-blocking reads in a spin loop, one core per connection
+    /// burnt), the client side of `loadgen floor --mode busy-poll`
+    #[arg(long, value_enum, default_value = "blocking")]
+    pub wait: PollMode,
 }
 
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct FloorArgs {
     #[command(flatten)]
     pub load: LoadArgs,
-    /// blocking: both ends sleep in the kernel; busy-poll: both ends spin on
-    /// non-blocking sockets
+    /// blocking: both ends sleep in the kernel; client-busy-poll: the client spins on a
+    /// non-blocking socket, the echo server blocks; busy-poll: both ends spin
     #[arg(long, value_enum, default_value = "blocking")]
-    pub mode: PollMode,
+    pub mode: FloorMode,
     /// Topic name used to size the frames like the broker run's
     #[arg(long, default_value = "loadgen")]
     pub topic: String,
+    /// Records per request frame: the same frame as `produce --batch N` (with a deep
+    /// --inflight and large frames this is the TCP bandwidth floor)
+    #[arg(long, default_value_t = 1)]
+    pub batch: u32,
+    /// Storage floor instead of the TCP echo: write the record batch of each request
+    /// (--size × --batch) sequentially into a new file in DIR (page cache), then rewrite
+    /// the same bytes in place (memory already touched); MB/s of both passes
+    #[arg(long, value_name = "DIR", conflicts_with = "mode")]
+    pub storage: Option<PathBuf>,
+    /// With --storage: fdatasync after every write (the floor of flush=always)
+    #[arg(long, requires = "storage")]
+    pub sync: bool,
+    /// With --storage: the first pass stops at this many bytes even before --duration-s
+    /// (so a fast page cache cannot fill the disk or memory)
+    #[arg(long, default_value_t = DEFAULT_STORAGE_MAX_BYTES, requires = "storage")]
+    pub storage_max_bytes: u64,
+}
+
+/// Default cap of the storage floor's file.
+pub const DEFAULT_STORAGE_MAX_BYTES: u64 = 1 << 30;
+
+/// Who busy-polls in the echo floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FloorMode {
+    /// Both ends block in the kernel.
+    Blocking,
+    /// The client busy-polls, the server blocks (a polling client against today's broker).
+    ClientBusyPoll,
+    /// Both ends busy-poll.
+    BusyPoll,
+}
+
+impl FloorMode {
+    /// (client, server) wait modes.
+    pub fn ends(self) -> (PollMode, PollMode) {
+        match self {
+            FloorMode::Blocking => (PollMode::Blocking, PollMode::Blocking),
+            FloorMode::ClientBusyPoll => (PollMode::BusyPoll, PollMode::Blocking),
+            FloorMode::BusyPoll => (PollMode::BusyPoll, PollMode::BusyPoll),
+        }
+    }
+}
+
+impl FloorArgs {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.batch == 0 || self.batch > MAX_BATCH_RECORDS {
+            return Err(usage(format!(
+                "--batch {}: must be between 1 and {MAX_BATCH_RECORDS}",
+                self.batch
+            )));
+        }
+        if let Some(dir) = &self.storage {
+            if !dir.is_dir() {
+                return Err(usage(format!(
+                    "--storage {}: not a directory",
+                    dir.display()
+                )));
+            }
+            if self.storage_max_bytes == 0 {
+                return Err(usage("--storage-max-bytes 0: must be > 0"));
+            }
+            if self.load.rate.is_some() {
+                return Err(usage(
+                    "--rate with --storage: the storage floor writes back to back (closed loop)",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Args, Serialize)]
@@ -355,13 +430,25 @@ fn check_native_properties(properties: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// librdkafka keeps one connection per broker by itself.
+/// librdkafka keeps one connection per broker by itself, and waits its own way.
 fn check_rdkafka_shape(t: &TargetArgs) -> anyhow::Result<()> {
+    check_rdkafka_wait(t)?;
     if t.connections != 1 {
         return Err(usage(format!(
             "--connections {}: librdkafka keeps one connection per broker (use --producers)",
             t.connections
         )));
+    }
+    Ok(())
+}
+
+/// librdkafka's own threads do the socket I/O: there is no loop of ours to make spin.
+fn check_rdkafka_wait(t: &TargetArgs) -> anyhow::Result<()> {
+    if t.wait == PollMode::BusyPoll {
+        return Err(usage(
+            "--wait busy-poll: the native driver only (librdkafka does its socket I/O in \
+             its own threads; use --driver native)",
+        ));
     }
     Ok(())
 }
@@ -406,6 +493,7 @@ impl FetchArgs {
         match self.driver {
             Driver::Native => check_native_properties(&self.properties)?,
             Driver::Rdkafka => {
+                check_rdkafka_wait(&self.target)?;
                 crate::drivers::rdkafka::parse_properties(&self.properties)?;
             }
         }
@@ -681,5 +769,121 @@ mod tests {
             panic!("not produce")
         };
         assert!(is_usage(&p.validate().unwrap_err()));
+    }
+
+    fn parse_cmd(args: &[&str]) -> Cmd {
+        let mut v = vec!["loadgen"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v).expect("parses").cmd
+    }
+
+    #[test]
+    fn wait_defaults_to_blocking_and_parses_busy_poll_everywhere() {
+        let Cmd::Produce(p) = parse_cmd(&["produce"]) else {
+            panic!("not produce")
+        };
+        assert_eq!(p.target.wait, PollMode::Blocking);
+        let Cmd::Produce(p) = parse_cmd(&["produce", "--wait", "busy-poll"]) else {
+            panic!("not produce")
+        };
+        assert_eq!(p.target.wait, PollMode::BusyPoll);
+        assert!(p.validate().is_ok());
+        let Cmd::Fetch(f) = parse_cmd(&["fetch", "--wait", "busy-poll"]) else {
+            panic!("not fetch")
+        };
+        assert!(f.validate().is_ok());
+        let Cmd::E2e(e) = parse_cmd(&["e2e", "--wait", "busy-poll"]) else {
+            panic!("not e2e")
+        };
+        assert!(e.validate().is_ok());
+        let e = Cli::try_parse_from(["loadgen", "produce", "--wait", "spin"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("spin"), "{e}");
+    }
+
+    #[test]
+    fn busy_poll_with_rdkafka_is_a_usage_error_naming_the_value() {
+        let check = |r: anyhow::Result<()>| {
+            let e = r.unwrap_err();
+            assert!(is_usage(&e), "{e}");
+            assert!(e.to_string().contains("--wait busy-poll"), "{e}");
+        };
+        let base = ["--driver", "rdkafka", "--wait", "busy-poll"];
+        let mut v = vec!["produce"];
+        v.extend(base);
+        let Cmd::Produce(p) = parse_cmd(&v) else {
+            panic!("not produce")
+        };
+        check(p.validate());
+        let mut v = vec!["fetch"];
+        v.extend(base);
+        let Cmd::Fetch(f) = parse_cmd(&v) else {
+            panic!("not fetch")
+        };
+        check(f.validate());
+        let mut v = vec!["e2e"];
+        v.extend(base);
+        let Cmd::E2e(e) = parse_cmd(&v) else {
+            panic!("not e2e")
+        };
+        check(e.validate().map(|_| ()));
+        // Blocking stays fine with librdkafka.
+        let Cmd::Produce(p) = parse_cmd(&["produce", "--driver", "rdkafka", "--wait", "blocking"])
+        else {
+            panic!("not produce")
+        };
+        assert!(p.validate().is_ok());
+    }
+
+    fn floor_args(args: &[&str]) -> Result<FloorArgs, clap::Error> {
+        let mut v = vec!["loadgen", "floor"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v).map(|c| match c.cmd {
+            Cmd::Floor(f) => f,
+            _ => panic!("not floor"),
+        })
+    }
+
+    #[test]
+    fn floor_modes_name_who_busy_polls() {
+        let f = floor_args(&["--mode", "client-busy-poll"]).unwrap();
+        assert_eq!(f.mode.ends(), (PollMode::BusyPoll, PollMode::Blocking));
+        assert_eq!(
+            floor_args(&[]).unwrap().mode.ends(),
+            (PollMode::Blocking, PollMode::Blocking)
+        );
+        assert_eq!(
+            floor_args(&["--mode", "busy-poll"]).unwrap().mode.ends(),
+            (PollMode::BusyPoll, PollMode::BusyPoll)
+        );
+    }
+
+    #[test]
+    fn storage_floor_flags() {
+        let dir = std::env::temp_dir();
+        let d = dir.to_str().unwrap();
+        let f = floor_args(&["--storage", d, "--sync", "--batch", "64"]).unwrap();
+        assert!(f.sync && f.batch == 64);
+        assert!(f.validate().is_ok());
+        // --sync and --storage-max-bytes need --storage; --storage has no --mode.
+        assert!(floor_args(&["--sync"]).is_err());
+        assert!(floor_args(&["--storage-max-bytes", "10"]).is_err());
+        assert!(floor_args(&["--storage", d, "--mode", "busy-poll"]).is_err());
+        for (bad, needle) in [
+            (
+                vec!["--storage", "/nonexistent/loadgen-dir"],
+                "--storage /nonexistent",
+            ),
+            (vec!["--batch", "0"], "--batch 0"),
+            (
+                vec!["--storage", d, "--storage-max-bytes", "0"],
+                "--storage-max-bytes 0",
+            ),
+            (vec!["--storage", d, "--rate", "100"], "--rate"),
+        ] {
+            let e = floor_args(&bad).unwrap().validate().unwrap_err();
+            assert!(is_usage(&e), "{bad:?}: {e}");
+            assert!(e.to_string().contains(needle), "{bad:?}: {e}");
+        }
     }
 }

@@ -76,3 +76,151 @@ impl Checker for EchoChecker {
         Ok(payload.len() == self.response_payload_bytes)
     }
 }
+
+/// The storage floor: what the file system itself does with the broker's write sizes.
+pub struct StorageFloor {
+    pub dir: std::path::PathBuf,
+    /// Bytes per write(2): one request's record batch, as the broker appends it.
+    pub write_bytes: usize,
+    /// Record value bytes per write (for B/s comparable with produce's payload rate).
+    pub payload_bytes: u64,
+    /// fdatasync after every write.
+    pub sync: bool,
+    /// The first pass stops after this long…
+    pub duration_ns: u64,
+    /// …or at this file size, whichever comes first.
+    pub max_bytes: u64,
+}
+
+/// One sequential pass over the file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoragePass {
+    pub writes: u64,
+    pub bytes: u64,
+    pub ns: u64,
+    pub seconds: f64,
+    /// File bytes written per second / 10^6.
+    pub mb_per_s: f64,
+}
+
+/// Both passes: a new file (page-cache pages allocated and zeroed as the broker's new
+/// segments need them), then the same bytes rewritten in place (pages already there).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StorageReport {
+    pub dir: String,
+    /// The file system type of `dir` (statfs), e.g. ext4 or tmpfs.
+    pub fs: String,
+    pub sync: bool,
+    pub write_bytes: usize,
+    pub first_pass: StoragePass,
+    pub rewrite_pass: StoragePass,
+}
+
+/// Removes the floor's file however the run ends.
+struct RemoveOnDrop(std::path::PathBuf);
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Runs both passes; the recorder holds the first pass's per-write latencies.
+pub fn run_storage_floor(
+    cfg: &StorageFloor,
+) -> anyhow::Result<(crate::recorder::Recorder, StorageReport)> {
+    use std::io::{Seek, SeekFrom, Write};
+
+    let path = cfg
+        .dir
+        .join(format!("loadgen-storage-floor-{}.dat", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let _remove = RemoveOnDrop(path.clone());
+    let buf = vec![0x5au8; cfg.write_bytes];
+    let clock = crate::schedule::Clock::new();
+    let mut rec = crate::recorder::Recorder::new(0);
+    let write_one = |file: &mut std::fs::File| -> anyhow::Result<(u64, u64)> {
+        let t0 = clock.now_ns();
+        file.write_all(&buf)
+            .with_context(|| format!("writing {}", path.display()))?;
+        if cfg.sync {
+            file.sync_data()
+                .with_context(|| format!("fdatasync of {}", path.display()))?;
+        }
+        Ok((t0, clock.now_ns()))
+    };
+
+    let start = clock.now_ns();
+    let mut writes = 0u64;
+    loop {
+        let (t0, t1) = write_one(&mut file)?;
+        let s = crate::schedule::Sample {
+            intended_ns: t0,
+            sent_ns: t0,
+            done_ns: t1,
+        };
+        rec.record(s, cfg.payload_bytes);
+        writes += 1;
+        let written = writes * cfg.write_bytes as u64;
+        if t1 - start >= cfg.duration_ns || written + cfg.write_bytes as u64 > cfg.max_bytes {
+            break;
+        }
+    }
+    let first = pass(writes, cfg.write_bytes, clock.now_ns() - start);
+
+    file.seek(SeekFrom::Start(0)).context("rewinding")?;
+    let start = clock.now_ns();
+    for _ in 0..writes {
+        write_one(&mut file)?;
+    }
+    let rewrite = pass(writes, cfg.write_bytes, clock.now_ns() - start);
+    let report = StorageReport {
+        dir: cfg.dir.display().to_string(),
+        fs: fs_type(&cfg.dir),
+        sync: cfg.sync,
+        write_bytes: cfg.write_bytes,
+        first_pass: first,
+        rewrite_pass: rewrite,
+    };
+    Ok((rec, report))
+}
+
+fn pass(writes: u64, write_bytes: usize, ns: u64) -> StoragePass {
+    let bytes = writes * write_bytes as u64;
+    let seconds = ns as f64 / crate::schedule::NS_PER_S as f64;
+    StoragePass {
+        writes,
+        bytes,
+        ns,
+        seconds,
+        mb_per_s: bytes as f64 / seconds.max(f64::MIN_POSITIVE) / 1e6,
+    }
+}
+
+/// The file system type of `dir` by its statfs magic number.
+pub fn fs_type(dir: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return "unknown".into();
+    };
+    // SAFETY: statfs writes only into the zeroed struct we pass; `c` is NUL-terminated.
+    let magic = unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        if libc::statfs(c.as_ptr(), &mut st) != 0 {
+            return "unknown".into();
+        }
+        st.f_type as u64
+    };
+    match magic {
+        0x0102_1994 => "tmpfs".into(),
+        0xEF53 => "ext4".into(),
+        0x5846_5342 => "xfs".into(),
+        0x9123_683E => "btrfs".into(),
+        0x794C_7630 => "overlayfs".into(),
+        other => format!("0x{other:x}"),
+    }
+}

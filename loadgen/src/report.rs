@@ -76,6 +76,13 @@ pub struct Summary {
     pub verification: Option<VerifyReport>,
     /// The resolved shape: topics, partitions and their leaders, client threads.
     pub layout: Option<serde_json::Value>,
+    /// How the measured client connections waited: `blocking` or `busy-poll` (none for
+    /// librdkafka, which waits in its own threads).
+    pub client_wait: Option<String>,
+    /// How the floor's echo server waited (floor runs only).
+    pub server_wait: Option<String>,
+    /// The storage floor's passes (floor --storage only).
+    pub storage: Option<serde_json::Value>,
     pub environment: Environment,
 }
 
@@ -133,6 +140,9 @@ impl Summary {
             records_per_s: None,
             verification: None,
             layout: None,
+            client_wait: None,
+            server_wait: None,
+            storage: None,
             environment: Environment::here(),
         }
     }
@@ -151,8 +161,13 @@ impl Summary {
                 max_inflight,
             } => format!("open loop at {rate_per_s}/s (at most {max_inflight} in flight)"),
         };
+        let wait = match (&self.client_wait, &self.server_wait) {
+            (Some(c), Some(srv)) => format!(" · client {c}, server {srv}"),
+            (Some(c), None) => format!(" · client {c}"),
+            _ => String::new(),
+        };
         let mut s = format!(
-            "loadgen {} · driver {} · {sched}\nlatency measured from the {}\n",
+            "loadgen {} · driver {}{wait} · {sched}\nlatency measured from the {}\n",
             self.workload, self.driver, self.latency_from
         );
         s += &format!(
@@ -176,8 +191,14 @@ impl Summary {
             Schedule::Open { rate_per_s, .. } => format!(" of {rate_per_s:.1}/s asked"),
             Schedule::Closed { .. } => String::new(),
         };
+        // Bandwidth floors and batched runs are read in GB/s.
+        let gb = if self.bytes_per_s >= 1e9 {
+            format!(", {:.2} GB/s", self.bytes_per_s / 1e9)
+        } else {
+            String::new()
+        };
         s += &format!(
-            "achieved {:.1}/s{asked} over {:.1} s  ·  {:.0} B/s ({:.2} MB/s) payload\n",
+            "achieved {:.1}/s{asked} over {:.1} s  ·  {:.0} B/s ({:.2} MB/s{gb}) payload\n",
             self.rate_per_s,
             self.duration_s,
             self.bytes_per_s,
@@ -203,6 +224,17 @@ impl Summary {
         }
         if let (Some(n), Some(r)) = (self.records, self.records_per_s) {
             s += &format!("records {n}  ({r:.1} records/s)\n");
+        }
+        if let Some(st) = &self.storage {
+            for pass in ["first_pass", "rewrite_pass"] {
+                let p = &st[pass];
+                s += &format!(
+                    "storage {pass}: {:.1} MB/s ({} bytes in {:.3} s)\n",
+                    p["mb_per_s"].as_f64().unwrap_or(0.0),
+                    p["bytes"],
+                    p["seconds"].as_f64().unwrap_or(0.0),
+                );
+            }
         }
         if let Some(v) = &self.verification {
             s += &format!(

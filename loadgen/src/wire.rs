@@ -26,6 +26,16 @@ pub enum PollMode {
     BusyPoll,
 }
 
+impl PollMode {
+    /// The command-line spelling, as recorded in summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            PollMode::Blocking => "blocking",
+            PollMode::BusyPoll => "busy-poll",
+        }
+    }
+}
+
 /// Reads whole frames from a stream into one reused buffer.
 pub struct FrameReader {
     stream: TcpStream,

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use crate::cli::{
-    Driver, E2eArgs, FetchArgs, FloorArgs, LoadArgs, ProduceArgs, TargetArgs, Timing,
+    Driver, E2eArgs, FetchArgs, FloorArgs, FloorMode, LoadArgs, ProduceArgs, TargetArgs, Timing,
 };
 use crate::consumer::Consumer;
 use crate::drivers::native::{
@@ -116,22 +116,60 @@ fn params<T: serde::Serialize>(args: &T) -> serde_json::Value {
 
 pub fn floor(args: &FloorArgs) -> anyhow::Result<Summary> {
     let timing = args.load.timing()?;
+    args.validate()?;
     let target = Target {
         topic: args.topic.clone(),
         partition: 0,
         leader_addr: String::new(),
     };
-    let request = produce_frame(&target, 1, args.load.size, 1)?;
+    let payload_bytes = args.load.size as u64 * args.batch as u64;
+    if let Some(dir) = &args.storage {
+        let values = vec![Bytes::from(vec![0u8; args.load.size]); args.batch as usize];
+        let batch = encode_batch(&values)?;
+        let cfg = crate::floor::StorageFloor {
+            dir: dir.clone(),
+            write_bytes: batch.len(),
+            payload_bytes,
+            sync: args.sync,
+            duration_ns: timing.duration_ns,
+            max_bytes: args.storage_max_bytes,
+        };
+        let (rec, storage) = crate::floor::run_storage_floor(&cfg)?;
+        let mut summary = Summary::new(
+            "floor",
+            if args.sync {
+                "storage-fdatasync"
+            } else {
+                "storage-write"
+            },
+            timing.schedule,
+            params(args),
+            &rec,
+            rec.count(),
+            storage.first_pass.ns,
+        );
+        summary.latency_from = if args.sync {
+            "start of each write(2) to the end of its fdatasync (first pass, new file)"
+        } else {
+            "start to end of each write(2) into the page cache (first pass, new file)"
+        }
+        .into();
+        summary.storage = Some(serde_json::to_value(&storage)?);
+        return Ok(summary);
+    }
+    let request = produce_frame(&target, 1, args.load.size, args.batch as usize)?;
     let response = produce_response_frame(&target)?;
     let response_payload_bytes = response.len() - 4;
-    let (addr, server) = start_echo_server(args.mode, response)?;
+    let (client_mode, server_mode) = args.mode.ends();
+    let (addr, server) = start_echo_server(server_mode, response)?;
     let stream = native::connect(&addr.to_string())?;
-    let conn = FrameReader::new(stream, args.mode)?;
+    let conn = FrameReader::new(stream, client_mode)?;
     let job = Job {
         workload: "floor",
         driver: match args.mode {
-            PollMode::Blocking => "echo-blocking",
-            PollMode::BusyPoll => "echo-busy-poll",
+            FloorMode::Blocking => "echo-blocking",
+            FloorMode::ClientBusyPoll => "echo-client-busy-poll",
+            FloorMode::BusyPoll => "echo-busy-poll",
         },
         params: params(args),
         load: &args.load,
@@ -139,9 +177,9 @@ pub fn floor(args: &FloorArgs) -> anyhow::Result<Summary> {
     };
     let encoder = FixedFrame {
         frame: request,
-        payload_bytes: args.load.size as u64,
+        payload_bytes,
     };
-    let summary = execute(
+    let mut summary = execute(
         job,
         conn,
         Box::new(encoder),
@@ -153,6 +191,8 @@ pub fn floor(args: &FloorArgs) -> anyhow::Result<Summary> {
         .join()
         .map_err(|_| anyhow::anyhow!("echo server panicked"))?
         .context("echo server")?;
+    summary.client_wait = Some(client_mode.name().into());
+    summary.server_wait = Some(server_mode.name().into());
     Ok(summary)
 }
 
@@ -358,9 +398,7 @@ pub fn produce(args: &ProduceArgs) -> anyhow::Result<Summary> {
     let mut conns = Vec::new();
     if args.driver == Driver::Native {
         for plan in &plans {
-            conns.push(Some(
-                connect_leader(&plan.leader, PollMode::Blocking)?.into_reader(),
-            ));
+            conns.push(Some(connect_leader(&plan.leader, t.wait)?.into_reader()));
         }
     } else {
         conns.resize_with(plans.len(), || None);
@@ -466,7 +504,16 @@ pub fn produce(args: &ProduceArgs) -> anyhow::Result<Summary> {
         .into();
     }
     summary.layout = Some(layout(&targets, plans.len(), 0));
+    summary.client_wait = client_wait(args.driver, t.wait);
     Ok(summary)
+}
+
+/// What the summary says about the client's waiting (librdkafka waits its own way).
+fn client_wait(driver: Driver, wait: PollMode) -> Option<String> {
+    match driver {
+        Driver::Native => Some(wait.name().into()),
+        Driver::Rdkafka => None,
+    }
 }
 
 /// `total` records dealt over `n` partitions: partition `i`'s share.
@@ -568,7 +615,7 @@ pub fn fetch(args: &FetchArgs) -> anyhow::Result<Summary> {
         let name = format!("loadgen-fetch-{i}");
         let handle = match &rdk_config {
             None => {
-                let client = connect_leader(&parts[0].0.leader_addr, PollMode::Blocking)?;
+                let client = connect_leader(&parts[0].0.leader_addr, args.target.wait)?;
                 spawn(name, move || {
                     runner::pin_current_thread(pin)?;
                     // The backlog is complete, so no long-poll: an empty answer means the
@@ -663,6 +710,7 @@ pub fn fetch(args: &FetchArgs) -> anyhow::Result<Summary> {
     summary.records_per_s = Some(rate(report.received, measured_ns));
     summary.verification = Some(report);
     summary.layout = Some(layout(&targets, by_leader(&targets).len(), groups.len()));
+    summary.client_wait = client_wait(args.driver, args.target.wait);
     Ok(summary)
 }
 
@@ -735,15 +783,10 @@ pub fn e2e(args: &E2eArgs) -> anyhow::Result<Summary> {
     let mut consumer_clients = Vec::new();
     if args.driver == Driver::Native {
         for plan in &plans {
-            producer_conns.push(Some(
-                connect_leader(&plan.leader, PollMode::Blocking)?.into_reader(),
-            ));
+            producer_conns.push(Some(connect_leader(&plan.leader, t.wait)?.into_reader()));
         }
         for g in &groups {
-            consumer_clients.push(Some(connect_leader(
-                &g[0].0.leader_addr,
-                PollMode::Blocking,
-            )?));
+            consumer_clients.push(Some(connect_leader(&g[0].0.leader_addr, t.wait)?));
         }
     } else {
         producer_conns.resize_with(plans.len(), || None);
@@ -941,5 +984,6 @@ pub fn e2e(args: &E2eArgs) -> anyhow::Result<Summary> {
     summary.records_per_s = Some(rate(rec.count(), timing.duration_ns));
     summary.verification = Some(report);
     summary.layout = Some(layout(&targets, plans.len(), groups.len()));
+    summary.client_wait = client_wait(args.driver, t.wait);
     Ok(summary)
 }

@@ -352,3 +352,48 @@ fn fetch_twice_from_the_same_topic_verifies_only_the_new_backlog() {
         assert_verified(&s);
     }
 }
+
+/// `--wait busy-poll`: every native workload still completes, verified, and says how
+/// its client waited.
+#[test]
+fn busy_polling_client_against_the_broker() {
+    let broker = Broker::start();
+    let b = broker.addr.as_str();
+    let common = ["--duration-s", "1", "--warmup-s", "0.2", "--no-progress"];
+    let busy = ["--wait", "busy-poll"];
+
+    let mut args = vec!["produce", "--bootstrap", b, "--topic", "bp-closed"];
+    args.extend(busy);
+    args.extend(["--inflight", "2"]);
+    args.extend(common);
+    let s = loadgen(&args);
+    assert_clean(&s);
+    assert_eq!(s["client_wait"], "busy-poll", "{s}");
+
+    let mut args = vec!["produce", "--bootstrap", b, "--topic", "bp-open"];
+    args.extend(busy);
+    args.extend(["--rate", "1000"]);
+    args.extend(common);
+    let s = loadgen(&args);
+    assert_clean(&s);
+    assert_eq!(s["count"], 1000, "1000/s for 1 s: {s}");
+
+    let mut args = vec!["fetch", "--bootstrap", b, "--topic", "bp-backlog"];
+    args.extend(busy);
+    args.extend(["--records", "5000", "--size", "256"]);
+    let s = loadgen(&args);
+    assert_verified(&s);
+    assert_eq!(s["client_wait"], "busy-poll", "{s}");
+
+    let mut args = vec!["e2e", "--bootstrap", b, "--topic", "bp-e2e"];
+    args.extend(busy);
+    args.extend(common);
+    let s = loadgen(&args);
+    assert_clean(&s);
+    assert_verified(&s);
+    assert_eq!(s["client_wait"], "busy-poll", "{s}");
+
+    let mut args = vec!["produce", "--bootstrap", b, "--topic", "blocking"];
+    args.extend(common);
+    assert_eq!(loadgen(&args)["client_wait"], "blocking");
+}

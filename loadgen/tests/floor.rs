@@ -108,3 +108,81 @@ fn bad_parameters_exit_2_with_a_message() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn floor_with_a_busy_polling_client_and_a_blocking_server() {
+    let s = run_json(&[
+        "floor",
+        "--duration-s",
+        "0.3",
+        "--warmup-s",
+        "0.1",
+        "--mode",
+        "client-busy-poll",
+    ]);
+    assert!(s["count"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["driver"], "echo-client-busy-poll");
+    assert_eq!(s["client_wait"], "busy-poll");
+    assert_eq!(s["server_wait"], "blocking");
+}
+
+#[test]
+fn batched_floor_carries_batch_times_size_bytes() {
+    let s = run_json(&[
+        "floor",
+        "--size",
+        "1024",
+        "--batch",
+        "64",
+        "--inflight",
+        "4",
+        "--duration-s",
+        "0.3",
+        "--warmup-s",
+        "0.1",
+    ]);
+    let count = s["count"].as_f64().unwrap();
+    let bytes_per_s = s["bytes_per_s"].as_f64().unwrap();
+    let rate = s["rate_per_s"].as_f64().unwrap();
+    assert!(count > 0.0, "{s}");
+    // Each request carries 64 records of 1 KiB.
+    assert!((bytes_per_s / rate - 65_536.0).abs() < 1.0, "{s}");
+}
+
+#[test]
+fn storage_floor_writes_two_passes_and_removes_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for sync in [false, true] {
+        let mut args = vec![
+            "floor",
+            "--storage",
+            dir.path().to_str().unwrap(),
+            "--size",
+            "1024",
+            "--batch",
+            "16",
+            "--duration-s",
+            "0.2",
+            "--storage-max-bytes",
+            "4000000",
+        ];
+        if sync {
+            args.push("--sync");
+        }
+        let s = run_json(&args);
+        let st = &s["storage"];
+        assert_eq!(st["sync"], sync, "{s}");
+        let first = st["first_pass"]["bytes"].as_u64().unwrap();
+        assert!(first > 0 && first <= 4_000_000, "{s}");
+        // The rewrite covers exactly the bytes of the first pass.
+        assert_eq!(st["rewrite_pass"]["bytes"].as_u64().unwrap(), first);
+        assert!(st["first_pass"]["mb_per_s"].as_f64().unwrap() > 0.0);
+        assert_eq!(s["count"], st["first_pass"]["writes"]);
+        assert!(st["fs"].as_str().is_some_and(|f| !f.is_empty()));
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "file left behind"
+    );
+}
