@@ -436,15 +436,7 @@ impl<D: Driver, B: InputBuffer> Worker<D, B> {
         let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS);
         let mut ready = std::mem::take(&mut self.ready);
         while Instant::now() < deadline && self.any_output() {
-            if self
-                .driver
-                .poll(
-                    Duration::from_millis(DRAIN_POLL_MS),
-                    &mut self.conns,
-                    &mut ready,
-                )
-                .is_err()
-            {
+            if !self.drain_poll(&mut ready) {
                 break;
             }
             for r in ready.drain(..) {
@@ -469,15 +461,7 @@ impl<D: Driver, B: InputBuffer> Worker<D, B> {
         self.driver.stop();
         let deadline = Instant::now() + Duration::from_millis(QUIESCE_MS);
         while Instant::now() < deadline && self.conns.iter().any(Option::is_some) {
-            if self
-                .driver
-                .poll(
-                    Duration::from_millis(DRAIN_POLL_MS),
-                    &mut self.conns,
-                    &mut ready,
-                )
-                .is_err()
-            {
+            if !self.drain_poll(&mut ready) {
                 break;
             }
             for r in ready.drain(..) {
@@ -491,6 +475,12 @@ impl<D: Driver, B: InputBuffer> Worker<D, B> {
             std::mem::forget(std::mem::take(&mut self.conns));
             self.driver.abandon();
         }
+    }
+
+    /// One short wait of the shutdown drain; false when the driver failed.
+    fn drain_poll(&mut self, ready: &mut Vec<Ready>) -> bool {
+        let wait = Duration::from_millis(DRAIN_POLL_MS);
+        self.driver.poll(wait, &mut self.conns, ready).is_ok()
     }
 
     fn any_output(&self) -> bool {
