@@ -80,8 +80,12 @@ fn broker(dir: &std::path::Path) -> Broker {
         .create_topic("bench", 1, TopicConfig::default())
         .expect("topic");
     Broker::new(
-        EffectiveConfig::resolve(cfg),
+        EffectiveConfig::new(cfg, Vec::new()),
         Arc::new(storage),
+        Arc::new(strikemq::group::Coordinator::in_memory(
+            strikemq::group::no_wake(),
+        )),
+        strikemq::group::no_wake(),
         ("127.0.0.1".into(), 9092),
     )
 }

@@ -11,7 +11,6 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +32,12 @@ pub const DEFAULT_ADMIN_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_LOOP_TIMEOUT_MS: u64 = 60_000;
 /// Largest SO_BUSY_POLL value accepted (one second of spinning per wait is already absurd).
 pub const MAX_BUSY_POLL_US: u32 = 1_000_000;
+/// Shortest event-loop wait timeout. 0 used to mean "spin every loop forever" (199% CPU
+/// on an idle 2-core VM); polling is now `idle_spin_us`, bounded per worker.
+pub const MIN_LOOP_TIMEOUT_MS: u64 = 1;
+/// Longest user-space spin after a worker's last event: past a second, spinning is
+/// just burning a core.
+pub const MAX_IDLE_SPIN_US: u32 = 1_000_000;
 
 // ---- limits (docs/limits.md). Defaults a local developer never hits by accident. ----
 /// Open Kafka connections across all workers by default (a dev machine's clients use
@@ -49,7 +54,8 @@ pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 600_000;
 /// Kafka's client `request.timeout.ms`: a frame that has not fully arrived in this long
 /// is a stalled (slowloris) client, not a slow network.
 pub const DEFAULT_PARTIAL_FRAME_TIMEOUT_MS: u64 = 30_000;
-/// Shortest connection timeout accepted: the deadline sweep runs at most every 10 ms.
+/// Shortest connection timeout accepted (a timer per connection; shorter would close
+/// connections between two requests of a normal client).
 pub const MIN_CONN_TIMEOUT_MS: u64 = 10;
 /// Topics by default.
 pub const DEFAULT_MAX_TOPICS: usize = 10_000;
@@ -141,6 +147,9 @@ pub enum Profile {
     /// The StrikeMQ v0.1.5 set: io_uring+SQPOLL, sharded map, circular buffers,
     /// 2 MiB pre-fault, 1 ms loops.
     Tuned,
+    /// What measures fastest on a small VM (results/spin-vs-block): the baseline with
+    /// workers that keep polling for `idle_spin_us` after their last event.
+    Polling,
 }
 
 /// Every configuration key. Field docs give the default and the cost.
@@ -235,6 +244,12 @@ pub struct Config {
     pub busy_poll_us: u32,
     /// SO_PREFER_BUSY_POLL on accepted sockets.
     pub prefer_busy_poll: bool,
+    /// User-space polling, µs (0 = off, the default): after its last event a worker
+    /// keeps polling (epoll_wait with timeout 0; on io_uring a completion-queue peek)
+    /// for this long before it blocks. Saves the wake-up of a halted vCPU (tens of µs
+    /// on a VM) per request while traffic flows; costs one core per worker for this
+    /// long after the traffic stops, then nothing. Live (`PUT /v1/config`).
+    pub idle_spin_us: u32,
     /// `global` (one lock over the partition map) | `sharded`.
     pub log_map: LogMapKind,
     /// Shards of the sharded map.
@@ -247,7 +262,8 @@ pub struct Config {
     pub segment_prefault_bytes: u64,
     /// MADV_HUGEPAGE on segment mappings.
     pub segment_hugepages: bool,
-    /// Event-loop wait timeout of every loop, the acceptor included.
+    /// Longest event-loop wait, ms (at least 1): a worker also wakes this often when it
+    /// has nothing to do, and the acceptor checks for shutdown this often.
     pub loop_timeout_ms: u64,
     /// Data-plane worker threads, each owning its connections.
     pub io_threads: usize,
@@ -295,6 +311,7 @@ impl Config {
             uring_multishot_recv: false,
             busy_poll_us: 0,
             prefer_busy_poll: false,
+            idle_spin_us: 0,
             log_map: LogMapKind::Global,
             log_map_shards: 64,
             conn_buffer: ConnBufferKind::Vec,
@@ -314,6 +331,10 @@ impl Config {
                 conn_buffer: ConnBufferKind::Circular,
                 segment_prefault_bytes: 2 * 1024 * 1024,
                 loop_timeout_ms: 1,
+                ..baseline
+            },
+            Profile::Polling => Config {
+                idle_spin_us: POLLING_IDLE_SPIN_US,
                 ..baseline
             },
         }
@@ -440,8 +461,14 @@ impl Config {
         if self.admin_max_body_bytes < 1024 {
             return bad("admin_max_body_bytes", "must be at least 1024");
         }
-        if self.loop_timeout_ms > MAX_LOOP_TIMEOUT_MS {
-            return bad("loop_timeout_ms", "must be at most 60000");
+        if !(MIN_LOOP_TIMEOUT_MS..=MAX_LOOP_TIMEOUT_MS).contains(&self.loop_timeout_ms) {
+            return bad(
+                "loop_timeout_ms",
+                "must be from 1 to 60000 (0 no longer spins: use idle_spin_us to poll)",
+            );
+        }
+        if self.idle_spin_us > MAX_IDLE_SPIN_US {
+            return bad("idle_spin_us", "must be at most 1000000");
         }
         if self.busy_poll_us > MAX_BUSY_POLL_US {
             return bad("busy_poll_us", "must be at most 1000000");
@@ -456,6 +483,11 @@ impl Config {
             .unwrap_or_else(|| bound.ip().to_string())
     }
 }
+
+/// `idle_spin_us` of the `polling` profile: long enough to span a client's think time
+/// between closed-loop requests (tens of µs), short enough that a worker is back to
+/// 0% CPU a fifth of a millisecond after the traffic stops (results/spin-vs-block).
+pub const POLLING_IDLE_SPIN_US: u32 = 200;
 
 /// A configuration error, naming the key or value at fault.
 #[derive(Debug, thiserror::Error)]
@@ -519,37 +551,10 @@ pub struct EffectiveConfig {
 }
 
 impl EffectiveConfig {
-    /// Settles the requested configuration against what this build and kernel provide.
-    pub fn resolve(requested: Config) -> EffectiveConfig {
-        let mut config = requested;
-        let mut fallbacks = Vec::new();
-        let mut fall = |key: &str, requested: String, effective: String, reason: &str| {
-            fallbacks.push(Fallback {
-                key: key.to_string(),
-                requested,
-                effective,
-                reason: reason.to_string(),
-            });
-        };
-        // io_uring and its options are probed against this kernel (a tiny ring with
-        // the requested flags, the opcode probe, real registered-buffer and multishot
-        // round trips); what is refused falls back with the kernel's reason.
-        let probed = crate::net::uring::probe(&config);
-        for (key, effective, reason) in &probed.fallbacks {
-            let requested = match *key {
-                "io_backend" => enum_name(&config.io_backend),
-                "uring_registered_buffers" => config.uring_registered_buffers.to_string(),
-                "uring_multishot_recv" => config.uring_multishot_recv.to_string(),
-                other => other.to_string(),
-            };
-            fall(key, requested, effective.clone(), reason);
-        }
-        config.io_backend = probed.backend;
-        config.uring_registered_buffers = probed.registered_buffers;
-        config.uring_multishot_recv = probed.multishot_recv;
-        if config.busy_poll_us != 0 || config.prefer_busy_poll || config.pin_cores {
-            // Applied per socket / per thread at runtime; failures are logged there.
-        }
+    /// The configuration as it will run: `fallbacks` say which requested values could
+    /// not be honoured (`net::probe` finds them on this kernel; in-process users with
+    /// no data plane pass none).
+    pub fn new(config: Config, fallbacks: Vec<Fallback>) -> EffectiveConfig {
         EffectiveConfig { config, fallbacks }
     }
 
@@ -573,59 +578,17 @@ impl EffectiveConfig {
 }
 
 /// The keys that `PUT /v1/config` may change while the broker runs. `flush` lives in
-/// storage (`Storage::set_flush_policy`); the others are [`LiveToggles`].
+/// storage (`Storage::set_flush_policy`); the others are `live::LiveToggles`.
 pub const LIVE_KEYS: &[&str] = &[
     "loop_timeout_ms",
+    "idle_spin_us",
     "busy_poll_us",
     "prefer_busy_poll",
     "flush",
 ];
 
-/// The data-plane toggles that may change while the broker runs (`PUT /v1/config`).
-/// Each reader does one relaxed atomic load where the value is used: an event loop
-/// once per wait, the acceptor once per accepted socket. Relaxed is enough: a new value
-/// only has to be seen eventually, and no other memory is published with it.
-#[derive(Debug)]
-pub struct LiveToggles {
-    loop_timeout_ms: AtomicU64,
-    busy_poll_us: AtomicU32,
-    prefer_busy_poll: AtomicBool,
-}
-
-impl LiveToggles {
-    pub fn new(cfg: &Config) -> LiveToggles {
-        LiveToggles {
-            loop_timeout_ms: AtomicU64::new(cfg.loop_timeout_ms),
-            busy_poll_us: AtomicU32::new(cfg.busy_poll_us),
-            prefer_busy_poll: AtomicBool::new(cfg.prefer_busy_poll),
-        }
-    }
-    /// Event-loop wait timeout; every loop picks a change up on its next wait.
-    pub fn loop_timeout_ms(&self) -> u64 {
-        self.loop_timeout_ms.load(Ordering::Relaxed)
-    }
-    pub fn set_loop_timeout_ms(&self, ms: u64) {
-        self.loop_timeout_ms
-            .store(ms.min(MAX_LOOP_TIMEOUT_MS), Ordering::Relaxed);
-    }
-    /// SO_BUSY_POLL µs (0 = off) for connections accepted from now on.
-    pub fn busy_poll_us(&self) -> u32 {
-        self.busy_poll_us.load(Ordering::Relaxed)
-    }
-    pub fn set_busy_poll_us(&self, us: u32) {
-        self.busy_poll_us
-            .store(us.min(MAX_BUSY_POLL_US), Ordering::Relaxed);
-    }
-    /// SO_PREFER_BUSY_POLL for connections accepted from now on.
-    pub fn prefer_busy_poll(&self) -> bool {
-        self.prefer_busy_poll.load(Ordering::Relaxed)
-    }
-    pub fn set_prefer_busy_poll(&self, on: bool) {
-        self.prefer_busy_poll.store(on, Ordering::Relaxed);
-    }
-}
-
-fn enum_name<T: Serialize>(v: &T) -> String {
+/// The serialized name of a unit enum value (`io_uring_sqpoll`), as configs spell it.
+pub fn enum_name<T: Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
         _ => "?".into(),
@@ -710,49 +673,25 @@ mod tests {
     }
 
     #[test]
-    fn impossible_io_uring_requests_fall_back_with_a_reason() {
-        // IORING_MAX_ENTRIES is 32768: a million entries is refused on every kernel.
-        let cfg = Config::load(
-            Profile::Tuned,
-            None,
-            &[
-                "sq_entries=1000000".into(),
-                "uring_multishot_recv=true".into(),
-            ],
-        )
-        .unwrap();
-        let eff = EffectiveConfig::resolve(cfg);
-        assert_eq!(eff.config.io_backend, IoBackend::Epoll);
-        assert!(!eff.config.uring_multishot_recv);
-        let io = eff
-            .fallbacks
-            .iter()
-            .find(|f| f.key == "io_backend")
-            .unwrap();
-        assert_eq!(io.effective, "epoll");
-        assert!(io.reason.contains("sq_entries=1000000"), "{io:?}");
-        assert!(eff
-            .fallbacks
-            .iter()
-            .any(|f| f.key == "uring_multishot_recv" && !f.reason.is_empty()));
-        // The other toggles are honoured as asked.
-        assert_eq!(eff.config.conn_buffer, ConnBufferKind::Circular);
-        assert_eq!(eff.config.log_map, LogMapKind::Sharded);
-        assert!(EffectiveConfig::resolve(Config::profile(Profile::Baseline))
-            .fallbacks
-            .is_empty());
-    }
-
-    #[test]
-    fn uring_extras_without_io_uring_are_reported() {
-        let cfg = Config::load(
-            Profile::Baseline,
-            None,
-            &["uring_registered_buffers=true".into()],
-        )
-        .unwrap();
-        let eff = EffectiveConfig::resolve(cfg);
-        assert!(!eff.config.uring_registered_buffers);
-        assert_eq!(eff.fallbacks.len(), 1, "{:?}", eff.fallbacks);
+    fn loop_timeout_zero_is_refused_and_polling_is_idle_spin() {
+        let err = Config::load(Profile::Baseline, None, &["loop_timeout_ms=0".into()]).unwrap_err();
+        assert!(
+            err.0.contains("loop_timeout_ms") && err.0.contains("idle_spin_us"),
+            "{err}"
+        );
+        let err =
+            Config::load(Profile::Baseline, None, &["idle_spin_us=1000001".into()]).unwrap_err();
+        assert!(err.0.contains("idle_spin_us"), "{err}");
+        let polling = Config::load(Profile::Polling, None, &[]).unwrap();
+        assert_eq!(polling.idle_spin_us, POLLING_IDLE_SPIN_US);
+        assert_eq!(
+            Config {
+                idle_spin_us: 0,
+                ..polling
+            },
+            Config::profile(Profile::Baseline),
+            "polling is the baseline plus spinning"
+        );
+        assert_eq!(Config::profile(Profile::Tuned).idle_spin_us, 0);
     }
 }

@@ -333,11 +333,12 @@ fn fuzz_broker() -> FuzzBroker {
         .create_topic("fuzz", 2, TopicConfig::default())
         .expect("creating the fuzz topic");
     let broker = Broker::new(
-        EffectiveConfig::resolve(cfg),
+        EffectiveConfig::new(cfg, Vec::new()),
         Arc::new(storage),
+        Arc::new(Coordinator::in_memory(crate::group::no_wake())),
+        crate::group::no_wake(),
         ("127.0.0.1".into(), 9092),
     );
-    broker.set_group_coordinator(Arc::new(Coordinator::in_memory()));
     FuzzBroker {
         broker,
         dir,

@@ -9,7 +9,9 @@
 //! - [`net`] moves bytes: framing, event loops, responses in request order.
 //! - [`admin`] serves the REST admin API and `/metrics` on its own thread, reading
 //!   the same state as the data plane without sitting on its path.
-//! - [`config`] is the startup configuration and the optimization toggles.
+//! - [`config`] parses and validates the configuration and its profiles (no probing,
+//!   no runtime state); [`live`] holds the toggles that change while running.
+//! - [`startup`] builds the running broker from a configuration, in one place.
 //! - [`fuzzing`] holds the fuzz targets' bodies (broker/fuzz), so their regression
 //!   inputs replay under plain `cargo test`.
 
@@ -18,6 +20,8 @@ pub mod broker;
 pub mod config;
 pub mod fuzzing;
 pub mod group;
+pub mod live;
 pub mod net;
 pub mod protocol;
+pub mod startup;
 pub mod storage;

@@ -141,6 +141,34 @@ fn tuned_profile_reports_each_toggle_or_its_fallback() {
 }
 
 #[test]
+fn polling_profile_is_the_baseline_with_spinning_workers() {
+    assert_reported(
+        &["--profile", "polling"],
+        &[
+            ("io_backend", "epoll"),
+            ("idle_spin_us", "200"),
+            ("loop_timeout_ms", "100"),
+            ("log_map", "global"),
+            ("conn_buffer", "vec"),
+        ],
+    );
+}
+
+#[test]
+fn loop_timeout_zero_is_refused_naming_the_key_and_its_replacement() {
+    let out = Command::new(env!("CARGO_BIN_EXE_strikemq"))
+        .args(["--set", "loop_timeout_ms=0", "--print-config"])
+        .output()
+        .expect("run strikemq");
+    assert!(!out.status.success(), "loop_timeout_ms=0 was accepted");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("loop_timeout_ms") && err.contains("idle_spin_us"),
+        "{err}"
+    );
+}
+
+#[test]
 fn set_overrides_the_profile_and_every_uring_option_is_probed() {
     assert_reported(
         &[

@@ -1,7 +1,8 @@
 //! `GET /v1/config` and `PUT /v1/config`: the toggles that change while running.
 //!
-//! Live keys: `loop_timeout_ms` (every event loop, from its next wait),
-//! `busy_poll_us` and `prefer_busy_poll` (connections accepted from now on), `flush`
+//! Live keys: `loop_timeout_ms` (every event loop, from its next wait), `idle_spin_us`
+//! (every worker, from its next loop iteration), `busy_poll_us` and
+//! `prefer_busy_poll` (connections accepted from now on), `flush`
 //! (appends from now on). Every other configuration key is structural: it shaped
 //! threads, buffers, maps or listeners at start-up, so changing it answers 409. A
 //! structural key sent with its current value is accepted as a no-op, so the
@@ -13,13 +14,16 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{ApiError, ApiResult, Ctx, JsonBody};
-use crate::config::{Flush, LIVE_KEYS, MAX_BUSY_POLL_US, MAX_LOOP_TIMEOUT_MS};
+use crate::config::{
+    Flush, LIVE_KEYS, MAX_BUSY_POLL_US, MAX_IDLE_SPIN_US, MAX_LOOP_TIMEOUT_MS, MIN_LOOP_TIMEOUT_MS,
+};
 use crate::storage::FlushPolicy;
 
 /// The live toggles as they are now.
 #[derive(Debug, Serialize)]
 pub(super) struct LiveConfig {
     pub loop_timeout_ms: u64,
+    pub idle_spin_us: u32,
     pub busy_poll_us: u32,
     pub prefer_busy_poll: bool,
     pub flush: String,
@@ -29,6 +33,7 @@ pub(super) fn live_config(ctx: &Ctx) -> LiveConfig {
     let live = &ctx.broker.live;
     LiveConfig {
         loop_timeout_ms: live.loop_timeout_ms(),
+        idle_spin_us: live.idle_spin_us(),
         busy_poll_us: live.busy_poll_us(),
         prefer_busy_poll: live.prefer_busy_poll(),
         flush: flush_from_policy(ctx.broker.storage.flush_policy()).to_string(),
@@ -59,6 +64,7 @@ pub(super) async fn get_config(State(ctx): State<Ctx>) -> Json<LiveConfig> {
 #[derive(Debug, Default)]
 pub struct Change {
     loop_timeout_ms: Option<u64>,
+    idle_spin_us: Option<u32>,
     busy_poll_us: Option<u32>,
     prefer_busy_poll: Option<bool>,
     flush: Option<Flush>,
@@ -74,6 +80,9 @@ pub(super) async fn put_config(
     let live = &ctx.broker.live;
     if let Some(ms) = change.loop_timeout_ms {
         live.set_loop_timeout_ms(ms);
+    }
+    if let Some(us) = change.idle_spin_us {
+        live.set_idle_spin_us(us);
     }
     if let Some(us) = change.busy_poll_us {
         live.set_busy_poll_us(us);
@@ -112,8 +121,19 @@ pub fn validate_change(startup: &Value, body: &Map<String, Value>) -> Result<Cha
                 change.loop_timeout_ms = Some(
                     value
                         .as_u64()
-                        .filter(|ms| *ms <= MAX_LOOP_TIMEOUT_MS)
-                        .ok_or_else(|| bad("must be an integer from 0 to 60000"))?,
+                        .filter(|ms| (MIN_LOOP_TIMEOUT_MS..=MAX_LOOP_TIMEOUT_MS).contains(ms))
+                        .ok_or_else(|| {
+                            bad("must be an integer from 1 to 60000 (to poll, set idle_spin_us)")
+                        })?,
+                )
+            }
+            "idle_spin_us" => {
+                change.idle_spin_us = Some(
+                    value
+                        .as_u64()
+                        .and_then(|us| u32::try_from(us).ok())
+                        .filter(|us| *us <= MAX_IDLE_SPIN_US)
+                        .ok_or_else(|| bad("must be an integer from 0 to 1000000"))?,
                 )
             }
             "busy_poll_us" => {

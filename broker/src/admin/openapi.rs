@@ -215,9 +215,10 @@ pub fn spec() -> Value {
     schemas.insert("Health".into(), json!({"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok"]}}}));
     schemas.insert("LiveConfig".into(), json!({
         "type": "object",
-        "required": ["loop_timeout_ms", "busy_poll_us", "prefer_busy_poll", "flush"],
+        "required": ["loop_timeout_ms", "idle_spin_us", "busy_poll_us", "prefer_busy_poll", "flush"],
         "properties": {
-            "loop_timeout_ms": {"type": "integer", "minimum": 0, "maximum": crate::config::MAX_LOOP_TIMEOUT_MS},
+            "loop_timeout_ms": {"type": "integer", "minimum": crate::config::MIN_LOOP_TIMEOUT_MS, "maximum": crate::config::MAX_LOOP_TIMEOUT_MS},
+            "idle_spin_us": {"type": "integer", "minimum": 0, "maximum": crate::config::MAX_IDLE_SPIN_US},
             "busy_poll_us": {"type": "integer", "minimum": 0, "maximum": crate::config::MAX_BUSY_POLL_US},
             "prefer_busy_poll": {"type": "boolean"},
             "flush": {"type": "string", "pattern": "^(never|always|[1-9][0-9]{0,8}ms)$"}
@@ -227,7 +228,8 @@ pub fn spec() -> Value {
         "type": "object",
         "description": "Any subset of the live keys. Other configuration keys are structural: 409 unless equal to the running value; unknown keys: 400.",
         "properties": {
-            "loop_timeout_ms": {"type": "integer", "minimum": 0, "maximum": crate::config::MAX_LOOP_TIMEOUT_MS},
+            "loop_timeout_ms": {"type": "integer", "minimum": crate::config::MIN_LOOP_TIMEOUT_MS, "maximum": crate::config::MAX_LOOP_TIMEOUT_MS},
+            "idle_spin_us": {"type": "integer", "minimum": 0, "maximum": crate::config::MAX_IDLE_SPIN_US},
             "busy_poll_us": {"type": "integer", "minimum": 0, "maximum": crate::config::MAX_BUSY_POLL_US},
             "prefer_busy_poll": {"type": "boolean"},
             "flush": {"type": "string", "pattern": "^(never|always|[1-9][0-9]{0,8}ms)$"}

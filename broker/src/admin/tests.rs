@@ -29,8 +29,10 @@ fn context(dir: &std::path::Path) -> Arc<AdminContext> {
     .expect("open storage");
     let kafka_addr = cfg.listen;
     let broker = Broker::new(
-        EffectiveConfig::resolve(cfg),
+        EffectiveConfig::new(cfg, Vec::new()),
         Arc::new(storage),
+        Arc::new(crate::group::Coordinator::in_memory(crate::group::no_wake())),
+        crate::group::no_wake(),
         ("127.0.0.1".into(), 9092),
     );
     Arc::new(AdminContext {

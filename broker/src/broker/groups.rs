@@ -617,13 +617,9 @@ impl Broker {
         )
     }
 
-    /// The coordinator: the one `main` installed, or an in-memory one (tests, embedding).
+    /// The group coordinator.
     pub fn groups(&self) -> &Arc<Coordinator> {
-        self.groups.get_or_init(|| {
-            let coordinator = Arc::new(Coordinator::in_memory());
-            coordinator.set_waker(self.waker_for_groups());
-            coordinator
-        })
+        &self.groups
     }
 }
 

@@ -15,7 +15,7 @@ pub mod metrics;
 mod produce;
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -49,8 +49,9 @@ impl Parked {
     }
 }
 
-use crate::config::{EffectiveConfig, LiveToggles};
-use crate::group::Coordinator;
+use crate::config::EffectiveConfig;
+use crate::group::{Coordinator, Waker};
+use crate::live::LiveToggles;
 use crate::protocol::request::{self, DecodeError, Request};
 use crate::protocol::response::{write_response, write_with_header_version};
 use crate::storage::{Storage, StorageError, TopicConfig, TopicInfo};
@@ -101,9 +102,6 @@ pub enum FrameError {
     Encode(String),
 }
 
-/// Called when parked requests may be answerable (data appended, group state changed).
-pub type WakeListener = Box<dyn Fn() + Send + Sync>;
-
 /// The broker: configuration, storage and the little state the handlers share.
 pub struct Broker {
     pub effective: EffectiveConfig,
@@ -111,9 +109,10 @@ pub struct Broker {
     /// Host and port that Metadata reports.
     advertised: (String, i32),
     next_producer_id: AtomicI64,
-    /// Shared with the group coordinator, which wakes parked joins and syncs.
-    wake_listener: Arc<OnceLock<WakeListener>>,
-    groups: OnceLock<Arc<Coordinator>>,
+    /// Tells the data plane that parked requests may be answerable (data appended);
+    /// the group coordinator holds the same one for parked joins and syncs.
+    wake: Waker,
+    groups: Arc<Coordinator>,
     pub started_at: Instant,
     /// Toggles that may change while running (`PUT /v1/config`); `net` reads them.
     pub live: LiveToggles,
@@ -160,9 +159,14 @@ fn advertised_range(api_key: i16) -> Option<(i16, i16)> {
 }
 
 impl Broker {
+    /// Everything the handlers need, passed in: the storage, the group coordinator
+    /// and the data plane's wake-up (`net::DataPlane::waker`, or `group::no_wake()`
+    /// where nothing is parked), and the host and port Metadata reports.
     pub fn new(
         effective: EffectiveConfig,
         storage: Arc<Storage>,
+        groups: Arc<Coordinator>,
+        wake: Waker,
         advertised: (String, u16),
     ) -> Broker {
         // Producer ids must not repeat across restarts (the log keeps their sequence
@@ -176,8 +180,8 @@ impl Broker {
             storage,
             advertised: (advertised.0, i32::from(advertised.1)),
             next_producer_id: AtomicI64::new(pid_start),
-            wake_listener: Arc::new(OnceLock::new()),
-            groups: OnceLock::new(),
+            wake,
+            groups,
             started_at: Instant::now(),
             live,
             metrics: metrics::Metrics::default(),
@@ -185,36 +189,9 @@ impl Broker {
         }
     }
 
-    /// Registers the function that wakes the data plane's parked requests (set once).
-    pub fn set_wake_listener(&self, listener: WakeListener) {
-        if self.wake_listener.set(listener).is_err() {
-            warn!("wake listener already set; keeping the first");
-        }
-    }
-
-    /// Installs the group coordinator (before serving; otherwise the first group
-    /// request creates an in-memory one).
-    pub fn set_group_coordinator(&self, coordinator: Arc<Coordinator>) {
-        coordinator.set_waker(self.waker_for_groups());
-        if self.groups.set(coordinator).is_err() {
-            warn!("group coordinator already set; keeping the first");
-        }
-    }
-
-    fn waker_for_groups(&self) -> crate::group::Waker {
-        let listener = self.wake_listener.clone();
-        Box::new(move || {
-            if let Some(wake) = listener.get() {
-                wake();
-            }
-        })
-    }
-
     /// Tells the data plane that parked requests may now be answerable.
     pub fn wake_parked(&self) {
-        if let Some(listener) = self.wake_listener.get() {
-            listener();
-        }
+        (self.wake)();
     }
 
     /// Re-examines a parked request. Answers it (appending the response to `out`,

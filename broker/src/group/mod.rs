@@ -22,7 +22,7 @@ mod tests;
 use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -86,8 +86,14 @@ pub mod limits {
 
 use limits::*;
 
-/// Called when waiting requests may be answerable.
-pub type Waker = Box<dyn Fn() + Send + Sync>;
+/// Called when waiting requests may be answerable (the data plane's wake-up).
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// A waker for a coordinator or broker without a data plane (unit tests, benches,
+/// fuzzing): nothing is parked anywhere, so there is nothing to wake.
+pub fn no_wake() -> Waker {
+    Arc::new(|| {})
+}
 
 /// A group as ListGroups shows it.
 #[derive(Clone, Debug)]
@@ -134,7 +140,7 @@ struct Inner {
     timer: Condvar,
     /// Lock order: `groups` before `offsets`.
     offsets: Mutex<OffsetStore>,
-    waker: OnceLock<Waker>,
+    waker: Waker,
 }
 
 /// The group coordinator of this (single) broker.
@@ -148,17 +154,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Coordinator {
-    /// A coordinator whose offsets live in `<data_dir>/__consumer_offsets.log`.
-    pub fn open(data_dir: &Path, flush: FlushPolicy) -> io::Result<Coordinator> {
-        Ok(Coordinator::with_store(OffsetStore::open(data_dir, flush)?))
+    /// A coordinator whose offsets live in `<data_dir>/__consumer_offsets.log`;
+    /// `waker` tells the data plane when parked joins and syncs can be answered.
+    pub fn open(data_dir: &Path, flush: FlushPolicy, waker: Waker) -> io::Result<Coordinator> {
+        Ok(Coordinator::with_store(
+            OffsetStore::open(data_dir, flush)?,
+            waker,
+        ))
     }
 
     /// A coordinator that keeps offsets in memory only.
-    pub fn in_memory() -> Coordinator {
-        Coordinator::with_store(OffsetStore::in_memory())
+    pub fn in_memory(waker: Waker) -> Coordinator {
+        Coordinator::with_store(OffsetStore::in_memory(), waker)
     }
 
-    fn with_store(store: OffsetStore) -> Coordinator {
+    fn with_store(store: OffsetStore, waker: Waker) -> Coordinator {
         let inner = Arc::new(Inner {
             groups: Mutex::new(Groups {
                 map: HashMap::new(),
@@ -166,7 +176,7 @@ impl Coordinator {
             }),
             timer: Condvar::new(),
             offsets: Mutex::new(store),
-            waker: OnceLock::new(),
+            waker,
         });
         let for_timer = inner.clone();
         let thread = std::thread::Builder::new()
@@ -177,13 +187,6 @@ impl Coordinator {
         Coordinator {
             inner,
             timer_thread: Mutex::new(thread),
-        }
-    }
-
-    /// Sets the function that tells the data plane to look at waiting requests again.
-    pub fn set_waker(&self, waker: Waker) {
-        if self.inner.waker.set(waker).is_err() {
-            tracing::warn!("group waker already set; keeping the first");
         }
     }
 
@@ -548,9 +551,7 @@ impl Drop for Coordinator {
 
 impl Inner {
     fn wake(&self) {
-        if let Some(w) = self.waker.get() {
-            w();
-        }
+        (self.waker)();
     }
 }
 

@@ -54,7 +54,7 @@ fn join_new(c: &Coordinator, group: &str, protocols: &[&str]) -> (String, Arc<Sl
 
 #[test]
 fn single_member_joins_syncs_and_is_stable() {
-    let c = Coordinator::in_memory();
+    let c = Coordinator::in_memory(crate::group::no_wake());
     let (id, slot) = join_new(&c, "g", &["range"]);
     let joined = taken(&slot);
     assert_eq!(joined.error_code, code::NONE);
@@ -75,7 +75,7 @@ fn single_member_joins_syncs_and_is_stable() {
 
 #[test]
 fn second_member_triggers_rebalance_and_both_get_the_common_protocol() {
-    let c = Coordinator::in_memory();
+    let c = Coordinator::in_memory(crate::group::no_wake());
     let (a, slot) = join_new(&c, "g", &["roundrobin", "range"]);
     let gen1 = taken(&slot).generation_id;
     taken(&c.sync("g", sync_params(&a, gen1, &[(&a, "x")])));
@@ -110,7 +110,7 @@ fn second_member_triggers_rebalance_and_both_get_the_common_protocol() {
 
 #[test]
 fn no_common_protocol_is_inconsistent() {
-    let c = Coordinator::in_memory();
+    let c = Coordinator::in_memory(crate::group::no_wake());
     let (_, slot) = join_new(&c, "g", &["range"]);
     taken(&slot);
     let r = taken(&c.join(params("g", "", &["sticky"])));
@@ -119,7 +119,7 @@ fn no_common_protocol_is_inconsistent() {
 
 #[test]
 fn member_that_stops_heartbeating_is_removed_by_the_timer() {
-    let c = Coordinator::in_memory();
+    let c = Coordinator::in_memory(crate::group::no_wake());
     let (a, slot) = join_new(&c, "g", &["range"]);
     let generation = taken(&slot).generation_id;
     taken(&c.sync("g", sync_params(&a, generation, &[(&a, "x")])));
@@ -137,7 +137,7 @@ fn member_that_stops_heartbeating_is_removed_by_the_timer() {
 
 #[test]
 fn rebalance_timeout_completes_the_join_without_the_silent_member() {
-    let c = Coordinator::in_memory();
+    let c = Coordinator::in_memory(crate::group::no_wake());
     let (a, slot) = join_new(&c, "g", &["range"]);
     let generation = taken(&slot).generation_id;
     taken(&c.sync("g", sync_params(&a, generation, &[(&a, "x")])));
@@ -167,7 +167,7 @@ fn rebalance_timeout_completes_the_join_without_the_silent_member() {
 
 #[test]
 fn static_member_rejoining_fences_its_old_id_without_rebalance() {
-    let c = Coordinator::in_memory();
+    let c = Coordinator::in_memory(crate::group::no_wake());
     let static_params = |member: &str, instance: &str| JoinParams {
         group_instance_id: Some(instance.into()),
         ..params("g", member, &["range"])
@@ -214,7 +214,7 @@ fn static_member_rejoining_fences_its_old_id_without_rebalance() {
 
 #[test]
 fn group_size_is_bounded_including_handed_out_ids() {
-    let c = Coordinator::in_memory();
+    let c = Coordinator::in_memory(crate::group::no_wake());
     for _ in 0..limits::MEMBERS_PER_GROUP_MAX {
         let r = taken(&c.join(params("g", "", &["range"])));
         assert_eq!(r.error_code, code::MEMBER_ID_REQUIRED);
@@ -225,7 +225,7 @@ fn group_size_is_bounded_including_handed_out_ids() {
 
 #[test]
 fn delete_refuses_live_groups_and_removes_offsets() {
-    let c = Coordinator::in_memory();
+    let c = Coordinator::in_memory(crate::group::no_wake());
     let committed = Committed {
         offset: 5,
         leader_epoch: -1,

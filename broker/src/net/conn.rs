@@ -1,16 +1,15 @@
 //! One client connection, independent of the I/O backend: framing, request order,
-//! parked fetches and output backpressure.
+//! parked requests, output backpressure and its two timeouts. No system calls: the
+//! driver moves bytes in (`input`) and out (`output` / `consume_output`).
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
-use std::net::TcpStream;
-use std::os::fd::AsRawFd;
+use std::io;
 use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::buffer::InputBuffer;
-use super::{ConnLimits, ConnPermit, READ_BUDGET_BYTES, WRITE_BACKLOG_LIMIT_BYTES};
+use super::{ConnLimits, ConnPermit, WRITE_BACKLOG_LIMIT_BYTES};
 use crate::broker::metrics::Limit;
 use crate::broker::{Broker, FrameError, Outcome, Parked};
 
@@ -50,7 +49,6 @@ impl CloseReason {
 
 /// A connection whose input waits in a `B` (the `conn_buffer` choice).
 pub(crate) struct Conn<B> {
-    pub stream: TcpStream,
     /// Received bytes not yet framed.
     rbuf: B,
     /// Encoded responses; `wbuf[wpos..]` is still to be written.
@@ -72,12 +70,12 @@ pub(crate) struct Conn<B> {
     inflight_stopped: bool,
     /// Complete request frames handled so far.
     frames_handled: u64,
-    /// `frames_handled` at the last deadline sweep.
-    frames_at_sweep: u64,
-    /// When the connection last made progress (a frame handled, a long-poll parked),
-    /// as seen by the sweeps.
+    /// `frames_handled` when the worker last looked ([`Conn::note_activity`]).
+    frames_seen: u64,
+    /// When the connection last made progress (a frame handled, a request parked), as
+    /// the worker's loop clock saw it.
     active_at: Instant,
-    /// Since when (as seen by the sweeps) a frame has been partly received.
+    /// Since when a frame has been partly received (loop clock).
     partial_since: Option<Instant>,
     /// Keeps this connection counted against max_connections(_per_ip) until dropped.
     _permit: ConnPermit,
@@ -112,13 +110,12 @@ pub fn next_frame<B: InputBuffer>(
 
 impl<B: InputBuffer> Conn<B> {
     pub fn new(
-        stream: TcpStream,
         permit: ConnPermit,
         limits: ConnLimits,
         buffer_bytes: usize,
+        now: Instant,
     ) -> Conn<B> {
         Conn {
-            stream,
             rbuf: B::with_capacity(buffer_bytes),
             wbuf: Vec::new(),
             wpos: 0,
@@ -129,8 +126,8 @@ impl<B: InputBuffer> Conn<B> {
             queued_bytes_total: 0,
             inflight_stopped: false,
             frames_handled: 0,
-            frames_at_sweep: 0,
-            active_at: Instant::now(),
+            frames_seen: 0,
+            active_at: now,
             partial_since: None,
             _permit: permit,
         }
@@ -193,16 +190,11 @@ impl<B: InputBuffer> Conn<B> {
         self.inflight_stopped = stopped;
     }
 
-    /// Checks the idle and partial-frame deadlines (called by the worker's periodic
-    /// sweep, so a request costs no clock read). Returns why to close, if it must.
-    pub fn check_deadlines(
-        &mut self,
-        now: Instant,
-        limits: &ConnLimits,
-        broker: &Broker,
-    ) -> Option<CloseReason> {
-        let progressed = self.frames_handled != self.frames_at_sweep;
-        self.frames_at_sweep = self.frames_handled;
+    /// Brings the timeout state up to date after the worker served this connection
+    /// (`now` is the loop's clock, so a request costs no clock read of its own).
+    pub fn note_activity(&mut self, now: Instant) {
+        let progressed = self.frames_handled != self.frames_seen;
+        self.frames_seen = self.frames_handled;
         if progressed || self.parked.is_some() {
             self.active_at = now;
         }
@@ -211,34 +203,50 @@ impl<B: InputBuffer> Conn<B> {
         let receiving = self.rbuf.len() > 0 && self.wants_read() && !self.has_complete_frame();
         if !receiving {
             self.partial_since = None;
-        } else {
-            match self.partial_since {
-                Some(since) if !progressed => {
-                    if now.duration_since(since) >= limits.partial_frame_timeout {
-                        let ms = limits.partial_frame_timeout.as_millis() as u64;
-                        broker.metrics.limits.hit(
-                            Limit::PartialFrameTimeout,
-                            format_args!(
-                                "closing a connection stuck {ms} ms in the middle of a \
-                                 request frame ({} bytes received)",
-                                self.rbuf.len()
-                            ),
-                        );
-                        return Some(CloseReason::PartialFrameTimeout(ms));
-                    }
-                }
-                _ => self.partial_since = Some(now),
+        } else if progressed || self.partial_since.is_none() {
+            self.partial_since = Some(now);
+        }
+    }
+
+    /// When this connection times out if nothing happens before: idle, or stuck in the
+    /// middle of a frame, whichever comes first.
+    pub fn expiry(&self) -> Instant {
+        let idle = self.active_at + self.limits.idle_timeout;
+        match self.partial_since {
+            Some(since) => idle.min(since + self.limits.partial_frame_timeout),
+            None => idle,
+        }
+    }
+
+    /// Called when [`Conn::expiry`] has come: why to close, or (a parked request keeps a
+    /// connection alive) the next expiry.
+    pub fn expire(&mut self, now: Instant, broker: &Broker) -> Result<Instant, CloseReason> {
+        if self.parked.is_some() {
+            self.active_at = now;
+        }
+        if let Some(since) = self.partial_since {
+            if now >= since + self.limits.partial_frame_timeout {
+                let ms = self.limits.partial_frame_timeout.as_millis() as u64;
+                broker.metrics.limits.hit(
+                    Limit::PartialFrameTimeout,
+                    format_args!(
+                        "closing a connection stuck {ms} ms in the middle of a \
+                         request frame ({} bytes received)",
+                        self.rbuf.len()
+                    ),
+                );
+                return Err(CloseReason::PartialFrameTimeout(ms));
             }
         }
-        if now.duration_since(self.active_at) >= limits.idle_timeout {
-            let ms = limits.idle_timeout.as_millis() as u64;
+        if now >= self.active_at + self.limits.idle_timeout {
+            let ms = self.limits.idle_timeout.as_millis() as u64;
             broker.metrics.limits.hit(
                 Limit::IdleTimeout,
                 format_args!("closing a connection without a complete request for {ms} ms"),
             );
-            return Some(CloseReason::IdleTimeout(ms));
+            return Err(CloseReason::IdleTimeout(ms));
         }
-        None
+        Ok(self.expiry())
     }
 
     pub fn wants_write(&self) -> bool {
@@ -273,53 +281,6 @@ impl<B: InputBuffer> Conn<B> {
             return false;
         };
         usize::try_from(size).map_or(true, |s| self.rbuf.len() >= SIZE_PREFIX_BYTES + s)
-    }
-
-    /// Reads what the socket has (up to the read budget). Err(Eof) when the peer closed.
-    pub fn read_available(&mut self) -> Result<(), CloseReason> {
-        let mut read_bytes = 0;
-        while read_bytes < READ_BUDGET_BYTES {
-            let spare = self.rbuf.spare();
-            let spare_bytes = spare.len();
-            if spare_bytes == 0 {
-                // Full of complete frames: process them first (level-triggered, so
-                // the rest is reported again).
-                return Ok(());
-            }
-            // SAFETY: `spare` is writable memory owned by `rbuf` of `spare.len()` bytes;
-            // recv writes at most that many bytes and returns how many it wrote.
-            let n = unsafe {
-                libc::recv(
-                    self.stream.as_raw_fd(),
-                    spare.as_mut_ptr().cast(),
-                    spare.len(),
-                    0,
-                )
-            };
-            match n {
-                0 => return Err(CloseReason::Eof),
-                n if n > 0 => {
-                    // SAFETY: recv initialized exactly `n` bytes at the start of `spare`.
-                    unsafe { self.rbuf.commit(n as usize) };
-                    read_bytes += n as usize;
-                    if (n as usize) < spare_bytes {
-                        // A short read means the socket is drained for now; the
-                        // level-triggered loop reports it again when more arrives. This
-                        // saves the recv that would only say EAGAIN, one syscall a request.
-                        return Ok(());
-                    }
-                }
-                _ => {
-                    let e = io::Error::last_os_error();
-                    match e.kind() {
-                        io::ErrorKind::WouldBlock => return Ok(()),
-                        io::ErrorKind::Interrupted => continue,
-                        _ => return Err(e.into()),
-                    }
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Handles the complete frames in the input buffer, in order, until the input runs
@@ -378,17 +339,14 @@ impl<B: InputBuffer> Conn<B> {
         Ok(false)
     }
 
-    /// Writes pending output until done or the socket would block.
-    pub fn write_pending(&mut self) -> Result<(), CloseReason> {
-        while self.wpos < self.wbuf.len() {
-            match self.stream.write(&self.wbuf[self.wpos..]) {
-                Ok(0) => return Err(CloseReason::Eof),
-                Ok(n) => self.wpos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
+    /// Output not yet handed to the kernel (epoll: what to write next).
+    pub fn output(&self) -> &[u8] {
+        &self.wbuf[self.wpos..]
+    }
+
+    /// The driver handed `n` bytes of [`Conn::output`] to the kernel.
+    pub fn consume_output(&mut self, n: usize) {
+        self.wpos = (self.wpos + n).min(self.wbuf.len());
         if self.wpos == self.wbuf.len() {
             self.wbuf.clear();
             self.wpos = 0;
@@ -399,6 +357,5 @@ impl<B: InputBuffer> Conn<B> {
             self.wbuf.drain(..self.wpos);
             self.wpos = 0;
         }
-        Ok(())
     }
 }

@@ -1,389 +1,232 @@
-//! The epoll backend: level-triggered readiness loops for the acceptor and the workers.
+//! The epoll driver: level-triggered readiness. The driver does the reads and writes
+//! itself when epoll says a socket is ready, and keeps each socket's interest (read
+//! while the connection takes input, write while it has output) registered.
 
-use std::io;
-use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::{self, Write};
+use std::net::TcpStream;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use nix::sys::eventfd::EventFd;
-use tracing::{debug, info, warn};
 
 use super::buffer::InputBuffer;
 use super::conn::{CloseReason, Conn};
-use super::{
-    sockopt, Accepted, ConnLimiter, ConnLimits, WorkerShared, MAX_CONNECTIONS_PER_WORKER,
-    SHUTDOWN_DRAIN_MS,
-};
-use crate::broker::metrics::Limit;
-use crate::broker::Broker;
-use crate::config::{Config, LiveToggles};
+use super::worker::{Driver, Entry, Ready};
+use super::{WorkerShared, READ_BUDGET_BYTES};
 
 /// Token of the worker's wake-up eventfd; connection `i` has token `i + 1`.
 const WAKE_TOKEN: u64 = 0;
 const EVENTS_PER_WAIT: usize = 256;
 
-fn timeout_ms(ms: u64) -> EpollTimeout {
+/// An epoll timeout of `ms` milliseconds (saturating).
+pub(super) fn timeout_ms(ms: u64) -> EpollTimeout {
     EpollTimeout::try_from(ms.min(i32::MAX as u64)).unwrap_or(EpollTimeout::MAX)
 }
 
-/// The acceptor's borrowed state (one thread, for the life of the server).
-pub(super) struct Acceptor<'a> {
-    pub cfg: &'a Config,
-    pub broker: &'a Broker,
-    pub limiter: &'a Arc<ConnLimiter>,
-    pub workers: &'a [Arc<WorkerShared>],
-    pub wake: &'a EventFd,
-    pub shutdown: &'a AtomicBool,
+/// Rounds up, so that a wait for a deadline never returns just before it (a busy loop
+/// of zero-timeout waits until the millisecond passes).
+fn timeout_of(d: Duration) -> EpollTimeout {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    timeout_ms(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
-impl Acceptor<'_> {
-    /// Accepts connections and deals them round-robin to the workers; a connection
-    /// beyond `max_connections` or `max_connections_per_ip` is closed at once (the
-    /// client sees EOF, as with Kafka's connection quotas).
-    pub(super) fn run(&self, listener: TcpListener) -> io::Result<()> {
-        let live = &self.broker.live;
+pub(super) struct EpollDriver {
+    epoll: Epoll,
+    shared: Arc<WorkerShared>,
+    events: Vec<EpollEvent>,
+}
+
+/// The interest registered for a connection, to skip redundant epoll_ctl calls.
+pub(super) struct EpollIo {
+    registered: EpollFlags,
+}
+
+impl EpollDriver {
+    pub(super) fn new(shared: Arc<WorkerShared>) -> io::Result<EpollDriver> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-        epoll.add(listener.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 1))?;
-        epoll.add(self.wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 0))?;
-        let mut events = [EpollEvent::empty(); 4];
-        let mut next_worker = 0usize;
-        while !self.shutdown.load(Ordering::Acquire) {
-            match epoll.wait(&mut events, timeout_ms(live.loop_timeout_ms())) {
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            loop {
-                let (stream, peer) = match listener.accept() {
-                    Ok((stream, peer)) => {
-                        debug!(%peer, "accepted");
-                        (stream, peer)
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        // EMFILE and friends: log, back off a little, keep serving.
-                        warn!(error = %e, "accept failed");
-                        std::thread::sleep(Duration::from_millis(10));
-                        break;
-                    }
-                };
-                let permit = match self.limiter.try_acquire(peer.ip()) {
-                    Ok(permit) => permit,
-                    Err(limit) => {
-                        let max = match limit {
-                            Limit::MaxConnectionsPerIp => self.cfg.max_connections_per_ip,
-                            _ => self.cfg.max_connections,
-                        };
-                        self.broker.metrics.limits.hit(
-                            limit,
-                            format_args!(
-                                "closing a new connection from {peer}: {} = {max} reached",
-                                limit.key()
-                            ),
-                        );
-                        continue; // dropping `stream` closes it
-                    }
-                };
-                if let Err(e) = prepare_socket(&stream, self.cfg, live) {
-                    warn!(error = %e, "could not configure an accepted socket; closing it");
-                    continue;
-                }
-                let worker = &self.workers[next_worker % self.workers.len()];
-                next_worker = next_worker.wrapping_add(1);
-                let accepted = Accepted { stream, permit };
-                match worker.inbox.lock() {
-                    Ok(mut inbox) => inbox.push(accepted),
-                    Err(poisoned) => poisoned.into_inner().push(accepted),
-                }
-                worker.wake();
-            }
-        }
-        info!("acceptor stopped");
-        Ok(())
+        epoll.add(
+            shared.wake.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN),
+        )?;
+        Ok(EpollDriver {
+            epoll,
+            shared,
+            events: vec![EpollEvent::empty(); EVENTS_PER_WAIT],
+        })
     }
 }
 
-/// Busy polling comes from the live toggles, so a change applies to new connections.
-fn prepare_socket(stream: &TcpStream, cfg: &Config, live: &LiveToggles) -> io::Result<()> {
-    stream.set_nonblocking(true)?;
-    stream.set_nodelay(cfg.tcp_nodelay)?;
-    let busy_poll_us = live.busy_poll_us();
-    if busy_poll_us > 0 {
-        sockopt::set_busy_poll(stream, busy_poll_us, live.prefer_busy_poll())?;
+/// Reads what the socket has (up to the read budget). Err(Eof) when the peer closed.
+fn read_available<B: InputBuffer>(
+    stream: &TcpStream,
+    conn: &mut Conn<B>,
+) -> Result<(), CloseReason> {
+    let mut read_bytes = 0;
+    while read_bytes < READ_BUDGET_BYTES {
+        let spare = conn.input().spare();
+        let spare_bytes = spare.len();
+        if spare_bytes == 0 {
+            // Full of complete frames: process them first (level-triggered, so the
+            // rest is reported again).
+            return Ok(());
+        }
+        // SAFETY: `spare` is writable memory owned by the input buffer, `spare.len()`
+        // bytes long; recv writes at most that many bytes and returns how many.
+        let n = unsafe {
+            libc::recv(
+                stream.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare_bytes,
+                0,
+            )
+        };
+        match n {
+            0 => return Err(CloseReason::Eof),
+            n if n > 0 => {
+                // SAFETY: recv initialized exactly `n` bytes at the start of `spare`.
+                unsafe { conn.input().commit(n as usize) };
+                read_bytes += n as usize;
+                if (n as usize) < spare_bytes {
+                    // A short read means the socket is drained for now; the
+                    // level-triggered loop reports it again when more arrives. This saves
+                    // the recv that would only say EAGAIN, one syscall a request.
+                    return Ok(());
+                }
+            }
+            _ => {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::WouldBlock => return Ok(()),
+                    io::ErrorKind::Interrupted => continue,
+                    _ => return Err(e.into()),
+                }
+            }
+        }
     }
     Ok(())
 }
 
-struct Worker<B> {
-    broker: Arc<Broker>,
-    shared: Arc<WorkerShared>,
-    epoll: Epoll,
-    conns: Vec<Option<Conn<B>>>,
-    free: Vec<usize>,
-    /// Interest currently registered per connection, to skip redundant epoll_ctl calls.
-    registered: Vec<EpollFlags>,
-    limits: ConnLimits,
-    conn_buffer_bytes: usize,
-    /// When the idle / partial-frame deadlines are checked next (only while there
-    /// are connections: an empty worker never wakes for it).
-    next_sweep: Instant,
+/// Writes pending output until done or the socket would block.
+fn write_pending<B: InputBuffer>(
+    mut stream: &TcpStream,
+    conn: &mut Conn<B>,
+) -> Result<(), CloseReason> {
+    while !conn.output().is_empty() {
+        match stream.write(conn.output()) {
+            Ok(0) => return Err(CloseReason::Eof),
+            Ok(n) => conn.consume_output(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
-/// One worker's event loop; returns at shutdown after answering parked fetches and
-/// draining responses (bounded by `SHUTDOWN_DRAIN_MS`).
-/// `B` is the connection input buffer (`conn_buffer`), fixed for the worker's life.
-pub(super) fn run_worker<B: InputBuffer>(
-    broker: Arc<Broker>,
-    shared: Arc<WorkerShared>,
-    limits: ConnLimits,
-) -> io::Result<()> {
-    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-    epoll.add(
-        shared.wake.as_fd(),
-        EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN),
-    )?;
-    let cfg = &broker.effective.config;
-    let mut w = Worker::<B> {
-        limits,
-        next_sweep: Instant::now() + limits.sweep_interval,
-        conn_buffer_bytes: cfg.conn_buffer_bytes,
-        broker: broker.clone(),
-        shared,
-        epoll,
-        conns: Vec::new(),
-        free: Vec::new(),
-        registered: Vec::new(),
-    };
-    let mut events = vec![EpollEvent::empty(); EVENTS_PER_WAIT];
-    loop {
-        let wait_ms = w.next_wait_ms();
-        let n = match w.epoll.wait(&mut events, timeout_ms(wait_ms)) {
+impl Driver for EpollDriver {
+    type Io = EpollIo;
+
+    fn register(&mut self, idx: usize, stream: &TcpStream) -> io::Result<EpollIo> {
+        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+        self.epoll
+            .add(stream.as_fd(), EpollEvent::new(flags, idx as u64 + 1))?;
+        Ok(EpollIo { registered: flags })
+    }
+
+    fn poll<B: InputBuffer>(
+        &mut self,
+        timeout: Duration,
+        conns: &mut [Option<Entry<B, EpollIo>>],
+        ready: &mut Vec<Ready>,
+    ) -> io::Result<()> {
+        let n = match self.epoll.wait(&mut self.events, timeout_of(timeout)) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => 0,
             Err(e) => return Err(e.into()),
         };
-        let mut woken = false;
-        for ev in &events[..n] {
+        for ev in &self.events[..n] {
             if ev.data() == WAKE_TOKEN {
-                let _ = w.shared.wake.read();
-                woken = true;
-            } else {
-                w.on_ready((ev.data() - 1) as usize, ev.events());
+                let _ = self.shared.wake.read();
+                ready.push(Ready::Woken);
+                continue;
             }
-        }
-        if w.shared.shutdown.load(Ordering::Acquire) {
-            w.drain_for_shutdown();
-            return Ok(());
-        }
-        if woken {
-            w.adopt_new_connections();
-        }
-        w.resume_parked(false);
-        w.sweep_deadlines();
-    }
-}
-
-impl<B: InputBuffer> Worker<B> {
-    /// The loop timeout (live: a change applies from the next wait), shortened to the
-    /// nearest parked-fetch deadline.
-    fn next_wait_ms(&self) -> u64 {
-        let mut wait_ms = self.broker.live.loop_timeout_ms();
-        let now = Instant::now();
-        if self.conns.len() > self.free.len() {
-            let sweep_ms = self.next_sweep.saturating_duration_since(now).as_millis() as u64;
-            wait_ms = wait_ms.min(sweep_ms + 1);
-        }
-        self.conns
-            .iter()
-            .flatten()
-            .filter_map(|c| c.parked.as_ref())
-            .map(|p| p.deadline().saturating_duration_since(now).as_millis() as u64 + 1)
-            .fold(wait_ms, u64::min)
-    }
-
-    /// Closes connections past `idle_timeout_ms` or `partial_frame_timeout_ms`, at
-    /// most once per sweep interval.
-    fn sweep_deadlines(&mut self) {
-        if self.conns.len() == self.free.len() {
-            return;
-        }
-        let now = Instant::now();
-        if now < self.next_sweep {
-            return;
-        }
-        self.next_sweep = now + self.limits.sweep_interval;
-        for idx in 0..self.conns.len() {
-            let expired = match self.conns[idx].as_mut() {
-                Some(conn) => conn.check_deadlines(now, &self.limits, &self.broker),
-                None => None,
+            let idx = (ev.data() - 1) as usize;
+            let Some(entry) = conns.get_mut(idx).and_then(Option::as_mut) else {
+                continue;
             };
-            if let Some(reason) = expired {
-                self.close(idx, reason);
-            }
-        }
-    }
-
-    fn adopt_new_connections(&mut self) {
-        let streams = match self.shared.inbox.lock() {
-            Ok(mut inbox) => std::mem::take(&mut *inbox),
-            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-        };
-        for Accepted { stream, permit } in streams {
-            let live = self.conns.len() - self.free.len();
-            if live >= MAX_CONNECTIONS_PER_WORKER {
-                warn!(
-                    limit = MAX_CONNECTIONS_PER_WORKER,
-                    "connection limit reached; refusing"
-                );
+            if entry.closing {
                 continue;
             }
-            let idx = self.free.pop().unwrap_or_else(|| {
-                self.conns.push(None);
-                self.registered.push(EpollFlags::empty());
-                self.conns.len() - 1
-            });
-            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
-            if let Err(e) = self
-                .epoll
-                .add(stream.as_fd(), EpollEvent::new(flags, idx as u64 + 1))
+            let flags = ev.events();
+            let mut result = Ok(());
+            if flags.intersects(EpollFlags::EPOLLOUT) {
+                result = write_pending(&entry.stream, &mut entry.conn);
+            }
+            if result.is_ok()
+                && flags
+                    .intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP)
             {
-                warn!(error = %e, "epoll add failed; closing connection");
-                self.free.push(idx);
-                continue;
+                if entry.conn.wants_read() {
+                    result = read_available(&entry.stream, &mut entry.conn);
+                } else if flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR) {
+                    result = Err(CloseReason::Eof);
+                }
             }
-            self.registered[idx] = flags;
-            self.conns[idx] = Some(Conn::new(
-                stream,
-                permit,
-                self.limits,
-                self.conn_buffer_bytes,
-            ));
-            self.shared.connections.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn on_ready(&mut self, idx: usize, flags: EpollFlags) {
-        let result = match self.conns.get_mut(idx).and_then(Option::as_mut) {
-            Some(conn) => Self::on_io(conn, flags).and_then(|()| self.service(idx)),
-            None => return,
-        };
-        if let Err(reason) = result {
-            self.close(idx, reason);
-        }
-    }
-
-    fn on_io(conn: &mut Conn<B>, flags: EpollFlags) -> Result<(), CloseReason> {
-        if flags.intersects(EpollFlags::EPOLLOUT) {
-            conn.write_pending()?;
-        }
-        if flags.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP) {
-            if conn.wants_read() {
-                conn.read_available()?;
-            } else if flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR) {
-                return Err(CloseReason::Eof);
-            }
+            ready.push(match result {
+                Ok(()) => Ready::Service(idx),
+                Err(reason) => Ready::Close(idx, reason),
+            });
         }
         Ok(())
     }
 
-    /// Processes buffered requests, writes, and updates the epoll interest.
-    fn service(&mut self, idx: usize) -> Result<(), CloseReason> {
-        let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
-            return Ok(());
-        };
-        loop {
-            if conn.process(&self.broker)? {
-                self.shared.parked_requests.fetch_add(1, Ordering::AcqRel);
-                // Data may have arrived between the first look and the parking.
-                if conn.resume(&self.broker, false)? {
-                    self.shared.parked_requests.fetch_sub(1, Ordering::AcqRel);
-                }
-            }
-            conn.write_pending()?;
-            // Frames that waited behind a parked fetch or a full backlog can go now.
-            if !(conn.wants_read() && conn.has_complete_frame()) {
-                break;
-            }
-        }
+    fn input_free(&self, _io: &EpollIo) -> bool {
+        true
+    }
+
+    fn send<B: InputBuffer>(
+        &mut self,
+        _idx: usize,
+        entry: &mut Entry<B, EpollIo>,
+    ) -> Result<(), CloseReason> {
+        write_pending(&entry.stream, &mut entry.conn)
+    }
+
+    fn arm<B: InputBuffer>(
+        &mut self,
+        idx: usize,
+        entry: &mut Entry<B, EpollIo>,
+    ) -> Result<(), CloseReason> {
         let mut want = EpollFlags::EPOLLRDHUP;
-        if conn.wants_read() {
+        if entry.conn.wants_read() {
             want |= EpollFlags::EPOLLIN;
         }
-        if conn.wants_write() {
+        if entry.conn.wants_write() {
             want |= EpollFlags::EPOLLOUT;
         }
-        if want != self.registered[idx] {
+        if want != entry.io.registered {
             let mut ev = EpollEvent::new(want, idx as u64 + 1);
             self.epoll
-                .modify(conn.stream.as_fd(), &mut ev)
+                .modify(entry.stream.as_fd(), &mut ev)
                 .map_err(io::Error::from)?;
-            self.registered[idx] = want;
+            entry.io.registered = want;
         }
         Ok(())
     }
 
-    fn resume_parked(&mut self, force: bool) {
-        for idx in 0..self.conns.len() {
-            let answered = match self.conns[idx].as_mut() {
-                Some(conn) if conn.parked.is_some() => conn.resume(&self.broker, force),
-                _ => continue,
-            };
-            let result = answered.and_then(|answered| {
-                if answered {
-                    self.shared.parked_requests.fetch_sub(1, Ordering::AcqRel);
-                    self.service(idx)
-                } else {
-                    Ok(())
-                }
-            });
-            if let Err(reason) = result {
-                self.close(idx, reason);
-            }
-        }
+    fn sending<B: InputBuffer>(&self, entry: &Entry<B, EpollIo>) -> bool {
+        entry.conn.wants_write()
     }
 
-    fn close(&mut self, idx: usize, reason: CloseReason) {
-        if let Some(conn) = self.conns.get_mut(idx).and_then(Option::take) {
-            match &reason {
-                CloseReason::Eof => debug!("connection closed by peer"),
-                other if other.logged_as_limit() => {
-                    debug!(reason = %other, "closing connection")
-                }
-                other => info!(reason = %other, "closing connection"),
-            }
-            if conn.parked.is_some() {
-                self.shared.parked_requests.fetch_sub(1, Ordering::AcqRel);
-            }
-            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
-            let _ = self.epoll.delete(conn.stream.as_fd());
-            self.registered[idx] = EpollFlags::empty();
-            self.free.push(idx);
-        }
+    fn close<B: InputBuffer>(&mut self, _idx: usize, entry: &mut Entry<B, EpollIo>) -> bool {
+        let _ = self.epoll.delete(entry.stream.as_fd());
+        true
     }
 
-    /// Shutdown: answer parked fetches now, then give responses a bounded time to drain.
-    fn drain_for_shutdown(&mut self) {
-        self.resume_parked(true);
-        let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS);
-        let mut events = vec![EpollEvent::empty(); EVENTS_PER_WAIT];
-        while Instant::now() < deadline && self.conns.iter().flatten().any(Conn::<B>::wants_write) {
-            let n = self.epoll.wait(&mut events, timeout_ms(10)).unwrap_or(0);
-            for ev in &events[..n] {
-                if ev.data() == WAKE_TOKEN {
-                    let _ = self.shared.wake.read();
-                    continue;
-                }
-                let idx = (ev.data() - 1) as usize;
-                if let Some(conn) = self.conns.get_mut(idx).and_then(Option::as_mut) {
-                    if let Err(reason) = conn.write_pending() {
-                        self.close(idx, reason);
-                    }
-                }
-            }
-        }
-    }
+    fn release(&mut self, _io: EpollIo) {}
+
+    fn stop(&mut self) {}
+
+    fn abandon(&mut self) {}
 }

@@ -1,19 +1,33 @@
 //! The data plane: moves bytes between sockets and [`Broker::handle`].
 //!
-//! One acceptor thread hands accepted sockets round-robin to `io_threads` workers; each
-//! worker owns its connections and its event loop, so no connection state is shared.
+//! - `acceptor.rs`: one thread accepts, applies the connection limits and deals
+//!   sockets round-robin to the workers. It always blocks (never spins).
+//! - `worker.rs`: THE worker loop, written once: connection table, adoption, framing
+//!   through `conn.rs`, parked requests, one deadline heap (parked requests, idle and
+//!   partial-frame timeouts), closing, spin-then-block waiting, shutdown drain.
+//! - a driver, the only place where the backend matters: `epoll.rs` (readiness: the
+//!   driver reads and writes when told the socket is ready) or `uring.rs` (completions:
+//!   receives and sends are submitted and complete into the connection's buffers).
+//! - `conn.rs`: one connection's framing, response order and backpressure; no system
+//!   calls. `buffer.rs`: its input buffer (`vec` | `circular`).
+//! - `probe.rs`: what this kernel gives (io_uring, SQPOLL, registered buffers,
+//!   multishot), as typed fallbacks in the effective configuration.
+//!
 //! Requests on a connection are answered strictly in order: while a Fetch is parked
 //! (long-poll), later requests of that connection wait in its buffer, as in Kafka.
-//! The backend (`epoll` or `io_uring`) and the connection buffer (`vec` or
-//! `circular`) are chosen once at start-up: each worker runs a loop monomorphized
-//! for that pair, so the choice costs nothing per request.
+//! The driver and the connection buffer are chosen once at start-up: each worker runs
+//! the loop monomorphized for that pair, so the choice costs nothing per request.
 
+mod acceptor;
 pub mod buffer;
 mod conn;
 mod epoll;
+pub mod probe;
 mod sockopt;
 pub mod uring;
+mod worker;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -27,6 +41,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use crate::broker::metrics::Limit;
 use crate::broker::Broker;
 use crate::config::{Config, ConnBufferKind, IoBackend};
+use crate::group::Waker;
 use buffer::{RingInput, VecInput};
 pub use conn::{next_frame, CloseReason};
 
@@ -44,13 +59,6 @@ pub const MAX_CONNECTIONS_PER_WORKER: usize = 16 * 1024;
 /// client drains even the full write backlog over loopback in milliseconds; only a
 /// client that stopped reading uses this up, and its connection is then closed.
 pub const SHUTDOWN_DRAIN_MS: u64 = 250;
-/// Bounds on how often a worker sweeps its connections for idle and partial-frame
-/// deadlines (a quarter of the shorter timeout, within these): often enough for a
-/// timeout to fire within 25% of its value, rarely enough that 10k connections cost
-/// nothing noticeable. With no connections there is no sweep at all.
-const SWEEP_INTERVAL_MS_MIN: u64 = 10;
-const SWEEP_INTERVAL_MS_MAX: u64 = 1000;
-
 /// The per-connection timeouts and request limit, copied once into each worker.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ConnLimits {
@@ -58,21 +66,15 @@ pub(crate) struct ConnLimits {
     pub max_inflight_requests: usize,
     pub idle_timeout: Duration,
     pub partial_frame_timeout: Duration,
-    /// How often the worker checks the two timeouts while it has connections.
-    pub sweep_interval: Duration,
 }
 
 impl ConnLimits {
     fn from_config(cfg: &Config) -> ConnLimits {
-        let shorter_ms = cfg.idle_timeout_ms.min(cfg.partial_frame_timeout_ms);
         ConnLimits {
             max_frame_bytes: cfg.max_frame_bytes,
             max_inflight_requests: cfg.max_inflight_requests,
             idle_timeout: Duration::from_millis(cfg.idle_timeout_ms),
             partial_frame_timeout: Duration::from_millis(cfg.partial_frame_timeout_ms),
-            sweep_interval: Duration::from_millis(
-                (shorter_ms / 4).clamp(SWEEP_INTERVAL_MS_MIN, SWEEP_INTERVAL_MS_MAX),
-            ),
         }
     }
 }
@@ -154,9 +156,11 @@ pub(crate) struct Accepted {
     pub permit: ConnPermit,
 }
 
-/// What a worker shares with the acceptor and the produce path.
+/// What a worker shares with the acceptor and with the threads that wake it.
 pub(crate) struct WorkerShared {
-    /// Wakes the worker: new sockets, data arrived, shutdown.
+    /// This worker's index, to recognise a wake-up raised on its own thread.
+    id: usize,
+    /// Wakes the worker: new sockets, parked requests may be answerable, shutdown.
     wake: EventFd,
     /// Sockets accepted for this worker, not yet registered.
     inbox: Mutex<Vec<Accepted>>,
@@ -167,9 +171,19 @@ pub(crate) struct WorkerShared {
     shutdown: Arc<AtomicBool>,
 }
 
+thread_local! {
+    /// The id of the worker running on this thread (`usize::MAX` elsewhere).
+    static CURRENT_WORKER: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// Set when a request handled on this worker's own thread (a Produce) may have made
+    /// its parked requests answerable: the worker looks at them after the current
+    /// batch, without a round trip through its eventfd.
+    static LOCAL_WAKE: Cell<bool> = const { Cell::new(false) };
+}
+
 impl WorkerShared {
-    fn new(shutdown: Arc<AtomicBool>) -> io::Result<WorkerShared> {
+    fn new(id: usize, shutdown: Arc<AtomicBool>) -> io::Result<WorkerShared> {
         Ok(WorkerShared {
+            id,
             wake: EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?,
             inbox: Mutex::new(Vec::new()),
             parked_requests: AtomicUsize::new(0),
@@ -182,39 +196,54 @@ impl WorkerShared {
         // EAGAIN means the counter is already non-zero: the worker will wake anyway.
         let _ = self.wake.write(1);
     }
+
+    /// Parked requests may be answerable: a flag if we are on this worker's thread, the
+    /// eventfd otherwise.
+    fn wake_parked(&self) {
+        if CURRENT_WORKER.with(Cell::get) == self.id {
+            LOCAL_WAKE.with(|w| w.set(true));
+        } else {
+            self.wake();
+        }
+    }
 }
 
-/// A running data plane.
-pub struct Server {
-    local_addr: SocketAddr,
+/// The data plane before it serves: the workers' shared state exists (so its wake-up
+/// can be handed to the coordinator and the broker), no thread runs yet.
+pub struct DataPlane {
     shutdown: Arc<AtomicBool>,
-    acceptor_wake: Arc<EventFd>,
     workers: Vec<Arc<WorkerShared>>,
-    threads: Vec<JoinHandle<()>>,
 }
 
-impl Server {
+impl DataPlane {
+    pub fn new(cfg: &Config) -> io::Result<DataPlane> {
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let workers = (0..cfg.io_threads)
+            .map(|id| WorkerShared::new(id, shutdown.clone()).map(Arc::new))
+            .collect::<io::Result<_>>()?;
+        Ok(DataPlane { shutdown, workers })
+    }
+
+    /// Wakes the workers that have parked requests (data appended, a group moved on).
+    pub fn waker(&self) -> Waker {
+        let workers = self.workers.clone();
+        Arc::new(move || {
+            for w in &workers {
+                if w.parked_requests.load(Ordering::Acquire) > 0 {
+                    w.wake_parked();
+                }
+            }
+        })
+    }
+
     /// Starts the acceptor and the workers on an already bound listener.
-    pub fn start(broker: Arc<Broker>, listener: TcpListener) -> io::Result<Server> {
+    pub fn start(self, broker: Arc<Broker>, listener: TcpListener) -> io::Result<Server> {
+        let DataPlane { shutdown, workers } = self;
         let cfg = broker.effective.config.clone();
         let local_addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
-        let shutdown = Arc::new(AtomicBool::new(false));
         let limiter = Arc::new(ConnLimiter::new(&cfg));
         let conn_limits = ConnLimits::from_config(&cfg);
-        let workers: Vec<Arc<WorkerShared>> = (0..cfg.io_threads)
-            .map(|_| WorkerShared::new(shutdown.clone()).map(Arc::new))
-            .collect::<io::Result<_>>()?;
-
-        let listeners = workers.clone();
-        broker.set_wake_listener(Box::new(move || {
-            for w in &listeners {
-                if w.parked_requests.load(Ordering::Acquire) > 0 {
-                    w.wake();
-                }
-            }
-        }));
-
         let cores = if cfg.pin_cores {
             sockopt::available_cores()
         } else {
@@ -225,11 +254,13 @@ impl Server {
             let shared = shared.clone();
             let broker = broker.clone();
             let core = cores.get((i + 1) % cores.len().max(1)).copied();
-            // The backend and the buffer type are chosen here, once: each arm runs a
-            // loop monomorphized for its (backend, buffer) pair.
-            let backend = match cfg.io_backend {
-                IoBackend::Epoll => None,
-                IoBackend::IoUring | IoBackend::IoUringSqpoll => Some(uring::prepare(&cfg)?),
+            // The driver is built here, on the starting thread, so that a refusal stops
+            // the start-up instead of a worker.
+            let driver = match cfg.io_backend {
+                IoBackend::Epoll => Backend::Epoll(epoll::EpollDriver::new(shared.clone())?),
+                IoBackend::IoUring | IoBackend::IoUringSqpoll => {
+                    Backend::Uring(uring::UringDriver::new(&cfg, shared.clone())?)
+                }
             };
             let conn_buffer = cfg.conn_buffer;
             threads.push(
@@ -239,18 +270,21 @@ impl Server {
                         if let Some(core) = core {
                             sockopt::pin_to_core(core);
                         }
-                        let result = match (backend, conn_buffer) {
-                            (None, ConnBufferKind::Vec) => {
-                                epoll::run_worker::<VecInput>(broker, shared, conn_limits)
+                        CURRENT_WORKER.with(|c| c.set(shared.id));
+                        // The (driver, buffer) pair is chosen here, once: each arm runs
+                        // the worker loop monomorphized for it.
+                        let result = match (driver, conn_buffer) {
+                            (Backend::Epoll(d), ConnBufferKind::Vec) => {
+                                worker::run::<_, VecInput>(broker, shared, d, conn_limits)
                             }
-                            (None, ConnBufferKind::Circular) => {
-                                epoll::run_worker::<RingInput>(broker, shared, conn_limits)
+                            (Backend::Epoll(d), ConnBufferKind::Circular) => {
+                                worker::run::<_, RingInput>(broker, shared, d, conn_limits)
                             }
-                            (Some(ring), ConnBufferKind::Vec) => {
-                                uring::run_worker::<VecInput>(broker, shared, ring, conn_limits)
+                            (Backend::Uring(d), ConnBufferKind::Vec) => {
+                                worker::run::<_, VecInput>(broker, shared, d, conn_limits)
                             }
-                            (Some(ring), ConnBufferKind::Circular) => {
-                                uring::run_worker::<RingInput>(broker, shared, ring, conn_limits)
+                            (Backend::Uring(d), ConnBufferKind::Circular) => {
+                                worker::run::<_, RingInput>(broker, shared, d, conn_limits)
                             }
                         };
                         if let Err(e) = result {
@@ -271,7 +305,7 @@ impl Server {
                 std::thread::Builder::new()
                     .name("strikemq-accept".into())
                     .spawn(move || {
-                        let acceptor = epoll::Acceptor {
+                        let acceptor = acceptor::Acceptor {
                             cfg: &cfg,
                             broker: &broker,
                             limiter: &limiter,
@@ -293,7 +327,26 @@ impl Server {
             threads,
         })
     }
+}
 
+/// The driver of one worker, built at start-up (moved once into its thread, so the
+/// size difference of the variants costs nothing).
+#[allow(clippy::large_enum_variant)]
+enum Backend {
+    Epoll(epoll::EpollDriver),
+    Uring(uring::UringDriver),
+}
+
+/// A running data plane.
+pub struct Server {
+    local_addr: SocketAddr,
+    shutdown: Arc<AtomicBool>,
+    acceptor_wake: Arc<EventFd>,
+    workers: Vec<Arc<WorkerShared>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Server {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }

@@ -1,13 +1,17 @@
 //! The io_uring backend (`io_backend = io_uring | io_uring_sqpoll`): each worker owns
 //! one ring and drives its connections with completions instead of readiness.
 //!
+//! The driver of the one worker loop (`worker.rs`) for `io_backend = io_uring |
+//! io_uring_sqpoll`: receives and sends are submitted, and their completions move
+//! bytes into and out of the connections' buffers.
+//!
 //! Buffer ownership, which is what makes every submission below sound:
 //! - A connection has at most ONE receive and ONE send in flight. The memory an
 //!   operation names is not touched, moved or freed by us until its completion:
 //!   * plain receive: the spare room of the connection's input buffer. While it is in
-//!     flight, nothing frames, appends to or reserves that buffer (`service` does not
-//!     process a connection whose plain receive is in flight; such a connection has
-//!     no complete frame buffered, see `arm_recv`).
+//!     flight, nothing frames, appends to or reserves that buffer (the worker does
+//!     not process a connection whose plain receive is in flight: `input_free`; such
+//!     a connection has no complete frame buffered, see `arm`).
 //!   * send: a `Vec` taken out of the connection (`sending`). New responses go to the
 //!     connection's other buffer; `sending` is only cleared, or swapped for the next
 //!     batch, after its completion. (StrikeMQ's io_uring build re-submits a response
@@ -16,7 +20,7 @@
 //!     as the ring (they are declared after it, so dropped after it).
 //! - A closed connection keeps its slot (and buffers) until every operation on it has
 //!   completed: close shuts the socket down (so pending operations finish at once)
-//!   and cancels them, and the slot is freed on the last completion.
+//!   and cancels them, and the slot is freed on the last completion (`Released`).
 //! - At exit the worker cancels everything and waits for the completions; if they do
 //!   not arrive in time it leaks the buffers rather than free memory the kernel might
 //!   still write.
@@ -33,22 +37,29 @@
 //!   picking buffers from a provided buffer ring of the worker; the bytes are copied
 //!   into the connection buffer and the provided buffer goes straight back.
 //!
+//! Waiting: a blocking wait submits and waits in one `io_uring_enter` with a timeout;
+//! a non-blocking look (`idle_spin_us`) only peeks at the completion queue. Without
+//! SQPOLL it enters the kernel only when there is something to submit or the kernel
+//! flagged pending completion work (IORING_SQ_TASKRUN, set up with
+//! IORING_SETUP_TASKRUN_FLAG); with SQPOLL the kernel thread does both.
+//!
 //! The acceptor stays an epoll loop (it is not on the request path).
 
 use std::io;
+use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
-use tracing::{debug, info, warn};
+use tracing::warn;
 
 use super::buffer::InputBuffer;
-use super::conn::{CloseReason, Conn};
-use super::{Accepted, ConnLimits, WorkerShared, MAX_CONNECTIONS_PER_WORKER, SHUTDOWN_DRAIN_MS};
-use crate::broker::Broker;
-use crate::config::{Config, IoBackend};
+use super::conn::CloseReason;
+use super::worker::{Driver, Entry, Ready};
+use super::WorkerShared;
+use crate::config::{enum_name, Config, Fallback, IoBackend};
 
 /// Connections per worker that get a pair of registered buffers.
 pub const FIXED_PAIRS: usize = 32;
@@ -62,8 +73,6 @@ pub const PROVIDED_BUFFER_BYTES: usize = 16 * 1024;
 const PROVIDED_GROUP: u16 = 0;
 /// Completions handled per pass before looking at the ring again.
 const CQE_BATCH: usize = 64;
-/// How long exit waits for cancelled operations to complete.
-const QUIESCE_MS: u64 = 1000;
 
 // user_data: slot index << 3 | kind.
 const KIND_WAKE: u64 = 0;
@@ -112,8 +121,11 @@ pub fn build_ring(opts: &UringOptions) -> io::Result<IoUring> {
         }
         None => {
             // Completion task work runs at the next kernel entry instead of
-            // interrupting the worker (5.19+; ignored flags fail, so probe decides).
+            // interrupting the worker, and the kernel flags it in the SQ ring so that a
+            // spinning worker knows when to enter (5.19+; ignored flags fail, so the
+            // probe decides).
             builder.setup_coop_taskrun();
+            builder.setup_taskrun_flag();
         }
     }
     builder.setup_cqsize(opts.sq_entries.saturating_mul(4));
@@ -126,8 +138,28 @@ pub struct Probed {
     pub backend: IoBackend,
     pub registered_buffers: bool,
     pub multishot_recv: bool,
-    /// (key, effective value, reason) for each request that could not be honoured.
-    pub fallbacks: Vec<(&'static str, String, String)>,
+    /// One for each requested value that could not be honoured.
+    pub fallbacks: Vec<Fallback>,
+    requested_backend: IoBackend,
+}
+
+impl Probed {
+    /// Records that `key` runs as `effective` instead of what was asked, and why; a
+    /// later fallback of the same key replaces an earlier one.
+    fn fall(&mut self, key: &str, effective: &str, reason: String) {
+        let requested = match key {
+            "io_backend" => enum_name(&self.requested_backend),
+            // The extras only fall back when they were asked for.
+            _ => "true".to_string(),
+        };
+        self.fallbacks.retain(|f| f.key != key);
+        self.fallbacks.push(Fallback {
+            key: key.to_string(),
+            requested,
+            effective: effective.to_string(),
+            reason,
+        });
+    }
 }
 
 fn errno_text(e: &io::Error) -> String {
@@ -158,6 +190,7 @@ pub fn probe(cfg: &Config) -> Probed {
         registered_buffers: cfg.uring_registered_buffers,
         multishot_recv: cfg.uring_multishot_recv,
         fallbacks: Vec::new(),
+        requested_backend: cfg.io_backend,
     };
     let mut opts = UringOptions::from_config(cfg);
     if cfg.io_backend == IoBackend::Epoll {
@@ -175,7 +208,7 @@ pub fn probe(cfg: &Config) -> Probed {
             );
             opts.sqpoll = None;
             p.backend = IoBackend::IoUring;
-            p.fallbacks.push(("io_backend", "io_uring".into(), reason));
+            p.fall("io_backend", "io_uring", reason);
             None
         }
         Err(_) => None,
@@ -190,8 +223,7 @@ pub fn probe(cfg: &Config) -> Probed {
                     errno_text(&e),
                     io_uring_disabled_hint()
                 );
-                p.fallbacks.retain(|f| f.0 != "io_backend");
-                p.fallbacks.push(("io_backend", "epoll".into(), reason));
+                p.fall("io_backend", "epoll", reason);
                 p.backend = IoBackend::Epoll;
                 refuse_uring_extras(&mut p, "needs the io_uring backend, which fell back");
                 return p;
@@ -217,15 +249,13 @@ pub fn probe(cfg: &Config) -> Probed {
     if p.registered_buffers {
         if let Err(why) = try_registered_buffers(&probe, &opts) {
             p.registered_buffers = false;
-            p.fallbacks
-                .push(("uring_registered_buffers", "false".into(), why));
+            p.fall("uring_registered_buffers", "false", why);
         }
     }
     if p.multishot_recv {
         if let Err(why) = try_multishot(&opts) {
             p.multishot_recv = false;
-            p.fallbacks
-                .push(("uring_multishot_recv", "false".into(), why));
+            p.fall("uring_multishot_recv", "false", why);
         }
     }
     p
@@ -233,8 +263,7 @@ pub fn probe(cfg: &Config) -> Probed {
 
 fn fall_to_epoll(mut p: Probed, reason: String) -> Probed {
     p.backend = IoBackend::Epoll;
-    p.fallbacks.retain(|f| f.0 != "io_backend");
-    p.fallbacks.push(("io_backend", "epoll".into(), reason));
+    p.fall("io_backend", "epoll", reason);
     refuse_uring_extras(&mut p, "needs the io_uring backend, which fell back");
     p
 }
@@ -242,13 +271,11 @@ fn fall_to_epoll(mut p: Probed, reason: String) -> Probed {
 fn refuse_uring_extras(p: &mut Probed, why: &str) {
     if p.registered_buffers {
         p.registered_buffers = false;
-        p.fallbacks
-            .push(("uring_registered_buffers", "false".into(), why.into()));
+        p.fall("uring_registered_buffers", "false", why.into());
     }
     if p.multishot_recv {
         p.multishot_recv = false;
-        p.fallbacks
-            .push(("uring_multishot_recv", "false".into(), why.into()));
+        p.fall("uring_multishot_recv", "false", why.into());
     }
 }
 
@@ -505,9 +532,8 @@ impl Drop for ProvidedBuffers {
     }
 }
 
-/// One connection and its operations in flight.
-struct Slot<B> {
-    conn: Conn<B>,
+/// The driver's state of one connection and its operations in flight.
+pub(super) struct UringIo {
     fd: RawFd,
     /// Plain/fixed receive in flight, or multishot receive armed.
     recv_in_flight: bool,
@@ -518,138 +544,72 @@ struct Slot<B> {
     /// in flight.
     sending: Vec<u8>,
     sent: usize,
-    /// Bytes of `sending[sent..]` copied into the registered send buffer in flight.
-    fixed_chunk: usize,
     /// The registered buffer pair of this connection, if it got one.
     fixed: Option<usize>,
-    /// Set when closing: the slot is freed once no operation is in flight.
-    closing: bool,
 }
 
-impl<B> Slot<B> {
+impl UringIo {
     fn ops_in_flight(&self) -> bool {
         self.recv_in_flight || self.send_in_flight
     }
 }
 
-struct Worker<B> {
+pub(super) struct UringDriver {
     // Declared first: dropped before the buffers it may name (module doc).
     ring: IoUring,
-    broker: Arc<Broker>,
     shared: Arc<WorkerShared>,
-    slots: Vec<Option<Slot<B>>>,
-    free: Vec<usize>,
     fixed: Option<FixedPool>,
     free_pairs: Vec<usize>,
     provided: Option<ProvidedBuffers>,
     /// Cleared send buffers kept for reuse.
     spare_vecs: Vec<Vec<u8>>,
     wake_armed: bool,
-    woken: bool,
-    limits: ConnLimits,
-    /// When the idle / partial-frame deadlines are checked next (only while there
-    /// are connections: an empty worker never wakes for it).
-    next_sweep: Instant,
-    conn_buffer_bytes: usize,
+    /// Exit: the eventfd poll is not armed again.
+    stopped: bool,
     multishot: bool,
     sqpoll: bool,
+    cqes: Vec<(u64, i32, u32)>,
 }
 
-/// Builds the worker's ring and buffers (on the starting thread, so a refusal stops
-/// the start-up instead of a worker).
-pub(super) struct Prepared {
-    ring: IoUring,
-    fixed: Option<FixedPool>,
-    provided: Option<ProvidedBuffers>,
-}
-
-pub(super) fn prepare(cfg: &Config) -> io::Result<Prepared> {
-    let opts = UringOptions::from_config(cfg);
-    let ring = build_ring(&opts)?;
-    let fixed = if opts.registered_buffers {
-        let mut pool = FixedPool::new(FIXED_PAIRS);
-        pool.register(&ring)?;
-        Some(pool)
-    } else {
-        None
-    };
-    let provided = if opts.multishot_recv {
-        let mut p = ProvidedBuffers::new(PROVIDED_BUFFERS, PROVIDED_BUFFER_BYTES);
-        p.register(&ring)?;
-        Some(p)
-    } else {
-        None
-    };
-    Ok(Prepared {
-        ring,
-        fixed,
-        provided,
-    })
-}
-
-/// One worker's loop; returns at shutdown after answering parked requests, draining
-/// responses and reaping every operation in flight.
-pub(super) fn run_worker<B: InputBuffer>(
-    broker: Arc<Broker>,
-    shared: Arc<WorkerShared>,
-    prepared: Prepared,
-    limits: ConnLimits,
-) -> io::Result<()> {
-    let cfg = &broker.effective.config;
-    let mut w = Worker::<B> {
-        ring: prepared.ring,
-        limits,
-        next_sweep: Instant::now() + limits.sweep_interval,
-        conn_buffer_bytes: cfg.conn_buffer_bytes,
-        multishot: prepared.provided.is_some(),
-        sqpoll: cfg.io_backend == IoBackend::IoUringSqpoll,
-        free_pairs: if prepared.fixed.is_some() {
-            (0..FIXED_PAIRS).rev().collect()
+impl UringDriver {
+    /// Builds the worker's ring and buffers (on the starting thread, so a refusal stops
+    /// the start-up instead of a worker).
+    pub(super) fn new(cfg: &Config, shared: Arc<WorkerShared>) -> io::Result<UringDriver> {
+        let opts = UringOptions::from_config(cfg);
+        let ring = build_ring(&opts)?;
+        let fixed = if opts.registered_buffers {
+            let mut pool = FixedPool::new(FIXED_PAIRS);
+            pool.register(&ring)?;
+            Some(pool)
         } else {
-            Vec::new()
-        },
-        fixed: prepared.fixed,
-        provided: prepared.provided,
-        broker: broker.clone(),
-        shared,
-        slots: Vec::new(),
-        free: Vec::new(),
-        spare_vecs: Vec::new(),
-        wake_armed: false,
-        woken: false,
-    };
-    let mut cqes: Vec<(u64, i32, u32)> = Vec::with_capacity(CQE_BATCH);
-    loop {
-        w.arm_wake();
-        w.wait(w.next_wait_ms())?;
-        loop {
-            cqes.clear();
-            cqes.extend(
-                w.ring
-                    .completion()
-                    .take(CQE_BATCH)
-                    .map(|c| (c.user_data(), c.result(), c.flags())),
-            );
-            if cqes.is_empty() {
-                break;
-            }
-            for &(ud, res, flags) in &cqes {
-                w.on_completion(ud, res, flags);
-            }
-        }
-        if w.shared.shutdown.load(Ordering::Acquire) {
-            w.drain_for_shutdown();
-            return Ok(());
-        }
-        if std::mem::take(&mut w.woken) {
-            w.adopt_new_connections();
-        }
-        w.resume_parked(false);
-        w.sweep_deadlines();
+            None
+        };
+        let provided = if opts.multishot_recv {
+            let mut p = ProvidedBuffers::new(PROVIDED_BUFFERS, PROVIDED_BUFFER_BYTES);
+            p.register(&ring)?;
+            Some(p)
+        } else {
+            None
+        };
+        Ok(UringDriver {
+            ring,
+            shared,
+            free_pairs: if fixed.is_some() {
+                (0..FIXED_PAIRS).rev().collect()
+            } else {
+                Vec::new()
+            },
+            fixed,
+            multishot: provided.is_some(),
+            provided,
+            spare_vecs: Vec::new(),
+            wake_armed: false,
+            stopped: false,
+            sqpoll: opts.sqpoll.is_some(),
+            cqes: Vec::with_capacity(CQE_BATCH),
+        })
     }
-}
 
-impl<B: InputBuffer> Worker<B> {
     /// Pushes one submission, flushing the queue to the kernel when it is full.
     ///
     /// # Safety
@@ -669,8 +629,8 @@ impl<B: InputBuffer> Worker<B> {
     }
 
     /// Submits what is queued and waits for one completion or the timeout.
-    fn wait(&mut self, wait_ms: u64) -> io::Result<()> {
-        let ts = types::Timespec::from(Duration::from_millis(wait_ms));
+    fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+        let ts = types::Timespec::from(timeout);
         let args = types::SubmitArgs::new().timespec(&ts);
         let result = if self.sqpoll && self.ring.submission().is_empty() {
             // Nothing to submit: wait without waking the SQPOLL thread. (The crate's
@@ -686,20 +646,45 @@ impl<B: InputBuffer> Worker<B> {
         };
         match result {
             Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)
-                ) =>
-            {
-                Ok(())
-            }
+            Err(e) if is_transient(&e) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
+    /// The non-blocking look of a spinning worker: the completion queue is read in user
+    /// space; the kernel is entered only to submit, or (without SQPOLL) when it flagged
+    /// completion work to run.
+    fn look(&mut self) -> io::Result<()> {
+        let queued = !self.ring.submission().is_empty();
+        let result = if self.sqpoll {
+            if queued {
+                // Wakes the SQPOLL thread if it went to sleep.
+                self.ring.submit().map(drop)
+            } else {
+                Ok(())
+            }
+        } else if queued || self.ring.submission().taskrun() {
+            let to_submit = self.ring.submission().len() as u32;
+            let flags = io_uring::EnterFlags::GETEVENTS.bits();
+            // SAFETY: no argument is passed; `to_submit` entries were pushed (and
+            // published) through `push`, whose callers keep their buffers valid.
+            unsafe {
+                self.ring
+                    .submitter()
+                    .enter::<libc::sigset_t>(to_submit, 0, flags, None)
+            }
+            .map(drop)
+        } else {
+            Ok(())
+        };
+        match result {
+            Err(e) if !is_transient(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     fn arm_wake(&mut self) {
-        if self.wake_armed {
+        if self.wake_armed || self.stopped {
             return;
         }
         let fd = self.shared.wake.as_raw_fd();
@@ -712,292 +697,272 @@ impl<B: InputBuffer> Worker<B> {
         self.wake_armed = true;
     }
 
-    /// The loop timeout (live: a change applies from the next wait), shortened to the
-    /// nearest parked-request deadline.
-    fn next_wait_ms(&self) -> u64 {
-        let mut wait_ms = self.broker.live.loop_timeout_ms();
-        let now = Instant::now();
-        if self.slots.len() > self.free.len() {
-            let sweep_ms = self.next_sweep.saturating_duration_since(now).as_millis() as u64;
-            wait_ms = wait_ms.min(sweep_ms + 1);
-        }
-        self.slots
-            .iter()
-            .flatten()
-            .filter_map(|s| s.conn.parked.as_ref())
-            .map(|p| p.deadline().saturating_duration_since(now).as_millis() as u64 + 1)
-            .fold(wait_ms, u64::min)
+    fn cancel(&mut self, idx: usize, kind: u64) {
+        let sqe = opcode::AsyncCancel::new(user_data(idx, kind))
+            .build()
+            .user_data(user_data(idx, KIND_CANCEL));
+        // SAFETY: a cancel names no memory.
+        unsafe { self.push(sqe) };
     }
 
-    /// Closes connections past `idle_timeout_ms` or `partial_frame_timeout_ms`, at
-    /// most once per sweep interval.
-    fn sweep_deadlines(&mut self) {
-        if self.slots.len() == self.free.len() {
-            return;
-        }
-        let now = Instant::now();
-        if now < self.next_sweep {
-            return;
-        }
-        self.next_sweep = now + self.limits.sweep_interval;
-        for idx in 0..self.slots.len() {
-            let expired = match self.slots[idx].as_mut() {
-                Some(slot) if !slot.closing => {
-                    slot.conn.check_deadlines(now, &self.limits, &self.broker)
-                }
-                _ => None,
-            };
-            if let Some(reason) = expired {
-                self.close(idx, reason);
-            }
-        }
-    }
-
-    fn adopt_new_connections(&mut self) {
-        let streams: Vec<Accepted> = match self.shared.inbox.lock() {
-            Ok(mut inbox) => std::mem::take(&mut *inbox),
-            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-        };
-        for Accepted { stream, permit } in streams {
-            // io_uring does its own non-blocking attempt and then waits for readiness;
-            // on an O_NONBLOCK file READ_FIXED/WRITE_FIXED would complete with EAGAIN
-            // instead of waiting (a busy loop).
-            if let Err(e) = stream.set_nonblocking(false) {
-                warn!(error = %e, "could not make an accepted socket blocking; closing it");
-                continue;
-            }
-            let live = self.slots.len() - self.free.len();
-            if live >= MAX_CONNECTIONS_PER_WORKER {
-                warn!(
-                    limit = MAX_CONNECTIONS_PER_WORKER,
-                    "connection limit reached; refusing"
-                );
-                continue;
-            }
-            let idx = self.free.pop().unwrap_or_else(|| {
-                self.slots.push(None);
-                self.slots.len() - 1
-            });
-            let fd = stream.as_raw_fd();
-            self.slots[idx] = Some(Slot {
-                conn: Conn::new(stream, permit, self.limits, self.conn_buffer_bytes),
-                fd,
-                recv_in_flight: false,
-                send_in_flight: false,
-                recv_cancel_sent: false,
-                sending: self.spare_vecs.pop().unwrap_or_default(),
-                sent: 0,
-                fixed_chunk: 0,
-                fixed: self.free_pairs.pop(),
-                closing: false,
-            });
-            self.shared.connections.fetch_add(1, Ordering::Relaxed);
-            if let Err(reason) = self.service(idx) {
-                self.close(idx, reason);
-            }
-        }
-    }
-
-    fn on_completion(&mut self, ud: u64, res: i32, flags: u32) {
-        let idx = (ud >> KIND_BITS) as usize;
-        match ud & ((1 << KIND_BITS) - 1) {
-            KIND_WAKE => {
-                self.wake_armed = false;
-                self.woken = true;
-                let _ = self.shared.wake.read();
-            }
-            KIND_RECV => self.on_recv(idx, res, flags),
-            KIND_SEND => self.on_send(idx, res),
-            _ => {} // KIND_CANCEL: the cancelled operation completes on its own.
-        }
-    }
-
-    fn on_recv(&mut self, idx: usize, res: i32, flags: u32) {
-        let multishot = self.multishot;
-        let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
-            return;
-        };
-        let still_armed = multishot && cqueue::more(flags);
-        if !still_armed {
-            slot.recv_in_flight = false;
-            slot.recv_cancel_sent = false;
-        }
-        let picked = if multishot {
+    fn on_recv<B: InputBuffer>(
+        &mut self,
+        idx: usize,
+        res: i32,
+        flags: u32,
+        conns: &mut [Option<Entry<B, UringIo>>],
+        ready: &mut Vec<Ready>,
+    ) {
+        let picked = if self.multishot {
             cqueue::buffer_select(flags)
         } else {
             None
         };
+        let Some(entry) = conns.get_mut(idx).and_then(Option::as_mut) else {
+            if let (Some(bid), Some(provided)) = (picked, self.provided.as_mut()) {
+                provided.recycle(bid);
+            }
+            return;
+        };
+        let io = &mut entry.io;
+        if !(self.multishot && cqueue::more(flags)) {
+            io.recv_in_flight = false;
+            io.recv_cancel_sent = false;
+        }
         let result: Result<(), CloseReason> = if res > 0 {
             let n = res as usize;
             if let Some(bid) = picked {
                 let provided = self.provided.as_mut().expect("multishot has buffers");
-                slot.conn.input().extend_from_slice(provided.data(bid, n));
+                if !entry.closing {
+                    entry.conn.input().extend_from_slice(provided.data(bid, n));
+                }
                 provided.recycle(bid);
-            } else if let (Some(pair), Some(pool)) = (slot.fixed, self.fixed.as_ref()) {
-                slot.conn
-                    .input()
-                    .extend_from_slice(&pool.recv_buf(pair)[..n.min(FIXED_BUFFER_BYTES)]);
+            } else if let (Some(pair), Some(pool)) = (io.fixed, self.fixed.as_ref()) {
+                if !entry.closing {
+                    entry
+                        .conn
+                        .input()
+                        .extend_from_slice(&pool.recv_buf(pair)[..n.min(FIXED_BUFFER_BYTES)]);
+                }
             } else {
                 // SAFETY: the kernel wrote `n` bytes into the spare room named by the
-                // receive (`arm_recv`), untouched by us since.
-                unsafe { slot.conn.input().commit(n) };
+                // receive (`arm`), untouched by us since.
+                unsafe { entry.conn.input().commit(n) };
             }
             Ok(())
         } else if res == 0 {
             Err(CloseReason::Eof)
         } else {
-            if let Some(bid) = picked {
-                if let Some(provided) = self.provided.as_mut() {
-                    provided.recycle(bid);
-                }
+            if let (Some(bid), Some(provided)) = (picked, self.provided.as_mut()) {
+                provided.recycle(bid);
             }
             match -res {
-                // Out of provided buffers: re-armed by `service` below.
+                // Out of provided buffers: re-armed when the worker serves it.
                 libc::ENOBUFS | libc::ECANCELED | libc::EINTR | libc::EAGAIN => Ok(()),
                 errno => Err(CloseReason::Io(io::Error::from_raw_os_error(errno))),
             }
         };
-        if slot.closing {
-            self.maybe_free(idx);
-            return;
-        }
-        if let Err(reason) = result.and_then(|()| self.service(idx)) {
-            self.close(idx, reason);
-        }
+        report(idx, entry, result, ready);
     }
 
-    fn on_send(&mut self, idx: usize, res: i32) {
-        let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
+    fn on_send<B: InputBuffer>(
+        &mut self,
+        idx: usize,
+        res: i32,
+        conns: &mut [Option<Entry<B, UringIo>>],
+        ready: &mut Vec<Ready>,
+    ) {
+        let Some(entry) = conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
-        slot.send_in_flight = false;
-        if slot.closing {
-            self.maybe_free(idx);
-            return;
-        }
+        let io = &mut entry.io;
+        io.send_in_flight = false;
         let result = if res < 0 {
             match -res {
                 libc::EINTR | libc::EAGAIN => Ok(()),
                 errno => Err(CloseReason::Io(io::Error::from_raw_os_error(errno))),
             }
-        } else if res == 0 && slot.sent < slot.sending.len() {
+        } else if res == 0 && io.sent < io.sending.len() {
             Err(CloseReason::Eof)
         } else {
-            slot.sent += res as usize;
-            slot.fixed_chunk = 0;
-            if slot.sent >= slot.sending.len() {
-                slot.sending.clear();
-                slot.sent = 0;
+            io.sent += res as usize;
+            if io.sent >= io.sending.len() {
+                io.sending.clear();
+                io.sent = 0;
             }
-            slot.conn.inflight_write_bytes = slot.sending.len() - slot.sent;
+            entry.conn.inflight_write_bytes = io.sending.len() - io.sent;
             Ok(())
         };
-        if let Err(reason) = result.and_then(|()| self.service(idx)) {
-            self.close(idx, reason);
+        report(idx, entry, result, ready);
+    }
+}
+
+/// What a completion means for the worker: a closing connection is released after its
+/// last operation; an open one is served or closed.
+fn report<B>(
+    idx: usize,
+    entry: &Entry<B, UringIo>,
+    result: Result<(), CloseReason>,
+    ready: &mut Vec<Ready>,
+) {
+    if entry.closing {
+        if !entry.io.ops_in_flight() {
+            ready.push(Ready::Released(idx));
         }
+        return;
+    }
+    ready.push(match result {
+        Ok(()) => Ready::Service(idx),
+        Err(reason) => Ready::Close(idx, reason),
+    });
+}
+
+/// A wait that ended early or found the ring busy: not an error.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN)
+    )
+}
+
+impl Driver for UringDriver {
+    type Io = UringIo;
+
+    fn register(&mut self, _idx: usize, stream: &TcpStream) -> io::Result<UringIo> {
+        // io_uring does its own non-blocking attempt and then waits for readiness; on
+        // an O_NONBLOCK file READ_FIXED/WRITE_FIXED would complete with EAGAIN instead
+        // of waiting (a busy loop).
+        stream.set_nonblocking(false)?;
+        Ok(UringIo {
+            fd: stream.as_raw_fd(),
+            recv_in_flight: false,
+            send_in_flight: false,
+            recv_cancel_sent: false,
+            sending: self.spare_vecs.pop().unwrap_or_default(),
+            sent: 0,
+            fixed: self.free_pairs.pop(),
+        })
     }
 
-    /// Processes buffered requests, then (re)starts sending and receiving.
-    fn service(&mut self, idx: usize) -> Result<(), CloseReason> {
-        let multishot = self.multishot;
-        let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
-            return Ok(());
-        };
-        // A plain receive in flight owns the input buffer's spare room (module doc).
-        let input_free = multishot || slot.fixed.is_some() || !slot.recv_in_flight;
-        if input_free {
-            loop {
-                if slot.conn.process(&self.broker)? {
-                    self.shared.parked_requests.fetch_add(1, Ordering::AcqRel);
-                    if slot.conn.resume(&self.broker, false)? {
-                        self.shared.parked_requests.fetch_sub(1, Ordering::AcqRel);
+    fn poll<B: InputBuffer>(
+        &mut self,
+        timeout: Duration,
+        conns: &mut [Option<Entry<B, UringIo>>],
+        ready: &mut Vec<Ready>,
+    ) -> io::Result<()> {
+        self.arm_wake();
+        if timeout.is_zero() {
+            self.look()?;
+        } else {
+            self.wait(timeout)?;
+        }
+        let mut cqes = std::mem::take(&mut self.cqes);
+        loop {
+            cqes.clear();
+            cqes.extend(
+                self.ring
+                    .completion()
+                    .take(CQE_BATCH)
+                    .map(|c| (c.user_data(), c.result(), c.flags())),
+            );
+            if cqes.is_empty() {
+                break;
+            }
+            for &(ud, res, flags) in &cqes {
+                let idx = (ud >> KIND_BITS) as usize;
+                match ud & ((1 << KIND_BITS) - 1) {
+                    KIND_WAKE => {
+                        self.wake_armed = false;
+                        let _ = self.shared.wake.read();
+                        ready.push(Ready::Woken);
                     }
-                }
-                if !(slot.conn.wants_read() && slot.conn.has_complete_frame()) {
-                    break;
+                    KIND_RECV => self.on_recv(idx, res, flags, conns, ready),
+                    KIND_SEND => self.on_send(idx, res, conns, ready),
+                    _ => {} // KIND_CANCEL: the cancelled operation completes on its own.
                 }
             }
         }
-        if !slot.send_in_flight {
-            self.start_send(idx);
-        }
-        self.arm_recv(idx);
+        self.cqes = cqes;
         Ok(())
     }
 
-    fn start_send(&mut self, idx: usize) {
-        let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
-            return;
-        };
-        debug_assert!(!slot.send_in_flight);
-        if slot.sent >= slot.sending.len() {
-            if slot.conn.unsent_bytes() == 0 {
-                return;
+    fn input_free(&self, io: &UringIo) -> bool {
+        // A plain receive in flight owns the input buffer's spare room (module doc).
+        self.multishot || io.fixed.is_some() || !io.recv_in_flight
+    }
+
+    fn send<B: InputBuffer>(
+        &mut self,
+        idx: usize,
+        entry: &mut Entry<B, UringIo>,
+    ) -> Result<(), CloseReason> {
+        let io = &mut entry.io;
+        if io.send_in_flight || entry.closing {
+            return Ok(());
+        }
+        if io.sent >= io.sending.len() {
+            if entry.conn.unsent_bytes() == 0 {
+                return Ok(());
             }
             let mut empty = self.spare_vecs.pop().unwrap_or_default();
             empty.clear();
-            let old = std::mem::replace(&mut slot.sending, slot.conn.swap_output(empty));
+            let old = std::mem::replace(&mut io.sending, entry.conn.swap_output(empty));
             if old.capacity() > 0 {
                 self.spare_vecs.push(old);
             }
-            slot.sent = 0;
-            slot.conn.inflight_write_bytes = slot.sending.len();
+            io.sent = 0;
+            entry.conn.inflight_write_bytes = io.sending.len();
         }
-        let rest = &slot.sending[slot.sent..];
-        let sqe = match (slot.fixed, self.fixed.as_mut()) {
+        let rest = &io.sending[io.sent..];
+        let sqe = match (io.fixed, self.fixed.as_mut()) {
             (Some(pair), Some(pool)) => {
                 let chunk = rest.len().min(FIXED_BUFFER_BYTES);
                 pool.send_buf(pair)[..chunk].copy_from_slice(&rest[..chunk]);
-                slot.fixed_chunk = chunk;
                 opcode::WriteFixed::new(
-                    types::Fd(slot.fd),
+                    types::Fd(io.fd),
                     pool.send_ptr(pair),
                     chunk as u32,
                     pool.send_index(pair),
                 )
                 .build()
             }
-            _ => opcode::Send::new(types::Fd(slot.fd), rest.as_ptr(), rest.len() as u32)
+            _ => opcode::Send::new(types::Fd(io.fd), rest.as_ptr(), rest.len() as u32)
                 .flags(libc::MSG_NOSIGNAL)
                 .build(),
         };
-        slot.send_in_flight = true;
-        // SAFETY: the send names either `slot.sending[sent..]`, which is not touched
+        io.send_in_flight = true;
+        // SAFETY: the send names either `io.sending[sent..]`, which is not touched
         // until this send completes (`send_in_flight`; new output goes to the
         // connection's own buffer), or the connection's registered send buffer, which
-        // is only refilled by the next `start_send`, after this completion.
+        // is only refilled by the next `send`, after this completion.
         unsafe { self.push(sqe.user_data(user_data(idx, KIND_SEND))) };
+        Ok(())
     }
 
-    fn arm_recv(&mut self, idx: usize) {
-        let multishot = self.multishot;
-        let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
-            return;
-        };
-        if slot.closing {
-            return;
+    fn arm<B: InputBuffer>(
+        &mut self,
+        idx: usize,
+        entry: &mut Entry<B, UringIo>,
+    ) -> Result<(), CloseReason> {
+        if entry.closing {
+            return Ok(());
         }
-        let wants = slot.conn.wants_read();
-        if !wants {
-            if multishot && slot.recv_in_flight && !slot.recv_cancel_sent {
+        if !entry.conn.wants_read() {
+            if self.multishot && entry.io.recv_in_flight && !entry.io.recv_cancel_sent {
                 // Backpressure: stop the armed receive (what is already received
                 // still lands in the input buffer).
-                slot.recv_cancel_sent = true;
-                let sqe = opcode::AsyncCancel::new(user_data(idx, KIND_RECV))
-                    .build()
-                    .user_data(user_data(idx, KIND_CANCEL));
-                // SAFETY: a cancel names no memory.
-                unsafe { self.push(sqe) };
+                entry.io.recv_cancel_sent = true;
+                self.cancel(idx, KIND_RECV);
             }
-            return;
+            return Ok(());
         }
-        if slot.recv_in_flight || slot.conn.has_complete_frame() {
-            return;
+        if entry.io.recv_in_flight || entry.conn.has_complete_frame() {
+            return Ok(());
         }
-        let fd = types::Fd(slot.fd);
-        let sqe = if multishot {
+        let fd = types::Fd(entry.io.fd);
+        let sqe = if self.multishot {
             opcode::RecvMulti::new(fd, PROVIDED_GROUP).build()
-        } else if let (Some(pair), Some(pool)) = (slot.fixed, self.fixed.as_mut()) {
+        } else if let (Some(pair), Some(pool)) = (entry.io.fixed, self.fixed.as_mut()) {
             opcode::ReadFixed::new(
                 fd,
                 pool.recv_ptr(pair),
@@ -1006,150 +971,63 @@ impl<B: InputBuffer> Worker<B> {
             )
             .build()
         } else {
-            let spare = slot.conn.input().spare();
+            let spare = entry.conn.input().spare();
             if spare.is_empty() {
-                return;
+                return Ok(());
             }
             opcode::Recv::new(fd, spare.as_mut_ptr().cast(), spare.len() as u32).build()
         };
-        slot.recv_in_flight = true;
-        // SAFETY: multishot receives into provided buffers owned by the worker (they
+        entry.io.recv_in_flight = true;
+        // SAFETY: multishot receives into provided buffers owned by the driver (they
         // outlive the ring); a fixed receive into this connection's registered receive
         // buffer, read only after this completion; a plain receive into the input
-        // buffer's spare room, which nothing touches until the completion: `service`
-        // does not process while it is in flight, nothing else appends to the buffer,
-        // and the slot (with its buffer) is kept until the completion even if closed.
+        // buffer's spare room, which nothing touches until the completion: the worker
+        // does not process while it is in flight (`input_free`), nothing else appends
+        // to the buffer, and the entry (with its buffer) is kept until the completion
+        // even if closed (`close` / `Ready::Released`).
         unsafe { self.push(sqe.user_data(user_data(idx, KIND_RECV))) };
+        Ok(())
     }
 
-    fn resume_parked(&mut self, force: bool) {
-        for idx in 0..self.slots.len() {
-            let answered = match self.slots[idx].as_mut() {
-                Some(slot) if !slot.closing && slot.conn.parked.is_some() => {
-                    slot.conn.resume(&self.broker, force)
-                }
-                _ => continue,
-            };
-            let result = answered.and_then(|answered| {
-                if answered {
-                    self.shared.parked_requests.fetch_sub(1, Ordering::AcqRel);
-                    self.service(idx)
-                } else {
-                    Ok(())
-                }
-            });
-            if let Err(reason) = result {
-                self.close(idx, reason);
-            }
-        }
+    fn sending<B: InputBuffer>(&self, entry: &Entry<B, UringIo>) -> bool {
+        entry.io.send_in_flight || entry.conn.unsent_bytes() > 0
     }
 
-    fn close(&mut self, idx: usize, reason: CloseReason) {
-        let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
-            return;
-        };
-        if slot.closing {
-            return;
+    fn close<B: InputBuffer>(&mut self, idx: usize, entry: &mut Entry<B, UringIo>) -> bool {
+        if !entry.io.ops_in_flight() {
+            return true;
         }
-        match &reason {
-            CloseReason::Eof => debug!("connection closed by peer"),
-            other if other.logged_as_limit() => debug!(reason = %other, "closing connection"),
-            other => info!(reason = %other, "closing connection"),
+        // Pending operations end at once on a shut-down socket; cancel too, for any
+        // that would not notice.
+        // SAFETY: shutdown on a descriptor the entry owns (closed only when freed).
+        unsafe { libc::shutdown(entry.io.fd, libc::SHUT_RDWR) };
+        if entry.io.recv_in_flight {
+            self.cancel(idx, KIND_RECV);
         }
-        slot.closing = true;
-        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
-        if slot.conn.parked.take().is_some() {
-            self.shared.parked_requests.fetch_sub(1, Ordering::AcqRel);
+        if entry.io.send_in_flight {
+            self.cancel(idx, KIND_SEND);
         }
-        if slot.ops_in_flight() {
-            // Pending operations end at once on a shut-down socket; cancel too, for
-            // any that would not notice.
-            // SAFETY: shutdown on a descriptor we own (closed only when freed).
-            unsafe { libc::shutdown(slot.fd, libc::SHUT_RDWR) };
-            let ops = [
-                (slot.recv_in_flight, KIND_RECV),
-                (slot.send_in_flight, KIND_SEND),
-            ];
-            for (in_flight, kind) in ops {
-                if in_flight {
-                    let sqe = opcode::AsyncCancel::new(user_data(idx, kind))
-                        .build()
-                        .user_data(user_data(idx, KIND_CANCEL));
-                    // SAFETY: a cancel names no memory.
-                    unsafe { self.push(sqe) };
-                }
-            }
-        }
-        self.maybe_free(idx);
+        false
     }
 
-    /// Frees a closing slot once nothing is in flight on it.
-    fn maybe_free(&mut self, idx: usize) {
-        let done = matches!(self.slots.get(idx), Some(Some(s)) if s.closing && !s.ops_in_flight());
-        if done {
-            if let Some(slot) = self.slots[idx].take() {
-                if let Some(pair) = slot.fixed {
-                    self.free_pairs.push(pair);
-                }
-                let mut v = slot.sending;
-                v.clear();
-                self.spare_vecs.push(v);
-            }
-            self.free.push(idx);
+    fn release(&mut self, io: UringIo) {
+        if let Some(pair) = io.fixed {
+            self.free_pairs.push(pair);
         }
+        let mut v = io.sending;
+        v.clear();
+        self.spare_vecs.push(v);
     }
 
-    /// Shutdown: answer parked requests now, give responses a bounded time to drain,
-    /// then close everything and reap every operation in flight.
-    fn drain_for_shutdown(&mut self) {
-        self.resume_parked(true);
-        let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS);
-        while Instant::now() < deadline && self.any_output() {
-            if self.wait(10).is_err() {
-                break;
-            }
-            self.reap_all();
-        }
-        for idx in 0..self.slots.len() {
-            self.close(idx, CloseReason::Eof);
-        }
+    fn stop(&mut self) {
+        self.stopped = true;
         if self.wake_armed {
-            let sqe = opcode::AsyncCancel::new(user_data(0, KIND_WAKE))
-                .build()
-                .user_data(user_data(0, KIND_CANCEL));
-            // SAFETY: a cancel names no memory.
-            unsafe { self.push(sqe) };
-        }
-        let deadline = Instant::now() + Duration::from_millis(QUIESCE_MS);
-        while Instant::now() < deadline && self.slots.iter().any(Option::is_some) {
-            if self.wait(10).is_err() {
-                break;
-            }
-            self.reap_all();
-        }
-        if self.slots.iter().any(Option::is_some) {
-            warn!("io_uring operations still in flight at exit; leaking their buffers");
-            std::mem::forget(std::mem::take(&mut self.slots));
-            std::mem::forget(self.provided.take());
-            std::mem::forget(self.fixed.take());
+            self.cancel(0, KIND_WAKE);
         }
     }
 
-    fn any_output(&self) -> bool {
-        self.slots
-            .iter()
-            .flatten()
-            .any(|s| !s.closing && (s.send_in_flight || s.conn.unsent_bytes() > 0))
-    }
-
-    fn reap_all(&mut self) {
-        let cqes: Vec<(u64, i32, u32)> = self
-            .ring
-            .completion()
-            .map(|c| (c.user_data(), c.result(), c.flags()))
-            .collect();
-        for (ud, res, flags) in cqes {
-            self.on_completion(ud, res, flags);
-        }
+    fn abandon(&mut self) {
+        std::mem::forget(self.provided.take());
+        std::mem::forget(self.fixed.take());
     }
 }
