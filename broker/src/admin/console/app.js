@@ -397,10 +397,12 @@ pages.groups = {
     const offsets = d.offsets.map((o) => el('tr', {},
       el('td', {}, o.topic), el('td', { class: 'num' }, o.partition), el('td', { class: 'num' }, o.committed_offset),
       el('td', { class: 'num' }, o.end_offset ?? '–'), el('td', { class: 'num lag' }, o.lag ?? '–'), el('td', {}, o.metadata)));
+    const numeric = ['partition', 'committed', 'end', 'lag'];
     const table = (head, rows, empty) => {
       const tbody = el('tbody');
       fill(tbody, rows, empty, head.length);
-      return el('table', {}, el('thead', {}, el('tr', {}, head.map((h) => el('th', {}, h)))), tbody);
+      return el('table', {}, el('thead', {}, el('tr', {},
+        head.map((h) => el('th', { class: numeric.includes(h) ? 'num' : null }, h)))), tbody);
     };
     detail.replaceChildren(
       el('h3', {}, `Group ${d.group_id}`),
