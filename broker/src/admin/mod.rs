@@ -316,12 +316,12 @@ async fn origin_guard(State(ctx): State<Ctx>, req: Request, next: Next) -> Respo
     let from_cors_origin = origin.is_some_and(|o| cors_origin == Some(o));
     let refusal = match origin {
         Some(o) if !from_cors_origin && !same_origin(o, headers, ctx.admin_addr) => Some(format!(
-            "Origin {o:?} may not change this broker (cross-site request protection):              only the console's own origin or admin_cors_origin may"
+            "Origin {o:?} may not change this broker (cross-site request protection): only the console's own origin or admin_cors_origin may"
         )),
         _ => {
             let site = headers.get(SEC_FETCH_SITE).and_then(|v| v.to_str().ok());
             (site == Some("cross-site") && !from_cors_origin).then(|| {
-                "Sec-Fetch-Site: cross-site requests may not change this broker                  (cross-site request protection); set admin_cors_origin to allow one origin"
+                "Sec-Fetch-Site: cross-site requests may not change this broker (cross-site request protection); set admin_cors_origin to allow one origin"
                     .to_string()
             })
         }
