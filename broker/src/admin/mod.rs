@@ -143,7 +143,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         if from_browser(req.headers()) && !is_json(req.headers()) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Content-Type must be application/json",
+                "Content-Type must be application/json (a browser request must declare its JSON body)",
             ));
         }
         let body = Bytes::from_request(req, state).await.map_err(|r| {
