@@ -379,7 +379,9 @@ pages.groups = {
     const details = await Promise.all(groups.map((g) =>
       api('GET', `/v1/groups/${encodeURIComponent(g.group_id)}`).catch(() => null)));
     const rows = groups.map((g, i) => {
-      const lag = details[i] ? details[i].offsets.reduce((sum, o) => sum + (o.lag || 0), 0) : null;
+      // No committed offsets: no lag to speak of (not zero).
+      const offsets = details[i] ? details[i].offsets : [];
+      const lag = offsets.length ? offsets.reduce((sum, o) => sum + (o.lag || 0), 0) : null;
       return el('tr', { 'data-group': g.group_id, class: `clickable ${g.group_id === this.selected ? 'selected' : ''}`,
         onclick: () => { this.selected = g.group_id; this.load(); } },
         el('td', {}, g.group_id), el('td', {}, g.state), el('td', {}, g.protocol_type ?? '–'),
