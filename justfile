@@ -4,9 +4,24 @@
 broker *ARGS:
     cargo run --release -p strikemq -- {{ARGS}}
 
-# Run every test (the README's test command)
+# Install the test tools that are missing (kcat, kafka-python, Chromium, playwright-core; .ci/test-tools.sh), then run every test: the workspace's and the console's in a real browser
 test:
+    bash .ci/test-tools.sh
     cargo test --workspace
+    cargo build -q -p strikemq
+    cd broker/tests/browser && npm test
+
+# The console's browser tests only (headless Chromium against a debug broker)
+test-browser:
+    bash .ci/test-tools.sh
+    cargo build -q -p strikemq
+    cd broker/tests/browser && npm test
+
+# Rewrite the console screenshots in docs/console/ (one per page) from a browser test run
+screenshots:
+    bash .ci/test-tools.sh
+    cargo build -q -p strikemq
+    cd broker/tests/browser && STRIKEMQ_SCREENSHOT_DIR=docs/console npm test
 
 # Fuzz one target of broker/fuzz for SECONDS (frame_header, request_decode, broker_handle, record_batch, admin_json); see docs/fuzzing.md
 fuzz TARGET SECONDS="600":

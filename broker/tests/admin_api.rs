@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,7 +24,6 @@ use common::{unique_topic, wait_timeout, TestBroker};
 
 /// Upper bound for one admin HTTP request.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
-const KCAT: &str = "/usr/bin/kcat";
 const KCAT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A small JSON client for the admin API that returns every status (no error on 4xx).
@@ -79,11 +77,25 @@ impl Admin {
     }
 
     fn request(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> Reply {
+        self.request_headers(method, path, content_type, &[], body)
+    }
+
+    fn request_headers(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
         let mut builder = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
         if let Some(ct) = content_type {
             builder = builder.header("content-type", ct);
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
         }
         let request = builder.body(body.to_vec()).expect("build request");
         let mut response = self
@@ -104,6 +116,26 @@ impl Admin {
                 .read_to_string()
                 .unwrap_or_else(|e| panic!("{method} {path}: reading body: {e}")),
         }
+    }
+
+    /// A request with exactly these headers (names lower-case).
+    fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        let content_type = headers
+            .iter()
+            .find(|(n, _)| *n == "content-type")
+            .map(|(_, v)| *v);
+        let extra: Vec<_> = headers
+            .iter()
+            .filter(|(n, _)| *n != "content-type")
+            .copied()
+            .collect();
+        self.request_headers(method, path, content_type, &extra, body)
     }
 
     fn get(&self, path: &str) -> Reply {
@@ -274,13 +306,14 @@ fn every_error_is_json_with_its_status_and_names_the_culprit() {
     admin
         .get(&format!("/v1/topics/{topic}/messages?partition=7"))
         .assert_error(404, "no partition 7");
+    // A produce to a name that can never exist is not auto-created.
     admin
         .send(
             "POST",
-            "/v1/topics/no-such-topic/messages",
+            "/v1/topics/bad%2Fname/messages",
             &json!({"messages": [{"value": "x"}]}),
         )
-        .assert_error(404, "unknown topic");
+        .assert_error(404, "only ASCII letters");
     // 405: a known path, a wrong method.
     admin
         .request("PATCH", "/v1/topics", Some("application/json"), b"{}")
@@ -390,22 +423,215 @@ fn every_error_is_json_with_its_status_and_names_the_culprit() {
     admin
         .send("POST", &messages, &big)
         .assert_error(413, "larger than");
-    // 415: a state-changing body that is not JSON (a cross-site form cannot send it).
+    // 415: a browser's body that is not declared JSON, even from the admin's own origin.
+    let own_origin = broker.admin_url();
     admin
-        .request(
+        .request_with(
             "POST",
             "/v1/topics",
-            Some("text/plain"),
+            &[("origin", &own_origin), ("content-type", "text/plain")],
             br#"{"name":"csrf"}"#,
         )
         .assert_error(415, "application/json");
     admin
-        .request("PUT", "/v1/config", None, br#"{"flush":"always"}"#)
+        .request_with(
+            "PUT",
+            "/v1/config",
+            &[("sec-fetch-site", "same-origin")],
+            br#"{"flush":"always"}"#,
+        )
         .assert_error(415, "application/json");
+    // 403: a state change a browser sent for another origin.
+    admin
+        .request_with(
+            "POST",
+            "/v1/topics",
+            &[
+                ("origin", "http://127.0.0.1:1"),
+                ("content-type", "application/json"),
+            ],
+            br#"{"name":"csrf"}"#,
+        )
+        .assert_error(403, "cross-site request protection");
     assert!(
         admin.get("/v1/topics/csrf").status == 404,
-        "the form post created nothing"
+        "the refused requests created nothing"
     );
+    assert_eq!(admin.get_ok("/v1/config")["flush"], "never");
+}
+
+/// What `curl -d BODY` sends: a form content type, no browser headers.
+const CURL_FORM: &str = "application/x-www-form-urlencoded";
+
+#[test]
+fn bodies_from_scripts_are_json_whatever_their_declared_type() {
+    let broker = TestBroker::start(&[]);
+    let admin = Admin::new(&broker);
+    for (i, content_type) in [
+        Some(CURL_FORM),
+        Some("text/plain"),
+        Some("application/octet-stream"),
+        None,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("labelled-{i}");
+        let body = format!(r#"{{"name":"{name}","partitions":2}}"#);
+        let reply = admin.request("POST", "/v1/topics", content_type, body.as_bytes());
+        assert_eq!(reply.status, 201, "{content_type:?}: {}", reply.text);
+        assert_eq!(
+            admin.get_ok(&format!("/v1/topics/{name}"))["partition_count"],
+            2
+        );
+        let reply = admin.request(
+            "PUT",
+            "/v1/config",
+            content_type,
+            format!(r#"{{"loop_timeout_ms":{}}}"#, 10 + i).as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{content_type:?}: {}", reply.text);
+        assert_eq!(admin.get_ok("/v1/config")["loop_timeout_ms"], 10 + i);
+    }
+    // It must still be JSON: a real form body is a 400 naming the body.
+    admin
+        .request(
+            "POST",
+            "/v1/topics",
+            Some(CURL_FORM),
+            b"name=x&partitions=1",
+        )
+        .assert_error(400, "body");
+}
+
+/// The seed's quick example, with the ports this broker got: `curl -d` (no content
+/// type given, so a form one), then kcat reads what it produced. The topic does not
+/// exist before: the REST produce creates it as a Kafka Produce would.
+#[test]
+fn the_seed_quick_example_works_as_written() {
+    let Some(kcat) = common::kcat_or_skip() else {
+        return;
+    };
+    let broker = TestBroker::start(&[]);
+    let admin_port = broker
+        .admin_url()
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_string();
+    let kafka_port = broker
+        .bootstrap()
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_string();
+    let body = r#"{"messages":[{"value":"hello"},{"key":"k1","value":"world"}]}"#;
+    let url = format!("localhost:{admin_port}/v1/topics/demo/messages");
+    let (status, answer) = match common::find_program("curl") {
+        Some(curl) => {
+            let out = Command::new(curl)
+                .args(["-s", "-w", "\n%{http_code}", "-X", "POST", &url, "-d", body])
+                .output()
+                .expect("run curl");
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let (answer, status) = text.rsplit_once('\n').expect("status line");
+            (status.parse::<u16>().expect("status"), answer.to_string())
+        }
+        // Without curl: exactly what curl -d sends.
+        None => curl_like_post(&format!("127.0.0.1:{admin_port}"), &admin_port, body),
+    };
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).expect("JSON answer");
+    assert_eq!(answer["count"], 2, "{answer}");
+    assert_eq!(admin_partitions(&broker, "demo"), 1, "default_partitions");
+
+    let mut child = Command::new(kcat)
+        .args([
+            "-b",
+            &format!("127.0.0.1:{kafka_port}"),
+            "-C",
+            "-t",
+            "demo",
+            "-e",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kcat");
+    let status = wait_timeout(&mut child, KCAT_TIMEOUT).unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("kcat did not finish within {KCAT_TIMEOUT:?}")
+    });
+    let output = child.wait_with_output().expect("kcat output");
+    assert!(
+        status.success(),
+        "kcat failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "hello\nworld\n");
+}
+
+fn admin_partitions(broker: &TestBroker, topic: &str) -> i64 {
+    Admin::new(broker).get_ok(&format!("/v1/topics/{topic}"))["partition_count"]
+        .as_i64()
+        .expect("partition_count")
+}
+
+/// `curl -X POST localhost:PORT/v1/topics/demo/messages -d BODY` byte for byte (curl
+/// 7.88's headers): for machines without curl.
+fn curl_like_post(addr: &str, port: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(HTTP_TIMEOUT))
+        .expect("timeout");
+    let request = format!(
+        "POST /v1/topics/demo/messages HTTP/1.1\r\nHost: localhost:{port}\r\nUser-Agent: curl/7.88.1\r\n\
+         Accept: */*\r\nContent-Length: {}\r\nContent-Type: {CURL_FORM}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("read");
+    let (head, answer) = reply.split_once("\r\n\r\n").expect("head");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, answer.to_string())
+}
+
+#[test]
+fn rest_produce_auto_creates_within_kafkas_rules_or_names_the_setting() {
+    let broker = TestBroker::start(&["--set", "default_partitions=3", "--set", "max_topics=2"]);
+    let admin = Admin::new(&broker);
+    let produced = admin.produce("auto-a", json!([{"key": "k", "value": "v"}]));
+    assert_eq!(produced["count"], 1);
+    assert_eq!(admin_partitions(&broker, "auto-a"), 3, "default_partitions");
+    admin.produce("auto-b", json!([{"value": "v"}]));
+    // max_topics, as for a Kafka auto-create: 409 naming the limit, nothing created.
+    admin
+        .send(
+            "POST",
+            "/v1/topics/auto-c/messages",
+            &json!({"messages": [{"value": "v"}]}),
+        )
+        .assert_error(409, "max_topics");
+    assert_eq!(admin.get("/v1/topics/auto-c").status, 404);
+
+    let off = TestBroker::start(&["--set", "auto_create_topics=false"]);
+    let admin = Admin::new(&off);
+    admin
+        .request(
+            "POST",
+            "/v1/topics/demo/messages",
+            Some(CURL_FORM),
+            br#"{"messages":[{"value":"hello"}]}"#,
+        )
+        .assert_error(404, "auto_create_topics");
+    assert_eq!(admin.get("/v1/topics/demo").status, 404);
 }
 
 #[test]
@@ -547,23 +773,11 @@ fn rest_messages_without_partition_follow_kafkas_key_partitioner() {
     }
 }
 
-fn kcat_or_skip() -> bool {
-    if Path::new(KCAT).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{KCAT} is missing and CI is set"
-    );
-    eprintln!("skipping: {KCAT} is not installed");
-    false
-}
-
 #[test]
 fn rest_produced_messages_are_consumed_by_kcat() {
-    if !kcat_or_skip() {
+    let Some(kcat) = common::kcat_or_skip() else {
         return;
-    }
+    };
     let broker = TestBroker::start(&[]);
     let admin = Admin::new(&broker);
     let topic = unique_topic("admin-rest-to-kcat");
@@ -576,7 +790,7 @@ fn rest_produced_messages_are_consumed_by_kcat() {
             {"value": "no key"}
         ]),
     );
-    let mut child = Command::new(KCAT)
+    let mut child = Command::new(kcat)
         .args([
             "-b",
             &broker.bootstrap(),

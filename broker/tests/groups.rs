@@ -899,19 +899,6 @@ fn run_bounded(program: &str, args: &[&str], timeout: Duration) -> (bool, String
     (status.is_some_and(|s| s.success()), out, err)
 }
 
-/// Whether a client tool is there; under CI (`CI` set) a missing one fails the test.
-fn tool_or_skip(present: bool, what: &str, install: &str) -> bool {
-    if present {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{what} is missing and CI is set: {install}"
-    );
-    eprintln!("skipping: {what} is not installed ({install})");
-    false
-}
-
 #[test]
 fn kafka_python_consumes_with_a_group_and_commits() {
     let has_kafka_python = Command::new("python3")
@@ -919,7 +906,11 @@ fn kafka_python_consumes_with_a_group_and_commits() {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !tool_or_skip(has_kafka_python, "kafka-python", "pip install kafka-python") {
+    if !common::tool_or_skip(
+        has_kafka_python,
+        "kafka-python",
+        "python3 -m pip install kafka-python",
+    ) {
         return;
     }
     let broker = TestBroker::start(&[]);
@@ -960,21 +951,17 @@ fn kafka_python_consumes_with_a_group_and_commits() {
 
 #[test]
 fn kcat_consumes_with_a_group_and_commits_on_exit() {
-    const KCAT: &str = "/usr/bin/kcat";
-    if !tool_or_skip(
-        std::path::Path::new(KCAT).exists(),
-        "kcat",
-        "apt-get install -y kcat",
-    ) {
+    let Some(kcat) = common::kcat_or_skip() else {
         return;
-    }
+    };
     let broker = TestBroker::start(&[]);
     let topic = unique_topic("kcat-group");
     create_topic(&broker, &topic, 2);
     produce_spread(&broker, &topic, 2, 3);
     let bootstrap = broker.bootstrap();
+    let kcat = kcat.display().to_string();
     let (ok, out, err) = run_bounded(
-        KCAT,
+        &kcat,
         &[
             "-b",
             &bootstrap,

@@ -7,30 +7,16 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
 use common::raw::{create_topics, RawConn};
-use common::{unique_topic, wait_timeout, TestBroker};
+use common::{kcat_or_skip, unique_topic, wait_timeout, TestBroker};
 
-const KCAT: &str = "/usr/bin/kcat";
 /// A kcat run that has not finished by then is killed and fails the test.
 const KCAT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The kcat binary, or `None` (after saying why) when the test should be skipped.
-fn kcat_or_skip() -> Option<PathBuf> {
-    let path = Path::new(KCAT);
-    if path.exists() {
-        return Some(path.to_path_buf());
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{KCAT} is missing and CI is set: install kcat (apt-get install -y kcat)");
-    }
-    eprintln!("skipping: {KCAT} is not installed (apt-get install -y kcat)");
-    None
-}
 
 struct KcatOutput {
     stdout: String,

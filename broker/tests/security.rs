@@ -567,21 +567,30 @@ fn observable_state(broker: &TestBroker, topic: &str) -> (u16, String, String) {
     (created, config["loop_timeout_ms"].to_string(), described)
 }
 
-fn assert_simple_requests_refused(broker: &TestBroker, topic: &str, origin: &str) {
+/// Sends every state-changing request as a browser page of `origin` could (a simple
+/// content type, the browser's `Origin` and fetch metadata) and expects `status` for
+/// each: 403 from a foreign origin, 415 from an allowed one (a browser must label
+/// JSON as such).
+fn assert_simple_requests_refused(broker: &TestBroker, topic: &str, origin: &str, status: u16) {
     let before = observable_state(broker, topic);
     assert_eq!(before.0, 404, "csrf-created exists before the test");
     for (method, path, body) in state_changing_requests(topic) {
         for content_type in SIMPLE_CONTENT_TYPES {
-            let mut headers = vec![("Origin", origin)];
-            if let Some(ct) = content_type {
-                headers.push(("Content-Type", ct));
+            for site in [None, Some("same-site"), Some("cross-site")] {
+                let mut headers = vec![("Origin", origin)];
+                if let Some(ct) = content_type {
+                    headers.push(("Content-Type", ct));
+                }
+                if let Some(site) = site {
+                    headers.push(("Sec-Fetch-Site", site));
+                }
+                let reply = http(broker, method, &path, &headers, body.as_bytes());
+                assert_eq!(
+                    reply.status, status,
+                    "{method} {path} with Content-Type {content_type:?}, Sec-Fetch-Site {site:?}: {} {}",
+                    reply.status, reply.body
+                );
             }
-            let reply = http(broker, method, &path, &headers, body.as_bytes());
-            assert_eq!(
-                reply.status, 415,
-                "{method} {path} with Content-Type {content_type:?}: {} {}",
-                reply.status, reply.body
-            );
         }
     }
     assert_eq!(
@@ -592,12 +601,16 @@ fn assert_simple_requests_refused(broker: &TestBroker, topic: &str, origin: &str
 }
 
 #[test]
-fn without_cors_no_state_changes_from_simple_requests_and_no_origin_is_ever_allowed() {
+fn without_cors_no_state_changes_from_other_origins_and_no_origin_is_ever_allowed() {
     let broker = TestBroker::start(&[]);
     let topic = "csrf-target";
     create_topics(&mut RawConn::connect(&broker), &[topic], 1);
     let evil = "http://evil.example";
-    assert_simple_requests_refused(&broker, topic, evil);
+    assert_simple_requests_refused(&broker, topic, evil, 403);
+    // Another port of the same loopback address is another origin, and "null" (a
+    // sandboxed frame, a file:// page) is no origin to trust.
+    assert_simple_requests_refused(&broker, topic, "http://127.0.0.1:1", 403);
+    assert_simple_requests_refused(&broker, topic, "null", 403);
 
     // Preflights for the non-simple requests (JSON bodies, DELETE) are not approved,
     // so a browser never sends them cross-site.
@@ -657,15 +670,16 @@ fn without_cors_no_state_changes_from_simple_requests_and_no_origin_is_ever_allo
 }
 
 #[test]
-fn with_cors_configured_only_that_origin_is_allowed_and_simple_requests_still_refused() {
+fn with_cors_configured_only_that_origin_may_write_and_only_with_json() {
     let allowed = "http://localhost:3000";
     let arg = format!("admin_cors_origin={allowed}");
     let broker = TestBroker::start(&["--set", &arg]);
     let topic = "cors-target";
     create_topics(&mut RawConn::connect(&broker), &[topic], 1);
-    // CORS relaxes who may read, never the content-type rule.
-    assert_simple_requests_refused(&broker, topic, "http://evil.example");
-    assert_simple_requests_refused(&broker, topic, allowed);
+    // CORS relaxes who may read and lets the one origin write with JSON; any other
+    // origin is still refused, and the allowed one must still label its JSON.
+    assert_simple_requests_refused(&broker, topic, "http://evil.example", 403);
+    assert_simple_requests_refused(&broker, topic, allowed, 415);
 
     for origin in [allowed, "http://evil.example", "null"] {
         for (method, path, headers) in [
@@ -698,6 +712,80 @@ fn with_cors_configured_only_that_origin_is_allowed_and_simple_requests_still_re
         &[("Origin", allowed), JSON],
         br#"{"loop_timeout_ms":7}"#,
     );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+/// The rule that replaced "every body must be labelled JSON": a browser request for
+/// another origin (`Origin` foreign, or `Sec-Fetch-Site: cross-site`) is refused with
+/// 403 whatever it is, before anything changes, and DELETEs too; the console's own
+/// origin and clients without browser headers (curl, scripts) are served.
+#[test]
+fn cross_site_requests_get_403_before_anything_changes_and_own_origin_is_served() {
+    let broker = TestBroker::start(&[]);
+    let topic = "xsite-target";
+    create_topics(&mut RawConn::connect(&broker), &[topic], 1);
+    let admin = broker.admin_url();
+    let before = observable_state(&broker, topic);
+    let mut requests = state_changing_requests(topic);
+    requests.push(("DELETE", format!("/v1/topics/{topic}"), String::new()));
+    for (method, path, body) in &requests {
+        for headers in [
+            vec![("Origin", "http://evil.example"), JSON],
+            vec![("Origin", "http://localhost:1"), JSON],
+            vec![("Sec-Fetch-Site", "cross-site"), JSON],
+            vec![
+                ("Sec-Fetch-Site", "cross-site"),
+                ("Sec-Fetch-Mode", "navigate"),
+            ],
+            vec![
+                ("Origin", admin.as_str()),
+                ("Sec-Fetch-Site", "cross-site"),
+                JSON,
+            ],
+        ] {
+            let reply = http(&broker, method, path, &headers, body.as_bytes());
+            assert_eq!(
+                reply.status, 403,
+                "{method} {path} {headers:?}: {}",
+                reply.body
+            );
+            assert!(
+                reply.body.contains("cross-site request protection"),
+                "{}",
+                reply.body
+            );
+        }
+    }
+    assert_eq!(
+        observable_state(&broker, topic),
+        before,
+        "a refused request changed state"
+    );
+
+    // The console's own requests: Origin = the admin listener, same-origin metadata.
+    let own = [
+        ("Origin", admin.as_str()),
+        ("Sec-Fetch-Site", "same-origin"),
+        JSON,
+    ];
+    let reply = http(
+        &broker,
+        "PUT",
+        "/v1/config",
+        &own,
+        br#"{"loop_timeout_ms":7}"#,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // A script's request: no browser headers, a form label (curl -d).
+    let reply = http(
+        &broker,
+        "PUT",
+        "/v1/config",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        br#"{"loop_timeout_ms":8}"#,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = http(&broker, "DELETE", &format!("/v1/topics/{topic}"), &own, b"");
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
 

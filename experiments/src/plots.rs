@@ -4,7 +4,8 @@
 //!   99.99, 99.999), one line per configuration (its repetitions' histograms merged), the
 //!   floors dashed as the reference;
 //! - `bars`: p50 and p99.9 per configuration, the bar at the median repetition and a
-//!   whisker over min–max, so a difference can be checked against the spread;
+//!   whisker over min–max, so a difference can be checked against the spread; a panel
+//!   whose values span more than 10× (a tail, usually) is drawn on a log axis;
 //! - `throughput` (when configurations carry a `series`): latency against achieved rate.
 //!
 //! Deterministic by construction: fixed sizes, fixed palette, the embedded font (no
@@ -277,6 +278,83 @@ fn bar_rows(meta: &Meta, metric: Metric) -> Vec<BarRow> {
         .collect()
 }
 
+/// Values that span more than this factor get a log axis in the bar panels.
+const LOG_AXIS_SPAN: f64 = 10.0;
+
+/// The x range of a log axis for these values (whole decades around them), or None when
+/// they span at most [`LOG_AXIS_SPAN`] (a linear axis from 0 reads better then).
+fn log_axis_range(values: &[f64]) -> Option<(f64, f64)> {
+    let positive = values.iter().copied().filter(|v| *v > 0.0 && v.is_finite());
+    let lo = positive.clone().fold(f64::INFINITY, f64::min);
+    let hi = positive.fold(0.0f64, f64::max);
+    if !(lo.is_finite() && hi / lo > LOG_AXIS_SPAN) {
+        return None;
+    }
+    Some((
+        10f64.powf(lo.log10().floor()),
+        10f64.powf(hi.log10().ceil()),
+    ))
+}
+
+/// One bar panel on a linear or a log x axis (one body, two coordinate types): bars
+/// from the axis' low end to the median, a whisker over min–max.
+macro_rules! bar_panel {
+    ($panel:expr, $meta:expr, $title:expr, $rows:expr, $n:expr, $y_label:expr, $x_spec:expr, $x_lo:expr, $x_hi:expr) => {{
+        let (n, x_lo, x_hi): (usize, f64, f64) = ($n, $x_lo, $x_hi);
+        let mut chart = d!(ChartBuilder::on($panel)
+            .margin(12)
+            // Room for the last x label (a log axis ends on a wide "10000").
+            .margin_right(36)
+            .x_label_area_size(35)
+            .y_label_area_size(190)
+            .caption($title, font(18.0))
+            .build_cartesian_2d($x_spec, 0.0..n as f64));
+        d!(chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(n * 2 + 1)
+            .y_label_formatter($y_label)
+            .x_label_formatter(&|x| format_us(*x))
+            .label_style(font(14.0))
+            .draw());
+        for (i, (label, _, s)) in $rows.iter().enumerate() {
+            let c = color_of($meta, label);
+            let y0 = n as f64 - i as f64 - 0.85;
+            let y1 = n as f64 - i as f64 - 0.15;
+            let ym = n as f64 - i as f64 - 0.5;
+            let Some((m, lo, hi)) = s else {
+                // At 1 % of the axis from its low end, on either kind of axis.
+                let x_text = if x_lo > 0.0 {
+                    x_lo * (x_hi / x_lo).powf(0.01)
+                } else {
+                    x_hi * 0.01
+                };
+                d!(chart.draw_series(std::iter::once(Text::new(
+                    "excluded (see runs.csv)",
+                    (x_text, ym + 0.1),
+                    font(13.0)
+                ))));
+                continue;
+            };
+            let (m, lo, hi) = (m.max(x_lo), lo.max(x_lo), hi.max(x_lo));
+            d!(chart.draw_series(std::iter::once(Rectangle::new(
+                [(x_lo, y0), (m, y1)],
+                c.filled()
+            ))));
+            d!(chart.draw_series(std::iter::once(PathElement::new(
+                vec![(lo, ym), (hi, ym)],
+                BLACK.stroke_width(2)
+            ))));
+            for x in [lo, hi] {
+                d!(chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(x, ym - 0.15), (x, ym + 0.15)],
+                    BLACK.stroke_width(2)
+                ))));
+            }
+        }
+    }};
+}
+
 fn bars_plot<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, meta: &Meta) -> Result<()> {
     let (title, body) = root.split_vertically(40);
     d!(title.titled(
@@ -292,62 +370,39 @@ fn bars_plot<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, meta: &Meta) -> 
         // Horizontal bars: configuration labels read left to right however long they are.
         let rows = bar_rows(meta, metric);
         let n = rows.len().max(1);
-        let x_hi = rows
-            .iter()
-            .filter_map(|r| r.2.map(|s| s.2))
-            .fold(0.0f64, f64::max)
-            .max(1.0)
-            * 1.1;
         let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-        let mut chart = d!(ChartBuilder::on(panel)
-            .margin(12)
-            .x_label_area_size(35)
-            .y_label_area_size(190)
-            .caption(name, font(18.0))
-            .build_cartesian_2d(0.0..x_hi, 0.0..n as f64));
-        d!(chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(n * 2 + 1)
-            .y_label_formatter(&|y| {
-                // Row i sits at n - i - 0.5 so the first configuration is on top.
-                let i = n as f64 - 0.5 - *y;
-                let r = i.round();
-                if (i - r).abs() < 1e-6 && r >= 0.0 {
-                    labels.get(r as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
-            .x_label_formatter(&|x| format_us(*x))
-            .label_style(font(14.0))
-            .draw());
-        for (i, (label, _, s)) in rows.iter().enumerate() {
-            let c = color_of(meta, label);
-            let y0 = n as f64 - i as f64 - 0.85;
-            let y1 = n as f64 - i as f64 - 0.15;
-            let ym = n as f64 - i as f64 - 0.5;
-            let Some((m, lo, hi)) = s else {
-                d!(chart.draw_series(std::iter::once(Text::new(
-                    "excluded (see runs.csv)",
-                    (x_hi * 0.01, ym + 0.1),
-                    font(13.0)
-                ))));
-                continue;
-            };
-            d!(chart.draw_series(std::iter::once(Rectangle::new(
-                [(0.0, y0), (*m, y1)],
-                c.filled()
-            ))));
-            d!(chart.draw_series(std::iter::once(PathElement::new(
-                vec![(*lo, ym), (*hi, ym)],
-                BLACK.stroke_width(2)
-            ))));
-            for x in [*lo, *hi] {
-                d!(chart.draw_series(std::iter::once(PathElement::new(
-                    vec![(x, ym - 0.15), (x, ym + 0.15)],
-                    BLACK.stroke_width(2)
-                ))));
+        let y_label = |y: &f64| {
+            // Row i sits at n - i - 0.5 so the first configuration is on top.
+            let i = n as f64 - 0.5 - *y;
+            let r = i.round();
+            if (i - r).abs() < 1e-6 && r >= 0.0 {
+                labels.get(r as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        let shown: Vec<f64> = rows
+            .iter()
+            .filter_map(|r| r.2)
+            .flat_map(|(m, lo, hi)| [m, lo, hi])
+            .collect();
+        // One tail bar of 4 ms next to bars of 30 µs leaves the others as slivers; on a
+        // log axis every bar keeps its length's order of magnitude readable.
+        match log_axis_range(&shown) {
+            Some((x_lo, x_hi)) => bar_panel!(
+                panel,
+                meta,
+                &format!("{name}, log scale"),
+                &rows,
+                n,
+                &y_label,
+                (x_lo..x_hi).log_scale(),
+                x_lo,
+                x_hi
+            ),
+            None => {
+                let x_hi = shown.iter().copied().fold(0.0f64, f64::max).max(1.0) * 1.1;
+                bar_panel!(panel, meta, name, &rows, n, &y_label, 0.0..x_hi, 0.0, x_hi)
             }
         }
     }
@@ -547,4 +602,25 @@ pub fn read_interval_log(path: &Path) -> Result<Histogram<u64>> {
         }
     }
     total.with_context(|| format!("{}: no intervals", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_axis_range;
+
+    #[test]
+    fn bar_panels_go_logarithmic_only_beyond_a_tenfold_span() {
+        assert_eq!(
+            log_axis_range(&[30.0, 35.0, 290.0]),
+            None,
+            "9.7x stays linear"
+        );
+        assert_eq!(log_axis_range(&[30.0, 4000.0]), Some((10.0, 10000.0)));
+        assert_eq!(
+            log_axis_range(&[0.0, 5.0, 60.0]),
+            Some((1.0, 100.0)),
+            "zero ignored"
+        );
+        assert_eq!(log_axis_range(&[]), None);
+    }
 }

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::topics::existing_topic;
 use super::{path_param, ApiError, ApiResult, Ctx, JsonBody};
 use crate::protocol::batch::{batch_records, Batches, RecordBatch, MAX_DECODED_RECORDS_PER_BATCH};
-use crate::storage::{AppendError, ReadError};
+use crate::storage::{AppendError, ReadError, StorageError};
 
 /// Records returned by one peek when `limit` is not given.
 pub const PEEK_LIMIT_DEFAULT: usize = 10;
@@ -444,7 +444,7 @@ pub(super) async fn produce(
     JsonBody(body): JsonBody<ProduceBody>,
 ) -> ApiResult<Json<Produced>> {
     let name = path_param(name, "name")?;
-    let info = existing_topic(&ctx, &name)?;
+    let info = topic_or_auto_create(&ctx, &name)?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -486,6 +486,32 @@ pub(super) async fn produce(
         count: appended.iter().map(|a| a.count).sum(),
         partitions: appended,
     }))
+}
+
+/// The topic a produce names; an unknown one is created as a Kafka Produce would
+/// create it (the broker's own auto-create path: `default_partitions`, name rules,
+/// `max_topics`) when `auto_create_topics` is on, else 404 naming the setting.
+fn topic_or_auto_create(ctx: &Ctx, name: &str) -> ApiResult<crate::storage::TopicInfo> {
+    match existing_topic(ctx, name) {
+        Ok(info) => Ok(info),
+        // An invalid name stays 404 with its reason: it could never be created.
+        Err(e) if crate::storage::validate_topic_name(name).is_err() => Err(e),
+        Err(_) if !ctx.broker.effective.config.auto_create_topics => {
+            Err(ApiError::not_found(format!(
+                "unknown topic {name:?} (auto_create_topics is off: create it with POST /v1/topics)"
+            )))
+        }
+        Err(_) => ctx.broker.auto_create_topic(name).map_err(|e| match e {
+            StorageError::TooManyTopics { .. } => ApiError::conflict(e.to_string()),
+            StorageError::TooManyPartitions { .. } => ApiError::conflict(format!(
+                "cannot auto-create {name:?} with default_partitions: {e}"
+            )),
+            StorageError::UnknownTopicOrPartition => {
+                ApiError::not_found(format!("topic {name:?} was deleted while being created"))
+            }
+            other => ApiError::internal(format!("auto-creating topic {name:?}: {other}")),
+        }),
+    }
 }
 
 /// Kafka's default partitioner for a keyed record: `toPositive(murmur2(key)) % n`, so

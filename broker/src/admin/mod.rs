@@ -10,10 +10,15 @@
 //! Every error is `{"error": "..."}` with its status: 400 names the bad field or
 //! parameter, 404 unknown route/topic/partition/group, 405 wrong method, 409 a
 //! structural configuration change or an existing topic, 413 a body over the limit,
-//! 415 a POST/PUT body that is not `application/json` (which also keeps browsers from
-//! sending state-changing "simple" cross-site requests).
+//! 403 a foreign `Host` (DNS rebinding) or a state-changing request a browser sent for
+//! another origin, 415 a browser's POST/PUT body that is not `application/json`.
+//! Bodies from non-browser clients are JSON whatever their declared type (`curl -d`).
+//!
+//! `GET /` serves the web console (console/): static files compiled into the binary,
+//! under a strict Content-Security-Policy, calling only this JSON API.
 
 mod config_api;
+mod console;
 mod groups;
 mod info;
 mod messages;
@@ -53,6 +58,9 @@ use crate::net::NetStats;
 pub const SHUTDOWN_WAIT_MS: u64 = 250;
 /// How long browsers may cache a CORS preflight answer.
 const CORS_MAX_AGE_SECONDS: &str = "600";
+/// Fetch metadata request headers (sent by every current browser).
+const SEC_FETCH_SITE: &str = "sec-fetch-site";
+const SEC_FETCH_MODE: &str = "sec-fetch-mode";
 
 /// What the admin handlers read.
 pub struct AdminContext {
@@ -120,18 +128,22 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// A JSON request body: requires `Content-Type: application/json`, honours the body
-/// limit (413), and names the offending field on a parse error (400).
+/// A JSON request body: parsed as JSON whatever its declared type, except that a
+/// request from a browser (it carries `Origin` or `Sec-Fetch-*`) must declare
+/// `application/json` (415); honours the body limit (413), and names the offending
+/// field on a parse error (400). `curl -d` sends `application/x-www-form-urlencoded`
+/// and no origin, and is served; cross-site browser requests never get here
+/// ([`origin_guard`]).
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
-        if !is_json(req.headers()) {
+        if from_browser(req.headers()) && !is_json(req.headers()) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Content-Type must be application/json",
+                "Content-Type must be application/json (a browser request must declare its JSON body)",
             ));
         }
         let body = Bytes::from_request(req, state).await.map_err(|r| {
@@ -170,6 +182,15 @@ pub fn parse_json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> 
     Ok(value)
 }
 
+/// Whether a browser sent the request: browsers add `Origin` to every request that can
+/// change state and the `Sec-Fetch-*` metadata to every request; command-line clients
+/// and Kafka tooling send neither.
+fn from_browser(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::ORIGIN)
+        || headers.contains_key(SEC_FETCH_SITE)
+        || headers.contains_key(SEC_FETCH_MODE)
+}
+
 fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -187,7 +208,8 @@ fn path_param(param: Result<Path<String>, PathRejection>, name: &str) -> ApiResu
 
 /// Every route: path and its methods. The OpenAPI document is tested against this list.
 fn routes() -> Vec<(&'static str, MethodRouter<Ctx>)> {
-    vec![
+    let mut all = console::routes();
+    all.extend([
         ("/healthz", get(info::healthz)),
         ("/metrics", get(prometheus::metrics)),
         ("/v1/openapi.json", get(openapi::document)),
@@ -210,7 +232,8 @@ fn routes() -> Vec<(&'static str, MethodRouter<Ctx>)> {
             "/v1/groups/{id}",
             get(groups::describe).delete(groups::delete),
         ),
-    ]
+    ]);
+    all
 }
 
 /// The admin application: routes, JSON 404/405, body limit and (when configured) CORS.
@@ -225,6 +248,7 @@ pub fn router(ctx: Ctx) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit_bytes))
         .layer(middleware::from_fn_with_state(ctx.clone(), cors))
+        .layer(middleware::from_fn_with_state(ctx.clone(), origin_guard))
         .layer(middleware::from_fn_with_state(ctx.clone(), host_guard))
         .with_state(ctx)
 }
@@ -271,6 +295,51 @@ async fn host_guard(State(ctx): State<Ctx>, req: Request, next: Next) -> Respons
             .into_response()
         }
     }
+}
+
+/// Answers 403 to a state-changing request (any method but GET, HEAD, OPTIONS) that a
+/// browser sent on behalf of another site, before any handler runs: its `Origin` is
+/// neither the admin listener's own (`http://` + the `Host` it was sent to, as the
+/// console's own requests carry) nor `admin_cors_origin`, or its `Sec-Fetch-Site` is
+/// `cross-site` (unless it comes from `admin_cors_origin`, which the operator chose).
+/// A page on another port of 127.0.0.1 is "same-site" but a different origin, so both
+/// checks are needed. Requests without these headers (curl, scripts) pass.
+async fn origin_guard(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let headers = req.headers();
+    let cors_origin = ctx.broker.effective.config.admin_cors_origin.as_deref();
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or("(not ASCII)"));
+    let from_cors_origin = origin.is_some_and(|o| cors_origin == Some(o));
+    let refusal = match origin {
+        Some(o) if !from_cors_origin && !same_origin(o, headers, ctx.admin_addr) => Some(format!(
+            "Origin {o:?} may not change this broker (cross-site request protection): only the console's own origin or admin_cors_origin may"
+        )),
+        _ => {
+            let site = headers.get(SEC_FETCH_SITE).and_then(|v| v.to_str().ok());
+            (site == Some("cross-site") && !from_cors_origin).then(|| {
+                "Sec-Fetch-Site: cross-site requests may not change this broker (cross-site request protection); set admin_cors_origin to allow one origin"
+                    .to_string()
+            })
+        }
+    };
+    match refusal {
+        Some(message) => ApiError::new(StatusCode::FORBIDDEN, message).into_response(),
+        None => next.run(req).await,
+    }
+}
+
+/// Whether `origin` is the admin listener's own: `http://` and the `Host` the request
+/// was sent to (already checked by [`host_guard`]), or the bound address.
+fn same_origin(origin: &str, headers: &HeaderMap, admin_addr: SocketAddr) -> bool {
+    let Some(authority) = origin.strip_prefix("http://") else {
+        return false;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    host.is_some_and(|h| h.eq_ignore_ascii_case(authority)) || authority == admin_addr.to_string()
 }
 
 /// Whether a `Host` header value (`name[:port]`, `[v6][:port]`) is one the admin API

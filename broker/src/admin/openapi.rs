@@ -63,11 +63,29 @@ fn error_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/responses/{name}")})
 }
 
+/// What every request body is: JSON. The declared type is not checked for requests
+/// without browser headers (`curl -d` labels JSON as a form); a browser must say
+/// `application/json` (415 otherwise), and from another origin it is refused (403).
+const BODY_RULE: &str = "A JSON document. Requests without browser headers (no Origin, no Sec-Fetch-*) are parsed as JSON whatever their Content-Type, so `curl -d '{...}'` works; a browser request must declare application/json (415 otherwise).";
+
 fn json_body(schema: &str) -> Value {
     json!({
         "required": true,
+        "description": BODY_RULE,
         "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
     })
+}
+
+/// A static console file: 200 with its media type.
+fn console_file(summary: &str, operation_id: &str, media_type: &str) -> Value {
+    json!({"get": {
+        "summary": summary,
+        "operationId": operation_id,
+        "responses": {"200": {
+            "description": "The file, with a strict Content-Security-Policy.",
+            "content": {media_type: {"schema": {"type": "string"}}}
+        }}
+    }})
 }
 
 fn path_param(name: &str, description: &str) -> Value {
@@ -94,6 +112,10 @@ pub fn spec() -> Value {
         }
     });
     let paths = json!({
+        "/": console_file("The web console (HTML): overview, topics, messages, groups, latency, live toggles. It calls only this API.", "console", "text/html"),
+        "/console/app.js": console_file("The console's script.", "consoleScript", "text/javascript"),
+        "/console/app.css": console_file("The console's style sheet.", "consoleStyle", "text/css"),
+        "/console/icon.svg": console_file("The console's icon.", "consoleIcon", "image/svg+xml"),
         "/healthz": {"get": {
             "summary": "Liveness: answers once both listeners accept.",
             "operationId": "healthz",
@@ -126,7 +148,7 @@ pub fn spec() -> Value {
                 "requestBody": json_body("ConfigChange"),
                 "responses": {
                     "200": ok("The live configuration after the change.", "LiveConfig"),
-                    "400": error_ref("BadRequest"), "409": error_ref("Conflict"),
+                    "400": error_ref("BadRequest"), "403": error_ref("CrossSite"), "409": error_ref("Conflict"),
                     "413": error_ref("TooLarge"), "415": error_ref("UnsupportedMediaType")
                 }
             }
@@ -143,7 +165,7 @@ pub fn spec() -> Value {
                 "requestBody": json_body("NewTopic"),
                 "responses": {
                     "201": ok("Created.", "TopicDetail"),
-                    "400": error_ref("BadRequest"), "409": error_ref("Conflict"),
+                    "400": error_ref("BadRequest"), "403": error_ref("CrossSite"), "409": error_ref("Conflict"),
                     "413": error_ref("TooLarge"), "415": error_ref("UnsupportedMediaType")
                 }
             }
@@ -158,7 +180,7 @@ pub fn spec() -> Value {
             "delete": {
                 "summary": "Delete a topic and its data.",
                 "operationId": "deleteTopic",
-                "responses": {"200": ok("Deleted.", "Deleted"), "400": error_ref("BadRequest"), "404": error_ref("NotFound")}
+                "responses": {"200": ok("Deleted.", "Deleted"), "400": error_ref("BadRequest"), "403": error_ref("CrossSite"), "404": error_ref("NotFound")}
             }
         },
         "/v1/topics/{name}/messages": {
@@ -174,12 +196,13 @@ pub fn spec() -> Value {
                 "responses": {"200": ok("Messages.", "Peek"), "400": error_ref("BadRequest"), "404": error_ref("NotFound")}
             },
             "post": {
-                "summary": "Produce messages (proper v2 record batches, one per partition).",
+                "summary": "Produce messages (proper v2 record batches, one per partition). An unknown topic is created as a Kafka Produce would create it (default_partitions, max_topics) when auto_create_topics is on; 404 naming the setting when it is off.",
                 "operationId": "produceMessages",
                 "requestBody": json_body("ProduceRequest"),
                 "responses": {
                     "200": ok("Appended.", "Produced"),
-                    "400": error_ref("BadRequest"), "404": error_ref("NotFound"),
+                    "400": error_ref("BadRequest"), "403": error_ref("CrossSite"), "404": error_ref("NotFound"),
+                    "409": error_ref("Conflict"),
                     "413": error_ref("TooLarge"), "415": error_ref("UnsupportedMediaType")
                 }
             }
@@ -199,7 +222,7 @@ pub fn spec() -> Value {
             "delete": {
                 "summary": "Delete an empty group and its committed offsets.",
                 "operationId": "deleteGroup",
-                "responses": {"200": ok("Deleted.", "GroupDeleted"), "404": error_ref("NotFound"), "409": error_ref("Conflict")}
+                "responses": {"200": ok("Deleted.", "GroupDeleted"), "403": error_ref("CrossSite"), "404": error_ref("NotFound"), "409": error_ref("Conflict")}
             }
         }
     });
@@ -208,7 +231,8 @@ pub fn spec() -> Value {
         "NotFound": {"description": "Unknown topic, partition or group.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
         "Conflict": {"description": "The change conflicts with the broker's state.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
         "TooLarge": {"description": "The body exceeds admin_max_body_bytes (or a batch exceeds max_message_bytes).", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-        "UnsupportedMediaType": {"description": "The body is not application/json.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        "UnsupportedMediaType": {"description": "A browser request (it carries Origin or Sec-Fetch-*) whose body is not declared application/json.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+        "CrossSite": {"description": "A state-changing request a browser sent for another site: its Origin is neither the admin listener's own nor admin_cors_origin, or Sec-Fetch-Site is cross-site. Refused before anything changes.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     });
     let mut schemas = serde_json::Map::new();
     schemas.insert("Error".into(), json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}));

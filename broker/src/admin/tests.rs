@@ -147,3 +147,120 @@ fn host_guard_accepts_ip_literals_localhost_and_configured_names_only() {
     assert!(!host_allowed("other.box", None, &configured));
     assert!(host_allowed("anything.example", None, &["*".to_string()]));
 }
+
+async fn send(
+    app: &axum::Router,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let response = app.clone().oneshot(request).await.expect("response");
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.expect("body");
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn console_files_are_embedded_and_served_under_a_strict_policy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = router(context(dir.path()));
+    for (path, media_type, needle) in [
+        ("/", "text/html", "/console/app.js"),
+        ("/console/app.js", "text/javascript", "/v1/config"),
+        ("/console/app.css", "text/css", "body"),
+        ("/console/icon.svg", "image/svg+xml", "<svg"),
+    ] {
+        let request = Request::get(path).body(Body::empty()).expect("request");
+        let (status, headers, body) = send(&app, request).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let content_type = headers["content-type"].to_str().expect("ascii");
+        assert!(
+            content_type.starts_with(media_type),
+            "{path}: {content_type}"
+        );
+        let csp = headers["content-security-policy"].to_str().expect("ascii");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert!(body.contains(needle), "{path} does not contain {needle:?}");
+    }
+    // No inline script or style in the page, and nothing loaded from elsewhere.
+    let (_, _, html) = send(
+        &app,
+        Request::get("/").body(Body::empty()).expect("request"),
+    )
+    .await;
+    assert!(!html.contains("<style"), "inline style element");
+    assert!(!html.contains(" style="), "inline style attribute");
+    assert!(!html.contains("<script>"), "inline script");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "external reference"
+    );
+}
+
+#[test]
+fn same_origin_is_the_host_the_request_was_sent_to() {
+    use super::same_origin;
+    let addr: std::net::SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("host", "localhost:8080".parse().expect("value"));
+    assert!(same_origin("http://localhost:8080", &headers, addr));
+    assert!(same_origin("http://127.0.0.1:8080", &headers, addr));
+    for other in [
+        "http://localhost:8081",
+        "http://127.0.0.1:3000",
+        "https://localhost:8080",
+        "http://localhost:8080.evil.example",
+        "null",
+        "",
+    ] {
+        assert!(!same_origin(other, &headers, addr), "{other}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn bodies_without_browser_headers_are_json_whatever_their_declared_type() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctx = context(dir.path());
+    let app = router(ctx.clone());
+    let put = |headers: &[(&str, &str)], body: &str| {
+        let mut request = Request::put("/v1/config");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(Body::from(body.to_string())).expect("request")
+    };
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let (status, _, body) = send(&app, put(&[form], r#"{"loop_timeout_ms":7}"#)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ctx.broker.live.loop_timeout_ms(), 7);
+    // A browser must say application/json, even from the console's own origin...
+    let own = [
+        ("host", "127.0.0.1:9092"),
+        ("origin", "http://127.0.0.1:9092"),
+        form,
+    ];
+    let (status, _, body) = send(&app, put(&own, r#"{"loop_timeout_ms":8}"#)).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    // ...and from any other origin it is refused before the body is looked at.
+    let evil = [
+        ("host", "127.0.0.1:9092"),
+        ("origin", "http://127.0.0.1:3000"),
+        ("content-type", "application/json"),
+    ];
+    let (status, _, body) = send(&app, put(&evil, r#"{"loop_timeout_ms":9}"#)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let cross = [
+        ("sec-fetch-site", "cross-site"),
+        ("content-type", "application/json"),
+    ];
+    let (status, _, body) = send(&app, put(&cross, r#"{"loop_timeout_ms":9}"#)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        ctx.broker.live.loop_timeout_ms(),
+        7,
+        "a refused request changed state"
+    );
+}

@@ -418,6 +418,15 @@ impl Broker {
         if !allow_create {
             return Err(code::UNKNOWN_TOPIC_OR_PARTITION);
         }
+        self.auto_create_topic(name)
+            .map_err(|e| storage_error_code(&e))
+    }
+
+    /// Auto-creation of a topic a client named (Metadata, Produce, the admin API's
+    /// produce): `default_partitions`, no configs, within `max_topics`. A topic that
+    /// another connection created first is returned as it is. The caller checks
+    /// `auto_create_topics`.
+    pub(crate) fn auto_create_topic(&self, name: &str) -> Result<TopicInfo, StorageError> {
         let partitions = self.effective.config.default_partitions;
         match self.create_topic(name, partitions, TopicConfig::default()) {
             Ok(info) => {
@@ -428,8 +437,8 @@ impl Broker {
             Err(StorageError::TopicExists(_)) => self
                 .storage
                 .topic(name)
-                .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION),
-            Err(e) => Err(storage_error_code(&e)),
+                .ok_or(StorageError::UnknownTopicOrPartition),
+            Err(e) => Err(e),
         }
     }
 

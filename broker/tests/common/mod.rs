@@ -393,6 +393,52 @@ pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> 
     }
 }
 
+/// Whether the run is CI's (`CI` set to anything but "", "0" or "false"): then a test
+/// whose tool is missing fails instead of skipping.
+pub fn under_ci() -> bool {
+    std::env::var("CI")
+        .is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
+}
+
+/// `program` on `PATH` (or `/usr/bin/program`), if it is there.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Whether the tool a test needs is there. When it is not, under CI the test fails;
+/// otherwise it prints one line, `SKIP <test>: <what> is not installed; install it with:
+/// <install>`, and the test returns early. The line goes straight to stderr because
+/// libtest hides what a passing test prints with `eprintln!`.
+pub fn tool_or_skip(present: bool, what: &str, install: &str) -> bool {
+    if present {
+        return true;
+    }
+    let test = thread::current().name().unwrap_or("this test").to_string();
+    assert!(
+        !under_ci(),
+        "{test}: {what} is not installed and CI is set (install it with: {install}; `just test` does)"
+    );
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIP {test}: {what} is not installed; install it with: {install} (or run `just test`)"
+    );
+    false
+}
+
+/// kcat, or `None` after a SKIP line (a failure under CI).
+pub fn kcat_or_skip() -> Option<PathBuf> {
+    let found = find_program("kcat");
+    if !tool_or_skip(found.is_some(), "kcat", "apt-get install -y kcat") {
+        return None;
+    }
+    found
+}
+
 /// A topic name unique within this test process.
 pub fn unique_topic(prefix: &str) -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
