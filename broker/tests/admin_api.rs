@@ -989,7 +989,7 @@ fn live_config_change_shows_in_broker_info_and_in_the_event_loops() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(
         reply.json(),
-        json!({"loop_timeout_ms": 1, "busy_poll_us": 50, "prefer_busy_poll": false, "flush": "always"})
+        json!({"loop_timeout_ms": 1, "idle_spin_us": 0, "busy_poll_us": 50, "prefer_busy_poll": false, "flush": "always"})
     );
     let info = admin.get_ok("/v1/broker");
     assert_eq!(info["effective_config"]["loop_timeout_ms"], 1);
