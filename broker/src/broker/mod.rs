@@ -124,41 +124,6 @@ pub struct Broker {
     topic_create_lock: std::sync::Mutex<()>,
 }
 
-/// The APIs this broker implements and the versions it advertises.
-pub const ADVERTISED_APIS: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 11),
-    (ApiKey::Fetch, 4, 16),
-    (ApiKey::ListOffsets, 1, 8),
-    (ApiKey::Metadata, 0, 12),
-    (ApiKey::ApiVersions, 0, 4),
-    (ApiKey::CreateTopics, 2, 7),
-    (ApiKey::DeleteTopics, 1, 6),
-    (ApiKey::InitProducerId, 0, 5),
-    (ApiKey::DescribeConfigs, 1, 4),
-    (ApiKey::AlterConfigs, 0, 2),
-    (ApiKey::IncrementalAlterConfigs, 0, 1),
-    (ApiKey::CreatePartitions, 0, 3),
-    (ApiKey::DescribeCluster, 0, 1),
-    (ApiKey::FindCoordinator, 0, 6),
-    (ApiKey::JoinGroup, 0, 9),
-    (ApiKey::SyncGroup, 0, 5),
-    (ApiKey::Heartbeat, 0, 4),
-    (ApiKey::LeaveGroup, 0, 5),
-    (ApiKey::OffsetCommit, 2, 9),
-    (ApiKey::OffsetFetch, 1, 9),
-    (ApiKey::ListGroups, 0, 5),
-    (ApiKey::DescribeGroups, 0, 5),
-    (ApiKey::DeleteGroups, 0, 2),
-    (ApiKey::OffsetDelete, 0, 0),
-];
-
-fn advertised_range(api_key: i16) -> Option<(i16, i16)> {
-    ADVERTISED_APIS
-        .iter()
-        .find(|(k, _, _)| *k as i16 == api_key)
-        .map(|(_, min, max)| (*min, *max))
-}
-
 impl Broker {
     pub fn new(
         effective: EffectiveConfig,
@@ -263,16 +228,14 @@ impl Broker {
         outcome
     }
 
-    fn handle_request(&self, mut frame: Bytes, out: &mut Vec<u8>) -> Result<Outcome, FrameError> {
-        let header = request::decode_header(&mut frame)?;
-        let (api_key, version, cid) = (
-            header.request_api_key,
-            header.request_api_version,
-            header.correlation_id,
-        );
+    fn handle_request(&self, frame: Bytes, out: &mut Vec<u8>) -> Result<Outcome, FrameError> {
+        let header = request::views::header(&frame)?;
+        let (api_key, version, cid) = (header.api_key, header.api_version, header.correlation_id);
 
-        let in_range =
-            advertised_range(api_key).is_some_and(|(lo, hi)| (lo..=hi).contains(&version));
+        // One table (`protocol::request::APIS`) says what is decoded, dispatched here and
+        // advertised by ApiVersions.
+        let range = request::supported_versions(api_key);
+        let in_range = range.is_some_and(|(lo, hi)| (lo..=hi).contains(&version));
         if api_key == ApiKey::ApiVersions as i16 && !in_range {
             // Kafka answers an unknown ApiVersions version with a v0 body so that any
             // client can read the error and the supported list.
@@ -283,28 +246,34 @@ impl Broker {
             return Ok(Outcome::Responded);
         }
         if !in_range {
-            return Err(FrameError::Malformed(match advertised_range(api_key) {
+            return Err(FrameError::Malformed(match range {
                 Some(_) => DecodeError::UnsupportedVersion { api_key, version },
                 None => DecodeError::UnknownApiKey(api_key),
             }));
         }
-        let req = request::decode_request(api_key, version, &mut frame)?;
         debug!(api_key, version, cid, "request");
+        // The hot apis decode into views over the frame and encode their responses
+        // straight into `out`: no allocation on their way.
+        let body_at = header.len;
+        let body = frame.get(body_at..).unwrap_or_default();
+        if api_key == ApiKey::Produce as i16 {
+            let (req, _) = request::produce_view(version, body)?;
+            let flexible = request::is_flexible(api_key, version);
+            return self.produce(req, version, cid, flexible, out);
+        }
+        if api_key == ApiKey::Fetch as i16 {
+            let (req, _) = request::fetch_view(version, body)?;
+            return self.fetch_or_park(&req, cid, &frame, body_at, out);
+        }
+        let mut frame_body = frame.slice(body_at..);
+        let req = request::decode_request(api_key, version, &mut frame_body)?;
         let v = version;
         match req {
             Request::ApiVersions(_) => write_response(out, cid, v, &self.api_versions()),
             Request::Metadata(r) => write_response(out, cid, v, &self.metadata(r, v)),
-            Request::Produce(r) => {
-                return match self.produce(r, v) {
-                    Some(resp) => write_response(out, cid, v, &resp)
-                        .map(|()| Outcome::Responded)
-                        .map_err(enc),
-                    None => Ok(Outcome::NoResponse),
-                };
-            }
-            Request::Fetch(r) => {
-                let parked = ParkedFetch::new(cid, v, r);
-                return self.fetch_or_park(parked, out);
+            // Decoded as views above; the owned structs exist for tests and fuzzing.
+            Request::Produce(_) | Request::Fetch(_) => {
+                return Err(FrameError::Malformed(DecodeError::UnknownApiKey(api_key)))
             }
             Request::ListOffsets(r) => write_response(out, cid, v, &self.list_offsets(r, v)),
             Request::CreateTopics(r) => write_response(out, cid, v, &self.create_topics(r, v)),
@@ -321,7 +290,7 @@ impl Broker {
                 write_response(out, cid, v, &self.find_coordinator(r, v))
             }
             Request::JoinGroup(r) => {
-                let client_id = header.client_id.as_deref().unwrap_or("");
+                let client_id = header.client_id.unwrap_or("");
                 return self.join_group(r, v, cid, client_id, out);
             }
             Request::SyncGroup(r) => return self.sync_group(r, v, cid, out),
@@ -341,13 +310,13 @@ impl Broker {
     }
 
     fn api_versions(&self) -> ApiVersionsResponse {
-        let keys = ADVERTISED_APIS
-            .iter()
-            .map(|(k, min, max)| {
+        let keys = request::supported_api_keys()
+            .filter_map(|k| request::supported_versions(k).map(|range| (k, range)))
+            .map(|(k, (min, max))| {
                 ApiVersion::default()
-                    .with_api_key(*k as i16)
-                    .with_min_version(*min)
-                    .with_max_version(*max)
+                    .with_api_key(k)
+                    .with_min_version(min)
+                    .with_max_version(max)
             })
             .collect();
         ApiVersionsResponse::default()

@@ -5,9 +5,12 @@
 //!   present in the frame. They produce `kafka_protocol` message structs so the
 //!   broker and the tests share one vocabulary.
 //! - [`batch`]: the v2 record batch header: parse, CRC32C check, base offset rewrite.
+//! - [`encode`]: hand-written response encoding for Produce and Fetch, straight into
+//!   the output buffer.
 //! - [`response`]: response framing (header v0/v1 + body) via `kafka_protocol` encoders.
 
 pub mod batch;
+pub mod encode;
 pub mod request;
 pub mod response;
 pub mod wire;

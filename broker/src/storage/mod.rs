@@ -87,6 +87,41 @@ pub struct StorageConfig {
     pub log_map: LogMapLayout,
 }
 
+impl StorageConfig {
+    /// The storage settings of a broker configuration: the one place they are mapped
+    /// (start-up, tests and benches all build them here).
+    pub fn from_config(cfg: &crate::config::Config) -> StorageConfig {
+        use crate::config::{Flush, LogMapKind};
+        StorageConfig {
+            data_dir: cfg.data_dir.clone(),
+            segment_bytes: cfg.segment_bytes,
+            index_interval_bytes: cfg.index_interval_bytes,
+            flush: match cfg.flush {
+                Flush::Never => FlushPolicy::Never,
+                Flush::Always => FlushPolicy::Always,
+                Flush::IntervalMs(ms) => FlushPolicy::IntervalMs(ms),
+            },
+            segment_prefault_bytes: cfg.segment_prefault_bytes,
+            segment_hugepages: cfg.segment_hugepages,
+            max_batch_bytes: cfg.max_message_bytes,
+            log_map: match cfg.log_map {
+                LogMapKind::Global => LogMapLayout::Global,
+                LogMapKind::Sharded => LogMapLayout::Sharded {
+                    shards: cfg.log_map_shards,
+                },
+            },
+        }
+    }
+
+    /// The baseline profile's storage settings over `data_dir` (the documented
+    /// default for tests and benches).
+    pub fn defaults_in(data_dir: &std::path::Path) -> StorageConfig {
+        let mut cfg = crate::config::Config::profile(crate::config::Profile::Baseline);
+        cfg.data_dir = data_dir.to_path_buf();
+        StorageConfig::from_config(&cfg)
+    }
+}
+
 /// How the topic-partition map is locked (`log_map`, chosen once at startup).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogMapLayout {
@@ -448,8 +483,22 @@ impl Partition {
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
         self.log.read(offset, max_bytes)
     }
+    /// As [`Partition::read`], handing the records to `f` as a slice borrowed under
+    /// the partition lock (no allocation; `f` should only copy them).
+    pub fn read_with<R>(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        f: impl FnOnce(Offsets, &[u8]) -> R,
+    ) -> Result<R, ReadError> {
+        self.log.read_with(offset, max_bytes, f)
+    }
     pub fn offsets(&self) -> Offsets {
         self.log.offsets()
+    }
+    /// True once the partition's topic was deleted (its handle answers nothing new).
+    pub fn is_deleted(&self) -> bool {
+        self.log.is_deleted()
     }
     /// The first offset whose record timestamp is >= `timestamp_ms`, with that
     /// timestamp (batch granularity is acceptable: the batch's first offset whose

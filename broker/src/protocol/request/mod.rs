@@ -113,6 +113,12 @@ fn api_spec(api_key: i16) -> Option<&'static ApiSpec> {
     APIS.iter().find(|api| api.key as i16 == api_key)
 }
 
+/// Whether `api_key` at `version` uses the flexible encoding (compact strings and
+/// arrays, tagged fields, response header v1 except for ApiVersions).
+pub fn is_flexible(api_key: i16, version: i16) -> bool {
+    api_spec(api_key).is_some_and(|api| version >= api.flexible_from)
+}
+
 /// The version range each decoder supports, for the broker's ApiVersions table.
 pub fn supported_versions(api_key: i16) -> Option<(i16, i16)> {
     api_spec(api_key).map(|api| (api.version_min, api.version_max))
