@@ -10,6 +10,8 @@
 mod admin;
 mod fetch;
 mod groups;
+#[cfg(test)]
+mod hot_tests;
 mod limits;
 pub mod metrics;
 mod produce;
