@@ -12,10 +12,10 @@ use clap::Parser;
 use nix::sys::signal::{SigSet, Signal};
 use strikemq::admin::{AdminContext, AdminServer};
 use strikemq::broker::Broker;
-use strikemq::config::{Config, EffectiveConfig, Flush, LogMapKind, Profile};
+use strikemq::config::{Config, EffectiveConfig, Flush, Profile};
 use strikemq::group::Coordinator;
 use strikemq::net::Server;
-use strikemq::storage::{FlushPolicy, LogMapLayout, RetentionPolicy, Storage, StorageConfig};
+use strikemq::storage::{FlushPolicy, RetentionPolicy, Storage, StorageConfig};
 
 /// A Kafka-wire-compatible single-node broker for local development and latency research.
 #[derive(Debug, Parser)]
@@ -101,21 +101,7 @@ fn run() -> anyhow::Result<()> {
         Flush::IntervalMs(ms) => FlushPolicy::IntervalMs(ms),
     };
     let storage = Arc::new(
-        Storage::open(StorageConfig {
-            data_dir: cfg.data_dir.clone(),
-            segment_bytes: cfg.segment_bytes,
-            index_interval_bytes: cfg.index_interval_bytes,
-            flush,
-            segment_prefault_bytes: cfg.segment_prefault_bytes,
-            segment_hugepages: cfg.segment_hugepages,
-            max_batch_bytes: cfg.max_message_bytes,
-            log_map: match cfg.log_map {
-                LogMapKind::Global => LogMapLayout::Global,
-                LogMapKind::Sharded => LogMapLayout::Sharded {
-                    shards: cfg.log_map_shards,
-                },
-            },
-        })
+        Storage::open(StorageConfig::from_config(&cfg))
         .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
     );
     let groups = Arc::new(
