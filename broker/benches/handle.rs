@@ -15,7 +15,7 @@ use kafka_protocol::messages::{FetchRequest, ProduceRequest, RequestHeader, Topi
 use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 use strikemq::broker::{Broker, Outcome};
 use strikemq::config::{Config, EffectiveConfig, Profile};
-use strikemq::storage::{FlushPolicy, LogMapLayout, Storage, StorageConfig, TopicConfig};
+use strikemq::storage::{Storage, StorageConfig, TopicConfig};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -65,17 +65,8 @@ fn frame<R: Encodable + HeaderVersion>(api_key: i16, version: i16, req: &R) -> B
 fn broker(dir: &std::path::Path) -> Broker {
     let mut cfg = Config::profile(Profile::Baseline);
     cfg.data_dir = dir.to_path_buf();
-    let storage = Storage::open(StorageConfig {
-        data_dir: dir.to_path_buf(),
-        segment_bytes: 64 << 20,
-        index_interval_bytes: 4096,
-        flush: FlushPolicy::Never,
-        segment_prefault_bytes: 0,
-        segment_hugepages: false,
-        max_batch_bytes: 8 << 20,
-        log_map: LogMapLayout::Global,
-    })
-    .expect("open storage");
+    cfg.segment_bytes = 64 << 20;
+    let storage = Storage::open(StorageConfig::from_config(&cfg)).expect("open storage");
     storage
         .create_topic("bench", 1, TopicConfig::default())
         .expect("topic");

@@ -18,7 +18,7 @@ use kafka_protocol::messages::RequestHeader;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use serde_json::{json, Value};
 use strikemq::protocol::request::decode_header;
-use strikemq::storage::{FlushPolicy, LogMapLayout, Storage, StorageConfig, TopicConfig};
+use strikemq::storage::{Storage, StorageConfig, TopicConfig};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -59,15 +59,9 @@ fn measure(id: &str, what: &str, per_sample: u64, mut f: impl FnMut()) -> Value 
 fn log_append() -> Value {
     let dir = tempfile::tempdir().expect("tempdir");
     let storage = Storage::open(StorageConfig {
-        data_dir: dir.path().to_path_buf(),
         // Small segments so rolls happen inside the measurement, as in a long run.
         segment_bytes: 64 << 20,
-        index_interval_bytes: 4096,
-        flush: FlushPolicy::Never,
-        segment_prefault_bytes: 0,
-        segment_hugepages: false,
-        max_batch_bytes: 8 << 20,
-        log_map: LogMapLayout::Global,
+        ..StorageConfig::defaults_in(dir.path())
     })
     .expect("open");
     storage

@@ -116,7 +116,7 @@ fn fetch_frame(version: i16) -> Bytes {
 /// Allocations of each of `COUNTED_REQUESTS` handlings of `frame` after a warm-up.
 fn allocations_of(broker: &Broker, frame: &Bytes) -> Vec<u64> {
     let mut out = Vec::with_capacity(64 * 1024);
-    let mut once = |out: &mut Vec<u8>| {
+    let once = |out: &mut Vec<u8>| {
         out.clear();
         let outcome = broker.handle(frame.clone(), out).expect("handled");
         assert!(matches!(outcome, Outcome::Responded), "{outcome:?}");

@@ -23,8 +23,9 @@ mod topics;
 
 pub use topics::MAX_PARTITIONS_PER_TOPIC;
 
-/// When appended data is made durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// When acknowledged data reaches the disk (the `flush` configuration key, also
+/// changeable while running: `Storage::set_flush_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlushPolicy {
     /// Never msync/fsync explicitly: the kernel writes dirty pages back when it likes.
     /// A broker crash (process) loses nothing; a machine crash can lose recent data.
@@ -33,6 +34,46 @@ pub enum FlushPolicy {
     IntervalMs(u64),
     /// msync the appended range (and fsync new files/dirs) before `append` returns.
     Always,
+}
+
+impl std::str::FromStr for FlushPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "never" => Ok(FlushPolicy::Never),
+            "always" => Ok(FlushPolicy::Always),
+            other => other
+                .strip_suffix("ms")
+                .and_then(|n| n.parse::<u64>().ok())
+                .filter(|n| *n > 0)
+                .map(FlushPolicy::IntervalMs)
+                .ok_or_else(|| format!("flush must be never, always or <N>ms, got {other:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for FlushPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlushPolicy::Never => f.write_str("never"),
+            FlushPolicy::Always => f.write_str("always"),
+            FlushPolicy::IntervalMs(n) => write!(f, "{n}ms"),
+        }
+    }
+}
+
+/// As configured: `"never"`, `"always"` or `"<N>ms"`.
+impl serde::Serialize for FlushPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FlushPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// The flush policy in force, changeable while running (`Storage::set_flush_policy`):
@@ -84,32 +125,25 @@ pub struct StorageConfig {
     /// Largest record batch accepted (Kafka's `message.max.bytes`).
     pub max_batch_bytes: usize,
     /// How the topic-partition map is locked.
-    pub log_map: LogMapLayout,
+    pub log_map: LogMapKind,
+    /// Shards of `LogMapKind::Sharded`.
+    pub log_map_shards: usize,
 }
 
 impl StorageConfig {
     /// The storage settings of a broker configuration: the one place they are mapped
     /// (start-up, tests and benches all build them here).
     pub fn from_config(cfg: &crate::config::Config) -> StorageConfig {
-        use crate::config::{Flush, LogMapKind};
         StorageConfig {
             data_dir: cfg.data_dir.clone(),
             segment_bytes: cfg.segment_bytes,
             index_interval_bytes: cfg.index_interval_bytes,
-            flush: match cfg.flush {
-                Flush::Never => FlushPolicy::Never,
-                Flush::Always => FlushPolicy::Always,
-                Flush::IntervalMs(ms) => FlushPolicy::IntervalMs(ms),
-            },
+            flush: cfg.flush,
             segment_prefault_bytes: cfg.segment_prefault_bytes,
             segment_hugepages: cfg.segment_hugepages,
             max_batch_bytes: cfg.max_message_bytes,
-            log_map: match cfg.log_map {
-                LogMapKind::Global => LogMapLayout::Global,
-                LogMapKind::Sharded => LogMapLayout::Sharded {
-                    shards: cfg.log_map_shards,
-                },
-            },
+            log_map: cfg.log_map,
+            log_map_shards: cfg.log_map_shards,
         }
     }
 
@@ -123,13 +157,15 @@ impl StorageConfig {
 }
 
 /// How the topic-partition map is locked (`log_map`, chosen once at startup).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogMapLayout {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogMapKind {
     /// One reader-writer lock over the whole map.
     #[default]
     Global,
-    /// `shards` cache-line-aligned locks, a topic's shard chosen by hashing its name.
-    Sharded { shards: usize },
+    /// `log_map_shards` cache-line-aligned locks, a topic's shard chosen by hashing
+    /// its name.
+    Sharded,
 }
 
 /// How much of a partition to keep (Kafka's `retention.ms` / `retention.bytes`);
