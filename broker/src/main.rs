@@ -12,7 +12,7 @@ use clap::Parser;
 use nix::sys::signal::{SigSet, Signal};
 use strikemq::admin::{AdminContext, AdminServer};
 use strikemq::broker::Broker;
-use strikemq::config::{Config, EffectiveConfig, Flush, Profile};
+use strikemq::config::{Config, EffectiveConfig, Profile};
 use strikemq::group::Coordinator;
 use strikemq::net::Server;
 use strikemq::storage::{FlushPolicy, RetentionPolicy, Storage, StorageConfig};
@@ -95,14 +95,10 @@ fn run() -> anyhow::Result<()> {
     signals.thread_block().context("blocking signals")?;
 
     let started = std::time::Instant::now();
-    let flush = match cfg.flush {
-        Flush::Never => FlushPolicy::Never,
-        Flush::Always => FlushPolicy::Always,
-        Flush::IntervalMs(ms) => FlushPolicy::IntervalMs(ms),
-    };
+    let flush = cfg.flush;
     let storage = Arc::new(
         Storage::open(StorageConfig::from_config(&cfg))
-        .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
+            .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
     );
     let groups = Arc::new(
         Coordinator::open(&cfg.data_dir, flush)
