@@ -7,30 +7,22 @@
 //! request's deadline passes. Any request that must wait for an event (a Fetch for data,
 //! later a JoinGroup for its rebalance) is a [`Parked`] variant.
 
-mod admin;
-mod fetch;
-mod groups;
+mod handlers;
 #[cfg(test)]
 mod hot_tests;
 mod limits;
 pub mod metrics;
-mod produce;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::metadata_response::{
-    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
-};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use tracing::{debug, warn};
 
-pub use fetch::ParkedFetch;
-pub use groups::{ParkedJoin, ParkedSync};
+pub use handlers::fetch::ParkedFetch;
+pub use handlers::groups::{ParkedJoin, ParkedSync};
 
 /// A request waiting for an event; answered by [`Broker::resume`].
 #[derive(Debug)]
@@ -57,28 +49,8 @@ use crate::protocol::request::{self, DecodeError, Request};
 use crate::protocol::response::{write_response, write_with_header_version};
 use crate::storage::{Storage, StorageError, TopicConfig, TopicInfo};
 
-/// Kafka error codes used by the handlers.
-pub mod code {
-    pub const NONE: i16 = 0;
-    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-    pub const CORRUPT_MESSAGE: i16 = 2;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const MESSAGE_TOO_LARGE: i16 = 10;
-    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
-    pub const UNSUPPORTED_VERSION: i16 = 35;
-    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
-    pub const INVALID_PARTITIONS: i16 = 37;
-    pub const INVALID_CONFIG: i16 = 40;
-    pub const INVALID_REPLICATION_FACTOR: i16 = 38;
-    pub const INVALID_REQUEST: i16 = 42;
-    pub const POLICY_VIOLATION: i16 = 44;
-    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
-    pub const KAFKA_STORAGE_ERROR: i16 = 56;
-    pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
-    pub const INVALID_RECORD: i16 = 87;
-    pub const UNKNOWN_TOPIC_ID: i16 = 100;
-}
+/// Kafka error codes used by the handlers (the one enum: `protocol::error`).
+pub use crate::protocol::error::code;
 
 /// Kafka's "authorized operations were not requested" marker.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -311,96 +283,6 @@ impl Broker {
         Ok(Outcome::Responded)
     }
 
-    fn api_versions(&self) -> ApiVersionsResponse {
-        let keys = request::supported_api_keys()
-            .filter_map(|k| request::supported_versions(k).map(|range| (k, range)))
-            .map(|(k, (min, max))| {
-                ApiVersion::default()
-                    .with_api_key(k)
-                    .with_min_version(min)
-                    .with_max_version(max)
-            })
-            .collect();
-        ApiVersionsResponse::default()
-            .with_api_keys(keys)
-            .with_finalized_features_epoch(-1)
-    }
-
-    fn metadata(&self, req: MetadataRequest, version: i16) -> MetadataResponse {
-        let cfg = &self.effective.config;
-        // v0 sends an empty list for "all topics"; v1+ sends null.
-        let wanted: Option<Vec<metadata_request::MetadataRequestTopic>> = match req.topics {
-            Some(t) if t.is_empty() && version == 0 => None,
-            other => other,
-        };
-        let allow_create = cfg.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
-        let topics = match wanted {
-            None => self
-                .storage
-                .topics()
-                .into_iter()
-                .map(|t| self.metadata_topic(Ok(t)))
-                .collect(),
-            Some(list) => list
-                .into_iter()
-                .map(|t| match t.name {
-                    Some(name) => {
-                        let found = self.topic_for_request(&name.0, allow_create);
-                        let mut topic =
-                            self.metadata_topic(found.as_ref().map_err(|e| *e).cloned());
-                        if found.is_err() {
-                            topic.name = Some(name);
-                        }
-                        topic
-                    }
-                    None => match self.storage.topic_by_id(t.topic_id) {
-                        Some(info) => self.metadata_topic(Ok(info)),
-                        None => MetadataResponseTopic::default()
-                            .with_topic_id(t.topic_id)
-                            .with_error_code(code::UNKNOWN_TOPIC_ID)
-                            .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
-                    },
-                })
-                .collect(),
-        };
-        MetadataResponse::default()
-            .with_brokers(vec![MetadataResponseBroker::default()
-                .with_node_id(self.node_id().into())
-                .with_host(StrBytes::from_string(self.advertised.0.clone()))
-                .with_port(self.advertised.1)])
-            .with_cluster_id(Some(StrBytes::from_string(cfg.cluster_id.clone())))
-            .with_controller_id(self.node_id().into())
-            .with_topics(topics)
-            .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
-    }
-
-    fn metadata_topic(&self, found: Result<TopicInfo, i16>) -> MetadataResponseTopic {
-        let info = match found {
-            Ok(info) => info,
-            Err(code) => {
-                return MetadataResponseTopic::default()
-                    .with_error_code(code)
-                    .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
-            }
-        };
-        let node = self.node_id().into();
-        let partitions = (0..info.partitions)
-            .map(|p| {
-                MetadataResponsePartition::default()
-                    .with_partition_index(p)
-                    .with_leader_id(node)
-                    .with_leader_epoch(0)
-                    .with_replica_nodes(vec![node])
-                    .with_isr_nodes(vec![node])
-            })
-            .collect();
-        MetadataResponseTopic::default()
-            .with_name(Some(StrBytes::from_string(info.name).into()))
-            .with_topic_id(info.id)
-            .with_partitions(partitions)
-            .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
-    }
-
     /// Looks a topic up by name, creating it when allowed. Errors are Kafka codes.
     fn topic_for_request(&self, name: &str, allow_create: bool) -> Result<TopicInfo, i16> {
         if let Some(info) = self.storage.topic(name) {
@@ -425,35 +307,6 @@ impl Broker {
                 .ok_or(code::UNKNOWN_TOPIC_OR_PARTITION),
             Err(e) => Err(storage_error_code(&e)),
         }
-    }
-
-    fn init_producer_id(&self, req: InitProducerIdRequest) -> InitProducerIdResponse {
-        let resp = InitProducerIdResponse::default();
-        if req
-            .transactional_id
-            .as_ref()
-            .is_some_and(|t| !t.0.is_empty())
-        {
-            // Transactions are not implemented (and their APIs are not advertised).
-            warn!("InitProducerId with a transactional id: transactions are not supported");
-            return resp
-                .with_error_code(code::INVALID_REQUEST)
-                .with_producer_id((-1).into());
-        }
-        if req.producer_id.0 >= 0 && req.producer_epoch >= 0 {
-            // KIP-360: an existing idempotent producer bumps its epoch.
-            let epoch = req.producer_epoch.checked_add(1);
-            return match epoch {
-                Some(e) => resp
-                    .with_producer_id(req.producer_id)
-                    .with_producer_epoch(e),
-                None => resp
-                    .with_producer_id(self.next_producer_id.fetch_add(1, Ordering::Relaxed).into())
-                    .with_producer_epoch(0),
-            };
-        }
-        resp.with_producer_id(self.next_producer_id.fetch_add(1, Ordering::Relaxed).into())
-            .with_producer_epoch(0)
     }
 }
 

@@ -7,10 +7,12 @@
 //! - [`batch`]: the v2 record batch header: parse, CRC32C check, base offset rewrite.
 //! - [`encode`]: hand-written response encoding for Produce and Fetch, straight into
 //!   the output buffer.
+//! - [`error`]: the one Kafka error-code enum.
 //! - [`response`]: response framing (header v0/v1 + body) via `kafka_protocol` encoders.
 
 pub mod batch;
 pub mod encode;
+pub mod error;
 pub mod request;
 pub mod response;
 pub mod wire;

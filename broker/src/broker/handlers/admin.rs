@@ -20,7 +20,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use super::{code, storage_error_code, Broker, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::broker::{code, storage_error_code, Broker, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::storage::{
     validate_topic_config, validate_topic_name, TopicConfig, TopicInfo, RETENTION_BYTES_CONFIG,
     RETENTION_MS_CONFIG,
@@ -55,7 +55,7 @@ fn sb(s: impl Into<String>) -> StrBytes {
 }
 
 impl Broker {
-    pub(super) fn list_offsets(
+    pub(in crate::broker) fn list_offsets(
         &self,
         req: ListOffsetsRequest,
         version: i16,
@@ -100,7 +100,7 @@ impl Broker {
         ListOffsetsResponse::default().with_topics(topics)
     }
 
-    pub(super) fn create_topics(
+    pub(in crate::broker) fn create_topics(
         &self,
         req: CreateTopicsRequest,
         version: i16,
@@ -217,7 +217,7 @@ impl Broker {
         CreateTopicsResponse::default().with_topics(results)
     }
 
-    pub(super) fn delete_topics(
+    pub(in crate::broker) fn delete_topics(
         &self,
         req: DeleteTopicsRequest,
         _version: i16,
@@ -263,7 +263,7 @@ impl Broker {
         DeleteTopicsResponse::default().with_responses(responses)
     }
 
-    pub(super) fn create_partitions(
+    pub(in crate::broker) fn create_partitions(
         &self,
         req: CreatePartitionsRequest,
     ) -> CreatePartitionsResponse {
@@ -329,7 +329,10 @@ impl Broker {
         out.into_iter().map(|(k, (v, s))| (k, v, s)).collect()
     }
 
-    pub(super) fn describe_configs(&self, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    pub(in crate::broker) fn describe_configs(
+        &self,
+        req: DescribeConfigsRequest,
+    ) -> DescribeConfigsResponse {
         let results = req
             .resources
             .into_iter()
@@ -424,7 +427,10 @@ impl Broker {
     }
 
     /// AlterConfigs (API 33): the given set replaces all of the topic's own configs.
-    pub(super) fn alter_configs(&self, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    pub(in crate::broker) fn alter_configs(
+        &self,
+        req: AlterConfigsRequest,
+    ) -> AlterConfigsResponse {
         use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
         let responses = req
             .resources
@@ -457,7 +463,7 @@ impl Broker {
 
     /// IncrementalAlterConfigs (API 44): SET and DELETE per config; APPEND and
     /// SUBTRACT apply to list configs only, and none of the accepted ones is a list.
-    pub(super) fn incremental_alter_configs(
+    pub(in crate::broker) fn incremental_alter_configs(
         &self,
         req: IncrementalAlterConfigsRequest,
     ) -> IncrementalAlterConfigsResponse {
@@ -533,7 +539,10 @@ impl Broker {
         .collect()
     }
 
-    pub(super) fn describe_cluster(&self, _req: DescribeClusterRequest) -> DescribeClusterResponse {
+    pub(in crate::broker) fn describe_cluster(
+        &self,
+        _req: DescribeClusterRequest,
+    ) -> DescribeClusterResponse {
         DescribeClusterResponse::default()
             .with_endpoint_type(1)
             .with_cluster_id(sb(self.effective.config.cluster_id.clone()))

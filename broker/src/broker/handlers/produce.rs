@@ -6,7 +6,7 @@
 
 use tracing::warn;
 
-use super::{code, enc, Broker, FrameError, Outcome};
+use crate::broker::{code, enc, Broker, FrameError, Outcome};
 use crate::protocol::encode::{
     abandon_frame, begin_frame, finish_frame, put_array_len, put_i16, put_i32, put_i64,
     put_nullable_str, put_str, tagged_fields_if,
@@ -44,7 +44,7 @@ impl PartitionAnswer<'_> {
 
 impl Broker {
     /// Appends every partition's batches and writes the response (none for acks=0).
-    pub(super) fn produce(
+    pub(in crate::broker) fn produce(
         &self,
         req: ProduceView<'_>,
         version: i16,

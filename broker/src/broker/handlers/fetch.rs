@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{code, enc, Broker, FrameError, Outcome};
+use crate::broker::{code, enc, Broker, FrameError, Outcome};
 use crate::protocol::encode::{
     abandon_frame, begin_frame, finish_frame, put_array_len, put_i16, put_i32, put_i64,
     put_nullable_bytes, put_str, put_uuid, tagged_fields_if,
@@ -86,7 +86,7 @@ struct Pass {
 impl Broker {
     /// Answers a fetch at once when it can, else parks it. `frame` is the request frame
     /// and `body_at` where its body (the bytes `req` was decoded from) starts.
-    pub(super) fn fetch_or_park(
+    pub(in crate::broker) fn fetch_or_park(
         &self,
         req: &FetchView<'_>,
         correlation_id: i32,
@@ -105,21 +105,23 @@ impl Broker {
         if self.try_answer(req, correlation_id, false, out)? {
             return Ok(Outcome::Responded);
         }
-        Ok(Outcome::Park(Box::new(super::Parked::Fetch(ParkedFetch {
-            correlation_id,
-            version: req.version(),
-            frame: frame.clone(),
-            body_at,
-            watches,
-            deadline,
-        }))))
+        Ok(Outcome::Park(Box::new(crate::broker::Parked::Fetch(
+            ParkedFetch {
+                correlation_id,
+                version: req.version(),
+                frame: frame.clone(),
+                body_at,
+                watches,
+                deadline,
+            },
+        ))))
     }
 
     /// Re-examines a parked fetch. Answers it (appending the response to `out`,
     /// returning true) when `min_bytes` are available, when its deadline has passed, on
     /// an error, or when `force` (shutdown). Otherwise returns false and appends
     /// nothing; unless a watched partition moved that costs no pass at all.
-    pub(super) fn resume_fetch(
+    pub(in crate::broker) fn resume_fetch(
         &self,
         parked: &mut ParkedFetch,
         out: &mut Vec<u8>,
