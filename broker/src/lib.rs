@@ -19,5 +19,6 @@ pub mod config;
 pub mod fuzzing;
 pub mod group;
 pub mod net;
+pub mod partitioner;
 pub mod protocol;
 pub mod storage;
