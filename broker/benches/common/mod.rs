@@ -90,8 +90,13 @@ pub fn produce_frame(topic: &'static str, version: i16, value_bytes: usize) -> B
 }
 
 /// A Fetch (no wait) from offset 0 of partition 0 of `topic`, at most `max_bytes`
-/// (whole batches, at least one).
-pub fn fetch_frame(topic: &'static str, version: i16, max_bytes: i32) -> Bytes {
+/// (whole batches, at least one). From v13 the topic is named by `topic_id`.
+pub fn fetch_frame_by(
+    topic: &'static str,
+    topic_id: uuid::Uuid,
+    version: i16,
+    max_bytes: i32,
+) -> Bytes {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::{FetchRequest, TopicName};
     use kafka_protocol::protocol::StrBytes;
@@ -102,10 +107,24 @@ pub fn fetch_frame(topic: &'static str, version: i16, max_bytes: i32) -> Bytes {
         .with_max_bytes(max_bytes)
         .with_session_epoch(-1)
         .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_static_str(topic)))
+            .with_topic(TopicName(StrBytes::from_static_str(if version < 13 {
+                topic
+            } else {
+                ""
+            })))
+            .with_topic_id(if version < 13 {
+                uuid::Uuid::nil()
+            } else {
+                topic_id
+            })
             .with_partitions(vec![FetchPartition::default()
                 .with_partition(0)
                 .with_fetch_offset(0)
                 .with_partition_max_bytes(max_bytes)])]);
     request_frame(1, version, &req)
+}
+
+/// [`fetch_frame_by`] for versions before 13 (topics by name).
+pub fn fetch_frame(topic: &'static str, version: i16, max_bytes: i32) -> Bytes {
+    fetch_frame_by(topic, uuid::Uuid::nil(), version, max_bytes)
 }

@@ -419,6 +419,17 @@ pub struct Storage {
     store: topics::TopicStore,
 }
 
+/// A topic's partitions, looked up once for a request that reads several of them (a
+/// Fetch): by name, or by id without copying the topic's name.
+pub struct TopicPartitions(std::sync::Arc<topics::Topic>);
+
+impl TopicPartitions {
+    pub fn partition(&self, partition: i32) -> Option<std::sync::Arc<Partition>> {
+        let index = usize::try_from(partition).ok()?;
+        self.0.partitions.get(index).cloned()
+    }
+}
+
 /// One partition's log. Shared (`Arc<Partition>`); appends are serialized internally.
 pub struct Partition {
     log: log::PartitionLog,
@@ -467,6 +478,14 @@ impl Storage {
     /// All topics, sorted by name.
     pub fn topics(&self) -> Vec<TopicInfo> {
         self.store.topics()
+    }
+    /// The partitions of topic `name` (see [`TopicPartitions`]).
+    pub fn topic_partitions(&self, name: &str) -> Option<TopicPartitions> {
+        self.store.entry(name).map(TopicPartitions)
+    }
+    /// The partitions of the topic with id `id` (see [`TopicPartitions`]).
+    pub fn topic_partitions_by_id(&self, id: Uuid) -> Option<TopicPartitions> {
+        self.store.entry_by_id(id).map(TopicPartitions)
     }
     pub fn partition(&self, topic: &str, partition: i32) -> Option<std::sync::Arc<Partition>> {
         self.store.partition(topic, partition)

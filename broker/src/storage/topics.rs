@@ -523,6 +523,15 @@ impl TopicStore {
         all
     }
 
+    /// A topic's entry by name or by id (`Storage::topic_partitions`).
+    pub(crate) fn entry(&self, name: &str) -> Option<Arc<Topic>> {
+        self.map.get(name)
+    }
+
+    pub(crate) fn entry_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.map.get_by_id(id)
+    }
+
     pub(crate) fn partition(&self, name: &str, partition: i32) -> Option<Arc<Partition>> {
         let topic = self.map.get(name)?;
         let index = usize::try_from(partition).ok()?;

@@ -23,7 +23,7 @@ use crate::protocol::encode::{
 };
 use crate::protocol::request;
 use crate::protocol::request::views::{FetchTopicView, FetchView, FETCH_TOPIC_ID_VERSION};
-use crate::storage::{Offsets, Partition, ReadError};
+use crate::storage::{Offsets, Partition, ReadError, TopicPartitions};
 
 /// Longest wait honoured, whatever the client asks: bounds how long a connection stays
 /// parked.
@@ -146,12 +146,11 @@ impl Broker {
     fn watches(&self, req: &FetchView<'_>) -> Vec<Watch> {
         let mut watches = Vec::new();
         for t in req.topics() {
-            let name = self.fetch_topic_name(req.version(), &t);
-            let Some(name) = name.as_deref() else {
+            let Some(topic) = self.fetch_topic(req.version(), &t) else {
                 continue;
             };
             for p in t.partitions() {
-                if let Some(partition) = self.storage.partition(name, p.partition) {
+                if let Some(partition) = topic.partition(p.partition) {
                     let seen = partition.offsets();
                     watches.push(Watch { partition, seen });
                 }
@@ -160,18 +159,12 @@ impl Broker {
         watches
     }
 
-    /// The topic name a fetch topic refers to (by id from v13); `None` if unknown.
-    fn fetch_topic_name<'a>(
-        &self,
-        version: i16,
-        t: &FetchTopicView<'a>,
-    ) -> Option<std::borrow::Cow<'a, str>> {
+    /// The topic a fetch topic refers to (by id from v13); `None` if unknown.
+    fn fetch_topic(&self, version: i16, t: &FetchTopicView<'_>) -> Option<TopicPartitions> {
         if version >= FETCH_TOPIC_ID_VERSION {
-            self.storage
-                .topic_by_id(t.topic_id)
-                .map(|info| info.name.into())
+            self.storage.topic_partitions_by_id(t.topic_id)
         } else {
-            Some(t.name.into())
+            self.storage.topic_partitions(t.name)
         }
     }
 
@@ -237,7 +230,7 @@ impl Broker {
             } else {
                 put_uuid(out, &t.topic_id);
             }
-            let name = self.fetch_topic_name(version, &t);
+            let topic = self.fetch_topic(version, &t);
             let partitions = t.partitions();
             put_array_len(out, flexible, Some(partitions.len()));
             for p in partitions {
@@ -247,12 +240,10 @@ impl Broker {
                     index: p.partition,
                     aborted,
                 };
-                let partition = name
-                    .as_deref()
-                    .and_then(|n| self.storage.partition(n, p.partition));
+                let partition = topic.as_ref().and_then(|t| t.partition(p.partition));
                 let Some(partition) = partition else {
                     pass.any_error = true;
-                    let missing = if version >= FETCH_TOPIC_ID_VERSION && name.is_none() {
+                    let missing = if version >= FETCH_TOPIC_ID_VERSION && topic.is_none() {
                         code::UNKNOWN_TOPIC_ID
                     } else {
                         code::UNKNOWN_TOPIC_OR_PARTITION
