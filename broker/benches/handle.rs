@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use strikemq::broker::{Broker, Outcome};
 
 #[path = "common/mod.rs"]
@@ -66,10 +69,20 @@ fn handle(c: &mut Criterion) {
     let broker = common::broker_with_topic(dir.path(), TOPIC);
     let produce = common::produce_frame(TOPIC, PRODUCE_VERSION, RECORD_VALUE_BYTES);
     let fetch = common::fetch_frame(TOPIC, FETCH_VERSION, RECORD_VALUE_BYTES as i32);
+    // Not yet allocation-free (issue 15 item 3: measured here first).
+    let api_versions = common::request_frame(18, 3, &ApiVersionsRequest::default());
+    let metadata = common::request_frame(
+        3,
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str(TOPIC))))])),
+    );
     eprintln!(
-        "heap allocations per request: produce {:.2}, fetch {:.2}",
+        "heap allocations per request: produce {:.2}, fetch {:.2}, api_versions {:.2}, metadata_1_topic {:.2}",
         allocations_per_request(&broker, &produce),
-        allocations_per_request(&broker, &fetch)
+        allocations_per_request(&broker, &fetch),
+        allocations_per_request(&broker, &api_versions),
+        allocations_per_request(&broker, &metadata),
     );
     let mut out = Vec::with_capacity(64 * 1024);
     let mut group = c.benchmark_group("broker_handle");
@@ -79,6 +92,12 @@ fn handle(c: &mut Criterion) {
     });
     group.bench_function("fetch_one_1KiB_batch", |b| {
         b.iter(|| handle_once(&broker, &fetch, &mut out))
+    });
+    group.bench_function("api_versions_v3", |b| {
+        b.iter(|| handle_once(&broker, &api_versions, &mut out))
+    });
+    group.bench_function("metadata_v12_1_topic", |b| {
+        b.iter(|| handle_once(&broker, &metadata, &mut out))
     });
     group.finish();
 }
