@@ -4,12 +4,15 @@
 //! - [`protocol`] decodes and encodes Kafka bytes; it never touches a socket or a file.
 //! - [`storage`] appends record batches to memory-mapped segments and serves reads as
 //!   byte ranges; it knows nothing of the network.
-//! - [`broker`] answers decoded requests using storage (the request handlers).
+//! - [`broker`] answers requests using storage: `Broker::handle` and the Kafka request
+//!   handlers (`broker/handlers/`, one file per api).
 //! - [`group`] is the group coordinator and the committed-offset store.
 //! - [`net`] moves bytes: framing, event loops, responses in request order.
 //! - [`admin`] serves the REST admin API and `/metrics` on its own thread, reading
 //!   the same state as the data plane without sitting on its path.
 //! - [`config`] is the startup configuration and the optimization toggles.
+//! - [`partitioner`] is Kafka's murmur2 key partitioner, dependency-free so that
+//!   loadgen includes the same file.
 //! - [`fuzzing`] holds the fuzz targets' bodies (broker/fuzz), so their regression
 //!   inputs replay under plain `cargo test`.
 
