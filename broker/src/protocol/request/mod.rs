@@ -1,5 +1,10 @@
 //! Request header and body decoders: hand-written, bounded, and producing the
 //! `kafka_protocol` request structs so the broker and the tests share one vocabulary.
+//! The header, Produce and Fetch decode into borrowing views instead ([`views`]), which
+//! the broker's hot path uses directly; their owned structs are built from the views.
+//!
+//! [`APIS`] is the one api table: what is decoded (versions, flexible encoding), what
+//! `Broker::handle` dispatches and what ApiVersions advertises.
 //!
 //! Why not `kafka_protocol`'s own decoders: they size vectors from the array count on
 //! the wire, so a 20-byte request can ask for hundreds of gigabytes. Ours reserve only
