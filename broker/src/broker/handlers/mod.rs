@@ -4,8 +4,8 @@
 //!
 //! - [`produce`], [`fetch`]: the hot path, views in, responses encoded straight into
 //!   the output buffer (no allocation).
-//! - [`metadata`], [`api_versions`], [`init_producer_id`].
-//! - [`admin`]: ListOffsets, CreateTopics, DeleteTopics, CreatePartitions,
+//! - [`list_offsets`], [`metadata`], [`api_versions`], [`init_producer_id`].
+//! - [`admin`]: CreateTopics, DeleteTopics, CreatePartitions,
 //!   DescribeConfigs, AlterConfigs, IncrementalAlterConfigs, DescribeCluster.
 //! - [`groups`]: the group apis, translating to the coordinator (`crate::group`).
 
@@ -14,5 +14,6 @@ pub(super) mod api_versions;
 pub(super) mod fetch;
 pub(super) mod groups;
 pub(super) mod init_producer_id;
+pub(super) mod list_offsets;
 pub(super) mod metadata;
 pub(super) mod produce;
