@@ -1,21 +1,17 @@
 //! The broker's own share of a produce and a fetch: `Broker::handle` on an encoded
 //! request frame, in process (no sockets). Also counts heap allocations per request
-//! with a counting global allocator, to say how far the hot path is from
-//! allocation-free.
+//! with a counting global allocator (deterministic, unlike the timings;
+//! `tests/allocations.rs` asserts they are zero).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{FetchRequest, ProduceRequest, RequestHeader, TopicName};
-use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use strikemq::broker::{Broker, Outcome};
-use strikemq::config::{Config, EffectiveConfig, Profile};
-use strikemq::storage::{FlushPolicy, LogMapLayout, Storage, StorageConfig, TopicConfig};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -47,78 +43,7 @@ static GLOBAL: Counting = Counting;
 const RECORD_VALUE_BYTES: usize = 1024;
 const PRODUCE_VERSION: i16 = 9;
 const FETCH_VERSION: i16 = 12;
-
-/// A request frame without its size prefix, as the data plane hands it over.
-fn frame<R: Encodable + HeaderVersion>(api_key: i16, version: i16, req: &R) -> Bytes {
-    let mut buf = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(api_key)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("bench")))
-        .encode(&mut buf, R::header_version(version))
-        .expect("header");
-    req.encode(&mut buf, version).expect("body");
-    buf.freeze()
-}
-
-fn broker(dir: &std::path::Path) -> Broker {
-    let mut cfg = Config::profile(Profile::Baseline);
-    cfg.data_dir = dir.to_path_buf();
-    let storage = Storage::open(StorageConfig {
-        data_dir: dir.to_path_buf(),
-        segment_bytes: 64 << 20,
-        index_interval_bytes: 4096,
-        flush: FlushPolicy::Never,
-        segment_prefault_bytes: 0,
-        segment_hugepages: false,
-        max_batch_bytes: 8 << 20,
-        log_map: LogMapLayout::Global,
-    })
-    .expect("open storage");
-    storage
-        .create_topic("bench", 1, TopicConfig::default())
-        .expect("topic");
-    Broker::new(
-        EffectiveConfig::new(cfg, Vec::new()),
-        Arc::new(storage),
-        Arc::new(strikemq::group::Coordinator::in_memory(
-            strikemq::group::no_wake(),
-        )),
-        strikemq::group::no_wake(),
-        ("127.0.0.1".into(), 9092),
-    )
-}
-
-fn produce_frame() -> Bytes {
-    let req = ProduceRequest::default()
-        .with_acks(1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_static_str("bench")))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(Bytes::from(common::one_record_batch(
-                    RECORD_VALUE_BYTES,
-                ))))])]);
-    frame(0, PRODUCE_VERSION, &req)
-}
-
-fn fetch_frame() -> Bytes {
-    let req = FetchRequest::default()
-        .with_replica_id((-1).into())
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(RECORD_VALUE_BYTES as i32)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_static_str("bench")))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(0)
-                .with_partition_max_bytes(RECORD_VALUE_BYTES as i32)])]);
-    frame(1, FETCH_VERSION, &req)
-}
+const TOPIC: &str = "bench";
 
 fn handle_once(broker: &Broker, frame: &Bytes, out: &mut Vec<u8>) {
     out.clear();
@@ -141,13 +66,23 @@ fn allocations_per_request(broker: &Broker, frame: &Bytes) -> f64 {
 
 fn handle(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let broker = broker(dir.path());
-    let produce = produce_frame();
-    let fetch = fetch_frame();
+    let broker = common::broker_with_topic(dir.path(), TOPIC);
+    let produce = common::produce_frame(TOPIC, PRODUCE_VERSION, RECORD_VALUE_BYTES);
+    let fetch = common::fetch_frame(TOPIC, FETCH_VERSION, RECORD_VALUE_BYTES as i32);
+    // Not yet allocation-free (issue 15 item 3: measured here first).
+    let api_versions = common::request_frame(18, 3, &ApiVersionsRequest::default());
+    let metadata = common::request_frame(
+        3,
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str(TOPIC))))])),
+    );
     eprintln!(
-        "heap allocations per request: produce {:.1}, fetch {:.1}",
+        "heap allocations per request: produce {:.2}, fetch {:.2}, api_versions {:.2}, metadata_1_topic {:.2}",
         allocations_per_request(&broker, &produce),
-        allocations_per_request(&broker, &fetch)
+        allocations_per_request(&broker, &fetch),
+        allocations_per_request(&broker, &api_versions),
+        allocations_per_request(&broker, &metadata),
     );
     let mut out = Vec::with_capacity(64 * 1024);
     let mut group = c.benchmark_group("broker_handle");
@@ -157,6 +92,12 @@ fn handle(c: &mut Criterion) {
     });
     group.bench_function("fetch_one_1KiB_batch", |b| {
         b.iter(|| handle_once(&broker, &fetch, &mut out))
+    });
+    group.bench_function("api_versions_v3", |b| {
+        b.iter(|| handle_once(&broker, &api_versions, &mut out))
+    });
+    group.bench_function("metadata_v12_1_topic", |b| {
+        b.iter(|| handle_once(&broker, &metadata, &mut out))
     });
     group.finish();
 }

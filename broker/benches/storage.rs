@@ -3,7 +3,7 @@
 //! v0.1.5 takes over a second because it maps and populates 1 GiB per topic).
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use strikemq::storage::{FlushPolicy, LogMapLayout, Storage, StorageConfig, TopicConfig};
+use strikemq::storage::{Storage, StorageConfig, TopicConfig};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -13,14 +13,8 @@ const RECORD_VALUE_BYTES: usize = 1024;
 
 fn config(dir: &std::path::Path, segment_bytes: u64) -> StorageConfig {
     StorageConfig {
-        data_dir: dir.to_path_buf(),
         segment_bytes,
-        index_interval_bytes: 4096,
-        flush: FlushPolicy::Never,
-        segment_prefault_bytes: 0,
-        segment_hugepages: false,
-        max_batch_bytes: 8 << 20,
-        log_map: LogMapLayout::Global,
+        ..StorageConfig::defaults_in(dir)
     }
 }
 

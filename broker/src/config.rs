@@ -7,10 +7,8 @@
 //! could not be honoured, a [`Fallback`] says what was used instead and why.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -62,56 +60,10 @@ pub const DEFAULT_MAX_TOPICS: usize = 10_000;
 /// Partitions of one topic by default (also the storage format's hard ceiling).
 pub const DEFAULT_MAX_PARTITIONS_PER_TOPIC: i32 = crate::storage::MAX_PARTITIONS_PER_TOPIC;
 
-/// When acknowledged data reaches the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flush {
-    /// Never flush explicitly (the page cache writes back): survives a process crash,
-    /// not a machine crash.
-    Never,
-    /// Flush at most this often.
-    IntervalMs(u64),
-    /// msync before every produce response.
-    Always,
-}
-
-impl FromStr for Flush {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "never" => Ok(Flush::Never),
-            "always" => Ok(Flush::Always),
-            other => other
-                .strip_suffix("ms")
-                .and_then(|n| n.parse::<u64>().ok())
-                .filter(|n| *n > 0)
-                .map(Flush::IntervalMs)
-                .ok_or_else(|| format!("flush must be never, always or <N>ms, got {other:?}")),
-        }
-    }
-}
-
-impl fmt::Display for Flush {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Flush::Never => f.write_str("never"),
-            Flush::Always => f.write_str("always"),
-            Flush::IntervalMs(n) => write!(f, "{n}ms"),
-        }
-    }
-}
-
-impl Serialize for Flush {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Flush {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+/// When acknowledged data reaches the disk: one type from configuration to storage
+/// (`flush` key; defined with its parsing beside the storage that honours it). `Flush`
+/// is its configuration-side name.
+pub use crate::storage::FlushPolicy as Flush;
 
 /// The I/O backend of the data plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,13 +74,9 @@ pub enum IoBackend {
     IoUringSqpoll,
 }
 
-/// How the topic-partition map is locked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LogMapKind {
-    Global,
-    Sharded,
-}
+/// How the topic-partition map is locked (`log_map` key): one type from
+/// configuration to storage.
+pub use crate::storage::LogMapKind;
 
 /// How a connection buffers bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, FetchResponse, ProduceResponse};
 use serde_json::{Map, Value};
 
 use crate::broker::{Broker, Outcome};
@@ -24,7 +25,7 @@ use crate::protocol::batch::{
     records_max_timestamp, Batches, MAX_DECOMPRESSED_RECORDS_BYTES,
 };
 use crate::protocol::request::{decode_header, decode_request, Request};
-use crate::storage::{FlushPolicy, LogMapLayout, Storage, StorageConfig, TopicConfig};
+use crate::storage::{Storage, StorageConfig, TopicConfig};
 
 /// Largest frame the framing target accepts: small, so the fuzzer reaches both the
 /// limit and the ring buffer's spill path with inputs of a few KiB.
@@ -318,17 +319,9 @@ fn fuzz_broker() -> FuzzBroker {
     let _ = std::fs::remove_dir_all(&dir);
     let mut cfg = Config::profile(Profile::Baseline);
     cfg.data_dir = dir.clone();
-    let storage = Storage::open(StorageConfig {
-        data_dir: dir.clone(),
-        segment_bytes: FUZZ_SEGMENT_BYTES,
-        index_interval_bytes: cfg.index_interval_bytes,
-        flush: FlushPolicy::Never,
-        segment_prefault_bytes: 0,
-        segment_hugepages: false,
-        max_batch_bytes: cfg.max_message_bytes,
-        log_map: LogMapLayout::Global,
-    })
-    .expect("opening the fuzz broker's storage");
+    cfg.segment_bytes = FUZZ_SEGMENT_BYTES;
+    let storage =
+        Storage::open(StorageConfig::from_config(&cfg)).expect("opening the fuzz broker's storage");
     storage
         .create_topic("fuzz", 2, TopicConfig::default())
         .expect("creating the fuzz topic");
@@ -366,7 +359,8 @@ fn partitions_created(frame: &Bytes) -> i64 {
 /// [`Broker::handle`] on a real broker over a temporary data directory, so the
 /// handlers run on fuzzed input too. A handled request either answers with a frame
 /// that starts with its correlation id, answers nothing (acks=0), parks, or is a
-/// framing error; it never panics.
+/// framing error; it never panics. Produce and Fetch answers (hand-encoded) must also
+/// decode with kafka-protocol and re-encode with it to the very same bytes.
 pub fn broker_handle(data: &[u8]) {
     let frame = Bytes::copy_from_slice(data);
     if partitions_created(&frame) > FUZZ_PARTITIONS_PER_REQUEST_MAX {
@@ -389,5 +383,40 @@ pub fn broker_handle(data: &[u8]) {
         let size = i32::from_be_bytes([out[0], out[1], out[2], out[3]]);
         assert_eq!(size as usize, out.len() - 4, "response size prefix");
         assert_eq!(&out[4..8], correlation_id, "response correlation id");
+        let api_key = i16::from_be_bytes([data[0], data[1]]);
+        let version = i16::from_be_bytes([data[2], data[3]]);
+        if api_key == ApiKey::Produce as i16 {
+            assert_oracle_reencodes::<ProduceResponse>(&out, version);
+        } else if api_key == ApiKey::Fetch as i16 {
+            assert_oracle_reencodes::<FetchResponse>(&out, version);
+        }
     }
+}
+
+/// Decodes a framed response with kafka-protocol and checks that its encoder gives
+/// back exactly the same frame.
+fn assert_oracle_reencodes<R>(out: &[u8], version: i16)
+where
+    R: kafka_protocol::protocol::Decodable
+        + kafka_protocol::protocol::Encodable
+        + kafka_protocol::protocol::HeaderVersion,
+{
+    use kafka_protocol::protocol::Decodable as _;
+    let mut buf = &out[crate::protocol::response::SIZE_PREFIX_BYTES..];
+    let header =
+        kafka_protocol::messages::ResponseHeader::decode(&mut buf, R::header_version(version))
+            .expect("oracle decodes the response header");
+    let body = R::decode(&mut buf, version).expect("oracle decodes the response");
+    assert!(
+        buf.is_empty(),
+        "response has {} bytes the oracle did not read",
+        buf.len()
+    );
+    let mut again = Vec::new();
+    crate::protocol::response::write_response(&mut again, header.correlation_id, version, &body)
+        .expect("oracle encodes the response");
+    assert_eq!(
+        again, out,
+        "api response differs from the oracle's encoding"
+    );
 }

@@ -13,10 +13,10 @@ use anyhow::Context;
 
 use crate::admin::{AdminContext, AdminServer};
 use crate::broker::Broker;
-use crate::config::{EffectiveConfig, Flush};
+use crate::config::EffectiveConfig;
 use crate::group::Coordinator;
 use crate::net::{DataPlane, Server};
-use crate::storage::{FlushPolicy, LogMapLayout, RetentionPolicy, Storage, StorageConfig};
+use crate::storage::{FlushPolicy, RetentionPolicy, Storage, StorageConfig};
 
 /// A serving broker: what [`start`] built, for the banner and for [`Running::shutdown`].
 pub struct Running {
@@ -48,28 +48,10 @@ impl Background {
 /// Builds and starts everything for `effective` (already probed: `net::probe::resolve`).
 pub fn start(effective: EffectiveConfig) -> anyhow::Result<Running> {
     let cfg = effective.config.clone();
-    let flush = match cfg.flush {
-        Flush::Never => FlushPolicy::Never,
-        Flush::Always => FlushPolicy::Always,
-        Flush::IntervalMs(ms) => FlushPolicy::IntervalMs(ms),
-    };
+    let flush = cfg.flush;
     let storage = Arc::new(
-        Storage::open(StorageConfig {
-            data_dir: cfg.data_dir.clone(),
-            segment_bytes: cfg.segment_bytes,
-            index_interval_bytes: cfg.index_interval_bytes,
-            flush,
-            segment_prefault_bytes: cfg.segment_prefault_bytes,
-            segment_hugepages: cfg.segment_hugepages,
-            max_batch_bytes: cfg.max_message_bytes,
-            log_map: match cfg.log_map {
-                crate::config::LogMapKind::Global => LogMapLayout::Global,
-                crate::config::LogMapKind::Sharded => LogMapLayout::Sharded {
-                    shards: cfg.log_map_shards,
-                },
-            },
-        })
-        .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
+        Storage::open(StorageConfig::from_config(&cfg))
+            .with_context(|| format!("opening data directory {}", cfg.data_dir.display()))?,
     );
     // The data plane's shared state exists before any thread runs, so that its
     // wake-up can be handed to the coordinator and the broker.

@@ -67,44 +67,12 @@ impl Serialize for KeyDist {
     }
 }
 
-/// Kafka's murmur2 (the Java client's default partitioner hash), so that keyed records
-/// land where a Java producer would put them.
-pub fn murmur2(data: &[u8]) -> i32 {
-    const SEED: u32 = 0x9747_b28c;
-    const M: u32 = 0x5bd1_e995;
-    const R: u32 = 24;
-    let len = data.len();
-    let mut h = SEED ^ len as u32;
-    let chunks = data.chunks_exact(4);
-    let tail = chunks.remainder();
-    for c in chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    if tail.len() >= 3 {
-        h ^= (tail[2] as u32) << 16;
-    }
-    if tail.len() >= 2 {
-        h ^= (tail[1] as u32) << 8;
-    }
-    if !tail.is_empty() {
-        h ^= tail[0] as u32;
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h as i32
-}
-
-/// Kafka's `toPositive(murmur2(key)) % n`.
-pub fn partition_for_key(key: &[u8], n: usize) -> usize {
-    (murmur2(key) & 0x7fff_ffff) as usize % n.max(1)
-}
+/// Kafka's murmur2 and default partitioner, so that keyed records land where a Java
+/// producer would put them: the broker's own source file (no dependency on the broker
+/// crate, and one implementation for both).
+#[path = "../../broker/src/partitioner.rs"]
+mod partitioner;
+pub use partitioner::{murmur2, partition_for_key};
 
 /// splitmix64: a tiny seeded generator, reproducible per stream, no dependency.
 #[derive(Debug, Clone)]
@@ -323,20 +291,6 @@ pub fn topic_names(base: &str, n: u32) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn murmur2_matches_kafka_test_vectors() {
-        // From Apache Kafka's UtilsTest.testMurmur2.
-        assert_eq!(murmur2(b"21"), -973_932_308);
-        assert_eq!(murmur2(b"foobar"), -790_332_482);
-        assert_eq!(murmur2(b"a-little-bit-long-string"), -985_981_536);
-        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1_486_304_829);
-        assert_eq!(
-            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
-            -58_897_971
-        );
-        assert_eq!(murmur2(b"abc"), 479_470_107);
-    }
 
     #[test]
     fn key_distribution_parses_and_names_bad_values() {

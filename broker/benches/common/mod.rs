@@ -1,4 +1,6 @@
-//! Shared by the benchmark binaries (each includes it with `#[path]`).
+//! Shared by the benchmark binaries and `tests/allocations.rs` (each includes it with
+//! `#[path]`; not every includer uses every helper).
+#![allow(dead_code)]
 
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
@@ -31,4 +33,102 @@ pub fn one_record_batch(value_bytes: usize) -> Vec<u8> {
     };
     RecordBatchEncoder::encode(&mut buf, &[record], &options).expect("encode batch");
     buf.to_vec()
+}
+
+/// A broker over `dir` (baseline profile, 64 MiB segments) with topic `topic` of one
+/// partition, for `Broker::handle` in process.
+pub fn broker_with_topic(dir: &std::path::Path, topic: &str) -> strikemq::broker::Broker {
+    use strikemq::config::{Config, EffectiveConfig, Profile};
+    use strikemq::storage::{Storage, StorageConfig, TopicConfig};
+    let mut cfg = Config::profile(Profile::Baseline);
+    cfg.data_dir = dir.to_path_buf();
+    cfg.segment_bytes = 64 << 20;
+    let storage = Storage::open(StorageConfig::from_config(&cfg)).expect("open storage");
+    storage
+        .create_topic(topic, 1, TopicConfig::default())
+        .expect("topic");
+    strikemq::broker::Broker::new(
+        EffectiveConfig::new(cfg, Vec::new()),
+        std::sync::Arc::new(storage),
+        std::sync::Arc::new(strikemq::group::Coordinator::in_memory(
+            strikemq::group::no_wake(),
+        )),
+        strikemq::group::no_wake(),
+        ("127.0.0.1".into(), 9092),
+    )
+}
+
+/// A request frame without its size prefix, as the data plane hands it over.
+pub fn request_frame<R>(api_key: i16, version: i16, req: &R) -> Bytes
+where
+    R: kafka_protocol::protocol::Encodable + kafka_protocol::protocol::HeaderVersion,
+{
+    use kafka_protocol::messages::RequestHeader;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(api_key)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("bench")))
+        .encode(&mut buf, R::header_version(version))
+        .expect("header");
+    req.encode(&mut buf, version).expect("body");
+    buf.freeze()
+}
+
+/// A Produce (acks=1) of one `value_bytes` record to partition 0 of `topic`.
+pub fn produce_frame(topic: &'static str, version: i16, value_bytes: usize) -> Bytes {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let req = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(Bytes::from(one_record_batch(value_bytes))))])]);
+    request_frame(0, version, &req)
+}
+
+/// A Fetch (no wait) from offset 0 of partition 0 of `topic`, at most `max_bytes`
+/// (whole batches, at least one). From v13 the topic is named by `topic_id`.
+pub fn fetch_frame_by(
+    topic: &'static str,
+    topic_id: uuid::Uuid,
+    version: i16,
+    max_bytes: i32,
+) -> Bytes {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let req = FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(max_bytes)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str(if version < 13 {
+                topic
+            } else {
+                ""
+            })))
+            .with_topic_id(if version < 13 {
+                uuid::Uuid::nil()
+            } else {
+                topic_id
+            })
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(max_bytes)])]);
+    request_frame(1, version, &req)
+}
+
+/// [`fetch_frame_by`] for versions before 13 (topics by name).
+pub fn fetch_frame(topic: &'static str, version: i16, max_bytes: i32) -> Bytes {
+    fetch_frame_by(topic, uuid::Uuid::nil(), version, max_bytes)
 }

@@ -6,20 +6,17 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use strikemq::storage::{FlushPolicy, LogMapLayout, Storage, StorageConfig, TopicConfig};
+use strikemq::storage::{LogMapKind, Storage, StorageConfig, TopicConfig};
 
 const LOOKUPS_PER_THREAD: u64 = 1000;
 
-fn storage(dir: &std::path::Path, layout: LogMapLayout, topics: usize) -> Storage {
+fn storage(dir: &std::path::Path, layout: (LogMapKind, usize), topics: usize) -> Storage {
     let storage = Storage::open(StorageConfig {
-        data_dir: dir.to_path_buf(),
         segment_bytes: 64 * 1024,
-        index_interval_bytes: 4096,
-        flush: FlushPolicy::Never,
-        segment_prefault_bytes: 0,
-        segment_hugepages: false,
         max_batch_bytes: 1 << 20,
-        log_map: layout,
+        log_map: layout.0,
+        log_map_shards: layout.1,
+        ..StorageConfig::defaults_in(dir)
     })
     .expect("open storage");
     for t in 0..topics {
@@ -65,8 +62,8 @@ pub fn bench(c: &mut Criterion) {
     for topics in [1usize, 10, 1000] {
         let names: Vec<String> = (0..topics).map(|t| format!("topic-{t}")).collect();
         for (label, layout) in [
-            ("global", LogMapLayout::Global),
-            ("sharded64", LogMapLayout::Sharded { shards: 64 }),
+            ("global", (LogMapKind::Global, 0)),
+            ("sharded64", (LogMapKind::Sharded, 64)),
         ] {
             let dir = tempfile::tempdir().expect("tempdir");
             let storage = storage(dir.path(), layout, topics);

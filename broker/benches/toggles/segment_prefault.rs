@@ -4,7 +4,7 @@
 //! broker.
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use strikemq::storage::{FlushPolicy, LogMapLayout, Storage, StorageConfig, TopicConfig};
+use strikemq::storage::{Storage, StorageConfig, TopicConfig};
 
 const SEGMENT_BYTES: u64 = 4 << 20;
 
@@ -15,14 +15,9 @@ pub fn bench(c: &mut Criterion) {
     for prefault_bytes in [0u64, 2 << 20, SEGMENT_BYTES] {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = Storage::open(StorageConfig {
-            data_dir: dir.path().to_path_buf(),
             segment_bytes: SEGMENT_BYTES,
-            index_interval_bytes: 4096,
-            flush: FlushPolicy::Never,
             segment_prefault_bytes: prefault_bytes,
-            segment_hugepages: false,
-            max_batch_bytes: 8 << 20,
-            log_map: LogMapLayout::Global,
+            ..StorageConfig::defaults_in(dir.path())
         })
         .expect("open");
         storage

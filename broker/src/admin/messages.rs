@@ -386,9 +386,9 @@ pub fn encode_produce_body(
                     "messages[{i}].partition: topic {topic:?} has no partition {p} (it has {partitions})"
                 )));
             }
-            None => key
-                .as_deref()
-                .map_or(0, |k| default_partition(k, partitions)),
+            None => key.as_deref().map_or(0, |k| {
+                crate::partitioner::partition_for_key(k, partitions.max(1) as usize) as i32
+            }),
         };
         let timestamp = match m.timestamp {
             Some(ts) if ts >= 0 => ts,
@@ -511,73 +511,5 @@ fn topic_or_auto_create(ctx: &Ctx, name: &str) -> ApiResult<crate::storage::Topi
             }
             other => ApiError::internal(format!("auto-creating topic {name:?}: {other}")),
         }),
-    }
-}
-
-/// Kafka's default partitioner for a keyed record: `toPositive(murmur2(key)) % n`, so
-/// a key lands where the Java client would put it.
-pub fn default_partition(key: &[u8], partitions: i32) -> i32 {
-    let positive = murmur2(key) & 0x7fff_ffff;
-    (positive % partitions.max(1) as u32) as i32
-}
-
-/// Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`), seed 0x9747b28c.
-pub fn murmur2(data: &[u8]) -> u32 {
-    const SEED: u32 = 0x9747_b28c;
-    const M: u32 = 0x5bd1_e995;
-    const R: u32 = 24;
-    let mut h = SEED ^ data.len() as u32;
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    let tail = chunks.remainder();
-    if tail.len() >= 3 {
-        h ^= u32::from(tail[2]) << 16;
-    }
-    if tail.len() >= 2 {
-        h ^= u32::from(tail[1]) << 8;
-    }
-    if !tail.is_empty() {
-        h ^= u32::from(tail[0]);
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn murmur2_matches_kafkas_test_vectors() {
-        // From Kafka's UtilsTest.testMurmur2.
-        let cases: &[(&[u8], i32)] = &[
-            (b"21", -973932308),
-            (b"foobar", -790332482),
-            (b"a-little-bit-long-string", -985981536),
-            (b"a-little-bit-longer-string", -1486304829),
-            (
-                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
-                -58897971,
-            ),
-            (b"abc", 479470107),
-        ];
-        for (data, want) in cases {
-            assert_eq!(
-                murmur2(data) as i32,
-                *want,
-                "{:?}",
-                std::str::from_utf8(data)
-            );
-        }
     }
 }

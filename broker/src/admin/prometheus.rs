@@ -10,7 +10,6 @@ use kafka_protocol::messages::ApiKey;
 
 use super::Ctx;
 use crate::broker::metrics::{Limit, LATENCY_BUCKET_BOUNDS_NS};
-use crate::broker::ADVERTISED_APIS;
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -51,7 +50,7 @@ pub(super) fn render(ctx: &Ctx) -> String {
         .map(|(key, stats)| (key, stats, stats.latency.snapshot()))
         .filter(|(key, _, snap)| {
             snap.count() > 0
-                || key.is_some_and(|k| ADVERTISED_APIS.iter().any(|(a, _, _)| *a as i16 == k))
+                || key.is_some_and(|k| crate::protocol::request::supported_versions(k).is_some())
         })
         .collect();
 

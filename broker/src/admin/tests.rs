@@ -11,22 +11,13 @@ use super::{openapi, router, routes, AdminContext};
 use crate::broker::Broker;
 use crate::config::{Config, EffectiveConfig, Profile};
 use crate::net::NetStats;
-use crate::storage::{FlushPolicy, Storage, StorageConfig, TopicConfig};
+use crate::storage::{Storage, StorageConfig, TopicConfig};
 
 fn context(dir: &std::path::Path) -> Arc<AdminContext> {
     let mut cfg = Config::profile(Profile::Baseline);
     cfg.data_dir = dir.to_path_buf();
-    let storage = Storage::open(StorageConfig {
-        data_dir: cfg.data_dir.clone(),
-        segment_bytes: 1 << 20,
-        index_interval_bytes: cfg.index_interval_bytes,
-        flush: FlushPolicy::Never,
-        segment_prefault_bytes: 0,
-        segment_hugepages: false,
-        max_batch_bytes: cfg.max_message_bytes,
-        log_map: crate::storage::LogMapLayout::Global,
-    })
-    .expect("open storage");
+    cfg.segment_bytes = 1 << 20;
+    let storage = Storage::open(StorageConfig::from_config(&cfg)).expect("open storage");
     let kafka_addr = cfg.listen;
     let broker = Broker::new(
         EffectiveConfig::new(cfg, Vec::new()),

@@ -7,28 +7,22 @@
 //! request's deadline passes. Any request that must wait for an event (a Fetch for data,
 //! later a JoinGroup for its rebalance) is a [`Parked`] variant.
 
-mod admin;
-mod fetch;
-mod groups;
+mod handlers;
+#[cfg(test)]
+mod hot_tests;
 mod limits;
 pub mod metrics;
-mod produce;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::metadata_response::{
-    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
-};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-use tracing::{debug, warn};
+use tracing::debug;
 
-pub use fetch::ParkedFetch;
-pub use groups::{ParkedJoin, ParkedSync};
+pub use handlers::fetch::ParkedFetch;
+pub use handlers::groups::{ParkedJoin, ParkedSync};
 
 /// A request waiting for an event; answered by [`Broker::resume`].
 #[derive(Debug)]
@@ -56,28 +50,8 @@ use crate::protocol::request::{self, DecodeError, Request};
 use crate::protocol::response::{write_response, write_with_header_version};
 use crate::storage::{Storage, StorageError, TopicConfig, TopicInfo};
 
-/// Kafka error codes used by the handlers.
-pub mod code {
-    pub const NONE: i16 = 0;
-    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-    pub const CORRUPT_MESSAGE: i16 = 2;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const MESSAGE_TOO_LARGE: i16 = 10;
-    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
-    pub const UNSUPPORTED_VERSION: i16 = 35;
-    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
-    pub const INVALID_PARTITIONS: i16 = 37;
-    pub const INVALID_CONFIG: i16 = 40;
-    pub const INVALID_REPLICATION_FACTOR: i16 = 38;
-    pub const INVALID_REQUEST: i16 = 42;
-    pub const POLICY_VIOLATION: i16 = 44;
-    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
-    pub const KAFKA_STORAGE_ERROR: i16 = 56;
-    pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
-    pub const INVALID_RECORD: i16 = 87;
-    pub const UNKNOWN_TOPIC_ID: i16 = 100;
-}
+/// Kafka error codes used by the handlers (the one enum: `protocol::error`).
+pub use crate::protocol::error::code;
 
 /// Kafka's "authorized operations were not requested" marker.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -121,41 +95,6 @@ pub struct Broker {
     /// Held while a topic or partitions are created, so that concurrent creations
     /// cannot pass `max_topics` together (limits.rs).
     topic_create_lock: std::sync::Mutex<()>,
-}
-
-/// The APIs this broker implements and the versions it advertises.
-pub const ADVERTISED_APIS: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 11),
-    (ApiKey::Fetch, 4, 16),
-    (ApiKey::ListOffsets, 1, 8),
-    (ApiKey::Metadata, 0, 12),
-    (ApiKey::ApiVersions, 0, 4),
-    (ApiKey::CreateTopics, 2, 7),
-    (ApiKey::DeleteTopics, 1, 6),
-    (ApiKey::InitProducerId, 0, 5),
-    (ApiKey::DescribeConfigs, 1, 4),
-    (ApiKey::AlterConfigs, 0, 2),
-    (ApiKey::IncrementalAlterConfigs, 0, 1),
-    (ApiKey::CreatePartitions, 0, 3),
-    (ApiKey::DescribeCluster, 0, 1),
-    (ApiKey::FindCoordinator, 0, 6),
-    (ApiKey::JoinGroup, 0, 9),
-    (ApiKey::SyncGroup, 0, 5),
-    (ApiKey::Heartbeat, 0, 4),
-    (ApiKey::LeaveGroup, 0, 5),
-    (ApiKey::OffsetCommit, 2, 9),
-    (ApiKey::OffsetFetch, 1, 9),
-    (ApiKey::ListGroups, 0, 5),
-    (ApiKey::DescribeGroups, 0, 5),
-    (ApiKey::DeleteGroups, 0, 2),
-    (ApiKey::OffsetDelete, 0, 0),
-];
-
-fn advertised_range(api_key: i16) -> Option<(i16, i16)> {
-    ADVERTISED_APIS
-        .iter()
-        .find(|(k, _, _)| *k as i16 == api_key)
-        .map(|(_, min, max)| (*min, *max))
 }
 
 impl Broker {
@@ -240,16 +179,14 @@ impl Broker {
         outcome
     }
 
-    fn handle_request(&self, mut frame: Bytes, out: &mut Vec<u8>) -> Result<Outcome, FrameError> {
-        let header = request::decode_header(&mut frame)?;
-        let (api_key, version, cid) = (
-            header.request_api_key,
-            header.request_api_version,
-            header.correlation_id,
-        );
+    fn handle_request(&self, frame: Bytes, out: &mut Vec<u8>) -> Result<Outcome, FrameError> {
+        let header = request::views::header(&frame)?;
+        let (api_key, version, cid) = (header.api_key, header.api_version, header.correlation_id);
 
-        let in_range =
-            advertised_range(api_key).is_some_and(|(lo, hi)| (lo..=hi).contains(&version));
+        // One table (`protocol::request::APIS`) says what is decoded, dispatched here and
+        // advertised by ApiVersions.
+        let range = request::supported_versions(api_key);
+        let in_range = range.is_some_and(|(lo, hi)| (lo..=hi).contains(&version));
         if api_key == ApiKey::ApiVersions as i16 && !in_range {
             // Kafka answers an unknown ApiVersions version with a v0 body so that any
             // client can read the error and the supported list.
@@ -260,28 +197,34 @@ impl Broker {
             return Ok(Outcome::Responded);
         }
         if !in_range {
-            return Err(FrameError::Malformed(match advertised_range(api_key) {
+            return Err(FrameError::Malformed(match range {
                 Some(_) => DecodeError::UnsupportedVersion { api_key, version },
                 None => DecodeError::UnknownApiKey(api_key),
             }));
         }
-        let req = request::decode_request(api_key, version, &mut frame)?;
         debug!(api_key, version, cid, "request");
+        // The hot apis decode into views over the frame and encode their responses
+        // straight into `out`: no allocation on their way.
+        let body_at = header.len;
+        let body = frame.get(body_at..).unwrap_or_default();
+        if api_key == ApiKey::Produce as i16 {
+            let (req, _) = request::produce_view(version, body)?;
+            let flexible = request::is_flexible(api_key, version);
+            return self.produce(req, version, cid, flexible, out);
+        }
+        if api_key == ApiKey::Fetch as i16 {
+            let (req, _) = request::fetch_view(version, body)?;
+            return self.fetch_or_park(&req, cid, &frame, body_at, out);
+        }
+        let mut frame_body = frame.slice(body_at..);
+        let req = request::decode_request(api_key, version, &mut frame_body)?;
         let v = version;
         match req {
             Request::ApiVersions(_) => write_response(out, cid, v, &self.api_versions()),
             Request::Metadata(r) => write_response(out, cid, v, &self.metadata(r, v)),
-            Request::Produce(r) => {
-                return match self.produce(r, v) {
-                    Some(resp) => write_response(out, cid, v, &resp)
-                        .map(|()| Outcome::Responded)
-                        .map_err(enc),
-                    None => Ok(Outcome::NoResponse),
-                };
-            }
-            Request::Fetch(r) => {
-                let parked = ParkedFetch::new(cid, v, r);
-                return self.fetch_or_park(parked, out);
+            // Decoded as views above; the owned structs exist for tests and fuzzing.
+            Request::Produce(_) | Request::Fetch(_) => {
+                return Err(FrameError::Malformed(DecodeError::UnknownApiKey(api_key)))
             }
             Request::ListOffsets(r) => write_response(out, cid, v, &self.list_offsets(r, v)),
             Request::CreateTopics(r) => write_response(out, cid, v, &self.create_topics(r, v)),
@@ -298,7 +241,7 @@ impl Broker {
                 write_response(out, cid, v, &self.find_coordinator(r, v))
             }
             Request::JoinGroup(r) => {
-                let client_id = header.client_id.as_deref().unwrap_or("");
+                let client_id = header.client_id.unwrap_or("");
                 return self.join_group(r, v, cid, client_id, out);
             }
             Request::SyncGroup(r) => return self.sync_group(r, v, cid, out),
@@ -315,96 +258,6 @@ impl Broker {
         }
         .map_err(enc)?;
         Ok(Outcome::Responded)
-    }
-
-    fn api_versions(&self) -> ApiVersionsResponse {
-        let keys = ADVERTISED_APIS
-            .iter()
-            .map(|(k, min, max)| {
-                ApiVersion::default()
-                    .with_api_key(*k as i16)
-                    .with_min_version(*min)
-                    .with_max_version(*max)
-            })
-            .collect();
-        ApiVersionsResponse::default()
-            .with_api_keys(keys)
-            .with_finalized_features_epoch(-1)
-    }
-
-    fn metadata(&self, req: MetadataRequest, version: i16) -> MetadataResponse {
-        let cfg = &self.effective.config;
-        // v0 sends an empty list for "all topics"; v1+ sends null.
-        let wanted: Option<Vec<metadata_request::MetadataRequestTopic>> = match req.topics {
-            Some(t) if t.is_empty() && version == 0 => None,
-            other => other,
-        };
-        let allow_create = cfg.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
-        let topics = match wanted {
-            None => self
-                .storage
-                .topics()
-                .into_iter()
-                .map(|t| self.metadata_topic(Ok(t)))
-                .collect(),
-            Some(list) => list
-                .into_iter()
-                .map(|t| match t.name {
-                    Some(name) => {
-                        let found = self.topic_for_request(&name.0, allow_create);
-                        let mut topic =
-                            self.metadata_topic(found.as_ref().map_err(|e| *e).cloned());
-                        if found.is_err() {
-                            topic.name = Some(name);
-                        }
-                        topic
-                    }
-                    None => match self.storage.topic_by_id(t.topic_id) {
-                        Some(info) => self.metadata_topic(Ok(info)),
-                        None => MetadataResponseTopic::default()
-                            .with_topic_id(t.topic_id)
-                            .with_error_code(code::UNKNOWN_TOPIC_ID)
-                            .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
-                    },
-                })
-                .collect(),
-        };
-        MetadataResponse::default()
-            .with_brokers(vec![MetadataResponseBroker::default()
-                .with_node_id(self.node_id().into())
-                .with_host(StrBytes::from_string(self.advertised.0.clone()))
-                .with_port(self.advertised.1)])
-            .with_cluster_id(Some(StrBytes::from_string(cfg.cluster_id.clone())))
-            .with_controller_id(self.node_id().into())
-            .with_topics(topics)
-            .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
-    }
-
-    fn metadata_topic(&self, found: Result<TopicInfo, i16>) -> MetadataResponseTopic {
-        let info = match found {
-            Ok(info) => info,
-            Err(code) => {
-                return MetadataResponseTopic::default()
-                    .with_error_code(code)
-                    .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
-            }
-        };
-        let node = self.node_id().into();
-        let partitions = (0..info.partitions)
-            .map(|p| {
-                MetadataResponsePartition::default()
-                    .with_partition_index(p)
-                    .with_leader_id(node)
-                    .with_leader_epoch(0)
-                    .with_replica_nodes(vec![node])
-                    .with_isr_nodes(vec![node])
-            })
-            .collect();
-        MetadataResponseTopic::default()
-            .with_name(Some(StrBytes::from_string(info.name).into()))
-            .with_topic_id(info.id)
-            .with_partitions(partitions)
-            .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
     }
 
     /// Looks a topic up by name, creating it when allowed. Errors are Kafka codes.
@@ -440,35 +293,6 @@ impl Broker {
                 .ok_or(StorageError::UnknownTopicOrPartition),
             Err(e) => Err(e),
         }
-    }
-
-    fn init_producer_id(&self, req: InitProducerIdRequest) -> InitProducerIdResponse {
-        let resp = InitProducerIdResponse::default();
-        if req
-            .transactional_id
-            .as_ref()
-            .is_some_and(|t| !t.0.is_empty())
-        {
-            // Transactions are not implemented (and their APIs are not advertised).
-            warn!("InitProducerId with a transactional id: transactions are not supported");
-            return resp
-                .with_error_code(code::INVALID_REQUEST)
-                .with_producer_id((-1).into());
-        }
-        if req.producer_id.0 >= 0 && req.producer_epoch >= 0 {
-            // KIP-360: an existing idempotent producer bumps its epoch.
-            let epoch = req.producer_epoch.checked_add(1);
-            return match epoch {
-                Some(e) => resp
-                    .with_producer_id(req.producer_id)
-                    .with_producer_epoch(e),
-                None => resp
-                    .with_producer_id(self.next_producer_id.fetch_add(1, Ordering::Relaxed).into())
-                    .with_producer_epoch(0),
-            };
-        }
-        resp.with_producer_id(self.next_producer_id.fetch_add(1, Ordering::Relaxed).into())
-            .with_producer_epoch(0)
     }
 }
 

@@ -235,6 +235,166 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A read cursor over a borrowed frame, for the views of the hot requests
+/// (`request::views`): the same bounds and the same errors as [`Reader`], but strings and
+/// byte fields are slices of the frame, so decoding allocates nothing at all.
+#[derive(Clone, Copy)]
+pub struct SliceReader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> SliceReader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self { buf }
+    }
+
+    /// The bytes not yet read.
+    pub fn rest(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// Takes `len` bytes.
+    pub fn take(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
+        if self.buf.len() < len {
+            return Err(DecodeError::Truncated);
+        }
+        let (head, tail) = self.buf.split_at(len);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    pub fn i8(&mut self) -> Result<i8, DecodeError> {
+        Ok(i8::from_be_bytes(self.array()?))
+    }
+
+    pub fn i16(&mut self) -> Result<i16, DecodeError> {
+        Ok(i16::from_be_bytes(self.array()?))
+    }
+
+    pub fn i32(&mut self) -> Result<i32, DecodeError> {
+        Ok(i32::from_be_bytes(self.array()?))
+    }
+
+    pub fn i64(&mut self) -> Result<i64, DecodeError> {
+        Ok(i64::from_be_bytes(self.array()?))
+    }
+
+    pub fn uuid(&mut self) -> Result<Uuid, DecodeError> {
+        Ok(Uuid::from_bytes(self.array()?))
+    }
+
+    /// As [`Reader::uvarint`].
+    pub fn uvarint(&mut self) -> Result<u32, DecodeError> {
+        let mut value: u32 = 0;
+        for i in 0..UVARINT_BYTES_MAX {
+            let [byte] = self.array::<1>()?;
+            if i == UVARINT_BYTES_MAX - 1 && byte > 0x0f {
+                return Err(DecodeError::Invalid("varint too long"));
+            }
+            value |= u32::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(DecodeError::Invalid("varint too long"))
+    }
+
+    /// As [`Reader::length`].
+    fn length(&mut self, flexible: bool, wide: bool) -> Result<Option<usize>, DecodeError> {
+        if flexible {
+            return Ok(match self.uvarint()? {
+                0 => None,
+                n => Some((n - 1) as usize),
+            });
+        }
+        let n = if wide {
+            self.i32()?
+        } else {
+            i32::from(self.i16()?)
+        };
+        match n {
+            -1 => Ok(None),
+            n if n < 0 => Err(DecodeError::Invalid("negative length")),
+            n => Ok(Some(n as usize)),
+        }
+    }
+
+    pub fn nullable_str(&mut self, flexible: bool) -> Result<Option<&'a str>, DecodeError> {
+        let Some(len) = self.length(flexible, false)? else {
+            return Ok(None);
+        };
+        let raw = self.take(len)?;
+        std::str::from_utf8(raw)
+            .map(Some)
+            .map_err(|_| DecodeError::Invalid("string is not UTF-8"))
+    }
+
+    /// A string field that Kafka declares non-nullable: null is an error.
+    pub fn str(&mut self, flexible: bool) -> Result<&'a str, DecodeError> {
+        self.nullable_str(flexible)?
+            .ok_or(DecodeError::Invalid("null non-nullable string"))
+    }
+
+    pub fn nullable_bytes(&mut self, flexible: bool) -> Result<Option<&'a [u8]>, DecodeError> {
+        match self.length(flexible, true)? {
+            None => Ok(None),
+            Some(len) => self.take(len).map(Some),
+        }
+    }
+
+    /// As [`Reader::nullable_array_len`].
+    pub fn nullable_array_len(&mut self, flexible: bool) -> Result<Option<usize>, DecodeError> {
+        let len = self.length(flexible, true)?;
+        if let Some(n) = len {
+            if self.buf.len() < n {
+                return Err(DecodeError::Truncated);
+            }
+        }
+        Ok(len)
+    }
+
+    /// The element count of an array Kafka declares non-nullable: null is an error.
+    pub fn array_len(&mut self, flexible: bool) -> Result<usize, DecodeError> {
+        self.nullable_array_len(flexible)?
+            .ok_or(DecodeError::Invalid("null non-nullable array"))
+    }
+
+    /// As [`Reader::tagged_fields_with`].
+    pub fn tagged_fields_with(
+        &mut self,
+        mut field: impl FnMut(u32, &mut SliceReader<'a>) -> Result<(), DecodeError>,
+    ) -> Result<(), DecodeError> {
+        let count = self.uvarint()? as usize;
+        if self.buf.len() < count {
+            return Err(DecodeError::Truncated);
+        }
+        for _ in 0..count {
+            let tag = self.uvarint()?;
+            let size = self.uvarint()? as usize;
+            let value = self.take(size)?;
+            field(tag, &mut SliceReader::new(value))?;
+        }
+        Ok(())
+    }
+
+    pub fn tagged_fields(&mut self) -> Result<(), DecodeError> {
+        self.tagged_fields_with(|_, _| Ok(()))
+    }
+
+    pub fn tagged_fields_if(&mut self, flexible: bool) -> Result<(), DecodeError> {
+        if flexible {
+            self.tagged_fields()?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 //! batch headers (no `.index` files): one header read per batch, and the index can
 //! never disagree with the log.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -17,10 +17,10 @@ use memmap2::MmapRaw;
 
 use crate::protocol::batch::{
     first_record_at_or_after, records_max_timestamp, set_base_offset, set_max_timestamp,
-    BatchError, Batches, RecordBatch,
+    BatchError, Batches, RecordBatch, RECORD_BATCH_HEADER_BYTES,
 };
 
-use super::producer::{BatchProducerInfo, ProducerStates, SeqCheck};
+use super::producer::{BatchProducerInfo, Pending, ProducerStates, SeqCheck};
 use super::segment::{parse_segment_file_name, sync_dir, MapOptions, Segment};
 use super::{
     AppendError, Appended, FlushCell, FlushPolicy, Offsets, ReadError, ReadResult,
@@ -59,6 +59,40 @@ struct ValidBatch {
     /// Set when the producer sent a maxTimestamp below the first record's timestamp
     /// (sarama 1.22 sends -1): the real maximum, written into the stored header.
     repaired_max_timestamp: Option<i64>,
+    /// Offsets assigned under the lock: the batch's first and last.
+    base_offset: i64,
+    last_offset: i64,
+}
+
+/// What an append needs besides the log, reused by every append on one thread (a
+/// data-plane worker), so a steady-state append allocates nothing.
+struct AppendScratch {
+    batches: Vec<ValidBatch>,
+    pending: Pending,
+}
+
+impl AppendScratch {
+    const fn new() -> AppendScratch {
+        AppendScratch {
+            batches: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
+}
+
+/// Scratch capacity kept between appends; a request with more batches than this
+/// gives the excess back afterwards.
+const SCRATCH_BATCHES_KEPT: usize = 1024;
+
+thread_local! {
+    static APPEND_SCRATCH: RefCell<AppendScratch> = const { RefCell::new(AppendScratch::new()) };
+}
+
+/// Index entries a segment of `capacity_bytes` can need: one at most every
+/// `index_interval_bytes` and never two in one batch, plus the first.
+fn index_entries_max(capacity_bytes: u64, index_interval_bytes: u32) -> usize {
+    let spacing = u64::from(index_interval_bytes).max(RECORD_BATCH_HEADER_BYTES as u64);
+    usize::try_from(capacity_bytes / spacing + 1).unwrap_or(usize::MAX)
 }
 
 /// A range to msync, captured under the lock and flushed without it.
@@ -188,6 +222,13 @@ impl PartitionLog {
                 opts,
             )?;
             state.next_offset = segment.next_offset;
+            if is_active {
+                // As for a new segment (`ensure_room`): appends never grow the index.
+                let entries = index_entries_max(segment.capacity(), cfg.index_interval_bytes);
+                segment
+                    .index
+                    .reserve_exact(entries.saturating_sub(segment.index.len()));
+            }
             state.segments.push(segment);
         }
         if state.segments.is_empty() {
@@ -214,23 +255,42 @@ impl PartitionLog {
     }
 
     pub(crate) fn append(&self, records: &[u8]) -> Result<Appended, AppendError> {
+        let appended = APPEND_SCRATCH.try_with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let appended = self.append_with(records, &mut scratch);
+                scratch.batches.shrink_to(SCRATCH_BATCHES_KEPT);
+                appended
+            }
+            // Re-entered on this thread (nothing does that today): a scratch of its own.
+            Err(_) => self.append_with(records, &mut AppendScratch::new()),
+        });
+        // The thread is exiting (its scratch is gone): a scratch of its own.
+        appended.unwrap_or_else(|_| self.append_with(records, &mut AppendScratch::new()))
+    }
+
+    fn append_with(
+        &self,
+        records: &[u8],
+        scratch: &mut AppendScratch,
+    ) -> Result<Appended, AppendError> {
         if self.deleted.load(Ordering::Acquire) {
             return Err(AppendError::Io("partition was deleted".into()));
         }
         // Validation is pure CPU on the caller's bytes: do it before taking the lock.
-        let valid = self.validate(records)?;
+        let valid = &mut scratch.batches;
+        let pending = &mut scratch.pending;
+        self.validate(records, valid)?;
+        pending.clear();
         let total_bytes = records.len() as u64;
 
         let mut st = lock(&self.state);
         let log_start_offset = st.log_start_offset;
 
         // Sequence checks and offset assignment, without touching the log yet.
-        let mut pending = HashMap::new();
-        let mut offsets = Vec::with_capacity(valid.len());
         let mut next = st.next_offset;
-        for b in &valid {
+        for b in valid.iter_mut() {
             let last = next + i64::from(b.producer.last_offset_delta);
-            match st.producers.check(&pending, &b.producer)? {
+            match st.producers.check(pending, &b.producer)? {
                 // As Kafka does: a duplicate makes the whole append a duplicate.
                 SeqCheck::Duplicate {
                     base_offset,
@@ -243,13 +303,13 @@ impl PartitionLog {
                         duplicate: true,
                     });
                 }
-                SeqCheck::Accept => {
-                    st.producers
-                        .record_pending(&mut pending, &b.producer, next, last)
-                }
+                SeqCheck::Accept => st
+                    .producers
+                    .record_pending(pending, &b.producer, next, last),
                 SeqCheck::Untracked => {}
             }
-            offsets.push((next, last));
+            b.base_offset = next;
+            b.last_offset = last;
             next = last + 1;
         }
 
@@ -271,8 +331,8 @@ impl PartitionLog {
         };
         dst.copy_from_slice(records);
         let mut at = 0usize;
-        for (b, (base, _)) in valid.iter().zip(&offsets) {
-            set_base_offset(&mut dst[at..], *base).map_err(batch_error_to_append)?;
+        for b in valid.iter() {
+            set_base_offset(&mut dst[at..], b.base_offset).map_err(batch_error_to_append)?;
             if let Some(ts) = b.repaired_max_timestamp {
                 set_max_timestamp(&mut dst[at..], ts).map_err(batch_error_to_append)?;
             }
@@ -285,12 +345,14 @@ impl PartitionLog {
                 .map_err(|e| AppendError::Io(e.to_string()))?;
         }
         let mut at = start;
-        for (b, (base, last)) in valid.iter().zip(&offsets) {
+        for b in valid.iter() {
+            // The index was reserved for the whole segment (`index_entries_max`), so
+            // this never allocates.
             segment.note_batch(
                 at,
-                *base,
+                b.base_offset,
                 b.total_bytes as u64,
-                last + 1,
+                b.last_offset + 1,
                 b.max_timestamp,
                 index_interval_bytes,
             );
@@ -301,15 +363,15 @@ impl PartitionLog {
             segment.flushed_len = segment.len;
         }
         // Commit point: from here on the batches are visible to readers.
-        for (b, (_, last)) in valid.iter().zip(&offsets) {
+        for b in valid.iter() {
             if st.max_timestamp.is_none_or(|(ts, _)| b.max_timestamp > ts) {
-                st.max_timestamp = Some((b.max_timestamp, *last));
+                st.max_timestamp = Some((b.max_timestamp, b.last_offset));
             }
         }
         st.next_offset = next;
         st.producers.commit(pending);
         let appended = Appended {
-            base_offset: offsets.first().map_or(next, |(base, _)| *base),
+            base_offset: valid.first().map_or(next, |b| b.base_offset),
             last_offset: next - 1,
             log_start_offset,
             duplicate: false,
@@ -329,8 +391,9 @@ impl PartitionLog {
         Ok(appended)
     }
 
-    fn validate(&self, records: &[u8]) -> Result<Vec<ValidBatch>, AppendError> {
-        let mut valid = Vec::new();
+    /// Checks every batch of `records`, describing them in `valid` (cleared first).
+    fn validate(&self, records: &[u8], valid: &mut Vec<ValidBatch>) -> Result<(), AppendError> {
+        valid.clear();
         for item in Batches::new(records) {
             let b = item.map_err(batch_error_to_append)?;
             if b.total_bytes() > self.cfg.max_batch_bytes {
@@ -356,12 +419,14 @@ impl PartitionLog {
                 total_bytes: b.total_bytes(),
                 max_timestamp: repaired_max_timestamp.unwrap_or(b.max_timestamp()),
                 repaired_max_timestamp,
+                base_offset: 0,
+                last_offset: 0,
             });
         }
         if valid.is_empty() {
             return Err(AppendError::Corrupt("no record batch"));
         }
-        Ok(valid)
+        Ok(())
     }
 
     /// Makes the active segment able to take `total_bytes` contiguous bytes: rolls to
@@ -378,17 +443,26 @@ impl PartitionLog {
                 st.segments.pop();
             } else {
                 active.seal()?;
+                // A sealed segment's index is final: give back the reserve.
+                active.index.shrink_to_fit();
                 if self.flush.get() == FlushPolicy::Always {
                     active.sync_file()?;
                 }
             }
         }
-        let segment = Segment::create(
+        let mut segment = Segment::create(
             &self.dir,
             st.next_offset,
             capacity_bytes,
             Self::map_options(&self.cfg),
         )?;
+        // Reserved whole now so that appends never grow it; untouched pages of the
+        // reserve cost address space, not memory (~0.4% of the segment size at the
+        // default 4 KiB interval).
+        segment.index.reserve_exact(index_entries_max(
+            segment.capacity(),
+            self.cfg.index_interval_bytes,
+        ));
         if self.flush.get() == FlushPolicy::Always {
             segment.sync_file()?;
             sync_dir(&self.dir)?;
@@ -402,55 +476,39 @@ impl PartitionLog {
 
     pub(crate) fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
         let st = lock(&self.state);
-        let offsets = Offsets {
-            log_start_offset: st.log_start_offset,
-            log_end_offset: st.next_offset,
+        let (offsets, found) = locate(&st, offset, max_bytes)?;
+        let records = match found {
+            None => Bytes::new(),
+            Some(at) => st.segments[at.segment]
+                .bytes(at.start as u64, (at.end - at.start) as u64)
+                .ok_or_else(|| ReadError::Io("read past committed length".into()))?,
         };
-        if offset < offsets.log_start_offset || offset > offsets.log_end_offset {
-            return Err(ReadError::OffsetOutOfRange);
-        }
-        let corrupt = |e: BatchError| ReadError::Io(format!("corrupt committed batch: {e}"));
-        let first = st
-            .segments
-            .partition_point(|s| s.base_offset <= offset)
-            .saturating_sub(1);
-        for segment in st.segments.iter().skip(first) {
-            // Skips segments wholly below `offset` (possible after a recovered gap).
-            if segment.next_offset <= offset {
-                continue;
-            }
-            let data = segment.committed();
-            let mut start = segment.scan_start(offset) as usize;
-            let first_batch = loop {
-                if start >= data.len() {
-                    break None;
-                }
-                let b = RecordBatch::parse(&data[start..]).map_err(corrupt)?;
-                if b.last_offset() >= offset {
-                    break Some(b);
-                }
-                start += b.total_bytes();
-            };
-            let Some(first_batch) = first_batch else {
-                continue;
-            };
-            let mut end = start + first_batch.total_bytes();
-            while end < data.len() {
-                let b = RecordBatch::parse(&data[end..]).map_err(corrupt)?;
-                if end + b.total_bytes() - start > max_bytes {
-                    break;
-                }
-                end += b.total_bytes();
-            }
-            let records = segment
-                .bytes(start as u64, (end - start) as u64)
-                .ok_or_else(|| ReadError::Io("read past committed length".into()))?;
-            return Ok(ReadResult { records, offsets });
-        }
-        Ok(ReadResult {
-            records: Bytes::new(),
-            offsets,
-        })
+        Ok(ReadResult { records, offsets })
+    }
+
+    /// As [`PartitionLog::read`], handing the records to `f` as a borrowed slice under
+    /// the partition lock instead of as a `Bytes` (which would allocate its owner):
+    /// the Fetch handler copies them straight into the response.
+    pub(crate) fn read_with<R>(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        f: impl FnOnce(Offsets, &[u8]) -> R,
+    ) -> Result<R, ReadError> {
+        let st = lock(&self.state);
+        let (offsets, found) = locate(&st, offset, max_bytes)?;
+        let records = match found {
+            None => &[][..],
+            Some(at) => st.segments[at.segment]
+                .committed()
+                .get(at.start..at.end)
+                .ok_or_else(|| ReadError::Io("read past committed length".into()))?,
+        };
+        Ok(f(offsets, records))
+    }
+
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
     }
 
     /// The first record with a timestamp at least `timestamp_ms`, as Kafka answers it:
@@ -612,6 +670,70 @@ impl PartitionLog {
         }
         Ok(())
     }
+}
+
+/// Where a read of `offset` finds its batches: segment index and byte range.
+struct Located {
+    segment: usize,
+    start: usize,
+    end: usize,
+}
+
+/// Finds the whole batches starting with the one that contains `offset`, up to
+/// `max_bytes` in total but at least one batch (see `Partition::read`).
+fn locate(
+    st: &LogState,
+    offset: i64,
+    max_bytes: usize,
+) -> Result<(Offsets, Option<Located>), ReadError> {
+    let offsets = Offsets {
+        log_start_offset: st.log_start_offset,
+        log_end_offset: st.next_offset,
+    };
+    if offset < offsets.log_start_offset || offset > offsets.log_end_offset {
+        return Err(ReadError::OffsetOutOfRange);
+    }
+    let corrupt = |e: BatchError| ReadError::Io(format!("corrupt committed batch: {e}"));
+    let first = st
+        .segments
+        .partition_point(|s| s.base_offset <= offset)
+        .saturating_sub(1);
+    for (i, segment) in st.segments.iter().enumerate().skip(first) {
+        // Skips segments wholly below `offset` (possible after a recovered gap).
+        if segment.next_offset <= offset {
+            continue;
+        }
+        let data = segment.committed();
+        let mut start = segment.scan_start(offset) as usize;
+        let first_batch = loop {
+            if start >= data.len() {
+                break None;
+            }
+            let b = RecordBatch::parse(&data[start..]).map_err(corrupt)?;
+            if b.last_offset() >= offset {
+                break Some(b);
+            }
+            start += b.total_bytes();
+        };
+        let Some(first_batch) = first_batch else {
+            continue;
+        };
+        let mut end = start + first_batch.total_bytes();
+        while end < data.len() {
+            let b = RecordBatch::parse(&data[end..]).map_err(corrupt)?;
+            if end + b.total_bytes() - start > max_bytes {
+                break;
+            }
+            end += b.total_bytes();
+        }
+        let at = Located {
+            segment: i,
+            start,
+            end,
+        };
+        return Ok((offsets, Some(at)));
+    }
+    Ok((offsets, None))
 }
 
 /// A segment's largest timestamp as Kafka's time retention uses it: the largest batch

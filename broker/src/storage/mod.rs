@@ -23,8 +23,9 @@ mod topics;
 
 pub use topics::MAX_PARTITIONS_PER_TOPIC;
 
-/// When appended data is made durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// When acknowledged data reaches the disk (the `flush` configuration key, also
+/// changeable while running: `Storage::set_flush_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlushPolicy {
     /// Never msync/fsync explicitly: the kernel writes dirty pages back when it likes.
     /// A broker crash (process) loses nothing; a machine crash can lose recent data.
@@ -33,6 +34,46 @@ pub enum FlushPolicy {
     IntervalMs(u64),
     /// msync the appended range (and fsync new files/dirs) before `append` returns.
     Always,
+}
+
+impl std::str::FromStr for FlushPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "never" => Ok(FlushPolicy::Never),
+            "always" => Ok(FlushPolicy::Always),
+            other => other
+                .strip_suffix("ms")
+                .and_then(|n| n.parse::<u64>().ok())
+                .filter(|n| *n > 0)
+                .map(FlushPolicy::IntervalMs)
+                .ok_or_else(|| format!("flush must be never, always or <N>ms, got {other:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for FlushPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlushPolicy::Never => f.write_str("never"),
+            FlushPolicy::Always => f.write_str("always"),
+            FlushPolicy::IntervalMs(n) => write!(f, "{n}ms"),
+        }
+    }
+}
+
+/// As configured: `"never"`, `"always"` or `"<N>ms"`.
+impl serde::Serialize for FlushPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FlushPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// The flush policy in force, changeable while running (`Storage::set_flush_policy`):
@@ -84,17 +125,47 @@ pub struct StorageConfig {
     /// Largest record batch accepted (Kafka's `message.max.bytes`).
     pub max_batch_bytes: usize,
     /// How the topic-partition map is locked.
-    pub log_map: LogMapLayout,
+    pub log_map: LogMapKind,
+    /// Shards of `LogMapKind::Sharded`.
+    pub log_map_shards: usize,
+}
+
+impl StorageConfig {
+    /// The storage settings of a broker configuration: the one place they are mapped
+    /// (start-up, tests and benches all build them here).
+    pub fn from_config(cfg: &crate::config::Config) -> StorageConfig {
+        StorageConfig {
+            data_dir: cfg.data_dir.clone(),
+            segment_bytes: cfg.segment_bytes,
+            index_interval_bytes: cfg.index_interval_bytes,
+            flush: cfg.flush,
+            segment_prefault_bytes: cfg.segment_prefault_bytes,
+            segment_hugepages: cfg.segment_hugepages,
+            max_batch_bytes: cfg.max_message_bytes,
+            log_map: cfg.log_map,
+            log_map_shards: cfg.log_map_shards,
+        }
+    }
+
+    /// The baseline profile's storage settings over `data_dir` (the documented
+    /// default for tests and benches).
+    pub fn defaults_in(data_dir: &std::path::Path) -> StorageConfig {
+        let mut cfg = crate::config::Config::profile(crate::config::Profile::Baseline);
+        cfg.data_dir = data_dir.to_path_buf();
+        StorageConfig::from_config(&cfg)
+    }
 }
 
 /// How the topic-partition map is locked (`log_map`, chosen once at startup).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogMapLayout {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogMapKind {
     /// One reader-writer lock over the whole map.
     #[default]
     Global,
-    /// `shards` cache-line-aligned locks, a topic's shard chosen by hashing its name.
-    Sharded { shards: usize },
+    /// `log_map_shards` cache-line-aligned locks, a topic's shard chosen by hashing
+    /// its name.
+    Sharded,
 }
 
 /// How much of a partition to keep (Kafka's `retention.ms` / `retention.bytes`);
@@ -348,6 +419,17 @@ pub struct Storage {
     store: topics::TopicStore,
 }
 
+/// A topic's partitions, looked up once for a request that reads several of them (a
+/// Fetch): by name, or by id without copying the topic's name.
+pub struct TopicPartitions(std::sync::Arc<topics::Topic>);
+
+impl TopicPartitions {
+    pub fn partition(&self, partition: i32) -> Option<std::sync::Arc<Partition>> {
+        let index = usize::try_from(partition).ok()?;
+        self.0.partitions.get(index).cloned()
+    }
+}
+
 /// One partition's log. Shared (`Arc<Partition>`); appends are serialized internally.
 pub struct Partition {
     log: log::PartitionLog,
@@ -396,6 +478,14 @@ impl Storage {
     /// All topics, sorted by name.
     pub fn topics(&self) -> Vec<TopicInfo> {
         self.store.topics()
+    }
+    /// The partitions of topic `name` (see [`TopicPartitions`]).
+    pub fn topic_partitions(&self, name: &str) -> Option<TopicPartitions> {
+        self.store.entry(name).map(TopicPartitions)
+    }
+    /// The partitions of the topic with id `id` (see [`TopicPartitions`]).
+    pub fn topic_partitions_by_id(&self, id: Uuid) -> Option<TopicPartitions> {
+        self.store.entry_by_id(id).map(TopicPartitions)
     }
     pub fn partition(&self, topic: &str, partition: i32) -> Option<std::sync::Arc<Partition>> {
         self.store.partition(topic, partition)
@@ -448,8 +538,22 @@ impl Partition {
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
         self.log.read(offset, max_bytes)
     }
+    /// As [`Partition::read`], handing the records to `f` as a slice borrowed under
+    /// the partition lock (no allocation; `f` should only copy them).
+    pub fn read_with<R>(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        f: impl FnOnce(Offsets, &[u8]) -> R,
+    ) -> Result<R, ReadError> {
+        self.log.read_with(offset, max_bytes, f)
+    }
     pub fn offsets(&self) -> Offsets {
         self.log.offsets()
+    }
+    /// True once the partition's topic was deleted (its handle answers nothing new).
+    pub fn is_deleted(&self) -> bool {
+        self.log.is_deleted()
     }
     /// The first offset whose record timestamp is >= `timestamp_ms`, with that
     /// timestamp (batch granularity is acceptable: the batch's first offset whose

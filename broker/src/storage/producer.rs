@@ -1,7 +1,11 @@
 //! Idempotent producer state of one partition: per producer id, its epoch and the
 //! last few batches' sequence ranges and offsets, to detect duplicates and gaps.
+//!
+//! Nothing here allocates per append once a producer is known: an entry is a fixed
+//! ring of [`PRODUCER_BATCHES_KEPT`] batches (so copying it is a memcpy), and the
+//! pending entries of one append live in a caller-owned, reused [`Pending`] list.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use crate::protocol::batch::{RecordBatch, NO_PRODUCER_ID, NO_SEQUENCE};
 
@@ -18,11 +22,79 @@ pub(crate) struct BatchSeq {
     pub(crate) last_offset: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The last [`PRODUCER_BATCHES_KEPT`] batches of a producer, oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SeqRing {
+    slots: [BatchSeq; PRODUCER_BATCHES_KEPT],
+    /// Index of the oldest batch.
+    head: usize,
+    len: usize,
+}
+
+const EMPTY_SEQ: BatchSeq = BatchSeq {
+    first_seq: 0,
+    last_seq: 0,
+    base_offset: 0,
+    last_offset: 0,
+};
+
+impl SeqRing {
+    const fn new() -> SeqRing {
+        SeqRing {
+            slots: [EMPTY_SEQ; PRODUCER_BATCHES_KEPT],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.head = 0;
+    }
+
+    /// Oldest first.
+    fn iter(&self) -> impl Iterator<Item = &BatchSeq> {
+        (0..self.len).map(|i| &self.slots[(self.head + i) % PRODUCER_BATCHES_KEPT])
+    }
+
+    fn back(&self) -> Option<&BatchSeq> {
+        self.len
+            .checked_sub(1)
+            .map(|i| &self.slots[(self.head + i) % PRODUCER_BATCHES_KEPT])
+    }
+
+    /// Appends `seq`, forgetting the oldest batch when full.
+    fn push(&mut self, seq: BatchSeq) {
+        if self.len == PRODUCER_BATCHES_KEPT {
+            self.slots[self.head] = seq;
+            self.head = (self.head + 1) % PRODUCER_BATCHES_KEPT;
+        } else {
+            self.slots[(self.head + self.len) % PRODUCER_BATCHES_KEPT] = seq;
+            self.len += 1;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ProducerEntry {
     pub(crate) epoch: i16,
-    /// Oldest first, at most PRODUCER_BATCHES_KEPT.
-    pub(crate) batches: VecDeque<BatchSeq>,
+    pub(crate) batches: SeqRing,
+}
+
+/// Producer entries updated by the batches of one append, not yet committed (usually
+/// one; searched linearly). Reused across appends, so it allocates only to grow.
+pub(crate) type Pending = Vec<(i64, ProducerEntry)>;
+
+fn pending_entry(pending: &Pending, producer_id: i64) -> Option<&ProducerEntry> {
+    pending
+        .iter()
+        .find(|(id, _)| *id == producer_id)
+        .map(|(_, e)| e)
 }
 
 /// What to do with one batch.
@@ -88,15 +160,14 @@ impl ProducerStates {
     /// entries already updated by earlier batches of the same append (all-or-nothing).
     pub(crate) fn check(
         &self,
-        pending: &HashMap<i64, ProducerEntry>,
+        pending: &Pending,
         b: &BatchProducerInfo,
     ) -> Result<SeqCheck, AppendError> {
         if !tracked(b) {
             return Ok(SeqCheck::Untracked);
         }
-        let Some(entry) = pending
-            .get(&b.producer_id)
-            .or_else(|| self.producers.get(&b.producer_id))
+        let Some(entry) =
+            pending_entry(pending, b.producer_id).or_else(|| self.producers.get(&b.producer_id))
         else {
             // Unknown producer (new, or its state was lost): accept any first sequence.
             return Ok(SeqCheck::Accept);
@@ -136,7 +207,7 @@ impl ProducerStates {
     /// Records an accepted batch at its final offsets into `pending`.
     pub(crate) fn record_pending(
         &self,
-        pending: &mut HashMap<i64, ProducerEntry>,
+        pending: &mut Pending,
         b: &BatchProducerInfo,
         base_offset: i64,
         last_offset: i64,
@@ -144,21 +215,35 @@ impl ProducerStates {
         if !tracked(b) {
             return;
         }
-        let entry = pending.entry(b.producer_id).or_insert_with(|| {
-            self.producers
-                .get(&b.producer_id)
-                .cloned()
-                .unwrap_or(ProducerEntry {
-                    epoch: b.producer_epoch,
-                    batches: VecDeque::new(),
-                })
-        });
-        push_batch(entry, b, base_offset, last_offset);
+        let at = match pending.iter().position(|(id, _)| *id == b.producer_id) {
+            Some(at) => at,
+            None => {
+                let entry = self
+                    .producers
+                    .get(&b.producer_id)
+                    .copied()
+                    .unwrap_or(ProducerEntry {
+                        epoch: b.producer_epoch,
+                        batches: SeqRing::new(),
+                    });
+                pending.push((b.producer_id, entry));
+                pending.len() - 1
+            }
+        };
+        push_batch(&mut pending[at].1, b, base_offset, last_offset);
     }
 
-    /// Makes the pending entries of a successful append current.
-    pub(crate) fn commit(&mut self, pending: HashMap<i64, ProducerEntry>) {
-        self.producers.extend(pending);
+    /// Makes the pending entries of a successful append current, leaving `pending`
+    /// empty (its capacity kept for the next append).
+    pub(crate) fn commit(&mut self, pending: &mut Pending) {
+        for (id, entry) in pending.drain(..) {
+            match self.producers.get_mut(&id) {
+                Some(current) => *current = entry,
+                None => {
+                    self.producers.insert(id, entry);
+                }
+            }
+        }
     }
 
     /// Recovery: replays a stored batch without checks.
@@ -172,7 +257,7 @@ impl ProducerStates {
             .entry(b.producer_id)
             .or_insert_with(|| ProducerEntry {
                 epoch: b.producer_epoch,
-                batches: VecDeque::new(),
+                batches: SeqRing::new(),
             });
         push_batch(entry, &b, batch.base_offset(), batch.last_offset());
     }
@@ -193,10 +278,7 @@ fn push_batch(
         entry.epoch = b.producer_epoch;
         entry.batches.clear();
     }
-    if entry.batches.len() == PRODUCER_BATCHES_KEPT {
-        entry.batches.pop_front();
-    }
-    entry.batches.push_back(BatchSeq {
+    entry.batches.push(BatchSeq {
         first_seq: b.base_sequence,
         last_seq: b.last_seq(),
         base_offset,
@@ -224,7 +306,7 @@ mod tests {
         b: BatchProducerInfo,
         base_offset: i64,
     ) -> Result<SeqCheck, AppendError> {
-        let mut pending = HashMap::new();
+        let mut pending = Pending::new();
         let check = states.check(&pending, &b)?;
         if check == SeqCheck::Accept {
             states.record_pending(
@@ -233,7 +315,7 @@ mod tests {
                 base_offset,
                 base_offset + i64::from(b.last_offset_delta),
             );
-            states.commit(pending);
+            states.commit(&mut pending);
         }
         Ok(check)
     }
@@ -310,7 +392,7 @@ mod tests {
     #[test]
     fn batches_of_one_append_see_each_other() {
         let s = ProducerStates::default();
-        let mut pending = HashMap::new();
+        let mut pending = Pending::new();
         let first = info(9, 0, 0, 2);
         assert_eq!(s.check(&pending, &first), Ok(SeqCheck::Accept));
         s.record_pending(&mut pending, &first, 0, 1);

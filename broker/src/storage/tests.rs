@@ -17,14 +17,9 @@ const NO_PRODUCER: Option<(i64, i16, i32)> = None;
 
 fn config(dir: &Path) -> StorageConfig {
     StorageConfig {
-        data_dir: dir.to_path_buf(),
         segment_bytes: 1 << 20,
-        index_interval_bytes: 4096,
-        flush: FlushPolicy::Never,
-        segment_prefault_bytes: 0,
-        segment_hugepages: false,
         max_batch_bytes: 1 << 20,
-        log_map: LogMapLayout::Global,
+        ..StorageConfig::defaults_in(dir)
     }
 }
 

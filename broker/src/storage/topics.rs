@@ -15,8 +15,8 @@ use uuid::Uuid;
 use super::log::PartitionLog;
 use super::segment::sync_dir;
 use super::{
-    validate_topic_config, validate_topic_name, FlushCell, LogMapLayout, Partition,
-    RetentionPolicy, StorageConfig, StorageError, TopicConfig, TopicInfo,
+    validate_topic_config, validate_topic_name, FlushCell, LogMapKind, Partition, RetentionPolicy,
+    StorageConfig, StorageError, TopicConfig, TopicInfo,
 };
 
 /// Kafka brokers have no hard limit; we bound it so one request cannot create
@@ -95,10 +95,10 @@ fn write_lock(lock: &RwLock<TopicMaps>) -> std::sync::RwLockWriteGuard<'_, Topic
 }
 
 impl LogMap {
-    pub(crate) fn new(layout: LogMapLayout) -> LogMap {
-        match layout {
-            LogMapLayout::Global => LogMap::Global(RwLock::default()),
-            LogMapLayout::Sharded { shards } => LogMap::Sharded(ShardedMaps::new(shards)),
+    pub(crate) fn new(kind: LogMapKind, shards: usize) -> LogMap {
+        match kind {
+            LogMapKind::Global => LogMap::Global(RwLock::default()),
+            LogMapKind::Sharded => LogMap::Sharded(ShardedMaps::new(shards)),
         }
     }
     pub(crate) fn get(&self, name: &str) -> Option<Arc<Topic>> {
@@ -288,7 +288,7 @@ impl TopicStore {
         let store = TopicStore {
             cfg: Arc::clone(&cfg),
             flush: Arc::clone(&flush),
-            map: LogMap::new(cfg.log_map),
+            map: LogMap::new(cfg.log_map, cfg.log_map_shards),
             admin: Mutex::new(()),
         };
         for entry in fs::read_dir(&cfg.data_dir)? {
@@ -523,6 +523,15 @@ impl TopicStore {
         all
     }
 
+    /// A topic's entry by name or by id (`Storage::topic_partitions`).
+    pub(crate) fn entry(&self, name: &str) -> Option<Arc<Topic>> {
+        self.map.get(name)
+    }
+
+    pub(crate) fn entry_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.map.get_by_id(id)
+    }
+
     pub(crate) fn partition(&self, name: &str, partition: i32) -> Option<Arc<Partition>> {
         let topic = self.map.get(name)?;
         let index = usize::try_from(partition).ok()?;
@@ -547,16 +556,12 @@ impl TopicStore {
 mod tests {
     use super::*;
 
-    fn store(dir: &Path, log_map: LogMapLayout) -> TopicStore {
+    fn store(dir: &Path, (log_map, log_map_shards): (LogMapKind, usize)) -> TopicStore {
         TopicStore::open(StorageConfig {
-            data_dir: dir.to_path_buf(),
             segment_bytes: 1 << 16,
-            index_interval_bytes: 4096,
-            flush: super::super::FlushPolicy::Never,
-            segment_prefault_bytes: 0,
-            segment_hugepages: false,
-            max_batch_bytes: 1 << 20,
             log_map,
+            log_map_shards,
+            ..StorageConfig::defaults_in(dir)
         })
         .unwrap()
     }
@@ -564,9 +569,9 @@ mod tests {
     #[test]
     fn global_and_sharded_maps_agree_on_every_operation() {
         for layout in [
-            LogMapLayout::Global,
-            LogMapLayout::Sharded { shards: 1 },
-            LogMapLayout::Sharded { shards: 64 },
+            (LogMapKind::Global, 0),
+            (LogMapKind::Sharded, 1),
+            (LogMapKind::Sharded, 64),
         ] {
             let dir = tempfile::tempdir().unwrap();
             let s = store(dir.path(), layout);

@@ -1,5 +1,10 @@
 //! Request header and body decoders: hand-written, bounded, and producing the
 //! `kafka_protocol` request structs so the broker and the tests share one vocabulary.
+//! The header, Produce and Fetch decode into borrowing views instead ([`views`]), which
+//! the broker's hot path uses directly; their owned structs are built from the views.
+//!
+//! [`APIS`] is the one api table: what is decoded (versions, flexible encoding), what
+//! `Broker::handle` dispatches and what ApiVersions advertises.
 //!
 //! Why not `kafka_protocol`'s own decoders: they size vectors from the array count on
 //! the wire, so a 20-byte request can ask for hundreds of gigabytes. Ours reserve only
@@ -15,6 +20,7 @@ mod data;
 mod group;
 #[cfg(test)]
 mod tests;
+pub mod views;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
@@ -112,6 +118,12 @@ fn api_spec(api_key: i16) -> Option<&'static ApiSpec> {
     APIS.iter().find(|api| api.key as i16 == api_key)
 }
 
+/// Whether `api_key` at `version` uses the flexible encoding (compact strings and
+/// arrays, tagged fields, response header v1 except for ApiVersions).
+pub fn is_flexible(api_key: i16, version: i16) -> bool {
+    api_spec(api_key).is_some_and(|api| version >= api.flexible_from)
+}
+
 /// The version range each decoder supports, for the broker's ApiVersions table.
 pub fn supported_versions(api_key: i16) -> Option<(i16, i16)> {
     api_spec(api_key).map(|api| (api.version_min, api.version_max))
@@ -130,16 +142,40 @@ pub fn supported_api_keys() -> impl Iterator<Item = i16> {
 /// nullable STRING even in v2. An unknown api key gets a v1 header so the broker still
 /// learns the correlation id; [`decode_request`] then reports the key.
 pub fn decode_header(frame: &mut Bytes) -> Result<RequestHeader, DecodeError> {
-    let r = &mut Reader::new(frame);
-    let mut header = RequestHeader::default();
-    header.request_api_key = r.i16()?;
-    header.request_api_version = r.i16()?;
-    header.correlation_id = r.i32()?;
-    header.client_id = r.nullable_string(false)?;
-    let flexible = api_spec(header.request_api_key)
-        .is_some_and(|api| header.request_api_version >= api.flexible_from);
-    r.tagged_fields_if(flexible)?;
+    let view = views::header(frame)?;
+    let header = view.to_header(frame);
+    bytes::Buf::advance(frame, view.len);
     Ok(header)
+}
+
+/// The decoding parameters of `api_key` at `version`, checked against the decoder's
+/// range.
+fn checked_version(api_key: i16, version: i16) -> Result<(&'static ApiSpec, Version), DecodeError> {
+    let api = api_spec(api_key).ok_or(DecodeError::UnknownApiKey(api_key))?;
+    if version < api.version_min || version > api.version_max {
+        return Err(DecodeError::UnsupportedVersion { api_key, version });
+    }
+    let v = Version {
+        number: version,
+        flexible: version >= api.flexible_from,
+    };
+    Ok((api, v))
+}
+
+/// Decodes a Produce body at `version` into a view over `body`; also returns the bytes
+/// it took (anything after is ignored, as in [`decode_request`]).
+pub fn produce_view(
+    version: i16,
+    body: &[u8],
+) -> Result<(views::ProduceView<'_>, usize), DecodeError> {
+    let (_, v) = checked_version(ApiKey::Produce as i16, version)?;
+    views::ProduceView::parse(body, v)
+}
+
+/// Decodes a Fetch body at `version` into a view over `body` (see [`produce_view`]).
+pub fn fetch_view(version: i16, body: &[u8]) -> Result<(views::FetchView<'_>, usize), DecodeError> {
+    let (_, v) = checked_version(ApiKey::Fetch as i16, version)?;
+    views::FetchView::parse(body, v)
 }
 
 /// Decodes the body of request `api_key` at `version`. An unknown key gives
@@ -153,22 +189,28 @@ pub fn decode_request(
     version: i16,
     body: &mut Bytes,
 ) -> Result<Request, DecodeError> {
-    let api = api_spec(api_key).ok_or(DecodeError::UnknownApiKey(api_key))?;
-    if version < api.version_min || version > api.version_max {
-        return Err(DecodeError::UnsupportedVersion { api_key, version });
+    let (api, v) = checked_version(api_key, version)?;
+    match api.key {
+        ApiKey::Produce => {
+            let (view, used) = views::ProduceView::parse(body, v)?;
+            let req = view.to_request(body);
+            bytes::Buf::advance(body, used);
+            return Ok(Request::Produce(req));
+        }
+        ApiKey::Fetch => {
+            let (view, used) = views::FetchView::parse(body, v)?;
+            let req = view.to_request(body);
+            bytes::Buf::advance(body, used);
+            return Ok(Request::Fetch(req));
+        }
+        _ => {}
     }
     let r = &mut Reader::new(body);
-    let v = Version {
-        number: version,
-        flexible: version >= api.flexible_from,
-    };
     Ok(match api.key {
         ApiKey::ApiVersions => Request::ApiVersions(client::api_versions(r, v)?),
         ApiKey::Metadata => Request::Metadata(client::metadata(r, v)?),
         ApiKey::DescribeCluster => Request::DescribeCluster(client::describe_cluster(r, v)?),
         ApiKey::InitProducerId => Request::InitProducerId(client::init_producer_id(r, v)?),
-        ApiKey::Produce => Request::Produce(data::produce(r, v)?),
-        ApiKey::Fetch => Request::Fetch(data::fetch(r, v)?),
         ApiKey::ListOffsets => Request::ListOffsets(data::list_offsets(r, v)?),
         ApiKey::CreateTopics => Request::CreateTopics(admin::create_topics(r, v)?),
         ApiKey::DeleteTopics => Request::DeleteTopics(admin::delete_topics(r, v)?),
@@ -197,7 +239,7 @@ pub fn decode_request(
 
 /// The request version as the field decoders need it: the number for `if version >= N`
 /// guards, and whether strings, arrays and tagged fields use the flexible encoding.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct Version {
     number: i16,
     flexible: bool,

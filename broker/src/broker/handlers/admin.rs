@@ -1,6 +1,5 @@
-//! Offsets and admin requests: ListOffsets, CreateTopics, DeleteTopics,
-//! CreatePartitions, DescribeConfigs, AlterConfigs, IncrementalAlterConfigs,
-//! DescribeCluster.
+//! The admin apis: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs,
+//! AlterConfigs, IncrementalAlterConfigs, DescribeCluster.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -13,23 +12,16 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
-use kafka_protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use super::{code, storage_error_code, Broker, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::broker::{code, storage_error_code, Broker, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::storage::{
     validate_topic_config, validate_topic_name, TopicConfig, TopicInfo, RETENTION_BYTES_CONFIG,
     RETENTION_MS_CONFIG,
 };
 
-/// ListOffsets special timestamps.
-const LATEST_TIMESTAMP: i64 = -1;
-const EARLIEST_TIMESTAMP: i64 = -2;
-const MAX_TIMESTAMP: i64 = -3;
 /// DescribeConfigs resource types.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -55,52 +47,7 @@ fn sb(s: impl Into<String>) -> StrBytes {
 }
 
 impl Broker {
-    pub(super) fn list_offsets(
-        &self,
-        req: ListOffsetsRequest,
-        version: i16,
-    ) -> ListOffsetsResponse {
-        // The leader epoch exists from v4 on; earlier versions must leave it unset.
-        let leader_epoch = if version >= 4 { 0 } else { -1 };
-        let topics = req
-            .topics
-            .into_iter()
-            .map(|t| {
-                let partitions = t
-                    .partitions
-                    .iter()
-                    .map(|p| {
-                        let resp = ListOffsetsPartitionResponse::default()
-                            .with_partition_index(p.partition_index)
-                            .with_timestamp(-1)
-                            .with_offset(-1)
-                            .with_leader_epoch(leader_epoch);
-                        let Some(part) = self.storage.partition(&t.name.0, p.partition_index)
-                        else {
-                            return resp.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);
-                        };
-                        let offsets = part.offsets();
-                        let found = match p.timestamp {
-                            LATEST_TIMESTAMP => Some((offsets.log_end_offset, -1)),
-                            EARLIEST_TIMESTAMP => Some((offsets.log_start_offset, -1)),
-                            MAX_TIMESTAMP => part.max_timestamp(),
-                            ts => part.offset_for_timestamp(ts),
-                        };
-                        match found {
-                            Some((offset, ts)) => resp.with_offset(offset).with_timestamp(ts),
-                            None => resp,
-                        }
-                    })
-                    .collect();
-                ListOffsetsTopicResponse::default()
-                    .with_name(t.name)
-                    .with_partitions(partitions)
-            })
-            .collect();
-        ListOffsetsResponse::default().with_topics(topics)
-    }
-
-    pub(super) fn create_topics(
+    pub(in crate::broker) fn create_topics(
         &self,
         req: CreateTopicsRequest,
         version: i16,
@@ -217,7 +164,7 @@ impl Broker {
         CreateTopicsResponse::default().with_topics(results)
     }
 
-    pub(super) fn delete_topics(
+    pub(in crate::broker) fn delete_topics(
         &self,
         req: DeleteTopicsRequest,
         _version: i16,
@@ -263,7 +210,7 @@ impl Broker {
         DeleteTopicsResponse::default().with_responses(responses)
     }
 
-    pub(super) fn create_partitions(
+    pub(in crate::broker) fn create_partitions(
         &self,
         req: CreatePartitionsRequest,
     ) -> CreatePartitionsResponse {
@@ -329,7 +276,10 @@ impl Broker {
         out.into_iter().map(|(k, (v, s))| (k, v, s)).collect()
     }
 
-    pub(super) fn describe_configs(&self, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    pub(in crate::broker) fn describe_configs(
+        &self,
+        req: DescribeConfigsRequest,
+    ) -> DescribeConfigsResponse {
         let results = req
             .resources
             .into_iter()
@@ -424,7 +374,10 @@ impl Broker {
     }
 
     /// AlterConfigs (API 33): the given set replaces all of the topic's own configs.
-    pub(super) fn alter_configs(&self, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    pub(in crate::broker) fn alter_configs(
+        &self,
+        req: AlterConfigsRequest,
+    ) -> AlterConfigsResponse {
         use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
         let responses = req
             .resources
@@ -457,7 +410,7 @@ impl Broker {
 
     /// IncrementalAlterConfigs (API 44): SET and DELETE per config; APPEND and
     /// SUBTRACT apply to list configs only, and none of the accepted ones is a list.
-    pub(super) fn incremental_alter_configs(
+    pub(in crate::broker) fn incremental_alter_configs(
         &self,
         req: IncrementalAlterConfigsRequest,
     ) -> IncrementalAlterConfigsResponse {
@@ -533,7 +486,10 @@ impl Broker {
         .collect()
     }
 
-    pub(super) fn describe_cluster(&self, _req: DescribeClusterRequest) -> DescribeClusterResponse {
+    pub(in crate::broker) fn describe_cluster(
+        &self,
+        _req: DescribeClusterRequest,
+    ) -> DescribeClusterResponse {
         DescribeClusterResponse::default()
             .with_endpoint_type(1)
             .with_cluster_id(sb(self.effective.config.cluster_id.clone()))

@@ -6,7 +6,7 @@
 //!
 //! A JoinGroup or SyncGroup that waits for the rest of the group parks like a Fetch
 //! ([`ParkedJoin`], [`ParkedSync`]): the coordinator fills its slot and wakes the data
-//! plane, which calls [`Broker::resume`](super::Broker::resume).
+//! plane, which calls [`Broker::resume`](crate::broker::Broker::resume).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,7 +31,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::{enc, Broker, FrameError, Outcome, Parked};
+use crate::broker::{enc, Broker, FrameError, Outcome, Parked};
 use crate::group::limits::{
     OFFSET_METADATA_BYTES_MAX, REBALANCE_TIMEOUT_MS_MAX, SESSION_TIMEOUT_MS_MAX,
 };
@@ -78,7 +78,7 @@ fn now_ms() -> i64 {
 }
 
 impl Broker {
-    pub(super) fn find_coordinator(
+    pub(in crate::broker) fn find_coordinator(
         &self,
         req: FindCoordinatorRequest,
         version: i16,
@@ -105,7 +105,7 @@ impl Broker {
         }
     }
 
-    pub(super) fn join_group(
+    pub(in crate::broker) fn join_group(
         &self,
         req: JoinGroupRequest,
         version: i16,
@@ -153,7 +153,7 @@ impl Broker {
 
     /// Answers a waiting JoinGroup when its slot is filled, its deadline passed or on
     /// `force` (shutdown); otherwise appends nothing and returns false.
-    pub(super) fn resume_join(
+    pub(in crate::broker) fn resume_join(
         &self,
         parked: &mut ParkedJoin,
         out: &mut Vec<u8>,
@@ -203,7 +203,7 @@ impl Broker {
         Ok(true)
     }
 
-    pub(super) fn sync_group(
+    pub(in crate::broker) fn sync_group(
         &self,
         req: SyncGroupRequest,
         version: i16,
@@ -236,7 +236,7 @@ impl Broker {
     }
 
     /// Answers a waiting SyncGroup (see [`Broker::resume_join`]).
-    pub(super) fn resume_sync(
+    pub(in crate::broker) fn resume_sync(
         &self,
         parked: &mut ParkedSync,
         out: &mut Vec<u8>,
@@ -260,7 +260,7 @@ impl Broker {
         Ok(true)
     }
 
-    pub(super) fn heartbeat(&self, req: HeartbeatRequest) -> HeartbeatResponse {
+    pub(in crate::broker) fn heartbeat(&self, req: HeartbeatRequest) -> HeartbeatResponse {
         let error_code = self.groups().heartbeat(
             &req.group_id.0,
             &req.member_id,
@@ -270,7 +270,11 @@ impl Broker {
         HeartbeatResponse::default().with_error_code(error_code)
     }
 
-    pub(super) fn leave_group(&self, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    pub(in crate::broker) fn leave_group(
+        &self,
+        req: LeaveGroupRequest,
+        version: i16,
+    ) -> LeaveGroupResponse {
         let members: Vec<(String, Option<String>)> = if version <= 2 {
             vec![(req.member_id.to_string(), None)]
         } else {
@@ -306,7 +310,7 @@ impl Broker {
         }
     }
 
-    pub(super) fn offset_commit(
+    pub(in crate::broker) fn offset_commit(
         &self,
         req: OffsetCommitRequest,
         version: i16,
@@ -376,7 +380,7 @@ impl Broker {
         OffsetCommitResponse::default().with_topics(topics)
     }
 
-    pub(super) fn offset_fetch(
+    pub(in crate::broker) fn offset_fetch(
         &self,
         req: OffsetFetchRequest,
         version: i16,
@@ -475,7 +479,11 @@ impl Broker {
         }
     }
 
-    pub(super) fn list_groups(&self, req: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+    pub(in crate::broker) fn list_groups(
+        &self,
+        req: ListGroupsRequest,
+        version: i16,
+    ) -> ListGroupsResponse {
         let states: Vec<String> = req
             .states_filter
             .iter()
@@ -515,7 +523,7 @@ impl Broker {
         ListGroupsResponse::default().with_groups(groups)
     }
 
-    pub(super) fn describe_groups(
+    pub(in crate::broker) fn describe_groups(
         &self,
         req: DescribeGroupsRequest,
         version: i16,
@@ -554,7 +562,10 @@ impl Broker {
         DescribeGroupsResponse::default().with_groups(groups)
     }
 
-    pub(super) fn delete_groups(&self, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    pub(in crate::broker) fn delete_groups(
+        &self,
+        req: DeleteGroupsRequest,
+    ) -> DeleteGroupsResponse {
         let results = req
             .groups_names
             .into_iter()
@@ -568,7 +579,10 @@ impl Broker {
         DeleteGroupsResponse::default().with_results(results)
     }
 
-    pub(super) fn offset_delete(&self, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    pub(in crate::broker) fn offset_delete(
+        &self,
+        req: OffsetDeleteRequest,
+    ) -> OffsetDeleteResponse {
         let mut unknown: Vec<PartitionKey> = Vec::new();
         let mut keys: Vec<PartitionKey> = Vec::new();
         for t in &req.topics {
