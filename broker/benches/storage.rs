@@ -19,6 +19,7 @@ fn config(dir: &std::path::Path, segment_bytes: u64) -> StorageConfig {
         flush: FlushPolicy::Never,
         segment_prefault_bytes: 0,
         segment_hugepages: false,
+        segment_write: strikemq::storage::SegmentWrite::Mmap,
         max_batch_bytes: 8 << 20,
         log_map: LogMapLayout::Global,
     }

@@ -325,6 +325,7 @@ fn fuzz_broker() -> FuzzBroker {
         flush: FlushPolicy::Never,
         segment_prefault_bytes: 0,
         segment_hugepages: false,
+        segment_write: crate::storage::SegmentWrite::Mmap,
         max_batch_bytes: cfg.max_message_bytes,
         log_map: LogMapLayout::Global,
     })

@@ -108,6 +108,7 @@ fn run() -> anyhow::Result<()> {
             flush,
             segment_prefault_bytes: cfg.segment_prefault_bytes,
             segment_hugepages: cfg.segment_hugepages,
+            segment_write: cfg.segment_write,
             max_batch_bytes: cfg.max_message_bytes,
             log_map: match cfg.log_map {
                 LogMapKind::Global => LogMapLayout::Global,

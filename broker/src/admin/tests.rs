@@ -23,6 +23,7 @@ fn context(dir: &std::path::Path) -> Arc<AdminContext> {
         flush: FlushPolicy::Never,
         segment_prefault_bytes: 0,
         segment_hugepages: false,
+        segment_write: crate::storage::SegmentWrite::Mmap,
         max_batch_bytes: cfg.max_message_bytes,
         log_map: crate::storage::LogMapLayout::Global,
     })

@@ -23,6 +23,7 @@ fn config(dir: &Path) -> StorageConfig {
         flush: FlushPolicy::Never,
         segment_prefault_bytes: 0,
         segment_hugepages: false,
+        segment_write: crate::storage::SegmentWrite::Mmap,
         max_batch_bytes: 1 << 20,
         log_map: LogMapLayout::Global,
     }
