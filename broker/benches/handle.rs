@@ -72,6 +72,7 @@ fn broker(dir: &std::path::Path) -> Broker {
         flush: FlushPolicy::Never,
         segment_prefault_bytes: 0,
         segment_hugepages: false,
+        segment_write: strikemq::storage::SegmentWrite::Mmap,
         max_batch_bytes: 8 << 20,
         log_map: LogMapLayout::Global,
     })

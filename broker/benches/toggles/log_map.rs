@@ -18,6 +18,7 @@ fn storage(dir: &std::path::Path, layout: LogMapLayout, topics: usize) -> Storag
         flush: FlushPolicy::Never,
         segment_prefault_bytes: 0,
         segment_hugepages: false,
+        segment_write: strikemq::storage::SegmentWrite::Mmap,
         max_batch_bytes: 1 << 20,
         log_map: layout,
     })

@@ -1038,3 +1038,127 @@ mod tests {
         assert!(err.is_err());
     }
 }
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+    use crate::storage::prefault::Prefaulter;
+    use std::time::{Duration, Instant};
+
+    const WINDOW_BYTES: u64 = 256 << 10;
+    const SEGMENT_BYTES: u64 = 1 << 20;
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !done() {
+            assert!(started.elapsed() < WAIT, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Pages of `[from, to)` of the mapping resident in memory (mincore).
+    fn resident_pages(map: &MmapRaw, from: u64, to: u64) -> usize {
+        let pages = ((to - from) as usize).div_ceil(PAGE_BYTES);
+        let mut vec = vec![0u8; pages];
+        // SAFETY: the range lies inside the mapping, `vec` has one byte per page.
+        let rc = unsafe {
+            libc::mincore(
+                map.as_ptr().add(from as usize) as *mut libc::c_void,
+                (to - from) as usize,
+                vec.as_mut_ptr(),
+            )
+        };
+        assert_eq!(rc, 0, "mincore: {}", io::Error::last_os_error());
+        vec.iter().filter(|&&b| b & 1 == 1).count()
+    }
+
+    fn append_zeros(seg: &mut Segment, n: u64) {
+        // Plain bytes are fine here: the mmap path patches nothing without patches.
+        seg.reserve(n).unwrap();
+        let records = vec![0x11u8; n as usize];
+        seg.write(&records, std::iter::empty(), SegmentWrite::Mmap, false)
+            .unwrap();
+        seg.commit(n);
+    }
+
+    #[test]
+    fn window_runs_ahead_inside_the_reservation_and_the_roll_adopts_a_populated_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefaulter = Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES).unwrap();
+        let opts = MapOptions {
+            hugepages: false,
+            write: SegmentWrite::Mmap,
+            window: Some(prefaulter.window()),
+        };
+        let mut seg = Segment::create(dir.path(), 0, SEGMENT_BYTES, &opts, None).unwrap();
+        let tail = Arc::clone(seg.tail.as_ref().unwrap());
+        // The new segment's head is populated by the thread, not by the appender.
+        wait_for("the first window", || {
+            tail.populated.load(Ordering::Relaxed) >= WINDOW_BYTES
+        });
+        assert!(tail.reserved.load(Ordering::Acquire) >= tail.populated.load(Ordering::Relaxed));
+        assert_eq!(
+            resident_pages(&seg.map, 0, WINDOW_BYTES),
+            WINDOW_BYTES as usize / PAGE_BYTES
+        );
+
+        // Appends move the window along; it never leaves the reservation.
+        let step = 96 << 10;
+        while seg.len + step <= SEGMENT_BYTES - (64 << 10) {
+            append_zeros(&mut seg, step);
+            // The thread refills once less than half the window is left ahead.
+            let want = (seg.len + WINDOW_BYTES / 2).min(SEGMENT_BYTES);
+            wait_for("the window to follow the appends", || {
+                tail.populated.load(Ordering::Relaxed) >= want
+            });
+            assert!(
+                tail.reserved.load(Ordering::Acquire) >= tail.populated.load(Ordering::Relaxed)
+            );
+        }
+        // Near the end the window runs into the next segment, prepared ahead.
+        let prepared_path = dir.path().join(PREPARED_SEGMENT_FILE);
+        wait_for("the prepared next segment", || {
+            tail.lock()
+                .next
+                .as_ref()
+                .is_some_and(|n| n.populated.load(Ordering::Relaxed) > 0)
+        });
+        assert!(prepared_path.exists());
+        let next = seg.seal().unwrap().expect("the prepared next segment");
+        assert_eq!(
+            std::fs::metadata(&seg.path).unwrap().len(),
+            seg.len,
+            "sealed to its data"
+        );
+        let populated_head = next.populated.load(Ordering::Relaxed);
+        let seg2 = Segment::create(dir.path(), 1000, SEGMENT_BYTES, &opts, Some(next)).unwrap();
+        assert!(!prepared_path.exists(), "adopted by rename");
+        assert_eq!(std::fs::metadata(&seg2.path).unwrap().len(), SEGMENT_BYTES);
+        assert!(
+            resident_pages(&seg2.map, 0, populated_head) * PAGE_BYTES >= populated_head as usize
+        );
+        drop(seg2);
+        drop(seg);
+    }
+
+    #[test]
+    fn an_unadoptable_prepared_segment_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefaulter = Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES).unwrap();
+        let opts = MapOptions {
+            hugepages: false,
+            write: SegmentWrite::Pwrite,
+            window: Some(prefaulter.window()),
+        };
+        let mut seg = Segment::create(dir.path(), 0, SEGMENT_BYTES, &opts, None).unwrap();
+        append_zeros(&mut seg, SEGMENT_BYTES - (64 << 10));
+        let tail = Arc::clone(seg.tail.as_ref().unwrap());
+        wait_for("the prepared next segment", || tail.lock().next.is_some());
+        let next = seg.seal().unwrap();
+        // An oversized append needs a bigger segment: the prepared one goes away.
+        let big = Segment::create(dir.path(), 5, 4 * SEGMENT_BYTES, &opts, next).unwrap();
+        assert!(!dir.path().join(PREPARED_SEGMENT_FILE).exists());
+        assert_eq!(big.capacity(), 4 * SEGMENT_BYTES);
+    }
+}
