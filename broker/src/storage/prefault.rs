@@ -84,7 +84,9 @@ impl Queue {
 impl Window {
     /// Queues `tail` for the thread unless it is queued already.
     pub(crate) fn request(&self, tail: &Arc<Tail>) {
-        if tail.queued.swap(true, Ordering::AcqRel) {
+        // The plain load first: an appender that outruns the thread asks on every
+        // append, and a load of a shared line is cheaper than a swap.
+        if tail.queued.load(Ordering::Relaxed) || tail.queued.swap(true, Ordering::AcqRel) {
             return;
         }
         let mut st = self.queue.lock();

@@ -19,7 +19,16 @@
 //!   chunks of [`RESERVE_CHUNK_BYTES`], before any byte of them is written through
 //!   the mapping: a store into a hole of a shared file mapping on a full disk is a
 //!   SIGBUS, while `fallocate` reports ENOSPC/EDQUOT as an error the appender can
-//!   answer with (KAFKA_STORAGE_ERROR). Only `[0, reserved_len)` is ever written.
+//!   answer with (KAFKA_STORAGE_ERROR). Only reserved bytes are ever written or
+//!   faulted in.
+//! - Appends reach `[len, len + n)` one of two ways (`segment_write`, fixed at
+//!   start-up): a copy into the mapping, or `pwritev` into the file (the same page
+//!   cache pages the mapping reads). Either way the bytes are committed by the
+//!   same `len` advance under the partition mutex.
+//! - The writable end of an active segment is a [`Tail`], shared with the pre-fault
+//!   thread (`prefault.rs`): it holds the reservation, the pre-fault window, the open
+//!   file and the next segment prepared ahead of the roll. The thread never changes
+//!   a byte, and stops for good when the segment is sealed (see [`Tail`]).
 //!
 //! External processes truncating or writing our files are outside this model.
 
@@ -339,7 +348,13 @@ impl Tail {
             }
             let step_end = (from + prefault::POPULATE_STEP_BYTES).min(end);
             let st = self.lock();
-            if let Err(e) = self.reserve_locked(&st, step_end, false) {
+            // The whole window's blocks at once, so an appender that outruns the
+            // faulting still finds its bytes reserved and does not wait for this
+            // lock; on a nearly full disk, at least this step's.
+            let reserved = self
+                .reserve_locked(&st, end, false)
+                .or_else(|_| self.reserve_locked(&st, step_end, false));
+            if let Err(e) = reserved {
                 tracing::debug!(dir = %self.dir.display(), error = %e, "pre-fault window stops: no reservation");
                 return;
             }
