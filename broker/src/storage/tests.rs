@@ -264,6 +264,26 @@ macro_rules! scenarios {
             );
         }
 
+        #[test]
+        fn a_prepared_next_segment_left_by_a_crash_is_removed_and_nothing_else_changes() {
+            let dir = tempfile::tempdir().unwrap();
+            let mut cfg = config(dir.path());
+            cfg.segment_bytes = 8192;
+            {
+                let (_s, p) = open_with_topic(dir.path(), cfg.clone());
+                for i in 0..10 {
+                    p.append(&batch(3, 300, NO_PRODUCER, 10 * i)).unwrap();
+                }
+            }
+            // What a kill -9 leaves when the pre-fault thread had prepared a segment.
+            let prepared = dir.path().join("t-0").join(segment::PREPARED_SEGMENT_FILE);
+            fs::write(&prepared, vec![0x5a; 8192]).unwrap();
+            let (_s, p) = open_with_topic(dir.path(), cfg);
+            assert!(!prepared.exists());
+            assert_eq!(read_all_offsets(&p, 0), (0..30).collect::<Vec<_>>());
+            assert_eq!(p.append(&plain(1)).unwrap().base_offset, 30);
+        }
+
         /// The last segment file of partition t-0.
         fn active_segment(dir: &Path) -> PathBuf {
             segment_files(&dir.join("t-0")).pop().unwrap()
