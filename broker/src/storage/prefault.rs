@@ -18,9 +18,15 @@
 //!   reserved bytes; on a full disk the window stops and the appender's own
 //!   reservation reports the error (KAFKA_STORAGE_ERROR).
 //! - Cost: the faults (page allocation and zeroing) move from the worker to this
-//!   thread, and the window's pages (`segment_prefault_bytes` per partition being
-//!   written) are page cache that is dirty (zeros) until the appends overwrite them;
-//!   a seal while a step runs waits for that step (at most [`POPULATE_STEP_BYTES`]).
+//!   thread (CPU on another core, not less CPU); the window's pages
+//!   (`segment_prefault_bytes` per partition being written) are page cache that is
+//!   dirty (zeros) until the appends overwrite them, and the kernel may write those
+//!   zeros back once before they are; one `fallocate` per window refill instead of
+//!   per MiB in the worker. A seal, or an appender that outran the window and needs
+//!   more reservation, waits for the step in progress (at most
+//!   [`POPULATE_STEP_BYTES`]). When the appender writes faster than the thread can
+//!   fault (a micro loop on a busy 2-vCPU VM), it catches up and takes the faults
+//!   itself, as without the window.
 
 use std::collections::VecDeque;
 use std::io;
