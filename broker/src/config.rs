@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::storage::SegmentWrite;
+
 /// Largest request frame by default: big enough for any sane produce request.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
 /// Largest record batch by default (Kafka's `message.max.bytes` is ~1 MiB; a dev broker
@@ -206,8 +208,18 @@ pub struct Config {
     pub conn_buffer: ConnBufferKind,
     /// Ring size of the circular buffer.
     pub conn_buffer_bytes: usize,
-    /// Pre-fault this many bytes of each new segment (0 = off).
+    /// The pre-fault window, bytes (0 = off): a background thread keeps this many
+    /// bytes ahead of each active segment's append position reserved (`fallocate`)
+    /// and faulted in (MADV_POPULATE_WRITE, or touching on kernels before 5.14), and
+    /// prepares the next segment before the roll, so appends take no page faults.
+    /// The thread wakes only when a partition has appended half a window (idle: no
+    /// wake-ups). Cost: up to this much dirty page cache and reserved disk per
+    /// partition being written (given back when the segment is sealed).
     pub segment_prefault_bytes: u64,
+    /// How appends reach the segment file: `mmap` (copy into the shared mapping) |
+    /// `pwrite` (pwritev(2) into the file, Kafka's way). Reads are zero-copy from the
+    /// mapping either way; same flush, recovery and full-disk behaviour.
+    pub segment_write: SegmentWrite,
     /// MADV_HUGEPAGE on segment mappings.
     pub segment_hugepages: bool,
     /// Longest event-loop wait, ms (at least 1): a worker also wakes this often when it
@@ -265,6 +277,7 @@ impl Config {
             conn_buffer: ConnBufferKind::Vec,
             conn_buffer_bytes: 128 * 1024,
             segment_prefault_bytes: 0,
+            segment_write: SegmentWrite::Mmap,
             segment_hugepages: false,
             loop_timeout_ms: 100,
             io_threads: 1,

@@ -1,6 +1,8 @@
 //! Crash consistency of the real `strikemq` binary: `kill -9` at a random moment under
 //! load, restart on the same data dir, and check every acknowledged record and every
-//! acknowledged offset commit; then torn and garbage segment tails made by hand.
+//! acknowledged offset commit; then torn and garbage segment tails made by hand. Each
+//! runs under both write paths (`segment_write=mmap` and `pwrite`, the latter and one
+//! mmap loop with the pre-fault window on).
 //!
 //! The loop runs `STRIKEMQ_CRASH_ITERATIONS` times (default 20; `just crash 100`
 //! locally) on one data dir, so damage would accumulate. The schedule comes from a
@@ -47,6 +49,23 @@ const KILL_AFTER_MS_MAX: u64 = 400;
 /// Small segments, so that the loop crosses segment rolls and crashes near them.
 const SEGMENT_BYTES: &str = "segment_bytes=32768";
 const GROUP: &str = "crash-group";
+/// The write paths every scenario runs under. The pwrite run also has the pre-fault
+/// window on, twice the segment size, so the next segment is prepared (and adopted)
+/// at every roll and a kill lands in the middle of that too.
+const MMAP: &[&str] = &["--set", "segment_write=mmap"];
+const PWRITE_WITH_WINDOW: &[&str] = &[
+    "--set",
+    "segment_write=pwrite",
+    "--set",
+    "segment_prefault_bytes=65536",
+];
+const MMAP_WITH_WINDOW: &[&str] = &[
+    "--set",
+    "segment_write=mmap",
+    "--set",
+    "segment_prefault_bytes=65536",
+];
+const WRITE_PATHS: [&[&str]; 3] = [MMAP, PWRITE_WITH_WINDOW, MMAP_WITH_WINDOW];
 const OFFSET_COMMIT_VERSION: i16 = 7;
 const OFFSET_FETCH_VERSION: i16 = 7;
 
@@ -162,11 +181,13 @@ fn produce_probe(conn: &mut RawConn, topic: &str, ledger: &mut PartitionLedger, 
 }
 
 /// The loop: load, kill -9 at a random moment, restart, verify everything, repeat.
-fn kill9_loop(flush: &str) {
+fn kill9_loop(flush: &str, write_path: &[&str]) {
     let iterations = iterations();
     let mut rng = SplitMix64::new(seed_from_env(SEED_ENV));
     let flush_arg = format!("flush={flush}");
-    let mut broker = TestBroker::start(&["--set", &flush_arg, "--set", SEGMENT_BYTES]);
+    let mut args = vec!["--set", &flush_arg, "--set", SEGMENT_BYTES];
+    args.extend_from_slice(write_path);
+    let mut broker = TestBroker::start(&args);
     let topic = unique_topic("crash");
     create_topics(&mut RawConn::connect(&broker), &[&topic], PARTITIONS);
     let mut ledgers: Vec<PartitionLedger> = (0..PARTITIONS).map(PartitionLedger::new).collect();
@@ -251,26 +272,48 @@ fn kill9_loop(flush: &str) {
         "the load barely ran ({acked_total} acknowledged produces): nothing was tested"
     );
     eprintln!(
-        "{iterations} kill -9 iterations with flush={flush} in {:?}",
+        "{iterations} kill -9 iterations with flush={flush} {write_path:?} in {:?}",
         started.elapsed()
     );
 }
 
 #[test]
 fn kill9_loop_with_flush_always_keeps_every_acknowledged_record_and_commit() {
-    kill9_loop("always");
+    kill9_loop("always", MMAP);
 }
 
 /// `flush=never` promises to survive a process crash (what reached the page cache is
 /// the file's content), not an OS crash: see docs/durability.md.
 #[test]
 fn kill9_loop_with_flush_never_keeps_everything_acknowledged_on_a_process_crash() {
-    kill9_loop("never");
+    kill9_loop("never", MMAP);
 }
 
 #[test]
 fn kill9_loop_with_interval_flush_keeps_everything_acknowledged_on_a_process_crash() {
-    kill9_loop("20ms");
+    kill9_loop("20ms", MMAP);
+}
+
+/// pwrite + fdatasync before the ack, with the window preparing segments meanwhile.
+#[test]
+fn kill9_loop_pwrite_with_flush_always_keeps_every_acknowledged_record_and_commit() {
+    kill9_loop("always", PWRITE_WITH_WINDOW);
+}
+
+#[test]
+fn kill9_loop_pwrite_with_flush_never_keeps_everything_acknowledged_on_a_process_crash() {
+    kill9_loop("never", PWRITE_WITH_WINDOW);
+}
+
+#[test]
+fn kill9_loop_pwrite_with_interval_flush_keeps_everything_acknowledged_on_a_process_crash() {
+    kill9_loop("20ms", PWRITE_WITH_WINDOW);
+}
+
+/// The mapping written while the pre-fault thread faults pages in just ahead of it.
+#[test]
+fn kill9_loop_mmap_with_window_keeps_everything_acknowledged_on_a_process_crash() {
+    kill9_loop("never", MMAP_WITH_WINDOW);
 }
 
 // ---------------------------------------------------------------------------------
@@ -370,7 +413,16 @@ fn restart_and_verify(
 
 #[test]
 fn torn_final_batch_is_cut_and_the_intact_prefix_is_served_and_continued() {
-    let mut broker = TestBroker::start(&["--set", "flush=always"]);
+    for write_path in WRITE_PATHS {
+        eprintln!("write path {write_path:?}");
+        torn_final_batch(write_path);
+    }
+}
+
+fn torn_final_batch(write_path: &[&str]) {
+    let mut args = vec!["--set", "flush=always"];
+    args.extend_from_slice(write_path);
+    let mut broker = TestBroker::start(&args);
     let topic = unique_topic("torn");
     let mut conn = RawConn::connect(&broker);
     create_topics(&mut conn, &[&topic], 1);
@@ -403,8 +455,17 @@ fn torn_final_batch_is_cut_and_the_intact_prefix_is_served_and_continued() {
 
 #[test]
 fn garbage_after_the_last_batch_is_cut_and_produces_continue_at_the_right_offset() {
+    for write_path in WRITE_PATHS {
+        eprintln!("write path {write_path:?}");
+        garbage_after_the_last_batch(write_path);
+    }
+}
+
+fn garbage_after_the_last_batch(write_path: &[&str]) {
     // Small segments: the same damage is also tried at the end of a sealed segment.
-    let mut broker = TestBroker::start(&["--set", "flush=always", "--set", "segment_bytes=4096"]);
+    let mut args = vec!["--set", "flush=always", "--set", "segment_bytes=4096"];
+    args.extend_from_slice(write_path);
+    let mut broker = TestBroker::start(&args);
     let topic = unique_topic("garbage");
     let mut conn = RawConn::connect(&broker);
     create_topics(&mut conn, &[&topic], 1);

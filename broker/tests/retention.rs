@@ -3,7 +3,8 @@
 //! configs, AlterConfigs) and raw IncrementalAlterConfigs, whole old segments deleted
 //! by the timer, the log start offset moved for ListOffsets, Fetch and consumers, all
 //! of it kept across a restart; and a data dir on a tiny tmpfs filled until Produce
-//! answers KAFKA_STORAGE_ERROR, then given space back.
+//! answers KAFKA_STORAGE_ERROR, then given space back. Each scenario that writes runs
+//! under both write paths (`segment_write=mmap`, `pwrite`) with the pre-fault window on.
 
 mod common;
 
@@ -42,6 +43,31 @@ const INVALID_CONFIG: i16 = 40;
 /// rdkafka's ConfigSource names: a topic's own value, and the broker default.
 const DYNAMIC_TOPIC_CONFIG: &str = "DynamicTopic";
 const DEFAULT_CONFIG: &str = "Default";
+
+/// The write paths the scenarios run under, each with the pre-fault window on (four
+/// test segments wide, so the next segment is prepared at every roll).
+const WRITE_PATHS: [&[&str]; 2] = [
+    &[
+        "--set",
+        "segment_write=mmap",
+        "--set",
+        "segment_prefault_bytes=65536",
+    ],
+    &[
+        "--set",
+        "segment_write=pwrite",
+        "--set",
+        "segment_prefault_bytes=65536",
+    ],
+];
+
+/// Runs `scenario` once per write path, saying which one on failure.
+fn under_each_write_path(paths: &[&[&str]], scenario: fn(&[&str])) {
+    for write_path in paths {
+        eprintln!("write path {write_path:?}");
+        scenario(write_path);
+    }
+}
 
 fn retention_broker(extra: &[&str]) -> TestBroker {
     let mut args = vec!["--set", SEGMENT_BYTES, "--set", CHECK_INTERVAL];
@@ -182,7 +208,16 @@ fn read_back(conn: &mut RawConn, topic: &str, from: i64, end: i64) -> Vec<(i64, 
 
 #[test]
 fn retention_bytes_from_create_topics_deletes_old_segments_and_moves_the_start() {
-    let mut broker = retention_broker(&[]);
+    under_each_write_path(
+        &WRITE_PATHS,
+        retention_bytes_from_create_topics_deletes_old_segments_and_moves_the_start_under,
+    );
+}
+
+fn retention_bytes_from_create_topics_deletes_old_segments_and_moves_the_start_under(
+    write_path: &[&str],
+) {
+    let mut broker = retention_broker(write_path);
     let topic = unique_topic("ret-bytes");
     // About 3 of the ~8 segments' worth.
     create_topic_with(&broker, &topic, &[("retention.bytes", "40000")]);
@@ -281,7 +316,14 @@ fn retention_bytes_from_create_topics_deletes_old_segments_and_moves_the_start()
 
 #[test]
 fn retention_ms_altered_later_expires_everything_but_the_active_segment() {
-    let mut broker = retention_broker(&[]);
+    under_each_write_path(
+        &WRITE_PATHS,
+        retention_ms_altered_later_expires_everything_but_the_active_segment_under,
+    );
+}
+
+fn retention_ms_altered_later_expires_everything_but_the_active_segment_under(write_path: &[&str]) {
+    let mut broker = retention_broker(write_path);
     let topic = unique_topic("ret-ms");
     create_topic_with(&broker, &topic, &[]);
     let mut conn = RawConn::connect(&broker);
@@ -432,7 +474,14 @@ fn invalid_topic_configs_get_invalid_config_and_create_nothing() {
 
 #[test]
 fn idle_broker_with_a_retention_timer_uses_no_cpu() {
-    let mut broker = retention_broker(&[]);
+    under_each_write_path(
+        &WRITE_PATHS,
+        idle_broker_with_a_retention_timer_uses_no_cpu_under,
+    );
+}
+
+fn idle_broker_with_a_retention_timer_uses_no_cpu_under(write_path: &[&str]) {
+    let mut broker = retention_broker(write_path);
     let topic = unique_topic("ret-idle");
     create_topic_with(&broker, &topic, &[("retention.bytes", "1")]);
     let mut conn = RawConn::connect(&broker);
@@ -556,12 +605,40 @@ fn fetch_committed(conn: &mut RawConn, group: &str, topic: &str) -> i64 {
     resp.topics[0].partitions[0].committed_offset
 }
 
+/// The window runs under both write paths, twice the segment size, so the pre-fault
+/// thread tries to reserve more than the disk has left: it must stop at what it
+/// gets, and never fault in (or write) a byte without blocks.
 #[test]
 fn disk_full_answers_storage_error_keeps_acknowledged_records_and_recovers() {
+    under_each_write_path(
+        &[
+            &[],
+            &[
+                "--set",
+                "segment_write=mmap",
+                "--set",
+                "segment_prefault_bytes=8388608",
+            ],
+            &[
+                "--set",
+                "segment_write=pwrite",
+                "--set",
+                "segment_prefault_bytes=8388608",
+            ],
+        ],
+        disk_full_answers_storage_error_keeps_acknowledged_records_and_recovers_under,
+    );
+}
+
+fn disk_full_answers_storage_error_keeps_acknowledged_records_and_recovers_under(
+    write_path: &[&str],
+) {
     const FILLER_BYTES: usize = 3 << 20;
     const BIG_VALUE_BYTES: usize = 60 << 10;
     const PRODUCES_MAX: usize = 1000;
-    let mut broker = TestBroker::start(&["--set", "segment_bytes=4194304"]);
+    let mut args = vec!["--set", "segment_bytes=4194304"];
+    args.extend_from_slice(write_path);
+    let mut broker = TestBroker::start(&args);
     broker.stop();
     let Some(_mount) = tmpfs_or_skip(broker.data_dir()) else {
         return;

@@ -16,12 +16,14 @@ use bytes::Bytes;
 use memmap2::MmapRaw;
 
 use crate::protocol::batch::{
-    first_record_at_or_after, records_max_timestamp, set_base_offset, set_max_timestamp,
-    BatchError, Batches, RecordBatch, RECORD_BATCH_HEADER_BYTES,
+    first_record_at_or_after, records_max_timestamp, BatchError, Batches, RecordBatch,
+    RECORD_BATCH_HEADER_BYTES,
 };
 
 use super::producer::{BatchProducerInfo, Pending, ProducerStates, SeqCheck};
-use super::segment::{parse_segment_file_name, sync_dir, MapOptions, Segment};
+use super::segment::{
+    parse_segment_file_name, sync_dir, BatchPatch, MapOptions, Segment, PREPARED_SEGMENT_FILE,
+};
 use super::{
     AppendError, Appended, FlushCell, FlushPolicy, Offsets, ReadError, ReadResult,
     RetentionDeleted, RetentionPolicy, StorageConfig, StorageError,
@@ -36,6 +38,8 @@ pub(crate) struct PartitionLog {
     cfg: Arc<StorageConfig>,
     /// The live flush policy (`cfg.flush` is only its initial value).
     flush: Arc<FlushCell>,
+    /// How segments are mapped and written (`segment_write`, the pre-fault window).
+    opts: MapOptions,
     state: Mutex<LogState>,
     deleted: AtomicBool,
 }
@@ -121,23 +125,18 @@ fn lock(state: &Mutex<LogState>) -> MutexGuard<'_, LogState> {
 }
 
 impl PartitionLog {
-    fn map_options(cfg: &StorageConfig) -> MapOptions {
-        MapOptions {
-            prefault_bytes: cfg.segment_prefault_bytes,
-            hugepages: cfg.segment_hugepages,
-        }
-    }
-
     fn empty(
         dir: PathBuf,
         cfg: Arc<StorageConfig>,
         flush: Arc<FlushCell>,
+        opts: MapOptions,
         state: LogState,
     ) -> PartitionLog {
         PartitionLog {
             dir,
             cfg,
             flush,
+            opts,
             state: Mutex::new(state),
             deleted: AtomicBool::new(false),
         }
@@ -150,6 +149,7 @@ impl PartitionLog {
         dir: PathBuf,
         cfg: Arc<StorageConfig>,
         flush: Arc<FlushCell>,
+        opts: MapOptions,
     ) -> Result<PartitionLog, StorageError> {
         if dir.exists() {
             tracing::warn!(dir = %dir.display(), "removing stale partition directory");
@@ -164,7 +164,7 @@ impl PartitionLog {
             max_timestamp: None,
             last_flush: Instant::now(),
         };
-        Ok(Self::empty(dir, cfg, flush, state))
+        Ok(Self::empty(dir, cfg, flush, opts, state))
     }
 
     /// Opens a partition directory and recovers it (see `Storage::open`).
@@ -172,10 +172,11 @@ impl PartitionLog {
         dir: PathBuf,
         cfg: Arc<StorageConfig>,
         flush: Arc<FlushCell>,
+        opts: MapOptions,
     ) -> Result<PartitionLog, StorageError> {
         if !dir.exists() {
             tracing::warn!(dir = %dir.display(), "partition directory missing, starting empty");
-            return Self::create(dir, cfg, flush);
+            return Self::create(dir, cfg, flush, opts);
         }
         let mut files: Vec<(i64, PathBuf)> = Vec::new();
         for entry in fs::read_dir(&dir)? {
@@ -183,12 +184,13 @@ impl PartitionLog {
             let name = entry.file_name();
             match name.to_str().and_then(parse_segment_file_name) {
                 Some(base) => files.push((base, entry.path())),
+                // A next segment the pre-fault thread prepared before a crash.
+                None if name == PREPARED_SEGMENT_FILE => fs::remove_file(entry.path())?,
                 None => tracing::debug!(file = ?entry.path(), "ignoring non-segment file"),
             }
         }
         files.sort_by_key(|(base, _)| *base);
 
-        let opts = Self::map_options(&cfg);
         let mut state = LogState {
             segments: Vec::with_capacity(files.len()),
             log_start_offset: files.first().map_or(0, |(base, _)| *base),
@@ -210,7 +212,7 @@ impl PartitionLog {
                 continue;
             }
             let min_capacity_bytes = if is_active { cfg.segment_bytes } else { 0 };
-            let mut segment = Segment::open(&path, base, min_capacity_bytes, opts)?;
+            let mut segment = Segment::open(&path, base, min_capacity_bytes, &opts)?;
             let expected_offset = state.next_offset.max(base);
             recover_segment(
                 &mut segment,
@@ -219,7 +221,6 @@ impl PartitionLog {
                 next_bases[i],
                 &mut state,
                 &cfg,
-                opts,
             )?;
             state.next_offset = segment.next_offset;
             if is_active {
@@ -234,7 +235,7 @@ impl PartitionLog {
         if state.segments.is_empty() {
             state.log_start_offset = 0;
         }
-        Ok(Self::empty(dir, cfg, flush, state))
+        Ok(Self::empty(dir, cfg, flush, opts, state))
     }
 
     pub(crate) fn dir(&self) -> &Path {
@@ -326,24 +327,20 @@ impl PartitionLog {
         segment
             .reserve(total_bytes)
             .map_err(|e| AppendError::Io(format!("reserving disk space: {e}")))?;
-        let Some(dst) = segment.uncommitted_mut(records.len()) else {
-            return Err(AppendError::Io("active segment has no room".into()));
-        };
-        dst.copy_from_slice(records);
-        let mut at = 0usize;
-        for b in valid.iter() {
-            set_base_offset(&mut dst[at..], b.base_offset).map_err(batch_error_to_append)?;
-            if let Some(ts) = b.repaired_max_timestamp {
-                set_max_timestamp(&mut dst[at..], ts).map_err(batch_error_to_append)?;
-            }
-            at += b.total_bytes;
-        }
-        if always {
-            // Durable before visible: if msync fails nothing is committed and the
-            // bytes are overwritten by the next append.
-            Segment::flush_range(&segment.map(), start, start + total_bytes)
-                .map_err(|e| AppendError::Io(e.to_string()))?;
-        }
+        // Durable before visible with `always`: if the sync fails nothing is
+        // committed and the bytes are overwritten by the next append.
+        let patches = valid.iter().scan(0usize, |at, b| {
+            let patch = BatchPatch {
+                position: *at,
+                base_offset: b.base_offset,
+                repaired_max_timestamp: b.repaired_max_timestamp,
+            };
+            *at += b.total_bytes;
+            Some(patch)
+        });
+        segment
+            .write(records, patches, self.opts.write, always)
+            .map_err(|e| AppendError::Io(e.to_string()))?;
         let mut at = start;
         for b in valid.iter() {
             // The index was reserved for the whole segment (`index_entries_max`), so
@@ -433,6 +430,7 @@ impl PartitionLog {
     /// a new segment when they do not fit (one big enough for an oversized append).
     fn ensure_room(&self, st: &mut LogState, total_bytes: u64) -> io::Result<()> {
         let capacity_bytes = self.cfg.segment_bytes.max(total_bytes);
+        let mut prepared = None;
         if let Some(active) = st.segments.last_mut() {
             if active.remaining() >= total_bytes {
                 return Ok(());
@@ -442,7 +440,7 @@ impl PartitionLog {
                 // No reader can hold bytes of an empty segment.
                 st.segments.pop();
             } else {
-                active.seal()?;
+                prepared = active.seal()?;
                 // A sealed segment's index is final: give back the reserve.
                 active.index.shrink_to_fit();
                 if self.flush.get() == FlushPolicy::Always {
@@ -454,7 +452,8 @@ impl PartitionLog {
             &self.dir,
             st.next_offset,
             capacity_bytes,
-            Self::map_options(&self.cfg),
+            &self.opts,
+            prepared,
         )?;
         // Reserved whole now so that appends never grow it; untouched pages of the
         // reserve cost address space, not memory (~0.4% of the segment size at the
@@ -794,7 +793,6 @@ fn recover_segment(
     next_segment_base: Option<i64>,
     st: &mut LogState,
     cfg: &StorageConfig,
-    opts: MapOptions,
 ) -> Result<(), StorageError> {
     struct Seen {
         position: u64,
@@ -883,7 +881,7 @@ fn recover_segment(
         }
     }
     if valid_len != file_len || is_active {
-        segment.truncate_to(valid_len, opts)?;
+        segment.truncate_to(valid_len)?;
     } else {
         segment.set_recovered_len(valid_len);
     }

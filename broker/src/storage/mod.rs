@@ -15,6 +15,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 mod log;
+mod prefault;
 mod producer;
 mod segment;
 #[cfg(test)]
@@ -118,8 +119,12 @@ pub struct StorageConfig {
     pub index_interval_bytes: u32,
     /// The initial flush policy (see `Storage::set_flush_policy`).
     pub flush: FlushPolicy,
-    /// 0 = off; else MAP_POPULATE the head of each new segment and touch this many bytes.
+    /// 0 = off; else the pre-fault window: this many bytes ahead of each active
+    /// segment's append position are kept reserved and faulted in by a background
+    /// thread (`prefault.rs`), and the next segment is prepared before the roll.
     pub segment_prefault_bytes: u64,
+    /// How appends reach the segment file (reads always come from the mapping).
+    pub segment_write: SegmentWrite,
     /// madvise(MADV_HUGEPAGE) on segment mappings.
     pub segment_hugepages: bool,
     /// Largest record batch accepted (Kafka's `message.max.bytes`).
@@ -141,6 +146,7 @@ impl StorageConfig {
             flush: cfg.flush,
             segment_prefault_bytes: cfg.segment_prefault_bytes,
             segment_hugepages: cfg.segment_hugepages,
+            segment_write: cfg.segment_write,
             max_batch_bytes: cfg.max_message_bytes,
             log_map: cfg.log_map,
             log_map_shards: cfg.log_map_shards,
@@ -154,6 +160,24 @@ impl StorageConfig {
         cfg.data_dir = data_dir.to_path_buf();
         StorageConfig::from_config(&cfg)
     }
+}
+
+/// How appended bytes reach a segment file (`segment_write`, chosen once at startup).
+/// Reads are zero-copy from the segment mapping either way, and both keep the same
+/// guarantees: disk blocks reserved with `fallocate` before any byte is written (a
+/// full disk is KAFKA_STORAGE_ERROR, never SIGBUS), the same recovery, and with
+/// `flush=always` the data on disk before the ack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentWrite {
+    /// memcpy into the shared writable mapping (each new page is a page fault unless
+    /// the pre-fault window got there first); `flush=always` msyncs the range.
+    #[default]
+    Mmap,
+    /// pwrite(2)/pwritev(2) into the segment file at the append position, as Kafka
+    /// does (no page fault on the write path; one system call per append);
+    /// `flush=always` fdatasyncs the file.
+    Pwrite,
 }
 
 /// How the topic-partition map is locked (`log_map`, chosen once at startup).

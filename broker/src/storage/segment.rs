@@ -19,34 +19,58 @@
 //!   chunks of [`RESERVE_CHUNK_BYTES`], before any byte of them is written through
 //!   the mapping: a store into a hole of a shared file mapping on a full disk is a
 //!   SIGBUS, while `fallocate` reports ENOSPC/EDQUOT as an error the appender can
-//!   answer with (KAFKA_STORAGE_ERROR). Only `[0, reserved_len)` is ever written.
+//!   answer with (KAFKA_STORAGE_ERROR). Only reserved bytes are ever written or
+//!   faulted in.
+//! - Appends reach `[len, len + n)` one of two ways (`segment_write`, fixed at
+//!   start-up): a copy into the mapping, or `pwritev` into the file (the same page
+//!   cache pages the mapping reads). Either way the bytes are committed by the
+//!   same `len` advance under the partition mutex.
+//! - The writable end of an active segment is a [`Tail`], shared with the pre-fault
+//!   thread (`prefault.rs`): it holds the reservation, the pre-fault window, the open
+//!   file and the next segment prepared ahead of the roll. The thread never changes
+//!   a byte, and stops for good when the segment is sealed (see [`Tail`]).
 //!
 //! External processes truncating or writing our files are outside this model.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use memmap2::{Advice, MmapOptions, MmapRaw};
 
+use super::prefault::{self, Window};
+use super::SegmentWrite;
+use crate::protocol::batch::{
+    set_base_offset, set_max_timestamp, RecordBatch, RECORD_BATCH_HEADER_BYTES,
+};
+
 /// Digits in a segment file name (`i64::MAX` has 19; Kafka uses 20).
 const SEGMENT_NAME_DIGITS: usize = 20;
 pub(crate) const SEGMENT_SUFFIX: &str = ".log";
+/// The next segment, prepared by the pre-fault thread before the roll, is created
+/// under this name and renamed to its base offset's name when the roll adopts it.
+/// Not a segment name, so recovery never reads it as one (it deletes it).
+pub(crate) const PREPARED_SEGMENT_FILE: &str = "next-segment.prepared";
 /// Smallest mapping we create, so a tiny `segment_bytes` still maps something.
 const MIN_SEGMENT_CAPACITY_BYTES: u64 = 4096;
-const PAGE_BYTES: usize = 4096;
+pub(crate) const PAGE_BYTES: usize = 4096;
 /// Most disk blocks reserved per `fallocate` call ahead of the append position. One
-/// system call (with the open and close around it) per MiB of appends; the most a
-/// segment holds reserved but unwritten is this much (given back when the segment is
-/// sealed and truncated). 8 MiB chunks were tried against a p99.9 rise after this was
-/// added and made no difference there (fallocate itself takes ~3 µs here).
+/// system call per MiB of appends; the most a segment holds reserved but unwritten
+/// is this much, plus the pre-fault window when it is on (given back when the
+/// segment is sealed and truncated). 8 MiB chunks were tried against a p99.9 rise
+/// after this was added and made no difference there (fallocate itself takes ~3 µs
+/// here).
 pub(crate) const RESERVE_CHUNK_BYTES: u64 = 1 << 20;
 /// First reservation of a segment; each later one reserves as much again as is
 /// already reserved (doubling up to [`RESERVE_CHUNK_BYTES`]), so a thousand quiet
 /// partitions with a record each hold 64 MiB of disk, not a GiB.
 pub(crate) const RESERVE_MIN_BYTES: u64 = 64 << 10;
+/// Batches per `pwritev` call on the pwrite path: two iovecs each (the patched
+/// header copy, the rest of the batch as received), far below IOV_MAX (1024).
+const PWRITE_BATCHES_PER_CALL: usize = 32;
 
 /// ENOSPC or EDQUOT: the disk (or the quota) is full.
 fn is_out_of_space(e: &io::Error) -> bool {
@@ -66,9 +90,9 @@ pub(crate) struct Segment {
     map: Arc<MmapRaw>,
     /// Committed bytes (see module doc).
     pub(crate) len: u64,
-    /// Bytes `[0, reserved_len)` have disk blocks (written, or `fallocate`d); only
-    /// they may be written through the mapping (module doc).
-    reserved_len: u64,
+    /// The writable end while the segment is active (reservation, pre-fault window,
+    /// the open file); None once sealed.
+    tail: Option<Arc<Tail>>,
     /// Bytes known to be on disk (msync'ed).
     pub(crate) flushed_len: u64,
     /// Offset after the last batch in this segment (= base offset when empty).
@@ -113,14 +137,16 @@ pub(crate) fn parse_segment_file_name(name: &str) -> Option<i64> {
     digits.parse().ok()
 }
 
-/// How a new mapping should be prepared.
-#[derive(Debug, Clone, Copy)]
+/// How segments are mapped and written, fixed at startup.
+#[derive(Debug, Clone)]
 pub(crate) struct MapOptions {
-    pub(crate) prefault_bytes: u64,
     pub(crate) hugepages: bool,
+    pub(crate) write: SegmentWrite,
+    /// The pre-fault window (None when `segment_prefault_bytes` is 0).
+    pub(crate) window: Option<Window>,
 }
 
-fn map_file(file: &File, capacity: u64, path: &Path, opts: MapOptions) -> io::Result<MmapRaw> {
+fn map_file(file: &File, capacity: u64, path: &Path, opts: &MapOptions) -> io::Result<MmapRaw> {
     let capacity_usize = usize::try_from(capacity).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -142,8 +168,9 @@ fn map_file(file: &File, capacity: u64, path: &Path, opts: MapOptions) -> io::Re
 /// a large window of page cache. Measured with 1 GiB segments, first append on 1000
 /// new partitions: 6-8.5 s and +8 GiB page cache with readahead, 0.2 s and +3 MiB
 /// without. The price: every new page is its own fault (1 KiB appends p99 ~5 µs
-/// instead of ~2.3 µs on a loaded 2-core VM); `segment_prefault_bytes` buys it back.
-/// Reverted to normal on seal so sequential reads of sealed segments keep readahead.
+/// instead of ~2.3 µs on a loaded 2-core VM); the pre-fault window takes those faults
+/// off the write path. Reverted to normal on seal so sequential reads of sealed
+/// segments keep readahead.
 fn advise_no_readahead(map: &MmapRaw, from: u64) {
     let from = from as usize;
     if from >= map.len() {
@@ -154,18 +181,246 @@ fn advise_no_readahead(map: &MmapRaw, from: u64) {
     }
 }
 
-impl Segment {
-    /// Creates (or reuses an empty) segment file sized to `capacity_bytes`. The file
-    /// is sparse: `set_len` allocates no blocks and the mapping costs no RSS until
-    /// touched, unless `opts.prefault_bytes` asks for it.
-    pub(crate) fn create(
+fn off_t(value: u64) -> io::Result<libc::off_t> {
+    libc::off_t::try_from(value)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file offset beyond off_t"))
+}
+
+/// One batch of an append: where it starts in the appended bytes, the base offset
+/// assigned to it, and the max timestamp to write when the producer's was impossible.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchPatch {
+    pub(crate) position: usize,
+    pub(crate) base_offset: i64,
+    pub(crate) repaired_max_timestamp: Option<i64>,
+}
+
+/// The writable end of an active segment, shared by the appender (which holds the
+/// partition mutex) and the pre-fault thread (which does not).
+///
+/// - `[0, reserved)` has disk blocks. Only `fallocate` under `state` grows it, and
+///   after `sealed` is set (under `state`) nobody does: the file can then be
+///   truncated without racing a reservation or a pre-fault.
+/// - `[populated_from, populated)` is the pre-fault window: faulted in, writable,
+///   and always inside `[0, reserved)`.
+/// - Pre-faulting never changes a byte (MADV_POPULATE_WRITE, or an atomic OR with 0
+///   where the kernel lacks it), so it may run over bytes the appender is writing.
+pub(crate) struct Tail {
+    map: Arc<MmapRaw>,
+    /// The directory the next segment is prepared in.
+    dir: PathBuf,
+    capacity: u64,
+    hugepages: bool,
+    /// The file, opened on first need and kept while the segment is active: pwrite,
+    /// fdatasync and fallocate go through it (one descriptor per partition being
+    /// written; closed when the segment is sealed).
+    file: OnceLock<File>,
+    /// Where to open `file` from (the file may be renamed once it is open).
+    open_path: PathBuf,
+    /// Committed length, published after each append: the window is measured from it.
+    append_pos: AtomicU64,
+    reserved: AtomicU64,
+    populated: AtomicU64,
+    /// The (uncapped) position up to which the last pre-fault pass served the window,
+    /// next segment included; the appender compares its position with it.
+    satisfied_to: AtomicU64,
+    /// Set while this tail waits in the pre-fault thread's queue, so it is queued once.
+    pub(crate) queued: AtomicBool,
+    window: Option<Window>,
+    state: Mutex<TailState>,
+}
+
+#[derive(Default)]
+struct TailState {
+    sealed: bool,
+    /// The next segment, prepared ahead of the roll by the pre-fault thread.
+    next: Option<Arc<Tail>>,
+}
+
+impl Tail {
+    fn new(
+        map: Arc<MmapRaw>,
         dir: &Path,
-        base_offset: i64,
-        capacity_bytes: u64,
-        opts: MapOptions,
-    ) -> io::Result<Segment> {
-        let capacity = capacity_bytes.max(MIN_SEGMENT_CAPACITY_BYTES);
-        let path = dir.join(segment_file_name(base_offset));
+        open_path: &Path,
+        file: Option<File>,
+        committed_len: u64,
+        opts: &MapOptions,
+    ) -> Arc<Tail> {
+        let cell = OnceLock::new();
+        if let Some(file) = file {
+            let _ = cell.set(file);
+        }
+        Arc::new(Tail {
+            capacity: map.len() as u64,
+            map,
+            dir: dir.to_path_buf(),
+            hugepages: opts.hugepages,
+            file: cell,
+            open_path: open_path.to_path_buf(),
+            append_pos: AtomicU64::new(committed_len),
+            reserved: AtomicU64::new(committed_len),
+            populated: AtomicU64::new(committed_len),
+            satisfied_to: AtomicU64::new(committed_len),
+            queued: AtomicBool::new(false),
+            window: opts.window.clone(),
+            state: Mutex::new(TailState::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TailState> {
+        // Nothing in the state can be left half-updated by a panic.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn file(&self) -> io::Result<&File> {
+        if let Some(file) = self.file.get() {
+            return Ok(file);
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.open_path)?;
+        // A racing opener may have won; either descriptor is the same file.
+        let _ = self.file.set(file);
+        self.file
+            .get()
+            .ok_or_else(|| io::Error::other("segment file not open"))
+    }
+
+    /// Makes sure `[0, end)` has disk blocks (`end` capped at the capacity), reserving
+    /// ahead: at least [`RESERVE_MIN_BYTES`], then doubling up to
+    /// [`RESERVE_CHUNK_BYTES`] per call. With `exact_on_full`, a chunk that does not
+    /// fit falls back to just `end` (page-rounded), so a nearly full disk is used to
+    /// its last page. On ENOSPC/EDQUOT nothing changes and the error is returned.
+    fn reserve_locked(&self, st: &TailState, end: u64, exact_on_full: bool) -> io::Result<()> {
+        if st.sealed {
+            return Err(io::Error::other("segment is sealed"));
+        }
+        let reserved = self.reserved.load(Ordering::Acquire);
+        let end = end.min(self.capacity);
+        if end <= reserved {
+            return Ok(());
+        }
+        let chunk = reserved.clamp(RESERVE_MIN_BYTES, RESERVE_CHUNK_BYTES);
+        let mut target = end
+            .max(reserved.saturating_add(chunk))
+            .next_multiple_of(chunk)
+            .min(self.capacity);
+        let fd = std::os::fd::AsRawFd::as_raw_fd(self.file()?);
+        let offset = off_t(reserved)?;
+        // SAFETY: plain system call on a descriptor `self` owns for the call's length;
+        // mode 0 only allocates blocks inside the file size (never changes content).
+        let mut rc = unsafe { libc::fallocate(fd, 0, offset, off_t(target - reserved)?) };
+        if rc != 0 && exact_on_full && end < target && is_out_of_space(&io::Error::last_os_error())
+        {
+            target = end.next_multiple_of(PAGE_BYTES as u64).min(self.capacity);
+            // SAFETY: as above.
+            rc = unsafe { libc::fallocate(fd, 0, offset, off_t(target - reserved)?) };
+        }
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+                // A file system without fallocate (rare for a data dir): nothing to
+                // reserve with, so behave as before (writes fault blocks in).
+                tracing::debug!(dir = %self.dir.display(), "fallocate not supported");
+                self.reserved.store(self.capacity, Ordering::Release);
+                return Ok(());
+            }
+            return Err(e);
+        }
+        self.reserved.store(target, Ordering::Release);
+        Ok(())
+    }
+
+    /// Pre-faults up to `end` (capped at the capacity), in bounded steps so that a
+    /// seal or an appender short of reservation waits for one step at most. Each
+    /// step first extends the reservation (so the window never leaves it), and
+    /// stops quietly when that fails (disk full: the appender reports it) or when the
+    /// segment was sealed meanwhile.
+    fn populate_to(&self, end: u64) {
+        let end = end.min(self.capacity);
+        loop {
+            let page = PAGE_BYTES as u64;
+            let pos = self.append_pos.load(Ordering::Relaxed) / page * page;
+            let from = self.populated.load(Ordering::Relaxed).max(pos);
+            if from >= end {
+                return;
+            }
+            let step_end = (from + prefault::POPULATE_STEP_BYTES).min(end);
+            let st = self.lock();
+            // The whole window's blocks at once, so an appender that outruns the
+            // faulting still finds its bytes reserved and does not wait for this
+            // lock; on a nearly full disk, at least this step's.
+            let reserved = self
+                .reserve_locked(&st, end, false)
+                .or_else(|_| self.reserve_locked(&st, step_end, false));
+            if let Err(e) = reserved {
+                tracing::debug!(dir = %self.dir.display(), error = %e, "pre-fault window stops: no reservation");
+                return;
+            }
+            let reserved = self.reserved.load(Ordering::Acquire);
+            let mut to = step_end.min(reserved);
+            if to < self.capacity {
+                to = to / page * page;
+            }
+            if to <= from {
+                return;
+            }
+            if let Err(e) = prefault::populate(&self.map, from, to) {
+                tracing::debug!(dir = %self.dir.display(), error = %e, "pre-fault failed");
+                return;
+            }
+            self.populated.store(to, Ordering::Relaxed);
+            drop(st);
+        }
+    }
+
+    /// The pre-fault thread's work on this tail: keep `window` bytes ahead of the
+    /// append position faulted in; the part of the window past this segment's end
+    /// goes to the next segment, prepared now so the roll finds its head populated.
+    pub(crate) fn advance(&self, window: &Window) {
+        let want_end = self
+            .append_pos
+            .load(Ordering::Relaxed)
+            .saturating_add(window.bytes);
+        self.advance_to(want_end, window);
+        // Also when the pass stopped early (disk full): the next try comes after
+        // another half window of appends, not on every append.
+        self.satisfied_to.store(want_end, Ordering::Relaxed);
+    }
+
+    fn advance_to(&self, want_end: u64, window: &Window) {
+        self.populate_to(want_end);
+        if want_end <= self.capacity {
+            return;
+        }
+        let next = {
+            let mut st = self.lock();
+            if st.sealed {
+                return;
+            }
+            if st.next.is_none() {
+                match self.prepare_next(window) {
+                    Ok(next) => st.next = Some(next),
+                    Err(e) => {
+                        tracing::debug!(dir = %self.dir.display(), error = %e, "cannot prepare the next segment");
+                        return;
+                    }
+                }
+            }
+            st.next.clone()
+        };
+        if let Some(next) = next {
+            next.populate_to(want_end - self.capacity);
+        }
+    }
+
+    /// Creates the next segment's file under [`PREPARED_SEGMENT_FILE`] (sparse, mapped,
+    /// nothing reserved yet). Called under the active tail's lock, so a seal waits
+    /// for it and then takes the result.
+    fn prepare_next(&self, window: &Window) -> io::Result<Arc<Tail>> {
+        let capacity = window.segment_bytes.max(MIN_SEGMENT_CAPACITY_BYTES);
+        let path = self.dir.join(PREPARED_SEGMENT_FILE);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -173,14 +428,183 @@ impl Segment {
             .truncate(true)
             .open(&path)?;
         file.set_len(capacity)?;
-        let map = map_file(&file, capacity, &path, opts)?;
+        let opts = MapOptions {
+            hugepages: self.hugepages,
+            write: SegmentWrite::Mmap,
+            window: Some(window.clone()),
+        };
+        let map = map_file(&file, capacity, &path, &opts)?;
         advise_no_readahead(&map, 0);
-        let mut segment = Segment {
+        Ok(Tail::new(
+            Arc::new(map),
+            &self.dir,
+            &path,
+            Some(file),
+            0,
+            &opts,
+        ))
+    }
+
+    /// Stops all work on this tail for good (seal, or the segment is gone) and hands
+    /// back the prepared next segment, if any.
+    fn retire(&self) -> Option<Arc<Tail>> {
+        let mut st = self.lock();
+        st.sealed = true;
+        st.next.take()
+    }
+
+    /// A prepared next segment that will not be used: stop it and remove its file.
+    fn discard(&self) {
+        if let Some(next) = self.retire() {
+            next.discard();
+        }
+        if let Err(e) = std::fs::remove_file(&self.open_path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::debug!(path = %self.open_path.display(), error = %e, "cannot remove prepared segment");
+            }
+        }
+    }
+
+    /// After an append committed `len` bytes: publish the position and, once the
+    /// window ahead has shrunk below half its size, wake the pre-fault thread (so it
+    /// wakes once per half window of appends, never while nothing is appended).
+    fn committed(self: &Arc<Self>, len: u64) {
+        self.append_pos.store(len, Ordering::Relaxed);
+        let Some(window) = &self.window else {
+            return;
+        };
+        let satisfied_to = self.satisfied_to.load(Ordering::Relaxed);
+        if satisfied_to.saturating_add(window.bytes / 2) < len.saturating_add(window.bytes) {
+            window.request(self);
+        }
+    }
+}
+
+impl Drop for Segment {
+    /// A segment dropped while active (replaced when empty, its topic deleted, the
+    /// storage closed) stops the pre-fault thread's work on it and removes a
+    /// prepared next segment nobody will adopt.
+    fn drop(&mut self) {
+        if let Some(next) = self.tail.take().and_then(|tail| tail.retire()) {
+            next.discard();
+        }
+    }
+}
+
+/// pwritev of `records` at `position` of `file`, each batch's header replaced by a
+/// patched copy (base offset; max timestamp and CRC when repaired) and its records
+/// written as received: no copy of the payload in user space, one system call per
+/// [`PWRITE_BATCHES_PER_CALL`] batches. `patches` must cover `records` batch by batch.
+fn pwrite_batches(
+    file: &File,
+    records: &[u8],
+    mut patches: impl Iterator<Item = BatchPatch>,
+    position: u64,
+) -> io::Result<()> {
+    let mut headers = [[0u8; RECORD_BATCH_HEADER_BYTES]; PWRITE_BATCHES_PER_CALL];
+    let mut group_start = 0usize;
+    while group_start < records.len() {
+        // (start, end) in `records` of each batch of this group.
+        let mut spans = [(0usize, 0usize); PWRITE_BATCHES_PER_CALL];
+        let mut count = 0;
+        for (header, span) in headers.iter_mut().zip(spans.iter_mut()) {
+            let Some(p) = patches.next() else { break };
+            let batch = records.get(p.position..).unwrap_or_default();
+            let total = RecordBatch::parse(batch)
+                .map_err(io::Error::other)?
+                .total_bytes();
+            if let Some(ts) = p.repaired_max_timestamp {
+                // Rare (a producer's impossible maxTimestamp): the CRC covers the
+                // records, so patch a whole copy and keep its header.
+                let mut whole = batch[..total].to_vec();
+                set_max_timestamp(&mut whole, ts).map_err(io::Error::other)?;
+                header.copy_from_slice(&whole[..RECORD_BATCH_HEADER_BYTES]);
+            } else {
+                header.copy_from_slice(&batch[..RECORD_BATCH_HEADER_BYTES]);
+            }
+            set_base_offset(header, p.base_offset).map_err(io::Error::other)?;
+            *span = (p.position, p.position + total);
+            count += 1;
+        }
+        let contiguous = count > 0
+            && spans[0].0 == group_start
+            && spans[..count].windows(2).all(|w| w[0].1 == w[1].0);
+        if !contiguous {
+            return Err(io::Error::other("batch patches do not cover the append"));
+        }
+        let mut slices = [IoSlice::new(&[]); 2 * PWRITE_BATCHES_PER_CALL];
+        for (i, (header, &(start, end))) in headers.iter().zip(&spans[..count]).enumerate() {
+            slices[2 * i] = IoSlice::new(header);
+            slices[2 * i + 1] = IoSlice::new(&records[start + RECORD_BATCH_HEADER_BYTES..end]);
+        }
+        pwritev_all(
+            file,
+            &mut slices[..2 * count],
+            position + group_start as u64,
+        )?;
+        group_start = spans[count - 1].1;
+    }
+    Ok(())
+}
+
+/// pwritev until every byte of `slices` is written (short writes and EINTR retried).
+fn pwritev_all(file: &File, mut slices: &mut [IoSlice<'_>], mut offset: u64) -> io::Result<()> {
+    while !slices.is_empty() {
+        match nix::sys::uio::pwritev(file, slices, off_t(offset)?) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                offset += n as u64;
+                IoSlice::advance_slices(&mut slices, n);
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+impl Segment {
+    /// Creates (or reuses an empty) segment file sized to `capacity_bytes`, adopting
+    /// `prepared` (the next segment the pre-fault thread made ready) when its size
+    /// fits: then the roll is a rename and the head is already populated. The file is
+    /// sparse: `set_len` allocates no blocks and the mapping costs no RSS until
+    /// touched.
+    pub(crate) fn create(
+        dir: &Path,
+        base_offset: i64,
+        capacity_bytes: u64,
+        opts: &MapOptions,
+        prepared: Option<Arc<Tail>>,
+    ) -> io::Result<Segment> {
+        let capacity = capacity_bytes.max(MIN_SEGMENT_CAPACITY_BYTES);
+        let path = dir.join(segment_file_name(base_offset));
+        let tail = match prepared {
+            Some(next) if next.capacity == capacity => {
+                std::fs::rename(&next.open_path, &path)?;
+                next
+            }
+            other => {
+                if let Some(next) = other {
+                    next.discard();
+                }
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)?;
+                file.set_len(capacity)?;
+                let map = map_file(&file, capacity, &path, opts)?;
+                advise_no_readahead(&map, 0);
+                Tail::new(Arc::new(map), dir, &path, Some(file), 0, opts)
+            }
+        };
+        let segment = Segment {
             base_offset,
             path,
-            map: Arc::new(map),
+            map: Arc::clone(&tail.map),
             len: 0,
-            reserved_len: 0,
+            tail: Some(tail),
             flushed_len: 0,
             next_offset: base_offset,
             max_timestamp: i64::MIN,
@@ -188,7 +612,7 @@ impl Segment {
             bytes_since_index: 0,
             sealed: false,
         };
-        segment.prefault(opts.prefault_bytes);
+        segment.request_window();
         Ok(segment)
     }
 
@@ -199,7 +623,7 @@ impl Segment {
         path: &Path,
         base_offset: i64,
         min_capacity_bytes: u64,
-        opts: MapOptions,
+        opts: &MapOptions,
     ) -> io::Result<Segment> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let file_len = file.metadata()?.len();
@@ -213,27 +637,33 @@ impl Segment {
         if capacity > file_len {
             file.set_len(capacity)?;
         }
-        let map = map_file(&file, capacity, path, opts)?;
+        let map = Arc::new(map_file(&file, capacity, path, opts)?);
+        let sealed = min_capacity_bytes == 0;
+        // The descriptor is not kept: a recovered partition that is never written
+        // again holds none (the tail opens one on its first append).
+        let tail = (!sealed).then(|| {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            Tail::new(Arc::clone(&map), dir, path, None, 0, opts)
+        });
         Ok(Segment {
             base_offset,
             path: path.to_path_buf(),
-            map: Arc::new(map),
+            map,
             len: 0,
-            // Recovery sets it to the valid length (`truncate_to`) or the sealed length.
-            reserved_len: 0,
+            // Recovery sets the reservation to the valid length (`truncate_to`).
+            tail,
             flushed_len: 0,
             next_offset: base_offset,
             max_timestamp: i64::MIN,
             index: Vec::new(),
             bytes_since_index: 0,
-            sealed: min_capacity_bytes == 0,
+            sealed,
         })
     }
 
     /// Recovery of a sealed segment whose file is exactly its valid data.
     pub(crate) fn set_recovered_len(&mut self, valid_len: u64) {
         self.len = valid_len;
-        self.reserved_len = valid_len;
         self.flushed_len = valid_len;
     }
 
@@ -252,8 +682,9 @@ impl Segment {
     /// The whole mapping as bytes. Only for recovery, before the segment is shared.
     pub(crate) fn mapped_for_recovery(&mut self) -> &[u8] {
         // SAFETY: `&mut self` proves no appender runs, and recovery happens in `open`
-        // before any reader can hold the segment; the mapping spans `map.len()` bytes
-        // of the file, which is at least that long (set in `open`).
+        // before any reader can hold the segment (and before the pre-fault thread is
+        // asked to touch it, which would change no byte anyway); the mapping spans
+        // `map.len()` bytes of the file, which is at least that long (set in `open`).
         unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.map.len()) }
     }
 
@@ -280,108 +711,100 @@ impl Segment {
         }))
     }
 
+    fn active_tail(&self) -> io::Result<&Arc<Tail>> {
+        match &self.tail {
+            Some(tail) if !self.sealed => Ok(tail),
+            _ => Err(io::Error::other("segment is sealed")),
+        }
+    }
+
     /// Makes sure `[len, len + n)` has disk blocks, reserving ahead with `fallocate`
-    /// when it does not: at least [`RESERVE_MIN_BYTES`], then doubling up to
-    /// [`RESERVE_CHUNK_BYTES`] per call (capped at the capacity). On ENOSPC/EDQUOT nothing changes and the error is returned; the next
-    /// append tries again, so the log recovers by itself once space returns.
+    /// when it does not (see [`Tail::reserve_locked`]). With the pre-fault window on,
+    /// the thread has usually reserved already and this is one atomic load. On
+    /// ENOSPC/EDQUOT nothing changes and the error is returned; the next append tries
+    /// again, so the log recovers by itself once space returns.
     pub(crate) fn reserve(&mut self, n: u64) -> io::Result<()> {
-        let end = self.len.saturating_add(n).min(self.capacity());
-        if end <= self.reserved_len {
+        let tail = self.active_tail()?;
+        let end = self.len.saturating_add(n);
+        if end <= tail.reserved.load(Ordering::Acquire) {
             return Ok(());
         }
-        let chunk = self
-            .reserved_len
-            .clamp(RESERVE_MIN_BYTES, RESERVE_CHUNK_BYTES);
-        let target = end
-            .max(self.reserved_len.saturating_add(chunk))
-            .next_multiple_of(chunk)
-            .min(self.capacity());
-        let file = self.open_file()?;
-        let (Ok(offset), Ok(len)) = (
-            libc::off_t::try_from(self.reserved_len),
-            libc::off_t::try_from(target - self.reserved_len),
-        ) else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "reservation beyond off_t",
-            ));
-        };
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
-        // SAFETY: plain system call on a descriptor we own for the duration of the call;
-        // mode 0 only allocates blocks inside the file size (never changes content).
-        let mut rc = unsafe { libc::fallocate(fd, 0, offset, len) };
-        let mut target = target;
-        if rc != 0 && end < target && is_out_of_space(&io::Error::last_os_error()) {
-            // The chunk does not fit but what this append needs may: reserve only
-            // that, so a nearly full disk is used to its last page before appends fail.
-            target = end.next_multiple_of(PAGE_BYTES as u64).min(self.capacity());
-            // Smaller than the chunk length, which fit an off_t above.
-            let len = (target - self.reserved_len) as libc::off_t;
-            // SAFETY: as above.
-            rc = unsafe { libc::fallocate(fd, 0, offset, len) };
+        let st = tail.lock();
+        tail.reserve_locked(&st, end, true)
+    }
+
+    fn reserved_len(&self) -> u64 {
+        self.tail
+            .as_ref()
+            .map_or(self.len, |t| t.reserved.load(Ordering::Acquire))
+    }
+
+    /// Writes `records` at the append position, with each batch's base offset (and
+    /// repaired max timestamp) from `patches`, through the mapping or with pwritev
+    /// (`segment_write`); with `sync`, the bytes are on disk when this returns (msync
+    /// of the range, or fdatasync). Nothing becomes visible: the caller commits.
+    /// Fails, writing nothing through the mapping, unless `[len, len + records.len())`
+    /// fits and is reserved ([`Segment::reserve`]).
+    pub(crate) fn write(
+        &mut self,
+        records: &[u8],
+        patches: impl Iterator<Item = BatchPatch>,
+        write: SegmentWrite,
+        sync: bool,
+    ) -> io::Result<()> {
+        let n = records.len() as u64;
+        let start = self.len;
+        if self.sealed || n > self.remaining() || start + n > self.reserved_len() {
+            return Err(io::Error::other("active segment has no reserved room"));
         }
-        if rc != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
-                // A file system without fallocate (rare for a data dir): nothing to
-                // reserve with, so behave as before (writes fault blocks in).
-                tracing::debug!(path = %self.path.display(), "fallocate not supported");
-                self.reserved_len = self.capacity();
-                return Ok(());
+        match write {
+            SegmentWrite::Mmap => {
+                // SAFETY: `&mut self` means we hold the partition mutex, so no other
+                // appender exists; readers only touch `[0, len)` (module doc), which is
+                // disjoint from `[len, len + n)`; the pre-fault thread changes no byte;
+                // `len + n <= map.len()` was checked just above.
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        self.map.as_mut_ptr().add(start as usize),
+                        records.len(),
+                    )
+                };
+                dst.copy_from_slice(records);
+                for p in patches {
+                    let batch = &mut dst[p.position..];
+                    set_base_offset(batch, p.base_offset).map_err(io::Error::other)?;
+                    if let Some(ts) = p.repaired_max_timestamp {
+                        set_max_timestamp(batch, ts).map_err(io::Error::other)?;
+                    }
+                }
+                if sync {
+                    Segment::flush_range(&self.map, start, start + n)?;
+                }
             }
-            return Err(e);
+            SegmentWrite::Pwrite => {
+                let file = self.active_tail()?.file()?;
+                pwrite_batches(file, records, patches, start)?;
+                if sync {
+                    nix::unistd::fdatasync(file).map_err(io::Error::from)?;
+                }
+            }
         }
-        self.reserved_len = target;
         Ok(())
     }
 
-    /// The uncommitted region `[len, len + n)` for the appender to fill.
-    /// Returns None if it does not fit or has no disk blocks reserved ([`Segment::reserve`]).
-    pub(crate) fn uncommitted_mut(&mut self, n: usize) -> Option<&mut [u8]> {
-        if self.sealed || (n as u64) > self.remaining() || self.len + n as u64 > self.reserved_len {
-            return None;
-        }
-        // SAFETY: `&mut self` means we hold the partition mutex, so no other writer
-        // exists; readers only touch `[0, len)` (module doc), which is disjoint from
-        // `[len, len + n)`; `len + n <= map.len()` was checked just above.
-        Some(unsafe {
-            std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(self.len as usize), n)
-        })
-    }
-
-    /// Touches the first `prefault_bytes` of the uncommitted area with writes so the
-    /// first appends do not page-fault (and the blocks get allocated now). Only
-    /// reserved bytes are touched: when the reservation fails (disk full) nothing is.
-    fn prefault(&mut self, prefault_bytes: u64) {
-        if prefault_bytes == 0 {
-            return;
-        }
-        if let Err(e) = self.reserve(prefault_bytes) {
-            tracing::debug!(path = %self.path.display(), error = %e, "no prefault: reservation failed");
-        }
-        let start = self.len as usize;
-        let end = (self.len.saturating_add(prefault_bytes)).min(self.reserved_len) as usize;
-        if end <= start {
-            return;
-        }
-        if let Err(e) = self.map.advise_range(Advice::WillNeed, start, end - start) {
-            tracing::debug!(error = %e, "madvise(MADV_WILLNEED) refused");
-        }
-        let mut at = start;
-        while at < end {
-            // SAFETY: `at` lies in the uncommitted area `[len, capacity)` of a segment
-            // that no reader can see yet (it is being created or recovered under
-            // exclusive access); the byte is zero already (fresh sparse file or
-            // truncated-then-extended tail), so writing zero changes no content.
-            unsafe { std::ptr::write_volatile(self.map.as_mut_ptr().add(at), 0) };
-            at += PAGE_BYTES;
+    /// Asks the pre-fault thread to (re)fill this segment's window.
+    fn request_window(&self) {
+        if let (Some(tail), false) = (&self.tail, self.sealed) {
+            if let Some(window) = &tail.window {
+                window.request(tail);
+            }
         }
     }
 
     /// Recovery: sets the committed length, and physically cuts everything after it
     /// (the file is truncated to `valid_len` then re-extended to the capacity, so the
     /// tail reads as zeros again). Invalidates nothing shared: only called in `open`.
-    pub(crate) fn truncate_to(&mut self, valid_len: u64, opts: MapOptions) -> io::Result<()> {
+    pub(crate) fn truncate_to(&mut self, valid_len: u64) -> io::Result<()> {
         let capacity = self.capacity();
         let file = self.open_file()?;
         file.set_len(valid_len)?;
@@ -389,30 +812,40 @@ impl Segment {
             file.set_len(capacity)?;
         }
         self.len = valid_len;
-        self.reserved_len = valid_len;
         self.flushed_len = valid_len;
-        if !self.sealed {
+        if let (Some(tail), false) = (&self.tail, self.sealed) {
+            tail.reserved.store(valid_len, Ordering::Release);
+            tail.populated.store(valid_len, Ordering::Relaxed);
+            tail.append_pos.store(valid_len, Ordering::Relaxed);
             advise_no_readahead(&self.map, valid_len.next_multiple_of(PAGE_BYTES as u64));
-            self.prefault(opts.prefault_bytes);
+            self.request_window();
         }
         Ok(())
     }
 
     /// Publishes `n` more bytes as committed. The caller holds the partition mutex.
     pub(crate) fn commit(&mut self, n: u64) {
-        debug_assert!(self.len + n <= self.reserved_len);
+        debug_assert!(self.len + n <= self.reserved_len());
         self.len += n;
+        if let Some(tail) = &self.tail {
+            tail.committed(self.len);
+        }
     }
 
     /// Stops appends and truncates the file to the used length (so a sealed segment
-    /// takes only its data on disk). The mapping stays for readers.
-    pub(crate) fn seal(&mut self) -> io::Result<()> {
+    /// takes only its data on disk, the unused reservation and window given back).
+    /// The mapping stays for readers. Returns the next segment the pre-fault thread
+    /// prepared, for [`Segment::create`] to adopt.
+    pub(crate) fn seal(&mut self) -> io::Result<Option<Arc<Tail>>> {
         self.sealed = true;
-        self.reserved_len = self.len;
+        // After `retire` the pre-fault thread neither reserves nor touches this
+        // segment again, so cutting the file under it is safe.
+        let next = self.tail.take().and_then(|tail| tail.retire());
         if let Err(e) = self.map.advise(Advice::Normal) {
             tracing::debug!(error = %e, "madvise(MADV_NORMAL) refused");
         }
-        self.open_file()?.set_len(self.len)
+        self.open_file()?.set_len(self.len)?;
+        Ok(next)
     }
 
     /// msync `[from, to)` of a mapping (page-aligned by memmap2).
@@ -510,35 +943,237 @@ mod tests {
         assert_eq!(parse_segment_file_name("00000000000000000042.index"), None);
     }
 
+    fn opts(write: SegmentWrite) -> MapOptions {
+        MapOptions {
+            hugepages: false,
+            write,
+            window: None,
+        }
+    }
+
+    fn patch_at_zero(base_offset: i64) -> BatchPatch {
+        BatchPatch {
+            position: 0,
+            base_offset,
+            repaired_max_timestamp: None,
+        }
+    }
+
+    /// A minimal v2 batch header (61 bytes) plus `payload`, lengths consistent.
+    fn fake_batch(payload: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; RECORD_BATCH_HEADER_BYTES];
+        let batch_length = (RECORD_BATCH_HEADER_BYTES - 12 + payload.len()) as i32;
+        b[8..12].copy_from_slice(&batch_length.to_be_bytes());
+        b[16] = 2;
+        b.extend_from_slice(payload);
+        b
+    }
+
     #[test]
     fn new_segment_is_sparse_and_bytes_outlive_the_segment() {
+        for write in [SegmentWrite::Mmap, SegmentWrite::Pwrite] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut seg = Segment::create(dir.path(), 0, 64 << 20, &opts(write), None).unwrap();
+            let meta = std::fs::metadata(&seg.path).unwrap();
+            assert_eq!(meta.len(), 64 << 20);
+            // Sparse: (almost) no blocks allocated for a 64 MiB file.
+            use std::os::unix::fs::MetadataExt;
+            assert!(meta.blocks() * 512 < 1 << 20, "blocks {}", meta.blocks());
+            let batch = fake_batch(b"hello");
+            let n = batch.len();
+            assert!(
+                seg.write(&batch, [patch_at_zero(7)].into_iter(), write, false)
+                    .is_err(),
+                "{write:?}: unreserved bytes are not writable"
+            );
+            seg.reserve(n as u64).unwrap();
+            let blocks_bytes = std::fs::metadata(&seg.path).unwrap().blocks() * 512;
+            assert!(
+                (RESERVE_MIN_BYTES..2 * RESERVE_MIN_BYTES).contains(&blocks_bytes),
+                "{write:?}: the first reservation, got {blocks_bytes} bytes of blocks"
+            );
+            seg.write(&batch, [patch_at_zero(7)].into_iter(), write, true)
+                .unwrap();
+            seg.commit(n as u64);
+            let bytes = seg.bytes(0, n as u64).unwrap();
+            assert_eq!(
+                &bytes[..8],
+                &7i64.to_be_bytes(),
+                "{write:?}: base offset patched"
+            );
+            assert_eq!(&bytes[RECORD_BATCH_HEADER_BYTES..], b"hello", "{write:?}");
+            assert!(seg.seal().unwrap().is_none());
+            assert_eq!(std::fs::metadata(&seg.path).unwrap().len(), n as u64);
+            std::fs::remove_file(&seg.path).unwrap();
+            drop(seg);
+            assert_eq!(
+                &bytes[RECORD_BATCH_HEADER_BYTES + 1..],
+                b"ello",
+                "{write:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pwrite_of_many_batches_spans_several_calls_and_patches_every_header() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = MapOptions {
-            prefault_bytes: 0,
-            hugepages: false,
+        let write = SegmentWrite::Pwrite;
+        let mut seg = Segment::create(dir.path(), 0, 1 << 20, &opts(write), None).unwrap();
+        let batches: Vec<Vec<u8>> = (0..PWRITE_BATCHES_PER_CALL * 2 + 3)
+            .map(|i| fake_batch(format!("payload-{i}").as_bytes()))
+            .collect();
+        let records = batches.concat();
+        let mut at = 0;
+        let patches: Vec<BatchPatch> = batches
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let p = BatchPatch {
+                    position: at,
+                    base_offset: 100 + i as i64,
+                    repaired_max_timestamp: None,
+                };
+                at += b.len();
+                p
+            })
+            .collect();
+        seg.reserve(records.len() as u64).unwrap();
+        seg.write(&records, patches.iter().copied(), write, false)
+            .unwrap();
+        seg.commit(records.len() as u64);
+        let stored = seg.committed();
+        for (p, b) in patches.iter().zip(&batches) {
+            let got = &stored[p.position..p.position + b.len()];
+            assert_eq!(&got[..8], &p.base_offset.to_be_bytes());
+            assert_eq!(&got[8..], &b[8..]);
+        }
+        // Patches that do not cover the bytes are refused, not half written.
+        seg.reserve(records.len() as u64).unwrap();
+        let err = seg.write(&records, patches[1..].iter().copied(), write, false);
+        assert!(err.is_err());
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+    use crate::storage::prefault::Prefaulter;
+    use std::time::{Duration, Instant};
+
+    const WINDOW_BYTES: u64 = 256 << 10;
+    const SEGMENT_BYTES: u64 = 1 << 20;
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !done() {
+            assert!(started.elapsed() < WAIT, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Pages of `[from, to)` of the mapping resident in memory (mincore).
+    fn resident_pages(map: &MmapRaw, from: u64, to: u64) -> usize {
+        let pages = ((to - from) as usize).div_ceil(PAGE_BYTES);
+        let mut vec = vec![0u8; pages];
+        // SAFETY: the range lies inside the mapping, `vec` has one byte per page.
+        let rc = unsafe {
+            libc::mincore(
+                map.as_ptr().add(from as usize) as *mut libc::c_void,
+                (to - from) as usize,
+                vec.as_mut_ptr(),
+            )
         };
-        let mut seg = Segment::create(dir.path(), 0, 64 << 20, opts).unwrap();
-        let meta = std::fs::metadata(&seg.path).unwrap();
-        assert_eq!(meta.len(), 64 << 20);
-        // Sparse: (almost) no blocks allocated for a 64 MiB file.
-        use std::os::unix::fs::MetadataExt;
-        assert!(meta.blocks() * 512 < 1 << 20, "blocks {}", meta.blocks());
-        assert!(
-            seg.uncommitted_mut(5).is_none(),
-            "unreserved bytes are not writable"
+        assert_eq!(rc, 0, "mincore: {}", io::Error::last_os_error());
+        vec.iter().filter(|&&b| b & 1 == 1).count()
+    }
+
+    fn append_zeros(seg: &mut Segment, n: u64) {
+        // Plain bytes are fine here: the mmap path patches nothing without patches.
+        seg.reserve(n).unwrap();
+        let records = vec![0x11u8; n as usize];
+        seg.write(&records, std::iter::empty(), SegmentWrite::Mmap, false)
+            .unwrap();
+        seg.commit(n);
+    }
+
+    #[test]
+    fn window_runs_ahead_inside_the_reservation_and_the_roll_adopts_a_populated_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefaulter = Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES).unwrap();
+        let opts = MapOptions {
+            hugepages: false,
+            write: SegmentWrite::Mmap,
+            window: Some(prefaulter.window()),
+        };
+        let mut seg = Segment::create(dir.path(), 0, SEGMENT_BYTES, &opts, None).unwrap();
+        let tail = Arc::clone(seg.tail.as_ref().unwrap());
+        // The new segment's head is populated by the thread, not by the appender.
+        wait_for("the first window", || {
+            tail.populated.load(Ordering::Relaxed) >= WINDOW_BYTES
+        });
+        assert!(tail.reserved.load(Ordering::Acquire) >= tail.populated.load(Ordering::Relaxed));
+        assert_eq!(
+            resident_pages(&seg.map, 0, WINDOW_BYTES),
+            WINDOW_BYTES as usize / PAGE_BYTES
         );
-        seg.reserve(5).unwrap();
-        let blocks_bytes = std::fs::metadata(&seg.path).unwrap().blocks() * 512;
-        assert!(
-            (RESERVE_MIN_BYTES..2 * RESERVE_MIN_BYTES).contains(&blocks_bytes),
-            "the first reservation, got {blocks_bytes} bytes of blocks"
+
+        // Appends move the window along; it never leaves the reservation.
+        let step = 96 << 10;
+        while seg.len + step <= SEGMENT_BYTES - (64 << 10) {
+            append_zeros(&mut seg, step);
+            // The thread refills once less than half the window is left ahead.
+            let want = (seg.len + WINDOW_BYTES / 2).min(SEGMENT_BYTES);
+            wait_for("the window to follow the appends", || {
+                tail.populated.load(Ordering::Relaxed) >= want
+            });
+            assert!(
+                tail.reserved.load(Ordering::Acquire) >= tail.populated.load(Ordering::Relaxed)
+            );
+        }
+        // Near the end the window runs into the next segment, prepared ahead.
+        let prepared_path = dir.path().join(PREPARED_SEGMENT_FILE);
+        wait_for("the prepared next segment", || {
+            tail.lock()
+                .next
+                .as_ref()
+                .is_some_and(|n| n.populated.load(Ordering::Relaxed) > 0)
+        });
+        assert!(prepared_path.exists());
+        let next = seg.seal().unwrap().expect("the prepared next segment");
+        assert_eq!(
+            std::fs::metadata(&seg.path).unwrap().len(),
+            seg.len,
+            "sealed to its data"
         );
-        seg.uncommitted_mut(5).unwrap().copy_from_slice(b"hello");
-        seg.commit(5);
-        let bytes = seg.bytes(1, 4).unwrap();
-        seg.seal().unwrap();
-        std::fs::remove_file(&seg.path).unwrap();
+        let populated_head = next.populated.load(Ordering::Relaxed);
+        let seg2 = Segment::create(dir.path(), 1000, SEGMENT_BYTES, &opts, Some(next)).unwrap();
+        assert!(!prepared_path.exists(), "adopted by rename");
+        assert_eq!(std::fs::metadata(&seg2.path).unwrap().len(), SEGMENT_BYTES);
+        assert!(
+            resident_pages(&seg2.map, 0, populated_head) * PAGE_BYTES >= populated_head as usize
+        );
+        drop(seg2);
         drop(seg);
-        assert_eq!(&bytes[..], b"ello");
+    }
+
+    #[test]
+    fn an_unadoptable_prepared_segment_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefaulter = Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES).unwrap();
+        let opts = MapOptions {
+            hugepages: false,
+            write: SegmentWrite::Pwrite,
+            window: Some(prefaulter.window()),
+        };
+        let mut seg = Segment::create(dir.path(), 0, SEGMENT_BYTES, &opts, None).unwrap();
+        append_zeros(&mut seg, SEGMENT_BYTES - (64 << 10));
+        let tail = Arc::clone(seg.tail.as_ref().unwrap());
+        wait_for("the prepared next segment", || tail.lock().next.is_some());
+        let next = seg.seal().unwrap();
+        // An oversized append needs a bigger segment: the prepared one goes away.
+        let big = Segment::create(dir.path(), 5, 4 * SEGMENT_BYTES, &opts, next).unwrap();
+        assert!(!dir.path().join(PREPARED_SEGMENT_FILE).exists());
+        assert_eq!(big.capacity(), 4 * SEGMENT_BYTES);
     }
 }

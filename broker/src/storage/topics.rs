@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use uuid::Uuid;
 
 use super::log::PartitionLog;
-use super::segment::sync_dir;
+use super::prefault::Prefaulter;
+use super::segment::{sync_dir, MapOptions};
 use super::{
     validate_topic_config, validate_topic_name, FlushCell, LogMapKind, Partition, RetentionPolicy,
     StorageConfig, StorageError, TopicConfig, TopicInfo,
@@ -187,6 +188,11 @@ pub(crate) struct TopicStore {
     /// Serializes create/delete/grow so the existence check and the file work agree,
     /// without holding the map lock during that file work.
     admin: Mutex<()>,
+    /// How every partition maps and writes its segments (with the window's queue).
+    map_options: MapOptions,
+    /// The pre-fault window's thread (when `segment_prefault_bytes` > 0); dropped,
+    /// so stopped and joined, with the store.
+    _prefaulter: Option<Prefaulter>,
 }
 
 fn meta_path(data_dir: &Path, name: &str) -> PathBuf {
@@ -285,11 +291,21 @@ impl TopicStore {
         fs::create_dir_all(&cfg.data_dir)?;
         let flush = Arc::new(FlushCell::new(cfg.flush));
         let cfg = Arc::new(cfg);
+        let prefaulter = match cfg.segment_prefault_bytes {
+            0 => None,
+            bytes => Some(Prefaulter::start(bytes, cfg.segment_bytes)?),
+        };
         let store = TopicStore {
             cfg: Arc::clone(&cfg),
             flush: Arc::clone(&flush),
             map: LogMap::new(cfg.log_map, cfg.log_map_shards),
             admin: Mutex::new(()),
+            map_options: MapOptions {
+                hugepages: cfg.segment_hugepages,
+                write: cfg.segment_write,
+                window: prefaulter.as_ref().map(Prefaulter::window),
+            },
+            _prefaulter: prefaulter,
         };
         for entry in fs::read_dir(&cfg.data_dir)? {
             let entry = entry?;
@@ -318,6 +334,7 @@ impl TopicStore {
                     partition_dir(&cfg.data_dir, name, p),
                     Arc::clone(&cfg),
                     Arc::clone(&flush),
+                    store.map_options.clone(),
                 )?;
                 partitions.push(Arc::new(Partition { log }));
             }
@@ -346,6 +363,7 @@ impl TopicStore {
                 partition_dir(&self.cfg.data_dir, name, p),
                 Arc::clone(&self.cfg),
                 Arc::clone(&self.flush),
+                self.map_options.clone(),
             ) {
                 Ok(log) => created.push(Arc::new(Partition { log })),
                 Err(e) => {
