@@ -222,8 +222,9 @@ pub struct Config {
     pub segment_write: SegmentWrite,
     /// MADV_HUGEPAGE on segment mappings.
     pub segment_hugepages: bool,
-    /// Longest event-loop wait, ms (at least 1): a worker also wakes this often when it
-    /// has nothing to do, and the acceptor checks for shutdown this often.
+    /// Longest wait of a worker that has connections, ms (at least 1): such a worker
+    /// wakes this often even when nothing happens. A worker without connections and
+    /// the acceptor wait for their eventfd only (0 wake-ups while idle).
     pub loop_timeout_ms: u64,
     /// Data-plane worker threads, each owning its connections.
     pub io_threads: usize,

@@ -28,7 +28,7 @@ impl LiveToggles {
             prefer_busy_poll: AtomicBool::new(cfg.prefer_busy_poll),
         }
     }
-    /// Longest event-loop wait; every loop picks a change up on its next wait.
+    /// Longest wait of a worker with connections; picked up on its next wait.
     pub fn loop_timeout_ms(&self) -> u64 {
         self.loop_timeout_ms.load(Ordering::Relaxed)
     }

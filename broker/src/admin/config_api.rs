@@ -1,6 +1,6 @@
 //! `GET /v1/config` and `PUT /v1/config`: the toggles that change while running.
 //!
-//! Live keys: `loop_timeout_ms` (every event loop, from its next wait), `idle_spin_us`
+//! Live keys: `loop_timeout_ms` (every worker, from its next wait), `idle_spin_us`
 //! (every worker, from its next loop iteration), `busy_poll_us` and
 //! `prefer_busy_poll` (connections accepted from now on), `flush`
 //! (appends from now on). Every other configuration key is structural: it shaped

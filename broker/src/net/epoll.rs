@@ -12,7 +12,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 
 use super::buffer::InputBuffer;
 use super::conn::{CloseReason, Conn};
-use super::worker::{Driver, Entry, Ready};
+use super::worker::{Driver, Entry, Ready, WAIT_FOREVER};
 use super::{WorkerShared, READ_BUDGET_BYTES};
 
 /// Token of the worker's wake-up eventfd; connection `i` has token `i + 1`.
@@ -25,8 +25,11 @@ pub(super) fn timeout_ms(ms: u64) -> EpollTimeout {
 }
 
 /// Rounds up, so that a wait for a deadline never returns just before it (a busy loop
-/// of zero-timeout waits until the millisecond passes).
+/// of zero-timeout waits until the millisecond passes); `WAIT_FOREVER` blocks.
 fn timeout_of(d: Duration) -> EpollTimeout {
+    if d == WAIT_FOREVER {
+        return EpollTimeout::NONE;
+    }
     let ms = d.as_nanos().div_ceil(1_000_000);
     timeout_ms(u64::try_from(ms).unwrap_or(u64::MAX))
 }

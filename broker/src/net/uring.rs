@@ -57,7 +57,7 @@ use tracing::warn;
 
 use super::buffer::InputBuffer;
 use super::conn::CloseReason;
-use super::worker::{Driver, Entry, Ready};
+use super::worker::{Driver, Entry, Ready, WAIT_FOREVER};
 use super::WorkerShared;
 use crate::config::{enum_name, Config, Fallback, IoBackend};
 
@@ -630,6 +630,9 @@ impl UringDriver {
 
     /// Submits what is queued and waits for one completion or the timeout.
     fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+        if timeout == WAIT_FOREVER {
+            return self.wait_forever();
+        }
         let ts = types::Timespec::from(timeout);
         let args = types::SubmitArgs::new().timespec(&ts);
         let result = if self.sqpoll && self.ring.submission().is_empty() {
@@ -648,6 +651,26 @@ impl UringDriver {
             Ok(_) => Ok(()),
             Err(e) if is_transient(&e) => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Submits what is queued and waits for one completion, however long it takes.
+    fn wait_forever(&mut self) -> io::Result<()> {
+        let result = if self.sqpoll && self.ring.submission().is_empty() {
+            // As in `wait`: do not wake a sleeping SQPOLL thread for nothing.
+            let flags = io_uring::EnterFlags::GETEVENTS.bits();
+            // SAFETY: no argument and no submissions: only waits for a completion.
+            unsafe {
+                self.ring
+                    .submitter()
+                    .enter::<libc::sigset_t>(0, 1, flags, None)
+            }
+        } else {
+            self.ring.submit_and_wait(1)
+        };
+        match result {
+            Err(e) if !is_transient(&e) => Err(e),
+            _ => Ok(()),
         }
     }
 

@@ -9,7 +9,8 @@
 //! How a worker waits (`idle_spin_us`, live): for that long after its last event it
 //! polls without blocking (a zero timeout), so a request arriving meanwhile finds it
 //! awake instead of a halted vCPU to wake; then it blocks until the next deadline or
-//! `loop_timeout_ms`. With no traffic it blocks at once (0% CPU).
+//! `loop_timeout_ms`, and with no connection at all until its eventfd fires. With no
+//! traffic it blocks at once, and with no client it never wakes (0% CPU).
 //!
 //! Deadlines come from one heap: each parked request's, and each connection's next
 //! possible timeout (idle, partial frame). A connection keeps at most one live heap
@@ -33,6 +34,8 @@ use super::{
 };
 use crate::broker::Broker;
 
+/// A wait without timeout: the driver blocks until an event.
+pub(super) const WAIT_FOREVER: Duration = Duration::MAX;
 /// How long exit waits for a driver's operations in flight to complete.
 const QUIESCE_MS: u64 = 1000;
 /// Longest wait of one poll during the shutdown drain.
@@ -71,7 +74,8 @@ pub(super) trait Driver {
     type Io;
     /// Starts watching a newly adopted socket in slot `idx`.
     fn register(&mut self, idx: usize, stream: &TcpStream) -> io::Result<Self::Io>;
-    /// Waits up to `timeout` (zero: only looks), moves the bytes each event names
+    /// Waits up to `timeout` (zero: only looks; [`WAIT_FOREVER`]: until an event),
+    /// moves the bytes each event names
     /// between socket and connection, and appends what the worker must do to `ready`.
     fn poll<B: InputBuffer>(
         &mut self,
@@ -207,11 +211,14 @@ pub(super) fn run<D: Driver, B: InputBuffer>(
 }
 
 impl<D: Driver, B: InputBuffer> Worker<D, B> {
-    /// Until the nearest deadline, at most the (live) loop timeout.
+    /// Until the nearest deadline, at most the (live) loop timeout; [`WAIT_FOREVER`]
+    /// when the worker has no connection and no deadline: then only its eventfd (a
+    /// new socket, shutdown) can give it work, so an idle broker never wakes.
     fn next_wait(&self) -> Duration {
         let max = Duration::from_millis(self.broker.live.loop_timeout_ms());
         match self.deadlines.peek() {
             Some(Reverse((at, ..))) => at.saturating_duration_since(self.now).min(max),
+            None if self.conns.iter().all(Option::is_none) => WAIT_FOREVER,
             None => max,
         }
     }
