@@ -30,6 +30,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// loadgen may overrun its duration by this much (connect, backlog, drain) before it is killed.
 const LOADGEN_SLACK: Duration = Duration::from_secs(60);
+/// Pause between loadgen's exit and the idle-CPU window: the broker handles the
+/// disconnects and its workers spin out `idle_spin_us` (what "falls back to 0 within
+/// the budget" allows), then nothing may run.
+const IDLE_SETTLE: Duration = Duration::from_millis(500);
 
 /// PIDs of children that are still running, for the signal handler.
 static LIVE: Mutex<Vec<i32>> = Mutex::new(Vec::new());
@@ -283,6 +287,26 @@ fn pin_child(cmd: &mut Command, core: usize) {
 
 /// utime + stime of a process in seconds (all its threads, SQPOLL's kernel thread too).
 fn cpu_seconds(pid: i32) -> Option<f64> {
+    schedstat_cpu_seconds(pid).or_else(|| stat_cpu_seconds(pid))
+}
+
+/// CPU time of every thread of `pid` (the SQPOLL kernel thread is one of them), in
+/// nanoseconds from the scheduler (`/proc/PID/task/*/schedstat`, first field): exact,
+/// where `stat`'s ticks are 10 ms samples that charge a whole tick to any thread
+/// that happens to run when the timer fires. Threads that exited are missing from the
+/// sum, which is why the broker is only ever measured while its threads run.
+fn schedstat_cpu_seconds(pid: i32) -> Option<f64> {
+    let mut ns: u64 = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        let text = std::fs::read_to_string(path).ok()?;
+        ns += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 / 1e9)
+}
+
+/// CPU time of `pid` from `/proc/PID/stat` (utime + stime, clock ticks).
+fn stat_cpu_seconds(pid: i32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: fields start after the last ')'.
     let rest = stat.rsplit_once(')')?.1;
@@ -907,7 +931,12 @@ fn run_config(
             run.broker_cpu_pct = Some(100.0 * (c1 - c0) / run.wall_s.max(1e-9));
         }
         // loadgen has exited, so no client is connected: whatever the broker burns now
-        // is its own idling (a spin that does not end shows here).
+        // is its own idling (a spin that does not end shows here). The window starts
+        // after IDLE_SETTLE: the broker first sees the disconnects and its workers
+        // spin out their budget (idle_spin_us is at most 1 s; the runs use <= 1 ms).
+        if idle_cpu_s.is_some() {
+            std::thread::sleep(IDLE_SETTLE);
+        }
         if let (Some(window_s), Some(c0)) = (idle_cpu_s, cpu_seconds(b.pid)) {
             let t0 = Instant::now();
             std::thread::sleep(Duration::from_secs_f64(window_s));

@@ -218,7 +218,7 @@ impl<D: Driver, B: InputBuffer> Worker<D, B> {
         let max = Duration::from_millis(self.broker.live.loop_timeout_ms());
         match self.deadlines.peek() {
             Some(Reverse((at, ..))) => at.saturating_duration_since(self.now).min(max),
-            None if self.conns.iter().all(Option::is_none) => WAIT_FOREVER,
+            None if self.conns.len() == self.free.len() => WAIT_FOREVER,
             None => max,
         }
     }
@@ -434,6 +434,11 @@ impl<D: Driver, B: InputBuffer> Worker<D, B> {
         self.generations[idx] = self.generations[idx].wrapping_add(1);
         self.driver.release(entry.io);
         self.free.push(idx);
+        if self.conns.len() == self.free.len() {
+            // Every deadline belonged to a connection, so all are stale now; dropped,
+            // they cannot wake an idle worker.
+            self.deadlines.clear();
+        }
     }
 
     /// Shutdown: answer parked requests now, give responses a bounded time to drain,
