@@ -176,7 +176,10 @@ fn quick_runs_end_to_end_and_redraws_identically() {
     experiments(&["--results-dir", res, "release-table", "--no-readme"]);
     assert!(table == read(&results.path().join("RELEASE.md")));
     let text = String::from_utf8(table).unwrap();
-    assert!(text.contains("| Metric | p50 | p99.9 |"), "{text}");
+    assert!(
+        text.contains("| Metric | p50 | p99.9 | StrikeMQ v0.1.5 (seed)"),
+        "{text}"
+    );
     assert!(
         text.contains("Produce round trip, 1 KiB, baseline, closed loop | ")
             && text.contains("floor"),
