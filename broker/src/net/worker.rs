@@ -34,6 +34,11 @@ use super::{
 };
 use crate::broker::Broker;
 
+/// The deadline heap is compacted when it holds more than this many entries per live
+/// connection (plus the slack): each live connection needs one, two with a parked
+/// request.
+const STALE_DEADLINES_FACTOR: usize = 4;
+const STALE_DEADLINES_SLACK: usize = 64;
 /// A wait without timeout: the driver blocks until an event.
 pub(super) const WAIT_FOREVER: Duration = Duration::MAX;
 /// How long exit waits for a driver's operations in flight to complete.
@@ -434,10 +439,27 @@ impl<D: Driver, B: InputBuffer> Worker<D, B> {
         self.generations[idx] = self.generations[idx].wrapping_add(1);
         self.driver.release(entry.io);
         self.free.push(idx);
-        if self.conns.len() == self.free.len() {
+        let live = self.conns.len() - self.free.len();
+        if live == 0 {
             // Every deadline belonged to a connection, so all are stale now; dropped,
             // they cannot wake an idle worker.
             self.deadlines.clear();
+        } else if self.deadlines.len() > STALE_DEADLINES_FACTOR * live + STALE_DEADLINES_SLACK {
+            // Entries of closed connections would otherwise stay until they come due
+            // (idle_timeout_ms): under connection churn, rate x timeout of them. Keep
+            // the heap proportional to the live connections (amortized O(1) per close).
+            let conns = &self.conns;
+            self.deadlines
+                .retain(|Reverse((at, idx, generation, timer))| {
+                    conns.get(*idx).and_then(Option::as_ref).is_some_and(|e| {
+                        e.generation == *generation
+                            && !e.closing
+                            && match timer {
+                                Timer::Conn => e.timer_at == Some(*at),
+                                Timer::Parked => e.conn.parked.is_some(),
+                            }
+                    })
+                });
         }
     }
 
