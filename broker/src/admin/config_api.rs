@@ -17,7 +17,6 @@ use super::{ApiError, ApiResult, Ctx, JsonBody};
 use crate::config::{
     Flush, LIVE_KEYS, MAX_BUSY_POLL_US, MAX_IDLE_SPIN_US, MAX_LOOP_TIMEOUT_MS, MIN_LOOP_TIMEOUT_MS,
 };
-use crate::storage::FlushPolicy;
 
 /// The live toggles as they are now.
 #[derive(Debug, Serialize)]
@@ -36,23 +35,7 @@ pub(super) fn live_config(ctx: &Ctx) -> LiveConfig {
         idle_spin_us: live.idle_spin_us(),
         busy_poll_us: live.busy_poll_us(),
         prefer_busy_poll: live.prefer_busy_poll(),
-        flush: flush_from_policy(ctx.broker.storage.flush_policy()).to_string(),
-    }
-}
-
-pub(super) fn flush_from_policy(p: FlushPolicy) -> Flush {
-    match p {
-        FlushPolicy::Never => Flush::Never,
-        FlushPolicy::Always => Flush::Always,
-        FlushPolicy::IntervalMs(ms) => Flush::IntervalMs(ms),
-    }
-}
-
-fn policy_from_flush(f: Flush) -> FlushPolicy {
-    match f {
-        Flush::Never => FlushPolicy::Never,
-        Flush::Always => FlushPolicy::Always,
-        Flush::IntervalMs(ms) => FlushPolicy::IntervalMs(ms),
+        flush: ctx.broker.storage.flush_policy().to_string(),
     }
 }
 
@@ -92,7 +75,7 @@ pub(super) async fn put_config(
     }
     if let Some(flush) = change.flush {
         let storage = &ctx.broker.storage;
-        storage.set_flush_policy(policy_from_flush(flush));
+        storage.set_flush_policy(flush);
         if let Some(flusher) = &ctx.flusher {
             flusher.unpark();
         }
