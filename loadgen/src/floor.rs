@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{bail, Context};
 
+pub use crate::fs_type::fs_type;
 use crate::runner::Checker;
 use crate::wire::{write_all, FrameReader, PollMode};
 
@@ -198,29 +199,5 @@ fn pass(writes: u64, write_bytes: usize, ns: u64) -> StoragePass {
         ns,
         seconds,
         mb_per_s: bytes as f64 / seconds.max(f64::MIN_POSITIVE) / 1e6,
-    }
-}
-
-/// The file system type of `dir` by its statfs magic number.
-pub fn fs_type(dir: &std::path::Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return "unknown".into();
-    };
-    // SAFETY: statfs writes only into the zeroed struct we pass; `c` is NUL-terminated.
-    let magic = unsafe {
-        let mut st: libc::statfs = std::mem::zeroed();
-        if libc::statfs(c.as_ptr(), &mut st) != 0 {
-            return "unknown".into();
-        }
-        st.f_type as u64
-    };
-    match magic {
-        0x0102_1994 => "tmpfs".into(),
-        0xEF53 => "ext4".into(),
-        0x5846_5342 => "xfs".into(),
-        0x9123_683E => "btrfs".into(),
-        0x794C_7630 => "overlayfs".into(),
-        other => format!("0x{other:x}"),
     }
 }

@@ -6,6 +6,7 @@ pub mod consumer;
 pub mod drivers;
 pub mod error;
 pub mod floor;
+mod fs_type;
 pub mod progress;
 pub mod recorder;
 pub mod report;
