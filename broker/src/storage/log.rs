@@ -4,6 +4,10 @@
 //! batch headers (no `.index` files): one header read per batch, and the index can
 //! never disagree with the log.
 
+mod log_start;
+
+pub use log_start::{DeleteRecordsError, DELETE_RECORDS_HIGH_WATERMARK};
+
 use std::cell::RefCell;
 use std::fs;
 use std::io;
@@ -42,6 +46,8 @@ pub(crate) struct PartitionLog {
     opts: MapOptions,
     state: Mutex<LogState>,
     deleted: AtomicBool,
+    /// Serializes moves of the log start offset and their checkpoint (`log_start.rs`).
+    start_checkpoint: Mutex<()>,
 }
 
 struct LogState {
@@ -139,6 +145,7 @@ impl PartitionLog {
             opts,
             state: Mutex::new(state),
             deleted: AtomicBool::new(false),
+            start_checkpoint: Mutex::new(()),
         }
     }
 
@@ -235,6 +242,7 @@ impl PartitionLog {
         if state.segments.is_empty() {
             state.log_start_offset = 0;
         }
+        state.log_start_offset = log_start::recovered_log_start_offset(&dir, &state);
         Ok(Self::empty(dir, cfg, flush, opts, state))
     }
 
@@ -516,8 +524,9 @@ impl PartitionLog {
     /// already does, that batch is copied out and its records (decompressed when
     /// needed) are searched without the partition lock.
     pub(crate) fn offset_for_timestamp(&self, timestamp_ms: i64) -> Option<(i64, i64)> {
-        let candidate = {
+        let (candidate, log_start_offset) = {
             let st = lock(&self.state);
+            let log_start_offset = st.log_start_offset;
             let mut found = None;
             'segments: for segment in st
                 .segments
@@ -526,6 +535,10 @@ impl PartitionLog {
             {
                 for b in Batches::new(segment.committed()) {
                     let Ok(b) = b else { break };
+                    // Below the log start offset (DeleteRecords): no longer served.
+                    if b.last_offset() < log_start_offset {
+                        continue;
+                    }
                     if b.max_timestamp() >= timestamp_ms {
                         found = Some(if b.base_timestamp() >= timestamp_ms {
                             Ok((b.base_offset(), b.base_timestamp()))
@@ -536,9 +549,9 @@ impl PartitionLog {
                     }
                 }
             }
-            found
-        }?;
-        match candidate {
+            (found?, log_start_offset)
+        };
+        let hit = match candidate {
             Ok(hit) => Some(hit),
             // A batch that does not decode still answers at batch granularity.
             Err((base_offset, max_timestamp, bytes)) => {
@@ -547,7 +560,9 @@ impl PartitionLog {
                     .flatten()
                     .or(Some((base_offset, max_timestamp)))
             }
-        }
+        };
+        // A batch that straddles the log start offset answers from the start on.
+        hit.map(|(offset, ts)| (offset.max(log_start_offset), ts))
     }
 
     pub(crate) fn max_timestamp(&self) -> Option<(i64, i64)> {
@@ -558,6 +573,8 @@ impl PartitionLog {
 
     /// Deletes the oldest sealed segments that Kafka's retention rules expire, never
     /// the active one, and moves the log start offset to the first one left:
+    /// - first the segments wholly below the log start offset (moved by DeleteRecords,
+    ///   Kafka's `deleteLogStartOffsetBreachedSegments`), whatever the policy;
     /// - time: from the oldest on, while a segment's largest timestamp is more than
     ///   `retention_ms` before `now_ms` (Kafka's `deleteRetentionMsBreachedSegments`);
     /// - size: then, while the partition would still hold at least `retention_bytes`
@@ -575,9 +592,14 @@ impl PartitionLog {
         let (removed, log_start_offset) = {
             let mut st = lock(&self.state);
             let sealed = st.segments.len().saturating_sub(1);
-            let mut count = 0;
+            // Segments wholly below a log start offset that DeleteRecords moved.
+            let log_start_offset = st.log_start_offset;
+            let mut count = st.segments[..sealed]
+                .iter()
+                .take_while(|s| s.next_offset <= log_start_offset)
+                .count();
             if policy.retention_ms >= 0 {
-                count = st.segments[..sealed]
+                count += st.segments[count..sealed]
                     .iter()
                     .take_while(|s| {
                         now_ms.saturating_sub(segment_largest_timestamp(s)) > policy.retention_ms

@@ -22,6 +22,7 @@ mod segment;
 mod tests;
 mod topics;
 
+pub use log::{DeleteRecordsError, DELETE_RECORDS_HIGH_WATERMARK};
 pub use topics::MAX_PARTITIONS_PER_TOPIC;
 
 /// When acknowledged data reaches the disk (the `flush` configuration key, also
@@ -597,6 +598,12 @@ impl Partition {
         now_ms: i64,
     ) -> Option<RetentionDeleted> {
         self.log.apply_retention(policy, now_ms)
+    }
+    /// Kafka's DeleteRecords: moves the log start offset up to `offset` (-1 = the
+    /// high watermark), persisted before it returns; returns the log start offset
+    /// afterwards. See `storage/log/log_start.rs`.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, DeleteRecordsError> {
+        self.log.delete_records_before(offset)
     }
     /// Bytes on disk used by this partition's segments.
     pub fn size_bytes(&self) -> u64 {

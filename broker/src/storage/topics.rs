@@ -504,10 +504,9 @@ impl TopicStore {
     pub(crate) fn enforce_retention(&self, defaults: RetentionPolicy, now_ms: i64) -> usize {
         let mut total = 0;
         for topic in self.map.all() {
+            // Even without a retention limit a pass runs: DeleteRecords may have moved
+            // a partition's log start offset past whole segments.
             let policy = defaults.for_topic(&topic.info.config);
-            if policy.retention_ms < 0 && policy.retention_bytes < 0 {
-                continue;
-            }
             for (index, partition) in topic.partitions.iter().enumerate() {
                 if let Some(d) = partition.log.apply_retention(policy, now_ms) {
                     tracing::info!(
