@@ -479,6 +479,46 @@ pub fn records_max_timestamp(batch: &[u8]) -> Result<Option<i64>, RecordsError> 
     Ok(max)
 }
 
+/// Appends to `out` the index (counted from `first_index`) of every record of one v2
+/// batch that has a null key, reading the records (decompressed when needed, bounded)
+/// only as far as their keys; returns the number of records read.
+pub fn keyless_records(
+    batch: &[u8],
+    first_index: i32,
+    out: &mut Vec<i32>,
+) -> Result<i32, RecordsError> {
+    let header = RecordBatch::parse(batch)?;
+    let records = batch_records(&header)?;
+    let mut rest: &[u8] = &records;
+    let count = header.records_count();
+    for i in 0..count {
+        let len = usize::try_from(varlong(&mut rest)?)
+            .map_err(|_| RecordsError::Malformed("negative record length"))?;
+        let mut record = rest
+            .get(..len)
+            .ok_or(RecordsError::Malformed("record longer than the batch"))?;
+        rest = &rest[len..];
+        record = record
+            .get(1..)
+            .ok_or(RecordsError::Malformed("empty record"))?; // attributes
+        let _timestamp_delta = varlong(&mut record)?;
+        let _offset_delta = varlong(&mut record)?;
+        if varlong(&mut record)? < 0 {
+            out.push(first_index.saturating_add(i));
+        }
+    }
+    Ok(count)
+}
+
+/// Marks a v2 batch as LogAppendTime stamped at `append_time_ms`: the timestamp type
+/// bit, `maxTimestamp`, and the CRC32C that covers both (what Kafka's broker does to
+/// a batch appended to a `message.timestamp.type=LogAppendTime` topic).
+pub fn set_log_append_time(batch: &mut [u8], append_time_ms: i64) -> Result<(), BatchError> {
+    let attributes = RecordBatch::parse(batch)?.attributes() | TIMESTAMP_TYPE_BIT;
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    set_max_timestamp(batch, append_time_ms)
+}
+
 /// Rewrites a v2 batch's `maxTimestamp` and the CRC32C that covers it.
 pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) -> Result<(), BatchError> {
     let total = RecordBatch::parse(batch)?.total_bytes();

@@ -5,6 +5,7 @@
 //! never disagree with the log.
 
 mod log_start;
+mod overrides;
 
 pub use log_start::{DeleteRecordsError, DELETE_RECORDS_HIGH_WATERMARK};
 
@@ -29,7 +30,7 @@ use super::segment::{
     parse_segment_file_name, sync_dir, BatchPatch, MapOptions, Segment, PREPARED_SEGMENT_FILE,
 };
 use super::{
-    AppendError, Appended, FlushCell, FlushPolicy, Offsets, ReadError, ReadResult,
+    AppendError, Appended, LogOverrides, FlushCell, FlushPolicy, Offsets, ReadError, ReadResult,
     RetentionDeleted, RetentionPolicy, StorageConfig, StorageError,
 };
 
@@ -48,6 +49,10 @@ pub(crate) struct PartitionLog {
     deleted: AtomicBool,
     /// Serializes moves of the log start offset and their checkpoint (`log_start.rs`).
     start_checkpoint: Mutex<()>,
+    /// The topic's configs as the data path needs them (`overrides.rs`); read only
+    /// when `has_overrides` is set, so a topic without configs pays one relaxed load.
+    overrides: Mutex<LogOverrides>,
+    has_overrides: AtomicBool,
 }
 
 struct LogState {
@@ -59,6 +64,9 @@ struct LogState {
     /// (max timestamp, offset of the batch's last record) over the whole log.
     max_timestamp: Option<(i64, i64)>,
     last_flush: Instant,
+    /// When the active segment was created (or the log opened): `segment.ms` rolls
+    /// it once it is that old.
+    active_since: Instant,
 }
 
 /// What append checked about one input batch before taking the lock.
@@ -72,6 +80,9 @@ struct ValidBatch {
     /// Offsets assigned under the lock: the batch's first and last.
     base_offset: i64,
     last_offset: i64,
+    /// `message.timestamp.type=LogAppendTime`: the stored header gets the timestamp
+    /// type bit and `repaired_max_timestamp` (the append time) as its max timestamp.
+    log_append_time: bool,
 }
 
 /// What an append needs besides the log, reused by every append on one thread (a
@@ -146,6 +157,8 @@ impl PartitionLog {
             state: Mutex::new(state),
             deleted: AtomicBool::new(false),
             start_checkpoint: Mutex::new(()),
+            overrides: Mutex::new(LogOverrides::NONE),
+            has_overrides: AtomicBool::new(false),
         }
     }
 
@@ -170,6 +183,7 @@ impl PartitionLog {
             producers: ProducerStates::default(),
             max_timestamp: None,
             last_flush: Instant::now(),
+            active_since: Instant::now(),
         };
         Ok(Self::empty(dir, cfg, flush, opts, state))
     }
@@ -205,6 +219,7 @@ impl PartitionLog {
             producers: ProducerStates::default(),
             max_timestamp: None,
             last_flush: Instant::now(),
+            active_since: Instant::now(),
         };
         let last_index = files.len().saturating_sub(1);
         let next_bases: Vec<Option<i64>> = (0..files.len())
@@ -285,10 +300,11 @@ impl PartitionLog {
         if self.deleted.load(Ordering::Acquire) {
             return Err(AppendError::Io("partition was deleted".into()));
         }
+        let overrides = self.overrides();
         // Validation is pure CPU on the caller's bytes: do it before taking the lock.
         let valid = &mut scratch.batches;
         let pending = &mut scratch.pending;
-        self.validate(records, valid)?;
+        self.validate(records, valid, &overrides)?;
         pending.clear();
         let total_bytes = records.len() as u64;
 
@@ -310,6 +326,7 @@ impl PartitionLog {
                         last_offset,
                         log_start_offset,
                         duplicate: true,
+                        log_append_time_ms: -1,
                     });
                 }
                 SeqCheck::Accept => st
@@ -324,7 +341,7 @@ impl PartitionLog {
 
         let flush = self.flush.get();
         let always = flush == FlushPolicy::Always;
-        self.ensure_room(&mut st, total_bytes)
+        self.ensure_room(&mut st, total_bytes, &overrides)
             .map_err(|e| AppendError::Io(e.to_string()))?;
         let index_interval_bytes = self.cfg.index_interval_bytes;
         let Some(segment) = st.segments.last_mut() else {
@@ -342,6 +359,7 @@ impl PartitionLog {
                 position: *at,
                 base_offset: b.base_offset,
                 repaired_max_timestamp: b.repaired_max_timestamp,
+                log_append_time: b.log_append_time,
             };
             *at += b.total_bytes;
             Some(patch)
@@ -380,6 +398,10 @@ impl PartitionLog {
             last_offset: next - 1,
             log_start_offset,
             duplicate: false,
+            log_append_time_ms: match valid.first() {
+                Some(b) if b.log_append_time => b.max_timestamp,
+                _ => -1,
+            },
         };
 
         if let FlushPolicy::IntervalMs(interval_ms) = flush {
@@ -397,11 +419,21 @@ impl PartitionLog {
     }
 
     /// Checks every batch of `records`, describing them in `valid` (cleared first).
-    fn validate(&self, records: &[u8], valid: &mut Vec<ValidBatch>) -> Result<(), AppendError> {
+    /// `overrides` are the topic's configs (`max.message.bytes`, keys required on a
+    /// compacted topic, LogAppendTime).
+    fn validate(
+        &self,
+        records: &[u8],
+        valid: &mut Vec<ValidBatch>,
+        overrides: &LogOverrides,
+    ) -> Result<(), AppendError> {
         valid.clear();
+        let max_batch_bytes = overrides
+            .max_batch_bytes
+            .unwrap_or(self.cfg.max_batch_bytes);
         for item in Batches::new(records) {
             let b = item.map_err(batch_error_to_append)?;
-            if b.total_bytes() > self.cfg.max_batch_bytes {
+            if b.total_bytes() > max_batch_bytes {
                 return Err(AppendError::TooLarge(b.total_bytes()));
             }
             b.verify_crc().map_err(batch_error_to_append)?;
@@ -426,21 +458,32 @@ impl PartitionLog {
                 repaired_max_timestamp,
                 base_offset: 0,
                 last_offset: 0,
+                log_append_time: false,
             });
         }
         if valid.is_empty() {
             return Err(AppendError::Corrupt("no record batch"));
+        }
+        if *overrides != LogOverrides::NONE {
+            overrides::apply_to_batches(records, valid, overrides)?;
         }
         Ok(())
     }
 
     /// Makes the active segment able to take `total_bytes` contiguous bytes: rolls to
     /// a new segment when they do not fit (one big enough for an oversized append).
-    fn ensure_room(&self, st: &mut LogState, total_bytes: u64) -> io::Result<()> {
-        let capacity_bytes = self.cfg.segment_bytes.max(total_bytes);
+    fn ensure_room(
+        &self,
+        st: &mut LogState,
+        total_bytes: u64,
+        overrides: &LogOverrides,
+    ) -> io::Result<()> {
+        let segment_bytes = overrides.segment_bytes.unwrap_or(self.cfg.segment_bytes);
+        let capacity_bytes = segment_bytes.max(total_bytes);
+        let roll_due = overrides::roll_due(st, total_bytes, overrides);
         let mut prepared = None;
         if let Some(active) = st.segments.last_mut() {
-            if active.remaining() >= total_bytes {
+            if active.remaining() >= total_bytes && !roll_due {
                 return Ok(());
             }
             if active.len == 0 {
@@ -478,6 +521,7 @@ impl PartitionLog {
             st.log_start_offset = segment.base_offset;
         }
         st.segments.push(segment);
+        st.active_since = Instant::now();
         Ok(())
     }
 

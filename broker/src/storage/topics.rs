@@ -16,7 +16,8 @@ use super::log::PartitionLog;
 use super::prefault::Prefaulter;
 use super::segment::{sync_dir, MapOptions};
 use super::{
-    validate_topic_config, validate_topic_name, FlushCell, LogMapKind, Partition, RetentionPolicy,
+    validate_topic_config, validate_topic_name, FlushCell, LogMapKind, LogOverrides, Partition,
+    RetentionPolicy,
     StorageConfig, StorageError, TopicConfig, TopicInfo,
 };
 
@@ -269,6 +270,14 @@ fn check_topic_config(config: &TopicConfig) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Hands a topic's configs, parsed for the append path, to its partitions.
+fn apply_overrides(partitions: &[Arc<Partition>], config: &TopicConfig) {
+    let overrides = LogOverrides::of(config);
+    for partition in partitions {
+        partition.log.set_overrides(overrides);
+    }
+}
+
 fn check_partition_count(partitions: i32) -> Result<(), StorageError> {
     if (1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
         Ok(())
@@ -338,6 +347,7 @@ impl TopicStore {
                 )?;
                 partitions.push(Arc::new(Partition { log }));
             }
+            apply_overrides(&partitions, &info.config);
             tracing::debug!(topic = %info.name, partitions = info.partitions, "recovered topic");
             store.map.insert(Arc::new(Topic { info, partitions }));
         }
@@ -401,6 +411,7 @@ impl TopicStore {
             config,
         };
         let created = self.create_partition_dirs(name, 0..partitions)?;
+        apply_overrides(&created, &info.config);
         // The metadata file is written last: it is what makes the topic exist on restart.
         if let Err(e) = write_meta(&self.cfg.data_dir, &info, self.durable_metadata()) {
             for partition in &created {
@@ -458,6 +469,7 @@ impl TopicStore {
         }
         check_partition_count(total_partitions)?;
         let created = self.create_partition_dirs(name, topic.info.partitions..total_partitions)?;
+        apply_overrides(&created, &topic.info.config);
         let info = TopicInfo {
             partitions: total_partitions,
             ..topic.info.clone()
@@ -494,6 +506,7 @@ impl TopicStore {
             ..topic.info.clone()
         };
         write_meta(&self.cfg.data_dir, &info, self.durable_metadata())?;
+        apply_overrides(&topic.partitions, &info.config);
         self.map.insert(Arc::new(Topic {
             info: info.clone(),
             partitions: topic.partitions.clone(),
