@@ -24,19 +24,41 @@ fn topic_config_value_schema(name: &str, values: ConfigValues, effect: &str) -> 
         }),
         (_, ConfigValues::Ratio) => pattern(r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$"),
         // [-1, i64::MAX], [0, ..], [1, ..]: up to 18 digits always fit an i64.
-        (_, ConfigValues::Int { min: -1, max: i64::MAX }) => pattern("^(-1|[0-9]{1,18})$"),
-        (_, ConfigValues::Int { min: 0, max: i64::MAX }) => pattern("^[0-9]{1,18}$"),
-        (_, ConfigValues::Int { min: 1, max: i64::MAX }) => pattern("^[1-9][0-9]{0,17}$"),
+        (
+            _,
+            ConfigValues::Int {
+                min: -1,
+                max: i64::MAX,
+            },
+        ) => pattern("^(-1|[0-9]{1,18})$"),
+        (
+            _,
+            ConfigValues::Int {
+                min: 0,
+                max: i64::MAX,
+            },
+        ) => pattern("^[0-9]{1,18}$"),
+        (
+            _,
+            ConfigValues::Int {
+                min: 1,
+                max: i64::MAX,
+            },
+        ) => pattern("^[1-9][0-9]{0,17}$"),
         // [0, i32::MAX]: up to 9 digits.
         (_, ConfigValues::Int { min: 0, .. }) => pattern("^[0-9]{1,9}$"),
         // segment.bytes: [1024, i32::MAX], up to 9 digits.
-        (_, ConfigValues::Int { min: 1024, .. }) => pattern(
-            "^([1-9][0-9]{4,8}|[2-9][0-9]{3}|1[1-9][0-9]{2}|10[3-9][0-9]|102[4-9])$",
-        ),
+        (_, ConfigValues::Int { min: 1024, .. }) => {
+            pattern("^([1-9][0-9]{4,8}|[2-9][0-9]{3}|1[1-9][0-9]{2}|10[3-9][0-9]|102[4-9])$")
+        }
         (other, values) => {
             // A new range needs its pattern here; until then the name is documented
             // without one (the server still checks).
-            tracing::warn!(config = other, ?values, "no OpenAPI pattern for topic config");
+            tracing::warn!(
+                config = other,
+                ?values,
+                "no OpenAPI pattern for topic config"
+            );
             json!({"type": "string", "description": effect})
         }
     }

@@ -30,7 +30,7 @@ use super::segment::{
     parse_segment_file_name, sync_dir, BatchPatch, MapOptions, Segment, PREPARED_SEGMENT_FILE,
 };
 use super::{
-    AppendError, Appended, LogOverrides, FlushCell, FlushPolicy, Offsets, ReadError, ReadResult,
+    AppendError, Appended, FlushCell, FlushPolicy, LogOverrides, Offsets, ReadError, ReadResult,
     RetentionDeleted, RetentionPolicy, StorageConfig, StorageError,
 };
 

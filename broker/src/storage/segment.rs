@@ -201,7 +201,11 @@ pub(crate) struct BatchPatch {
 impl BatchPatch {
     /// Writes `max_timestamp` into `batch` (and the LogAppendTime bit when asked),
     /// with the CRC that covers them.
-    fn rewrite_max_timestamp(&self, batch: &mut [u8], max_timestamp: i64) -> Result<(), BatchError> {
+    fn rewrite_max_timestamp(
+        &self,
+        batch: &mut [u8],
+        max_timestamp: i64,
+    ) -> Result<(), BatchError> {
         if self.log_append_time {
             set_log_append_time(batch, max_timestamp)
         } else {
@@ -1051,7 +1055,7 @@ mod tests {
                     position: at,
                     base_offset: 100 + i as i64,
                     repaired_max_timestamp: None,
-                log_append_time: false,
+                    log_append_time: false,
                 };
                 at += b.len();
                 p

@@ -176,8 +176,7 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
             format!("one of {values:?} ({})", spec.effect),
         ),
         ListOf(values) => (
-            !value.trim().is_empty()
-                && value.split(',').all(|i| values.contains(&i.trim())),
+            !value.trim().is_empty() && value.split(',').all(|i| values.contains(&i.trim())),
             format!("a non-empty comma-separated list of {values:?}"),
         ),
     };
@@ -285,7 +284,12 @@ mod tests {
     #[test]
     fn table_is_sorted_and_unique() {
         for pair in TOPIC_CONFIGS.windows(2) {
-            assert!(pair[0].name < pair[1].name, "{} / {}", pair[0].name, pair[1].name);
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} / {}",
+                pair[0].name,
+                pair[1].name
+            );
         }
     }
 
@@ -333,7 +337,10 @@ mod tests {
 
     #[test]
     fn overrides_of_a_topic_without_configs_are_none() {
-        assert_eq!(LogOverrides::of(&TopicConfig::default()), LogOverrides::NONE);
+        assert_eq!(
+            LogOverrides::of(&TopicConfig::default()),
+            LogOverrides::NONE
+        );
         let mut config = TopicConfig::default();
         config
             .configs

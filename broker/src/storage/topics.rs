@@ -17,8 +17,7 @@ use super::prefault::Prefaulter;
 use super::segment::{sync_dir, MapOptions};
 use super::{
     validate_topic_config, validate_topic_name, FlushCell, LogMapKind, LogOverrides, Partition,
-    RetentionPolicy,
-    StorageConfig, StorageError, TopicConfig, TopicInfo,
+    RetentionPolicy, StorageConfig, StorageError, TopicConfig, TopicInfo,
 };
 
 /// Kafka brokers have no hard limit; we bound it so one request cannot create

@@ -73,8 +73,8 @@ pub(super) fn apply_to_batches(
             if b.is_control() {
                 continue;
             }
-            let read = keyless_records(b.as_bytes(), index, &mut keyless)
-                .map_err(AppendError::Records)?;
+            let read =
+                keyless_records(b.as_bytes(), index, &mut keyless).map_err(AppendError::Records)?;
             index = index.saturating_add(read);
         }
         if !keyless.is_empty() {
