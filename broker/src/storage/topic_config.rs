@@ -294,6 +294,18 @@ mod tests {
     }
 
     #[test]
+    fn docs_list_every_config() {
+        let docs = include_str!("../../../docs/topic-configs.md");
+        for s in TOPIC_CONFIGS {
+            assert!(
+                docs.contains(&format!("`{}`", s.name)),
+                "{} missing",
+                s.name
+            );
+        }
+    }
+
+    #[test]
     fn every_default_is_itself_accepted() {
         for s in accepted_topic_configs() {
             if let Some(d) = s.default {
