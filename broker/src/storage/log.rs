@@ -4,16 +4,18 @@
 //! batch headers (no `.index` files): one header read per batch, and the index can
 //! never disagree with the log.
 
+mod compaction;
 mod log_start;
 mod overrides;
 
+pub use compaction::{Compacted, CompactionPolicy};
 pub use log_start::{DeleteRecordsError, DELETE_RECORDS_HIGH_WATERMARK};
 
 use std::cell::RefCell;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -53,6 +55,9 @@ pub(crate) struct PartitionLog {
     /// when `has_overrides` is set, so a topic without configs pays one relaxed load.
     overrides: Mutex<LogOverrides>,
     has_overrides: AtomicBool,
+    /// Sealed segments below this offset were compacted since start-up
+    /// (`compaction.rs`); only the compaction pass touches it.
+    compacted_up_to: AtomicI64,
 }
 
 struct LogState {
@@ -159,6 +164,7 @@ impl PartitionLog {
             start_checkpoint: Mutex::new(()),
             overrides: Mutex::new(LogOverrides::NONE),
             has_overrides: AtomicBool::new(false),
+            compacted_up_to: AtomicI64::new(0),
         }
     }
 
@@ -207,6 +213,13 @@ impl PartitionLog {
                 Some(base) => files.push((base, entry.path())),
                 // A next segment the pre-fault thread prepared before a crash.
                 None if name == PREPARED_SEGMENT_FILE => fs::remove_file(entry.path())?,
+                // A compaction that did not reach its rename: the segment is whole.
+                None if name
+                    .to_str()
+                    .is_some_and(|n| n.ends_with(compaction::CLEANED_SUFFIX)) =>
+                {
+                    fs::remove_file(entry.path())?
+                }
                 None => tracing::debug!(file = ?entry.path(), "ignoring non-segment file"),
             }
         }

@@ -23,7 +23,7 @@ mod tests;
 mod topic_config;
 mod topics;
 
-pub use log::{DeleteRecordsError, DELETE_RECORDS_HIGH_WATERMARK};
+pub use log::{Compacted, CompactionPolicy, DeleteRecordsError, DELETE_RECORDS_HIGH_WATERMARK};
 pub use topic_config::{
     accepted_topic_configs, is_list_config, list_items, spec_of, validate_topic_config,
     CleanupPolicy, ConfigValues, LogOverrides, TopicConfigSpec, CLEANUP_POLICY_CONFIG,
@@ -495,6 +495,13 @@ impl Storage {
         self.store.enforce_retention(defaults, now_ms)
     }
     /// The flush policy in force now.
+    /// One compaction pass over every partition of every topic whose
+    /// `cleanup.policy` includes `compact` (`storage/log/compaction.rs`); returns the
+    /// segments rewritten. Called by the retention thread after retention.
+    pub fn compact(&self, now_ms: i64) -> usize {
+        self.store.compact(now_ms)
+    }
+
     pub fn flush_policy(&self) -> FlushPolicy {
         self.store.flush.get()
     }

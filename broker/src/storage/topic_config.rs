@@ -19,6 +19,9 @@ pub const SEGMENT_BYTES_CONFIG: &str = "segment.bytes";
 pub const SEGMENT_MS_CONFIG: &str = "segment.ms";
 pub const MESSAGE_TIMESTAMP_TYPE_CONFIG: &str = "message.timestamp.type";
 pub const DELETE_RETENTION_MS_CONFIG: &str = "delete.retention.ms";
+pub const MIN_CLEANABLE_DIRTY_RATIO_CONFIG: &str = "min.cleanable.dirty.ratio";
+const DELETE_RETENTION_MS_DEFAULT: i64 = 86_400_000;
+const MIN_CLEANABLE_DIRTY_RATIO_DEFAULT: f64 = 0.5;
 
 /// `cleanup.policy` values.
 pub const CLEANUP_DELETE: &str = "delete";
@@ -107,7 +110,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigSpec] = &[
         "only the unlimited value: record timestamps are not checked against the clock"),
     spec(MESSAGE_TIMESTAMP_TYPE_CONFIG, OneOf(&[CREATE_TIME, LOG_APPEND_TIME]), Some(CREATE_TIME),
         "LogAppendTime: the broker stamps each batch with its append time (timestamp type bit and max timestamp; consumers see it, Produce answers it as log_append_time_ms)"),
-    spec("min.cleanable.dirty.ratio", Ratio, Some("0.5"),
+    spec(MIN_CLEANABLE_DIRTY_RATIO_CONFIG, Ratio, Some("0.5"),
         "when compaction would run; kept and reported (compaction is not built yet)"),
     spec("min.compaction.lag.ms", Refused, None, "compaction is not built yet"),
     spec("min.insync.replicas", OneOf(&["1"]), Some("1"), "only 1: one broker, one replica"),
@@ -225,6 +228,22 @@ impl CleanupPolicy {
                     compact: items.iter().any(|i| i == CLEANUP_COMPACT),
                 }
             }
+        }
+    }
+}
+
+impl crate::storage::CompactionPolicy {
+    /// A compacted topic's `min.cleanable.dirty.ratio` and `delete.retention.ms`
+    /// (Kafka's defaults, 0.5 and one day, when not set or not parsable).
+    pub fn of(config: &TopicConfig) -> Self {
+        let get = |key: &str| config.configs.get(key).map(|v| v.trim());
+        crate::storage::CompactionPolicy {
+            min_cleanable_dirty_ratio: get(MIN_CLEANABLE_DIRTY_RATIO_CONFIG)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(MIN_CLEANABLE_DIRTY_RATIO_DEFAULT),
+            delete_retention_ms: get(DELETE_RETENTION_MS_CONFIG)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(DELETE_RETENTION_MS_DEFAULT),
         }
     }
 }

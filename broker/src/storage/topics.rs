@@ -16,8 +16,9 @@ use super::log::PartitionLog;
 use super::prefault::Prefaulter;
 use super::segment::{sync_dir, MapOptions};
 use super::{
-    validate_topic_config, validate_topic_name, FlushCell, LogMapKind, LogOverrides, Partition,
-    RetentionPolicy, StorageConfig, StorageError, TopicConfig, TopicInfo,
+    validate_topic_config, validate_topic_name, CleanupPolicy, CompactionPolicy, FlushCell,
+    LogMapKind, LogOverrides, Partition, RetentionPolicy, StorageConfig, StorageError, TopicConfig,
+    TopicInfo,
 };
 
 /// Kafka brokers have no hard limit; we bound it so one request cannot create
@@ -532,6 +533,41 @@ impl TopicStore {
                         "retention deleted segments"
                     );
                     total += d.segments;
+                }
+            }
+        }
+        total
+    }
+
+    pub(crate) fn compact(&self, now_ms: i64) -> usize {
+        let mut total = 0;
+        for topic in self.map.all() {
+            let config = &topic.info.config;
+            if !CleanupPolicy::of(config).compact {
+                continue;
+            }
+            let policy = CompactionPolicy::of(config);
+            for (index, partition) in topic.partitions.iter().enumerate() {
+                match partition.log.compact(policy, now_ms) {
+                    Ok(Some(done)) if done.segments_rewritten > 0 => {
+                        tracing::info!(
+                            topic = %topic.info.name,
+                            partition = index,
+                            segments = done.segments_rewritten,
+                            records_removed = done.records_removed,
+                            bytes_before = done.bytes_before,
+                            bytes_after = done.bytes_after,
+                            "compacted"
+                        );
+                        total += done.segments_rewritten;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(
+                        topic = %topic.info.name,
+                        partition = index,
+                        error = %e,
+                        "compaction failed; the log is unchanged"
+                    ),
                 }
             }
         }
