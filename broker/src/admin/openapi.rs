@@ -250,7 +250,7 @@ pub fn spec() -> Value {
                 "responses": {
                     "200": ok("Appended.", "Produced"),
                     "400": error_ref("BadRequest"), "403": error_ref("CrossSite"), "404": error_ref("NotFound"),
-                    "409": error_ref("Conflict"),
+                    "409": {"description": "The topic's configs refuse the messages: a batch above its max.message.bytes, or a message without a key on a cleanup.policy=compact topic; or a limit stopped the auto-create.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                     "413": error_ref("TooLarge"), "415": error_ref("UnsupportedMediaType")
                 }
             }
