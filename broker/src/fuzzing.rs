@@ -168,6 +168,10 @@ fn encode_request_body(request: &Request, version: i16) -> Option<bytes::BytesMu
         DescribeGroups,
         DeleteGroups,
         OffsetDelete,
+        DeleteRecords,
+        DescribeAcls,
+        CreateAcls,
+        DeleteAcls,
     );
     Some(buf)
 }

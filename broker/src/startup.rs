@@ -132,9 +132,10 @@ fn start_flusher(storage: Arc<Storage>, groups: Arc<Coordinator>) -> anyhow::Res
     Ok(Background { stop, thread })
 }
 
-/// Retention: one pass per interval, sleeping the whole interval in between (an idle
-/// broker wakes once per interval, not per loop tick). Unlinking happens in the pass,
-/// outside the partition locks, so the data path never waits for it.
+/// Retention, then compaction of `cleanup.policy=compact` topics: one pass per
+/// interval, sleeping the whole interval in between (an idle broker wakes once per
+/// interval, not per loop tick). Unlinking and rewriting happen in the pass, outside
+/// the partition locks, so the data path never waits for them.
 fn start_retention(
     storage: Arc<Storage>,
     cfg: &crate::config::Config,
@@ -164,6 +165,7 @@ fn start_retention(
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
             storage.enforce_retention(defaults, now_ms);
+            storage.compact(now_ms);
         })
         .context("starting the retention thread")?;
     Ok(Background { stop, thread })

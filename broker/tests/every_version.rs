@@ -1,6 +1,7 @@
 //! Every version the broker advertises in ApiVersions is really answered: for each API
 //! and each version in its advertised range, a request that touches a real topic gets a
-//! decodable response of that version with no error, and the connection stays open.
+//! decodable response of that version with no error (the ACL apis: SECURITY_DISABLED,
+//! as Kafka without an authorizer), and the connection stays open.
 //! (A response field set for a version that lacks it would close the connection.)
 //! The apis and ranges come from the broker's one api table: ApiVersions must answer
 //! exactly it, and every api in it must be exercised here.
@@ -248,12 +249,108 @@ fn every_advertised_version_of_every_api_is_answered_without_error() {
         assert_eq!(resp.error_code, 0, "InitProducerId v{v}");
         assert!(resp.producer_id.0 >= 0, "InitProducerId v{v}");
     }
+    every_version_of_delete_records(&mut conn, &apis);
+    every_version_of_the_acl_apis(&mut conn, &apis);
     every_version_of_the_group_apis(&mut conn, &apis, topic);
     // Every api in the table was exercised above: a new one needs its section here.
     let exercised: Vec<i16> = EXERCISED.with(|e| e.borrow().iter().copied().collect());
     let mut table: Vec<i16> = supported_api_keys().collect();
     table.sort_unstable();
     assert_eq!(exercised, table, "apis exercised vs the api table");
+}
+
+/// DeleteRecords: each version moves the log start offset one record further and
+/// answers it as the low watermark.
+fn every_version_of_delete_records(conn: &mut RawConn, apis: &[ApiVersion]) {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    let topic = "every-version-delete-records";
+    raw::create_topics(conn, &[topic], 1);
+    for i in 0..8 {
+        let batch = raw::record_batch(&[format!("r{i}").as_bytes()], None);
+        assert_eq!(raw::produce(conn, topic, 0, batch).0, 0);
+    }
+    for v in range_of(apis, ApiKey::DeleteRecords) {
+        let offset = i64::from(v) + 1;
+        let req = DeleteRecordsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(raw::topic_name(topic))
+                .with_partitions(vec![DeleteRecordsPartition::default()
+                    .with_partition_index(0)
+                    .with_offset(offset)])]);
+        let resp = conn.call(&req, v);
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.low_watermark),
+            (0, offset),
+            "DeleteRecords v{v}"
+        );
+    }
+}
+
+/// The ACL apis: the broker has no authorizer, so every version answers
+/// SECURITY_DISABLED with Kafka's own messages (Kafka 4's `AclApis`).
+fn every_version_of_the_acl_apis(conn: &mut RawConn, apis: &[ApiVersion]) {
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+    const SECURITY_DISABLED: i16 = 54;
+    for v in range_of(apis, ApiKey::DescribeAcls) {
+        let req = DescribeAclsRequest::default()
+            .with_resource_type_filter(1)
+            .with_pattern_type_filter(1)
+            .with_operation(1)
+            .with_permission_type(1);
+        let resp = conn.call(&req, v);
+        assert_eq!(resp.error_code, SECURITY_DISABLED, "DescribeAcls v{v}");
+        assert_eq!(
+            resp.error_message.as_deref(),
+            Some("No Authorizer is configured on the broker"),
+            "DescribeAcls v{v}"
+        );
+        assert!(resp.resources.is_empty(), "DescribeAcls v{v}");
+    }
+    let creation = AclCreation::default()
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_static_str("t"))
+        .with_resource_pattern_type(3)
+        .with_principal(StrBytes::from_static_str("User:alice"))
+        .with_host(StrBytes::from_static_str("*"))
+        .with_operation(3)
+        .with_permission_type(3);
+    for v in range_of(apis, ApiKey::CreateAcls) {
+        let req = CreateAclsRequest::default().with_creations(vec![creation.clone(); 2]);
+        let resp = conn.call(&req, v);
+        assert_eq!(resp.results.len(), 2, "CreateAcls v{v}");
+        for r in &resp.results {
+            assert_eq!(r.error_code, SECURITY_DISABLED, "CreateAcls v{v}");
+            assert_eq!(
+                r.error_message.as_deref(),
+                Some("No Authorizer is configured."),
+                "CreateAcls v{v}"
+            );
+        }
+    }
+    for v in range_of(apis, ApiKey::DeleteAcls) {
+        let filter = DeleteAclsFilter::default()
+            .with_resource_type_filter(1)
+            .with_pattern_type_filter(1)
+            .with_operation(1)
+            .with_permission_type(1);
+        let req = DeleteAclsRequest::default().with_filters(vec![filter; 3]);
+        let resp = conn.call(&req, v);
+        assert_eq!(resp.filter_results.len(), 3, "DeleteAcls v{v}");
+        for r in &resp.filter_results {
+            assert_eq!(r.error_code, SECURITY_DISABLED, "DeleteAcls v{v}");
+            assert_eq!(
+                r.error_message.as_deref(),
+                Some("No Authorizer is configured."),
+                "DeleteAcls v{v}"
+            );
+            assert!(r.matching_acls.is_empty(), "DeleteAcls v{v}");
+        }
+    }
 }
 
 /// A member of `group` that joined (JoinGroup v5, member id required) and synced.

@@ -465,13 +465,22 @@ pub(super) async fn produce(
         if !appended.is_empty() || result.is_ok() {
             ctx.broker.wake_parked();
         }
+        let broker_max_bytes = ctx.broker.effective.config.max_message_bytes;
         let a = result.map_err(|e| match e {
-            AppendError::TooLarge(bytes) => ApiError::new(
+            AppendError::TooLarge(bytes) if bytes > broker_max_bytes => ApiError::new(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
                     "messages for partition {partition}: a batch of {bytes} bytes exceeds max_message_bytes"
                 ),
             ),
+            // The topic's own configs refuse what the broker would take: a conflict
+            // with the topic's state, not a malformed request.
+            AppendError::TooLarge(bytes) => ApiError::conflict(format!(
+                "messages for partition {partition}: a batch of {bytes} bytes exceeds the topic's max.message.bytes"
+            )),
+            AppendError::KeylessRecords(_) => ApiError::conflict(format!(
+                "topic {name:?} has cleanup.policy compact: every message needs a key"
+            )),
             other => ApiError::internal(format!("appending to {name}-{partition}: {other}")),
         })?;
         appended.push(PartitionAppended {

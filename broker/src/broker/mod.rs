@@ -253,6 +253,10 @@ impl Broker {
             Request::DescribeGroups(r) => write_response(out, cid, v, &self.describe_groups(r, v)),
             Request::DeleteGroups(r) => write_response(out, cid, v, &self.delete_groups(r)),
             Request::OffsetDelete(r) => write_response(out, cid, v, &self.offset_delete(r)),
+            Request::DeleteRecords(r) => write_response(out, cid, v, &self.delete_records(r)),
+            Request::DescribeAcls(_) => write_response(out, cid, v, &self.describe_acls()),
+            Request::CreateAcls(r) => write_response(out, cid, v, &self.create_acls(&r)),
+            Request::DeleteAcls(r) => write_response(out, cid, v, &self.delete_acls(&r)),
             #[allow(unreachable_patterns)]
             _ => return Err(FrameError::Malformed(DecodeError::UnknownApiKey(api_key))),
         }

@@ -479,6 +479,130 @@ pub fn records_max_timestamp(batch: &[u8]) -> Result<Option<i64>, RecordsError> 
     Ok(max)
 }
 
+/// Appends to `out` the index (counted from `first_index`) of every record of one v2
+/// batch that has a null key, reading the records (decompressed when needed, bounded)
+/// only as far as their keys; returns the number of records read.
+pub fn keyless_records(
+    batch: &[u8],
+    first_index: i32,
+    out: &mut Vec<i32>,
+) -> Result<i32, RecordsError> {
+    let header = RecordBatch::parse(batch)?;
+    let records = batch_records(&header)?;
+    let mut rest: &[u8] = &records;
+    let count = header.records_count();
+    for i in 0..count {
+        let len = usize::try_from(varlong(&mut rest)?)
+            .map_err(|_| RecordsError::Malformed("negative record length"))?;
+        let mut record = rest
+            .get(..len)
+            .ok_or(RecordsError::Malformed("record longer than the batch"))?;
+        rest = &rest[len..];
+        record = record
+            .get(1..)
+            .ok_or(RecordsError::Malformed("empty record"))?; // attributes
+        let _timestamp_delta = varlong(&mut record)?;
+        let _offset_delta = varlong(&mut record)?;
+        if varlong(&mut record)? < 0 {
+            out.push(first_index.saturating_add(i));
+        }
+    }
+    Ok(count)
+}
+
+/// One record of a v2 batch as log compaction sees it: its bytes (length prefix
+/// included, valid in any batch with the same base offset and base timestamp), its
+/// offset delta, its key (`None` = null) and whether its value is null (a tombstone).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    pub raw: &'a [u8],
+    pub offset_delta: i64,
+    pub key: Option<&'a [u8]>,
+    pub is_tombstone: bool,
+}
+
+/// Walks the `count` records of a decompressed records section (see
+/// [`batch_records`]), bounded by the bytes present.
+pub fn for_each_record<'a>(
+    records: &'a [u8],
+    count: i32,
+    mut visit: impl FnMut(RecordRef<'a>),
+) -> Result<(), RecordsError> {
+    let mut rest: &'a [u8] = records;
+    for _ in 0..count {
+        let before = rest;
+        let len = usize::try_from(varlong(&mut rest)?)
+            .map_err(|_| RecordsError::Malformed("negative record length"))?;
+        let prefix = before.len() - rest.len();
+        let mut body: &'a [u8] = rest
+            .get(..len)
+            .ok_or(RecordsError::Malformed("record longer than the batch"))?;
+        let raw = &before[..prefix + len];
+        rest = &rest[len..];
+        body = body
+            .get(1..)
+            .ok_or(RecordsError::Malformed("empty record"))?; // attributes
+        let _timestamp_delta = varlong(&mut body)?;
+        let offset_delta = varlong(&mut body)?;
+        let key_len = varlong(&mut body)?;
+        let key = match usize::try_from(key_len) {
+            Err(_) => None,
+            Ok(n) => {
+                let k = body
+                    .get(..n)
+                    .ok_or(RecordsError::Malformed("key longer than the record"))?;
+                body = &body[n..];
+                Some(k)
+            }
+        };
+        let is_tombstone = varlong(&mut body)? < 0;
+        visit(RecordRef {
+            raw,
+            offset_delta,
+            key,
+            is_tombstone,
+        });
+    }
+    Ok(())
+}
+
+/// A copy of `original` (a v2 batch) holding only `records` (raw records of it, see
+/// [`RecordRef::raw`]), uncompressed: same base offset, last offset delta, timestamps
+/// and producer fields, so every kept record keeps its offset; the records count,
+/// length, compression bits and CRC are rewritten. Appended to `out`.
+pub fn rebuild_batch(
+    original: &RecordBatch<'_>,
+    records: &[&[u8]],
+    out: &mut Vec<u8>,
+) -> Result<(), BatchError> {
+    let start = out.len();
+    out.extend_from_slice(&original.as_bytes()[..RECORD_BATCH_HEADER_BYTES]);
+    for r in records {
+        out.extend_from_slice(r);
+    }
+    let total = out.len() - start;
+    let batch = &mut out[start..];
+    let batch_length =
+        i32::try_from(total - LOG_OVERHEAD_BYTES).map_err(|_| BatchError::BadLength(i32::MAX))?;
+    batch[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let attributes = original.attributes() & !COMPRESSION_MASK;
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    let count = i32::try_from(records.len()).map_err(|_| BatchError::BadLength(i32::MAX))?;
+    batch[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&count.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
+/// Marks a v2 batch as LogAppendTime stamped at `append_time_ms`: the timestamp type
+/// bit, `maxTimestamp`, and the CRC32C that covers both (what Kafka's broker does to
+/// a batch appended to a `message.timestamp.type=LogAppendTime` topic).
+pub fn set_log_append_time(batch: &mut [u8], append_time_ms: i64) -> Result<(), BatchError> {
+    let attributes = RecordBatch::parse(batch)?.attributes() | TIMESTAMP_TYPE_BIT;
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    set_max_timestamp(batch, append_time_ms)
+}
+
 /// Rewrites a v2 batch's `maxTimestamp` and the CRC32C that covers it.
 pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) -> Result<(), BatchError> {
     let total = RecordBatch::parse(batch)?.total_bytes();
@@ -573,6 +697,53 @@ mod tests {
         };
         RecordBatchEncoder::encode(&mut buf, records, &options).unwrap();
         buf.to_vec()
+    }
+
+    #[test]
+    fn a_rebuilt_batch_keeps_offsets_timestamps_and_producer_and_decodes() {
+        for compression in [Compression::None, Compression::Zstd] {
+            let mut records: Vec<Record> = (0..4)
+                .map(|i| record(100 + i, 7 + i as i32, 5_000 + i, false))
+                .collect();
+            records[1].key = None;
+            records[2].value = None;
+            let bytes = encoded_with_crate(&records, compression);
+            let batch = RecordBatch::parse(&bytes).unwrap();
+            let inflated = batch_records(&batch).unwrap();
+            let mut seen = Vec::new();
+            for_each_record(&inflated, batch.records_count(), |r| seen.push(r)).unwrap();
+            let described: Vec<(i64, bool, bool)> = seen
+                .iter()
+                .map(|r| (r.offset_delta, r.key.is_some(), r.is_tombstone))
+                .collect();
+            assert_eq!(
+                described,
+                [
+                    (0, true, false),
+                    (1, false, false),
+                    (2, true, true),
+                    (3, true, false)
+                ]
+            );
+            // Keep the second and the third only.
+            let mut out = Vec::new();
+            rebuild_batch(&batch, &[seen[1].raw, seen[2].raw], &mut out).unwrap();
+            let rebuilt = RecordBatch::parse(&out).unwrap();
+            rebuilt.verify_crc().unwrap();
+            assert_eq!(rebuilt.compression(), 0);
+            assert_eq!(rebuilt.last_offset(), batch.last_offset());
+            assert_eq!(rebuilt.producer_id(), batch.producer_id());
+            let decoded = kafka_protocol::records::RecordBatchDecoder::decode_all(
+                &mut Bytes::from(out.clone()),
+            )
+            .unwrap();
+            let kept: Vec<(i64, i64, bool)> = decoded
+                .into_iter()
+                .flat_map(|set| set.records)
+                .map(|r| (r.offset, r.timestamp, r.value.is_none()))
+                .collect();
+            assert_eq!(kept, [(101, 5_001, false), (102, 5_002, true)]);
+        }
     }
 
     fn record(offset: i64, sequence: i32, timestamp: i64, transactional: bool) -> Record {

@@ -29,6 +29,7 @@ pub enum ErrorCode {
     PolicyViolation = 44,
     OutOfOrderSequenceNumber = 45,
     InvalidProducerEpoch = 47,
+    SecurityDisabled = 54,
     KafkaStorageError = 56,
     NonEmptyGroup = 68,
     GroupIdNotFound = 69,
@@ -74,6 +75,7 @@ pub mod code {
     pub const POLICY_VIOLATION: i16 = E::PolicyViolation.code();
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = E::OutOfOrderSequenceNumber.code();
     pub const INVALID_PRODUCER_EPOCH: i16 = E::InvalidProducerEpoch.code();
+    pub const SECURITY_DISABLED: i16 = E::SecurityDisabled.code();
     pub const KAFKA_STORAGE_ERROR: i16 = E::KafkaStorageError.code();
     pub const NON_EMPTY_GROUP: i16 = E::NonEmptyGroup.code();
     pub const GROUP_ID_NOT_FOUND: i16 = E::GroupIdNotFound.code();
@@ -115,6 +117,7 @@ mod tests {
             (E::PolicyViolation, K::PolicyViolation),
             (E::OutOfOrderSequenceNumber, K::OutOfOrderSequenceNumber),
             (E::InvalidProducerEpoch, K::InvalidProducerEpoch),
+            (E::SecurityDisabled, K::SecurityDisabled),
             (E::KafkaStorageError, K::KafkaStorageError),
             (E::NonEmptyGroup, K::NonEmptyGroup),
             (E::GroupIdNotFound, K::GroupIdNotFound),

@@ -4,11 +4,18 @@
 //! batch headers (no `.index` files): one header read per batch, and the index can
 //! never disagree with the log.
 
+mod compaction;
+mod log_start;
+mod overrides;
+
+pub use compaction::{Compacted, CompactionPolicy};
+pub use log_start::{DeleteRecordsError, DELETE_RECORDS_HIGH_WATERMARK};
+
 use std::cell::RefCell;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -25,7 +32,7 @@ use super::segment::{
     parse_segment_file_name, sync_dir, BatchPatch, MapOptions, Segment, PREPARED_SEGMENT_FILE,
 };
 use super::{
-    AppendError, Appended, FlushCell, FlushPolicy, Offsets, ReadError, ReadResult,
+    AppendError, Appended, FlushCell, FlushPolicy, LogOverrides, Offsets, ReadError, ReadResult,
     RetentionDeleted, RetentionPolicy, StorageConfig, StorageError,
 };
 
@@ -42,6 +49,15 @@ pub(crate) struct PartitionLog {
     opts: MapOptions,
     state: Mutex<LogState>,
     deleted: AtomicBool,
+    /// Serializes moves of the log start offset and their checkpoint (`log_start.rs`).
+    start_checkpoint: Mutex<()>,
+    /// The topic's configs as the data path needs them (`overrides.rs`); read only
+    /// when `has_overrides` is set, so a topic without configs pays one relaxed load.
+    overrides: Mutex<LogOverrides>,
+    has_overrides: AtomicBool,
+    /// Sealed segments below this offset were compacted since start-up
+    /// (`compaction.rs`); only the compaction pass touches it.
+    compacted_up_to: AtomicI64,
 }
 
 struct LogState {
@@ -53,6 +69,9 @@ struct LogState {
     /// (max timestamp, offset of the batch's last record) over the whole log.
     max_timestamp: Option<(i64, i64)>,
     last_flush: Instant,
+    /// When the active segment was created (or the log opened): `segment.ms` rolls
+    /// it once it is that old.
+    active_since: Instant,
 }
 
 /// What append checked about one input batch before taking the lock.
@@ -66,6 +85,9 @@ struct ValidBatch {
     /// Offsets assigned under the lock: the batch's first and last.
     base_offset: i64,
     last_offset: i64,
+    /// `message.timestamp.type=LogAppendTime`: the stored header gets the timestamp
+    /// type bit and `repaired_max_timestamp` (the append time) as its max timestamp.
+    log_append_time: bool,
 }
 
 /// What an append needs besides the log, reused by every append on one thread (a
@@ -139,6 +161,10 @@ impl PartitionLog {
             opts,
             state: Mutex::new(state),
             deleted: AtomicBool::new(false),
+            start_checkpoint: Mutex::new(()),
+            overrides: Mutex::new(LogOverrides::NONE),
+            has_overrides: AtomicBool::new(false),
+            compacted_up_to: AtomicI64::new(0),
         }
     }
 
@@ -163,6 +189,7 @@ impl PartitionLog {
             producers: ProducerStates::default(),
             max_timestamp: None,
             last_flush: Instant::now(),
+            active_since: Instant::now(),
         };
         Ok(Self::empty(dir, cfg, flush, opts, state))
     }
@@ -186,6 +213,13 @@ impl PartitionLog {
                 Some(base) => files.push((base, entry.path())),
                 // A next segment the pre-fault thread prepared before a crash.
                 None if name == PREPARED_SEGMENT_FILE => fs::remove_file(entry.path())?,
+                // A compaction that did not reach its rename: the segment is whole.
+                None if name
+                    .to_str()
+                    .is_some_and(|n| n.ends_with(compaction::CLEANED_SUFFIX)) =>
+                {
+                    fs::remove_file(entry.path())?
+                }
                 None => tracing::debug!(file = ?entry.path(), "ignoring non-segment file"),
             }
         }
@@ -198,6 +232,7 @@ impl PartitionLog {
             producers: ProducerStates::default(),
             max_timestamp: None,
             last_flush: Instant::now(),
+            active_since: Instant::now(),
         };
         let last_index = files.len().saturating_sub(1);
         let next_bases: Vec<Option<i64>> = (0..files.len())
@@ -235,6 +270,7 @@ impl PartitionLog {
         if state.segments.is_empty() {
             state.log_start_offset = 0;
         }
+        state.log_start_offset = log_start::recovered_log_start_offset(&dir, &state);
         Ok(Self::empty(dir, cfg, flush, opts, state))
     }
 
@@ -277,10 +313,11 @@ impl PartitionLog {
         if self.deleted.load(Ordering::Acquire) {
             return Err(AppendError::Io("partition was deleted".into()));
         }
+        let overrides = self.overrides();
         // Validation is pure CPU on the caller's bytes: do it before taking the lock.
         let valid = &mut scratch.batches;
         let pending = &mut scratch.pending;
-        self.validate(records, valid)?;
+        self.validate(records, valid, &overrides)?;
         pending.clear();
         let total_bytes = records.len() as u64;
 
@@ -302,6 +339,7 @@ impl PartitionLog {
                         last_offset,
                         log_start_offset,
                         duplicate: true,
+                        log_append_time_ms: -1,
                     });
                 }
                 SeqCheck::Accept => st
@@ -316,7 +354,7 @@ impl PartitionLog {
 
         let flush = self.flush.get();
         let always = flush == FlushPolicy::Always;
-        self.ensure_room(&mut st, total_bytes)
+        self.ensure_room(&mut st, total_bytes, &overrides)
             .map_err(|e| AppendError::Io(e.to_string()))?;
         let index_interval_bytes = self.cfg.index_interval_bytes;
         let Some(segment) = st.segments.last_mut() else {
@@ -334,6 +372,7 @@ impl PartitionLog {
                 position: *at,
                 base_offset: b.base_offset,
                 repaired_max_timestamp: b.repaired_max_timestamp,
+                log_append_time: b.log_append_time,
             };
             *at += b.total_bytes;
             Some(patch)
@@ -372,6 +411,10 @@ impl PartitionLog {
             last_offset: next - 1,
             log_start_offset,
             duplicate: false,
+            log_append_time_ms: match valid.first() {
+                Some(b) if b.log_append_time => b.max_timestamp,
+                _ => -1,
+            },
         };
 
         if let FlushPolicy::IntervalMs(interval_ms) = flush {
@@ -389,11 +432,21 @@ impl PartitionLog {
     }
 
     /// Checks every batch of `records`, describing them in `valid` (cleared first).
-    fn validate(&self, records: &[u8], valid: &mut Vec<ValidBatch>) -> Result<(), AppendError> {
+    /// `overrides` are the topic's configs (`max.message.bytes`, keys required on a
+    /// compacted topic, LogAppendTime).
+    fn validate(
+        &self,
+        records: &[u8],
+        valid: &mut Vec<ValidBatch>,
+        overrides: &LogOverrides,
+    ) -> Result<(), AppendError> {
         valid.clear();
+        let max_batch_bytes = overrides
+            .max_batch_bytes
+            .unwrap_or(self.cfg.max_batch_bytes);
         for item in Batches::new(records) {
             let b = item.map_err(batch_error_to_append)?;
-            if b.total_bytes() > self.cfg.max_batch_bytes {
+            if b.total_bytes() > max_batch_bytes {
                 return Err(AppendError::TooLarge(b.total_bytes()));
             }
             b.verify_crc().map_err(batch_error_to_append)?;
@@ -418,21 +471,32 @@ impl PartitionLog {
                 repaired_max_timestamp,
                 base_offset: 0,
                 last_offset: 0,
+                log_append_time: false,
             });
         }
         if valid.is_empty() {
             return Err(AppendError::Corrupt("no record batch"));
+        }
+        if *overrides != LogOverrides::NONE {
+            overrides::apply_to_batches(records, valid, overrides)?;
         }
         Ok(())
     }
 
     /// Makes the active segment able to take `total_bytes` contiguous bytes: rolls to
     /// a new segment when they do not fit (one big enough for an oversized append).
-    fn ensure_room(&self, st: &mut LogState, total_bytes: u64) -> io::Result<()> {
-        let capacity_bytes = self.cfg.segment_bytes.max(total_bytes);
+    fn ensure_room(
+        &self,
+        st: &mut LogState,
+        total_bytes: u64,
+        overrides: &LogOverrides,
+    ) -> io::Result<()> {
+        let segment_bytes = overrides.segment_bytes.unwrap_or(self.cfg.segment_bytes);
+        let capacity_bytes = segment_bytes.max(total_bytes);
+        let roll_due = overrides::roll_due(st, total_bytes, overrides);
         let mut prepared = None;
         if let Some(active) = st.segments.last_mut() {
-            if active.remaining() >= total_bytes {
+            if active.remaining() >= total_bytes && !roll_due {
                 return Ok(());
             }
             if active.len == 0 {
@@ -470,6 +534,7 @@ impl PartitionLog {
             st.log_start_offset = segment.base_offset;
         }
         st.segments.push(segment);
+        st.active_since = Instant::now();
         Ok(())
     }
 
@@ -516,8 +581,9 @@ impl PartitionLog {
     /// already does, that batch is copied out and its records (decompressed when
     /// needed) are searched without the partition lock.
     pub(crate) fn offset_for_timestamp(&self, timestamp_ms: i64) -> Option<(i64, i64)> {
-        let candidate = {
+        let (candidate, log_start_offset) = {
             let st = lock(&self.state);
+            let log_start_offset = st.log_start_offset;
             let mut found = None;
             'segments: for segment in st
                 .segments
@@ -526,6 +592,10 @@ impl PartitionLog {
             {
                 for b in Batches::new(segment.committed()) {
                     let Ok(b) = b else { break };
+                    // Below the log start offset (DeleteRecords): no longer served.
+                    if b.last_offset() < log_start_offset {
+                        continue;
+                    }
                     if b.max_timestamp() >= timestamp_ms {
                         found = Some(if b.base_timestamp() >= timestamp_ms {
                             Ok((b.base_offset(), b.base_timestamp()))
@@ -536,9 +606,9 @@ impl PartitionLog {
                     }
                 }
             }
-            found
-        }?;
-        match candidate {
+            (found?, log_start_offset)
+        };
+        let hit = match candidate {
             Ok(hit) => Some(hit),
             // A batch that does not decode still answers at batch granularity.
             Err((base_offset, max_timestamp, bytes)) => {
@@ -547,7 +617,9 @@ impl PartitionLog {
                     .flatten()
                     .or(Some((base_offset, max_timestamp)))
             }
-        }
+        };
+        // A batch that straddles the log start offset answers from the start on.
+        hit.map(|(offset, ts)| (offset.max(log_start_offset), ts))
     }
 
     pub(crate) fn max_timestamp(&self) -> Option<(i64, i64)> {
@@ -558,6 +630,8 @@ impl PartitionLog {
 
     /// Deletes the oldest sealed segments that Kafka's retention rules expire, never
     /// the active one, and moves the log start offset to the first one left:
+    /// - first the segments wholly below the log start offset (moved by DeleteRecords,
+    ///   Kafka's `deleteLogStartOffsetBreachedSegments`), whatever the policy;
     /// - time: from the oldest on, while a segment's largest timestamp is more than
     ///   `retention_ms` before `now_ms` (Kafka's `deleteRetentionMsBreachedSegments`);
     /// - size: then, while the partition would still hold at least `retention_bytes`
@@ -575,9 +649,14 @@ impl PartitionLog {
         let (removed, log_start_offset) = {
             let mut st = lock(&self.state);
             let sealed = st.segments.len().saturating_sub(1);
-            let mut count = 0;
+            // Segments wholly below a log start offset that DeleteRecords moved.
+            let log_start_offset = st.log_start_offset;
+            let mut count = st.segments[..sealed]
+                .iter()
+                .take_while(|s| s.next_offset <= log_start_offset)
+                .count();
             if policy.retention_ms >= 0 {
-                count = st.segments[..sealed]
+                count += st.segments[count..sealed]
                     .iter()
                     .take_while(|s| {
                         now_ms.saturating_sub(segment_largest_timestamp(s)) > policy.retention_ms

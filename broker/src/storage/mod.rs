@@ -20,8 +20,15 @@ mod producer;
 mod segment;
 #[cfg(test)]
 mod tests;
+mod topic_config;
 mod topics;
 
+pub use log::{Compacted, CompactionPolicy, DeleteRecordsError, DELETE_RECORDS_HIGH_WATERMARK};
+pub use topic_config::{
+    accepted_topic_configs, is_list_config, list_items, spec_of, validate_topic_config,
+    CleanupPolicy, ConfigValues, LogOverrides, TopicConfigSpec, CLEANUP_POLICY_CONFIG,
+    RETENTION_BYTES_CONFIG, RETENTION_MS_CONFIG, TOPIC_CONFIGS,
+};
 pub use topics::MAX_PARTITIONS_PER_TOPIC;
 
 /// When acknowledged data reaches the disk (the `flush` configuration key, also
@@ -203,67 +210,6 @@ pub struct RetentionPolicy {
     pub retention_bytes: i64,
 }
 
-/// Topic config names (Kafka's `TopicConfig`) accepted by CreateTopics and
-/// AlterConfigs. Only `retention.ms` and `retention.bytes` change what the broker
-/// does; the others are kept and reported as given, so tools that set them work.
-pub const KNOWN_TOPIC_CONFIGS: &[&str] = &[
-    "cleanup.policy",
-    "compression.gzip.level",
-    "compression.lz4.level",
-    "compression.type",
-    "compression.zstd.level",
-    "delete.retention.ms",
-    "file.delete.delay.ms",
-    "flush.messages",
-    "flush.ms",
-    "follower.replication.throttled.replicas",
-    "index.interval.bytes",
-    "leader.replication.throttled.replicas",
-    "local.retention.bytes",
-    "local.retention.ms",
-    "max.compaction.lag.ms",
-    "max.message.bytes",
-    "message.downconversion.enable",
-    "message.format.version",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.difference.max.ms",
-    "message.timestamp.type",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
-    "min.insync.replicas",
-    "preallocate",
-    "remote.storage.enable",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.index.bytes",
-    "segment.jitter.ms",
-    "segment.ms",
-    "unclean.leader.election.enable",
-];
-pub const RETENTION_MS_CONFIG: &str = "retention.ms";
-pub const RETENTION_BYTES_CONFIG: &str = "retention.bytes";
-
-/// Checks one topic config: a known name, and for the enforced ones a valid value
-/// (an integer >= -1, as Kafka's validators require). The error names both.
-pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
-    if !KNOWN_TOPIC_CONFIGS.contains(&name) {
-        return Err(format!("unknown topic config {name:?}"));
-    }
-    if name == RETENTION_MS_CONFIG || name == RETENTION_BYTES_CONFIG {
-        match value.trim().parse::<i64>() {
-            Ok(v) if v >= -1 => {}
-            _ => {
-                return Err(format!(
-                    "invalid value {value:?} for topic config {name}: expected an integer >= -1 (-1 = unlimited)"
-                ))
-            }
-        }
-    }
-    Ok(())
-}
-
 impl RetentionPolicy {
     /// This policy with the topic's own `retention.*` configs applied. Values were
     /// validated when set; one that does not parse (a hand-edited file) keeps the
@@ -276,6 +222,13 @@ impl RetentionPolicy {
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .unwrap_or(default)
         };
+        // As Kafka: without `delete` in `cleanup.policy` nothing expires.
+        if !CleanupPolicy::of(config).delete {
+            return RetentionPolicy {
+                retention_ms: -1,
+                retention_bytes: -1,
+            };
+        }
         RetentionPolicy {
             retention_ms: get(RETENTION_MS_CONFIG, self.retention_ms),
             retention_bytes: get(RETENTION_BYTES_CONFIG, self.retention_bytes),
@@ -349,6 +302,11 @@ pub enum AppendError {
     /// Writing failed (KAFKA_STORAGE_ERROR); nothing of this append is visible.
     #[error("storage error: {0}")]
     Io(String),
+    /// Records without a key on a topic whose `cleanup.policy` includes `compact`
+    /// (INVALID_RECORD with one record error per index, KIP-467). The indexes count
+    /// the records of the partition's data from 0.
+    #[error("Compacted topic cannot accept message without key")]
+    KeylessRecords(Vec<i32>),
 }
 
 /// Result of a successful append.
@@ -363,6 +321,9 @@ pub struct Appended {
     /// True when the batch was an idempotent duplicate: nothing was written and
     /// `base_offset`/`last_offset` are those of the original append.
     pub duplicate: bool,
+    /// The append time the broker stamped on the batches of a
+    /// `message.timestamp.type=LogAppendTime` topic; -1 otherwise.
+    pub log_append_time_ms: i64,
 }
 
 /// Offsets of a partition.
@@ -534,6 +495,13 @@ impl Storage {
         self.store.enforce_retention(defaults, now_ms)
     }
     /// The flush policy in force now.
+    /// One compaction pass over every partition of every topic whose
+    /// `cleanup.policy` includes `compact` (`storage/log/compaction.rs`); returns the
+    /// segments rewritten. Called by the retention thread after retention.
+    pub fn compact(&self, now_ms: i64) -> usize {
+        self.store.compact(now_ms)
+    }
+
     pub fn flush_policy(&self) -> FlushPolicy {
         self.store.flush.get()
     }
@@ -597,6 +565,12 @@ impl Partition {
         now_ms: i64,
     ) -> Option<RetentionDeleted> {
         self.log.apply_retention(policy, now_ms)
+    }
+    /// Kafka's DeleteRecords: moves the log start offset up to `offset` (-1 = the
+    /// high watermark), persisted before it returns; returns the log start offset
+    /// afterwards. See `storage/log/log_start.rs`.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, DeleteRecordsError> {
+        self.log.delete_records_before(offset)
     }
     /// Bytes on disk used by this partition's segments.
     pub fn size_bytes(&self) -> u64 {

@@ -44,7 +44,8 @@ use memmap2::{Advice, MmapOptions, MmapRaw};
 use super::prefault::{self, Window};
 use super::SegmentWrite;
 use crate::protocol::batch::{
-    set_base_offset, set_max_timestamp, RecordBatch, RECORD_BATCH_HEADER_BYTES,
+    set_base_offset, set_log_append_time, set_max_timestamp, BatchError, RecordBatch,
+    RECORD_BATCH_HEADER_BYTES,
 };
 
 /// Digits in a segment file name (`i64::MAX` has 19; Kafka uses 20).
@@ -193,6 +194,24 @@ pub(crate) struct BatchPatch {
     pub(crate) position: usize,
     pub(crate) base_offset: i64,
     pub(crate) repaired_max_timestamp: Option<i64>,
+    /// `repaired_max_timestamp` is a LogAppendTime stamp: set the timestamp type too.
+    pub(crate) log_append_time: bool,
+}
+
+impl BatchPatch {
+    /// Writes `max_timestamp` into `batch` (and the LogAppendTime bit when asked),
+    /// with the CRC that covers them.
+    fn rewrite_max_timestamp(
+        &self,
+        batch: &mut [u8],
+        max_timestamp: i64,
+    ) -> Result<(), BatchError> {
+        if self.log_append_time {
+            set_log_append_time(batch, max_timestamp)
+        } else {
+            set_max_timestamp(batch, max_timestamp)
+        }
+    }
 }
 
 /// The writable end of an active segment, shared by the appender (which holds the
@@ -514,10 +533,12 @@ fn pwrite_batches(
                 .map_err(io::Error::other)?
                 .total_bytes();
             if let Some(ts) = p.repaired_max_timestamp {
-                // Rare (a producer's impossible maxTimestamp): the CRC covers the
-                // records, so patch a whole copy and keep its header.
+                // Rare (a producer's impossible maxTimestamp, or a LogAppendTime
+                // topic): the CRC covers the records, so patch a whole copy and keep
+                // its header.
                 let mut whole = batch[..total].to_vec();
-                set_max_timestamp(&mut whole, ts).map_err(io::Error::other)?;
+                p.rewrite_max_timestamp(&mut whole, ts)
+                    .map_err(io::Error::other)?;
                 header.copy_from_slice(&whole[..RECORD_BATCH_HEADER_BYTES]);
             } else {
                 header.copy_from_slice(&batch[..RECORD_BATCH_HEADER_BYTES]);
@@ -774,7 +795,8 @@ impl Segment {
                     let batch = &mut dst[p.position..];
                     set_base_offset(batch, p.base_offset).map_err(io::Error::other)?;
                     if let Some(ts) = p.repaired_max_timestamp {
-                        set_max_timestamp(batch, ts).map_err(io::Error::other)?;
+                        p.rewrite_max_timestamp(batch, ts)
+                            .map_err(io::Error::other)?;
                     }
                 }
                 if sync {
@@ -956,6 +978,7 @@ mod tests {
             position: 0,
             base_offset,
             repaired_max_timestamp: None,
+            log_append_time: false,
         }
     }
 
@@ -1032,6 +1055,7 @@ mod tests {
                     position: at,
                     base_offset: 100 + i as i64,
                     repaired_max_timestamp: None,
+                    log_append_time: false,
                 };
                 at += b.len();
                 p

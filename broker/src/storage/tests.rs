@@ -398,7 +398,8 @@ macro_rules! scenarios {
                         base_offset: 1,
                         last_offset: 3,
                         log_start_offset: 0,
-                        duplicate: true
+                        duplicate: true,
+                        log_append_time_ms: -1,
                     }
                 );
                 assert_eq!(p.offsets().log_end_offset, 4, "a duplicate writes nothing");

@@ -16,8 +16,9 @@ use super::log::PartitionLog;
 use super::prefault::Prefaulter;
 use super::segment::{sync_dir, MapOptions};
 use super::{
-    validate_topic_config, validate_topic_name, FlushCell, LogMapKind, Partition, RetentionPolicy,
-    StorageConfig, StorageError, TopicConfig, TopicInfo,
+    validate_topic_config, validate_topic_name, CleanupPolicy, CompactionPolicy, FlushCell,
+    LogMapKind, LogOverrides, Partition, RetentionPolicy, StorageConfig, StorageError, TopicConfig,
+    TopicInfo,
 };
 
 /// Kafka brokers have no hard limit; we bound it so one request cannot create
@@ -269,6 +270,14 @@ fn check_topic_config(config: &TopicConfig) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Hands a topic's configs, parsed for the append path, to its partitions.
+fn apply_overrides(partitions: &[Arc<Partition>], config: &TopicConfig) {
+    let overrides = LogOverrides::of(config);
+    for partition in partitions {
+        partition.log.set_overrides(overrides);
+    }
+}
+
 fn check_partition_count(partitions: i32) -> Result<(), StorageError> {
     if (1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
         Ok(())
@@ -338,6 +347,7 @@ impl TopicStore {
                 )?;
                 partitions.push(Arc::new(Partition { log }));
             }
+            apply_overrides(&partitions, &info.config);
             tracing::debug!(topic = %info.name, partitions = info.partitions, "recovered topic");
             store.map.insert(Arc::new(Topic { info, partitions }));
         }
@@ -401,6 +411,7 @@ impl TopicStore {
             config,
         };
         let created = self.create_partition_dirs(name, 0..partitions)?;
+        apply_overrides(&created, &info.config);
         // The metadata file is written last: it is what makes the topic exist on restart.
         if let Err(e) = write_meta(&self.cfg.data_dir, &info, self.durable_metadata()) {
             for partition in &created {
@@ -458,6 +469,7 @@ impl TopicStore {
         }
         check_partition_count(total_partitions)?;
         let created = self.create_partition_dirs(name, topic.info.partitions..total_partitions)?;
+        apply_overrides(&created, &topic.info.config);
         let info = TopicInfo {
             partitions: total_partitions,
             ..topic.info.clone()
@@ -494,6 +506,7 @@ impl TopicStore {
             ..topic.info.clone()
         };
         write_meta(&self.cfg.data_dir, &info, self.durable_metadata())?;
+        apply_overrides(&topic.partitions, &info.config);
         self.map.insert(Arc::new(Topic {
             info: info.clone(),
             partitions: topic.partitions.clone(),
@@ -504,10 +517,9 @@ impl TopicStore {
     pub(crate) fn enforce_retention(&self, defaults: RetentionPolicy, now_ms: i64) -> usize {
         let mut total = 0;
         for topic in self.map.all() {
+            // Even without a retention limit a pass runs: DeleteRecords may have moved
+            // a partition's log start offset past whole segments.
             let policy = defaults.for_topic(&topic.info.config);
-            if policy.retention_ms < 0 && policy.retention_bytes < 0 {
-                continue;
-            }
             for (index, partition) in topic.partitions.iter().enumerate() {
                 if let Some(d) = partition.log.apply_retention(policy, now_ms) {
                     tracing::info!(
@@ -521,6 +533,41 @@ impl TopicStore {
                         "retention deleted segments"
                     );
                     total += d.segments;
+                }
+            }
+        }
+        total
+    }
+
+    pub(crate) fn compact(&self, now_ms: i64) -> usize {
+        let mut total = 0;
+        for topic in self.map.all() {
+            let config = &topic.info.config;
+            if !CleanupPolicy::of(config).compact {
+                continue;
+            }
+            let policy = CompactionPolicy::of(config);
+            for (index, partition) in topic.partitions.iter().enumerate() {
+                match partition.log.compact(policy, now_ms) {
+                    Ok(Some(done)) if done.segments_rewritten > 0 => {
+                        tracing::info!(
+                            topic = %topic.info.name,
+                            partition = index,
+                            segments = done.segments_rewritten,
+                            records_removed = done.records_removed,
+                            bytes_before = done.bytes_before,
+                            bytes_after = done.bytes_after,
+                            "compacted"
+                        );
+                        total += done.segments_rewritten;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(
+                        topic = %topic.info.name,
+                        partition = index,
+                        error = %e,
+                        "compaction failed; the log is unchanged"
+                    ),
                 }
             }
         }

@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::broker::{code, storage_error_code, Broker, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::storage::{
-    validate_topic_config, validate_topic_name, TopicConfig, TopicInfo, RETENTION_BYTES_CONFIG,
-    RETENTION_MS_CONFIG,
+    accepted_topic_configs, is_list_config, list_items, spec_of, validate_topic_config,
+    validate_topic_name, TopicConfig, TopicInfo, RETENTION_BYTES_CONFIG, RETENTION_MS_CONFIG,
 };
 
 /// DescribeConfigs resource types.
@@ -252,23 +252,28 @@ impl Broker {
         CreatePartitionsResponse::default().with_results(results)
     }
 
-    /// The configs reported for a topic: defaults from the broker, overridden by the
-    /// topic's own configs. (name, value, source).
-    fn topic_configs(&self, info: &TopicInfo) -> Vec<ConfigEntry> {
+    /// The default of an accepted topic config: the table's, or the broker's own
+    /// setting for the ones a broker setting provides.
+    fn topic_config_default(&self, name: &str) -> Option<String> {
         let cfg = &self.effective.config;
-        let defaults = [
-            ("cleanup.policy", "delete".to_string()),
-            ("compression.type", "producer".to_string()),
-            ("max.message.bytes", cfg.max_message_bytes.to_string()),
-            ("message.timestamp.type", "CreateTime".to_string()),
-            ("min.insync.replicas", "1".to_string()),
-            (RETENTION_BYTES_CONFIG, cfg.retention_bytes.to_string()),
-            (RETENTION_MS_CONFIG, cfg.retention_ms.to_string()),
-            ("segment.bytes", cfg.segment_bytes.to_string()),
-        ];
-        let mut out: BTreeMap<String, (String, i8)> = defaults
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), (v, SOURCE_DEFAULT_CONFIG)))
+        match name {
+            "max.message.bytes" => Some(cfg.max_message_bytes.to_string()),
+            RETENTION_BYTES_CONFIG => Some(cfg.retention_bytes.to_string()),
+            RETENTION_MS_CONFIG => Some(cfg.retention_ms.to_string()),
+            "segment.bytes" => Some(cfg.segment_bytes.to_string()),
+            other => spec_of(other).and_then(|s| s.default.map(str::to_string)),
+        }
+    }
+
+    /// The configs reported for a topic: every accepted one at its default
+    /// (DEFAULT_CONFIG), overridden by the topic's own configs (TOPIC_CONFIG).
+    /// (name, value, source).
+    fn topic_configs(&self, info: &TopicInfo) -> Vec<ConfigEntry> {
+        let mut out: BTreeMap<String, (String, i8)> = accepted_topic_configs()
+            .filter_map(|s| {
+                let value = self.topic_config_default(s.name)?;
+                Some((s.name.to_string(), (value, SOURCE_DEFAULT_CONFIG)))
+            })
             .collect();
         for (k, v) in &info.config.configs {
             out.insert(k.clone(), (v.clone(), SOURCE_TOPIC_CONFIG));
@@ -311,7 +316,12 @@ impl Broker {
                             .into_iter()
                             .filter(|(k, _, _)| wanted.as_ref().is_none_or(|w| w.contains(k)))
                             .map(|(k, v, source)| {
+                                let documentation = (r.resource_type == RESOURCE_TOPIC
+                                    && req.include_documentation)
+                                    .then(|| spec_of(&k).map(|s| sb(s.effect)))
+                                    .flatten();
                                 DescribeConfigsResourceResult::default()
+                                    .with_documentation(documentation)
                                     .with_name(sb(k))
                                     .with_value(Some(sb(v)))
                                     // Topic configs can be altered (AlterConfigs);
@@ -409,7 +419,8 @@ impl Broker {
     }
 
     /// IncrementalAlterConfigs (API 44): SET and DELETE per config; APPEND and
-    /// SUBTRACT apply to list configs only, and none of the accepted ones is a list.
+    /// SUBTRACT apply to list configs only (`cleanup.policy`), from the topic's value
+    /// or else the default, as Kafka's `ConfigAdminManager` does.
     pub(in crate::broker) fn incremental_alter_configs(
         &self,
         req: IncrementalAlterConfigsRequest,
@@ -435,6 +446,28 @@ impl Broker {
                                 }
                                 OP_DELETE => {
                                     configs.remove(name);
+                                }
+                                OP_APPEND | OP_SUBTRACT if is_list_config(name) => {
+                                    let value = c.value.as_ref().ok_or_else(|| {
+                                        format!("APPEND or SUBTRACT of topic config {name} has a null value")
+                                    })?;
+                                    let current = configs
+                                        .get(name)
+                                        .cloned()
+                                        .or_else(|| self.topic_config_default(name))
+                                        .unwrap_or_default();
+                                    let mut items = list_items(&current);
+                                    let given = list_items(value);
+                                    if c.config_operation == OP_APPEND {
+                                        for item in given {
+                                            if !items.contains(&item) {
+                                                items.push(item);
+                                            }
+                                        }
+                                    } else {
+                                        items.retain(|i| !given.contains(i));
+                                    }
+                                    configs.insert(name.to_string(), items.join(","));
                                 }
                                 OP_APPEND | OP_SUBTRACT => {
                                     return Err(format!(

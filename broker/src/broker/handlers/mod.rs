@@ -8,9 +8,13 @@
 //! - [`admin`]: CreateTopics, DeleteTopics, CreatePartitions,
 //!   DescribeConfigs, AlterConfigs, IncrementalAlterConfigs, DescribeCluster.
 //! - [`groups`]: the group apis, translating to the coordinator (`crate::group`).
+//! - [`acls`]: the ACL apis, answered SECURITY_DISABLED (no authorizer).
+//! - [`delete_records`]: DeleteRecords, moving a partition's log start offset.
 
+pub(super) mod acls;
 pub(super) mod admin;
 pub(super) mod api_versions;
+pub(super) mod delete_records;
 pub(super) mod fetch;
 pub(super) mod groups;
 pub(super) mod init_producer_id;

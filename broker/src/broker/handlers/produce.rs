@@ -27,7 +27,12 @@ struct PartitionAnswer<'m> {
     error_code: i16,
     base_offset: i64,
     log_start_offset: i64,
+    /// The append time of a LogAppendTime topic's batches, else -1.
+    log_append_time_ms: i64,
     error_message: Option<std::borrow::Cow<'m, str>>,
+    /// Indexes of the records refused one by one (KIP-467); empty otherwise (no
+    /// allocation).
+    record_errors: Vec<i32>,
 }
 
 impl PartitionAnswer<'_> {
@@ -37,7 +42,9 @@ impl PartitionAnswer<'_> {
             error_code,
             base_offset: -1,
             log_start_offset: -1,
+            log_append_time_ms: -1,
             error_message: None,
+            record_errors: Vec::new(),
         }
     }
 }
@@ -91,22 +98,31 @@ impl Broker {
                                     error_code: code::NONE,
                                     base_offset: a.base_offset,
                                     log_start_offset: a.log_start_offset,
+                                    log_append_time_ms: a.log_append_time_ms,
                                     error_message: None,
+                                    record_errors: Vec::new(),
                                 }
                             }
                             Err(e) => {
                                 if matches!(e, AppendError::Io(_)) {
                                     warn!(topic = name, partition = pd.index, error = %e, "append failed");
                                 }
+                                let error_code = append_error_code(&e);
+                                let error_message = Some(e.to_string().into());
+                                let record_errors = match e {
+                                    AppendError::KeylessRecords(indexes) => indexes,
+                                    _ => Vec::new(),
+                                };
                                 PartitionAnswer {
-                                    error_message: Some(e.to_string().into()),
-                                    ..PartitionAnswer::error(pd.index, append_error_code(&e))
+                                    error_message,
+                                    record_errors,
+                                    ..PartitionAnswer::error(pd.index, error_code)
                                 }
                             }
                         },
                     },
                 };
-                put_partition(out, version, flexible, &answer);
+                put_partition(out, version, flexible, &answer, name);
             }
             tagged_fields_if(out, flexible);
         }
@@ -125,16 +141,32 @@ impl Broker {
 }
 
 /// One `PartitionProduceResponse`, in schema order.
-fn put_partition(out: &mut Vec<u8>, version: i16, flexible: bool, a: &PartitionAnswer<'_>) {
+fn put_partition(
+    out: &mut Vec<u8>,
+    version: i16,
+    flexible: bool,
+    a: &PartitionAnswer<'_>,
+    topic: &str,
+) {
     put_i32(out, a.index);
     put_i16(out, a.error_code);
     put_i64(out, a.base_offset);
-    put_i64(out, -1); // log_append_time_ms: CreateTime topics only
+    put_i64(out, a.log_append_time_ms);
     if version >= LOG_START_OFFSET_VERSION {
         put_i64(out, a.log_start_offset);
     }
     if version >= ERROR_MESSAGE_VERSION {
-        put_array_len(out, flexible, Some(0)); // record_errors
+        put_array_len(out, flexible, Some(a.record_errors.len()));
+        for &batch_index in &a.record_errors {
+            put_i32(out, batch_index);
+            // Kafka's message for a keyless record on a compacted topic.
+            let message = format!(
+                "Compacted topic cannot accept message without key in topic partition {topic}-{}.",
+                a.index
+            );
+            put_nullable_str(out, flexible, Some(&message));
+            tagged_fields_if(out, flexible);
+        }
         put_nullable_str(out, flexible, a.error_message.as_deref());
     }
     tagged_fields_if(out, flexible);
@@ -143,7 +175,7 @@ fn put_partition(out: &mut Vec<u8>, version: i16, flexible: bool, a: &PartitionA
 fn append_error_code(e: &AppendError) -> i16 {
     match e {
         AppendError::Corrupt(_) | AppendError::Records(_) => code::CORRUPT_MESSAGE,
-        AppendError::UnsupportedMagic(_) => code::INVALID_RECORD,
+        AppendError::UnsupportedMagic(_) | AppendError::KeylessRecords(_) => code::INVALID_RECORD,
         AppendError::TooLarge(_) => code::MESSAGE_TOO_LARGE,
         AppendError::OutOfOrderSequence => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
         AppendError::InvalidProducerEpoch => code::INVALID_PRODUCER_EPOCH,

@@ -14,6 +14,7 @@
 //! as Kafka's JSON schemas (and `kafka_protocol`'s generated sources) list them. Unknown
 //! tagged fields are read and dropped.
 
+mod acl;
 mod admin;
 mod client;
 mod data;
@@ -24,8 +25,9 @@ pub mod views;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreateAclsRequest, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
+    DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest,
     DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
     IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
     ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
@@ -62,6 +64,10 @@ pub enum Request {
     DescribeGroups(DescribeGroupsRequest),
     DeleteGroups(DeleteGroupsRequest),
     OffsetDelete(OffsetDeleteRequest),
+    DeleteRecords(DeleteRecordsRequest),
+    DescribeAcls(DescribeAclsRequest),
+    CreateAcls(CreateAclsRequest),
+    DeleteAcls(DeleteAclsRequest),
 }
 
 /// What the broker knows about one api: the versions its decoder reads, and the first
@@ -109,6 +115,11 @@ const APIS: &[ApiSpec] = &[
     spec(ApiKey::DescribeGroups, 0, 5, 5),
     spec(ApiKey::DeleteGroups, 0, 2, 2),
     spec(ApiKey::OffsetDelete, 0, 0, NEVER_FLEXIBLE),
+    spec(ApiKey::DeleteRecords, 0, 2, 2),
+    // Kafka 4 dropped v0 of the ACL apis (KIP-896).
+    spec(ApiKey::DescribeAcls, 1, 3, 2),
+    spec(ApiKey::CreateAcls, 1, 3, 2),
+    spec(ApiKey::DeleteAcls, 1, 3, 2),
 ];
 
 /// `flexible_from` for an api that has no flexible version.
@@ -231,6 +242,10 @@ pub fn decode_request(
         ApiKey::DescribeGroups => Request::DescribeGroups(group::describe_groups(r, v)?),
         ApiKey::DeleteGroups => Request::DeleteGroups(group::delete_groups(r, v)?),
         ApiKey::OffsetDelete => Request::OffsetDelete(group::offset_delete(r, v)?),
+        ApiKey::DeleteRecords => Request::DeleteRecords(data::delete_records(r, v)?),
+        ApiKey::DescribeAcls => Request::DescribeAcls(acl::describe_acls(r, v)?),
+        ApiKey::CreateAcls => Request::CreateAcls(acl::create_acls(r, v)?),
+        ApiKey::DeleteAcls => Request::DeleteAcls(acl::delete_acls(r, v)?),
         // The table and this match list the same apis; a key in one but not the
         // other is a bug here, reported rather than panicking.
         _ => return Err(DecodeError::UnknownApiKey(api_key)),

@@ -6,11 +6,16 @@
 //! as truncated.
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_partitions_request::{
     CreatePartitionsAssignment, CreatePartitionsTopic,
 };
 use kafka_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
+use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
 };
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -33,8 +38,9 @@ use kafka_protocol::messages::offset_fetch_request::{
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    AlterConfigsRequest, ApiVersionsRequest, CreateAclsRequest, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
+    DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest,
     DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
     IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
     ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
@@ -825,6 +831,98 @@ fn delete_groups_matches_oracle() {
 #[test]
 fn offset_delete_matches_oracle() {
     check_all_versions(offset_delete_sample, Request::OffsetDelete);
+}
+
+fn delete_records_sample(_v: i16, _null: bool) -> DeleteRecordsRequest {
+    let mut req = DeleteRecordsRequest::default();
+    req.topics = ["alpha", "beta"]
+        .into_iter()
+        .map(|name| {
+            let mut t = DeleteRecordsTopic::default();
+            t.name = topic(name);
+            t.partitions = (0..2)
+                .map(|i| {
+                    let mut p = DeleteRecordsPartition::default();
+                    p.partition_index = i;
+                    p.offset = if i == 0 { -1 } else { 0x0102_0304_0506 };
+                    p
+                })
+                .collect();
+            t
+        })
+        .collect();
+    req.timeout_ms = 30_000;
+    req
+}
+
+#[test]
+fn delete_records_matches_oracle() {
+    check_all_versions(delete_records_sample, Request::DeleteRecords);
+}
+
+fn describe_acls_sample(_v: i16, null: bool) -> DescribeAclsRequest {
+    let mut req = DescribeAclsRequest::default();
+    req.resource_type_filter = 2;
+    req.resource_name_filter = (!null).then(|| s("alpha"));
+    req.pattern_type_filter = 3;
+    req.principal_filter = (!null).then(|| s("User:alice"));
+    req.host_filter = (!null).then(|| s("127.0.0.1"));
+    req.operation = 4;
+    req.permission_type = 3;
+    req
+}
+
+#[test]
+fn describe_acls_matches_oracle() {
+    check_all_versions(describe_acls_sample, Request::DescribeAcls);
+}
+
+fn create_acls_sample(_v: i16, _null: bool) -> CreateAclsRequest {
+    let mut req = CreateAclsRequest::default();
+    req.creations = ["alpha", "beta"]
+        .into_iter()
+        .map(|name| {
+            let mut c = AclCreation::default();
+            c.resource_type = 2;
+            c.resource_name = s(name);
+            c.resource_pattern_type = 3;
+            c.principal = s("User:alice");
+            c.host = s("*");
+            c.operation = 4;
+            c.permission_type = 3;
+            c
+        })
+        .collect();
+    req
+}
+
+#[test]
+fn create_acls_matches_oracle() {
+    check_all_versions(create_acls_sample, Request::CreateAcls);
+}
+
+fn delete_acls_sample(_v: i16, null: bool) -> DeleteAclsRequest {
+    let mut req = DeleteAclsRequest::default();
+    req.filters = ["alpha", "beta"]
+        .into_iter()
+        .map(|name| {
+            let mut f = DeleteAclsFilter::default();
+            f.resource_type_filter = 2;
+            f.resource_name_filter = (!null).then(|| s(name));
+            f.pattern_type_filter = 1;
+            f.principal_filter = (!null).then(|| s("User:alice"));
+            f.host_filter = (!null).then(|| s("*"));
+            f.operation = 2;
+            f.permission_type = 1;
+            f
+        })
+        .collect();
+    req
+}
+
+#[test]
+fn delete_acls_matches_oracle() {
+    check_all_versions(delete_acls_sample, Request::DeleteAcls);
 }
 
 /// A request header (v1, or v2 when `flexible`) followed by `body`.
