@@ -77,6 +77,35 @@ pub fn no_wake() -> Waker {
     Arc::new(|| {})
 }
 
+/// Who commits offsets, as an OffsetCommit (or TxnOffsetCommit) names itself.
+#[derive(Clone, Copy, Debug)]
+pub struct CommitBy<'a> {
+    pub member_id: &'a str,
+    pub group_instance_id: Option<&'a str>,
+    /// The generation (classic groups); −1 for commits without group management.
+    pub generation_id: i32,
+    /// TxnOffsetCommit: no REBALANCE_IN_PROGRESS, and generation −1 without a member id
+    /// is accepted in a group with members (older transactional clients send neither).
+    pub transactional: bool,
+    /// The answer when the group does not exist and the generation is ≥ 0:
+    /// GROUP_ID_NOT_FOUND from OffsetCommit v9 on, ILLEGAL_GENERATION before.
+    pub unknown_group_code: i16,
+}
+
+impl CommitBy<'_> {
+    /// A commit without group management (generation −1, no member): what admin
+    /// clients and `assign()` consumers send.
+    pub fn simple() -> CommitBy<'static> {
+        CommitBy {
+            member_id: "",
+            group_instance_id: None,
+            generation_id: -1,
+            transactional: false,
+            unknown_group_code: code::ILLEGAL_GENERATION,
+        }
+    }
+}
+
 /// A group as ListGroups shows it.
 #[derive(Clone, Debug)]
 pub struct GroupOverview {
@@ -296,26 +325,36 @@ impl Coordinator {
         Ok(codes)
     }
 
-    /// OffsetCommit: checks the member and generation as Kafka does, then logs the
-    /// offsets (durably first, with `flush=always`). Errors apply to every partition.
+    /// OffsetCommit: checks the member and generation as Kafka does (see
+    /// [`Group::validate_commit`](state::Group::validate_commit) and [`CommitBy`]), then
+    /// logs the offsets (durably first, with `flush=always`). Errors apply to every
+    /// partition.
     pub fn commit(
         &self,
         group_id: &str,
-        member_id: &str,
-        instance: Option<&str>,
-        generation_id: i32,
+        by: &CommitBy<'_>,
         commits: Vec<(PartitionKey, Committed)>,
     ) -> Result<(), i16> {
         validate_group_id(group_id, true)?;
         {
             let mut g = lock(&self.inner.groups);
             match g.map.get_mut(group_id) {
-                Some(group) => {
-                    group.validate_commit(member_id, instance, generation_id, Instant::now())?
+                Some(group) => group.validate_commit(
+                    by.member_id,
+                    by.group_instance_id,
+                    by.generation_id,
+                    by.transactional,
+                    Instant::now(),
+                )?,
+                // A group that does not use group management (assign + commit): Kafka
+                // creates a "simple" group on the fly.
+                None if by.generation_id < 0 => {}
+                // Kafka keeps a group that has only offsets as an Empty group: a
+                // generation names no member of it.
+                None if lock(&self.inner.offsets).has_group(group_id) => {
+                    return Err(code::UNKNOWN_MEMBER_ID)
                 }
-                // A group that does not use group management (assign + commit).
-                None if generation_id < 0 => {}
-                None => return Err(code::ILLEGAL_GENERATION),
+                None => return Err(by.unknown_group_code),
             }
             if g.map.len() >= GROUPS_MAX && !g.map.contains_key(group_id) {
                 let offsets = lock(&self.inner.offsets);

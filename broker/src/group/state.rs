@@ -650,11 +650,8 @@ impl Group {
 
     pub fn sync(&mut self, p: SyncParams, now: Instant) -> Arc<Slot<SyncResult>> {
         let done = |c: i16| Slot::filled(SyncResult::error(c));
-        if self.is_fenced(&p.member_id, p.group_instance_id.as_deref()) {
-            return done(code::FENCED_INSTANCE_ID);
-        }
-        if !self.members.contains_key(&p.member_id) {
-            return done(code::UNKNOWN_MEMBER_ID);
+        if let Err(c) = self.validate_member(&p.member_id, p.group_instance_id.as_deref()) {
+            return done(c);
         }
         if p.generation_id != self.generation_id {
             return done(code::ILLEGAL_GENERATION);
@@ -736,16 +733,15 @@ impl Group {
         generation_id: i32,
         now: Instant,
     ) -> i16 {
-        if self.is_fenced(member_id, instance) {
-            return code::FENCED_INSTANCE_ID;
+        if let Err(c) = self.validate_member(member_id, instance) {
+            return c;
         }
-        let Some(m) = self.members.get_mut(member_id) else {
-            return code::UNKNOWN_MEMBER_ID;
-        };
         if generation_id != self.generation_id {
             return code::ILLEGAL_GENERATION;
         }
-        m.session_deadline = now + m.session_timeout;
+        if let Some(m) = self.members.get_mut(member_id) {
+            m.session_deadline = now + m.session_timeout;
+        }
         match self.state {
             GroupState::Empty | GroupState::Dead => code::UNKNOWN_MEMBER_ID,
             GroupState::PreparingRebalance => code::REBALANCE_IN_PROGRESS,
@@ -778,31 +774,65 @@ impl Group {
         code::NONE
     }
 
-    /// Kafka's rules for who may commit offsets to this group.
+    /// Kafka's `validateMember`: a static member is known by its instance id (another
+    /// member id for it is fenced), a dynamic one by its member id.
+    pub fn validate_member(&self, member_id: &str, instance: Option<&str>) -> Result<(), i16> {
+        match instance {
+            Some(instance) => match self.static_members.get(instance) {
+                None => Err(code::UNKNOWN_MEMBER_ID),
+                Some(id) if id != member_id => Err(code::FENCED_INSTANCE_ID),
+                Some(_) => Ok(()),
+            },
+            None if self.members.contains_key(member_id) => Ok(()),
+            None => Err(code::UNKNOWN_MEMBER_ID),
+        }
+    }
+
+    /// Kafka's rules for who may commit offsets to this group (ClassicGroup's
+    /// `validateOffsetCommit`), the one place OffsetCommit and, later, TxnOffsetCommit
+    /// fence stale members:
+    /// - generation < 0 in an Empty group: a consumer without group management (or an
+    ///   admin client) commits, accepted;
+    /// - otherwise a member id, an instance id or a generation ≥ 0 must name a current
+    ///   member (UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID) of the current generation
+    ///   (ILLEGAL_GENERATION): a member revoked by a rebalance that completed without it
+    ///   cannot overwrite the progress of the partition's new owner;
+    /// - generation −1 without member and instance id in a group with members:
+    ///   UNKNOWN_MEMBER_ID (non-transactional commits only);
+    /// - a current member while the group waits for the leader's assignment
+    ///   (CompletingRebalance): REBALANCE_IN_PROGRESS (non-transactional only). While
+    ///   the group prepares a rebalance a current member may still commit what it
+    ///   consumed: that is what a consumer does when its partitions are revoked.
+    ///
+    /// A successful commit by a member counts as a sign of life (its session restarts).
     pub fn validate_commit(
         &mut self,
         member_id: &str,
         instance: Option<&str>,
         generation_id: i32,
+        transactional: bool,
         now: Instant,
     ) -> Result<(), i16> {
-        if self.is_fenced(member_id, instance) {
-            return Err(code::FENCED_INSTANCE_ID);
+        if self.state == GroupState::Dead {
+            return Err(code::COORDINATOR_NOT_AVAILABLE);
         }
         if generation_id < 0 && self.state == GroupState::Empty {
-            // Not using group management (assign + commit).
             return Ok(());
         }
-        if self.state == GroupState::CompletingRebalance {
+        if generation_id >= 0 || !member_id.is_empty() || instance.is_some() {
+            self.validate_member(member_id, instance)?;
+            if generation_id != self.generation_id {
+                return Err(code::ILLEGAL_GENERATION);
+            }
+        } else if !transactional && self.state != GroupState::Empty {
+            return Err(code::UNKNOWN_MEMBER_ID);
+        }
+        if !transactional && self.state == GroupState::CompletingRebalance {
             return Err(code::REBALANCE_IN_PROGRESS);
         }
-        let Some(m) = self.members.get_mut(member_id) else {
-            return Err(code::UNKNOWN_MEMBER_ID);
-        };
-        if generation_id != self.generation_id {
-            return Err(code::ILLEGAL_GENERATION);
+        if let Some(m) = self.members.get_mut(member_id) {
+            m.session_deadline = now + m.session_timeout;
         }
-        m.session_deadline = now + m.session_timeout;
         Ok(())
     }
 

@@ -232,8 +232,12 @@ fn delete_refuses_live_groups_and_removes_offsets() {
         metadata: String::new(),
         commit_timestamp_ms: 0,
     };
-    c.commit("simple", "", None, -1, vec![(("t".into(), 0), committed)])
-        .expect("simple commit");
+    c.commit(
+        "simple",
+        &CommitBy::simple(),
+        vec![(("t".into(), 0), committed)],
+    )
+    .expect("simple commit");
     assert_eq!(c.describe("simple").state, GroupState::Empty);
     let (_, slot) = join_new(&c, "live", &["range"]);
     taken(&slot);
@@ -243,4 +247,117 @@ fn delete_refuses_live_groups_and_removes_offsets() {
     assert_eq!(c.delete("simple"), code::NONE);
     assert_eq!(c.committed("simple", None), Ok(Vec::new()));
     assert_eq!(c.describe("simple").state, GroupState::Dead);
+}
+
+fn commit_as(c: &Coordinator, group: &str, member: &str, generation_id: i32) -> Result<(), i16> {
+    let by = CommitBy {
+        member_id: member,
+        group_instance_id: None,
+        generation_id,
+        transactional: false,
+        unknown_group_code: code::GROUP_ID_NOT_FOUND,
+    };
+    let committed = Committed {
+        offset: 1,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp_ms: 0,
+    };
+    c.commit(group, &by, vec![(("t".into(), 0), committed)])
+}
+
+/// Kafka's ClassicGroup.validateOffsetCommit, state by state.
+#[test]
+fn offset_commits_are_fenced_by_member_and_generation_in_every_state() {
+    let c = Coordinator::in_memory(crate::group::no_wake());
+    let (a, slot) = join_new(&c, "g", &["range"]);
+    let gen1 = taken(&slot).generation_id;
+    // CompletingRebalance: the member waits for its assignment.
+    assert_eq!(
+        commit_as(&c, "g", &a, gen1),
+        Err(code::REBALANCE_IN_PROGRESS)
+    );
+    assert_eq!(
+        commit_as(&c, "g", &a, gen1 - 1),
+        Err(code::ILLEGAL_GENERATION)
+    );
+    assert_eq!(commit_as(&c, "g", "", -1), Err(code::UNKNOWN_MEMBER_ID));
+    assert_eq!(
+        commit_as(&c, "g", "nobody", gen1),
+        Err(code::UNKNOWN_MEMBER_ID)
+    );
+    taken(&c.sync("g", sync_params(&a, gen1, &[(&a, "x")])));
+
+    // Stable.
+    assert_eq!(commit_as(&c, "g", &a, gen1), Ok(()));
+    assert_eq!(commit_as(&c, "g", &a, -1), Err(code::ILLEGAL_GENERATION));
+    assert_eq!(commit_as(&c, "g", "", -1), Err(code::UNKNOWN_MEMBER_ID));
+    let static_unknown = CommitBy {
+        member_id: &a,
+        group_instance_id: Some("not-registered"),
+        generation_id: gen1,
+        transactional: false,
+        unknown_group_code: code::GROUP_ID_NOT_FOUND,
+    };
+    assert_eq!(
+        c.commit("g", &static_unknown, Vec::new()),
+        Err(code::UNKNOWN_MEMBER_ID)
+    );
+
+    // PreparingRebalance: a current member commits what it consumed before it rejoins
+    // (its partitions are being revoked); that commit is kept.
+    let (b, b_join) = join_new(&c, "g", &["range"]);
+    assert_eq!(commit_as(&c, "g", &a, gen1), Ok(()));
+    assert_eq!(
+        commit_as(&c, "g", &b, gen1),
+        Ok(()),
+        "b is a member of gen1's group now"
+    );
+    let a_join = c.join(params("g", &a, &["range"]));
+    let gen2 = taken(&a_join).generation_id;
+    taken(&b_join);
+    assert_eq!(gen2, gen1 + 1);
+    // The next generation: the revoked generation's commit is refused.
+    assert_eq!(commit_as(&c, "g", &a, gen1), Err(code::ILLEGAL_GENERATION));
+    assert_eq!(
+        commit_as(&c, "g", &b, gen2),
+        Err(code::REBALANCE_IN_PROGRESS)
+    );
+
+    // A member that left cannot commit any more.
+    assert_eq!(c.leave("g", &[(b.clone(), None)]), Ok(vec![code::NONE]));
+    assert_eq!(commit_as(&c, "g", &b, gen2), Err(code::UNKNOWN_MEMBER_ID));
+
+    // No such group: a generation names nothing (GROUP_ID_NOT_FOUND from v9, the
+    // handler picks the code); generation −1 is a simple consumer, accepted, and then
+    // the group exists, Empty, with offsets only.
+    assert_eq!(commit_as(&c, "new", "m", 3), Err(code::GROUP_ID_NOT_FOUND));
+    assert_eq!(commit_as(&c, "new", "", -1), Ok(()));
+    assert_eq!(commit_as(&c, "new", "m", 3), Err(code::UNKNOWN_MEMBER_ID));
+    assert_eq!(commit_as(&c, "new", "", -1), Ok(()));
+}
+
+#[test]
+fn heartbeat_and_sync_answer_rebalance_in_progress_while_the_group_prepares_a_rebalance() {
+    let c = Coordinator::in_memory(crate::group::no_wake());
+    let (a, slot) = join_new(&c, "g", &["range"]);
+    let gen1 = taken(&slot).generation_id;
+    taken(&c.sync("g", sync_params(&a, gen1, &[(&a, "x")])));
+    let (_b, _b_join) = join_new(&c, "g", &["range"]);
+    assert_eq!(
+        c.heartbeat("g", &a, None, gen1),
+        code::REBALANCE_IN_PROGRESS
+    );
+    let synced = taken(&c.sync("g", sync_params(&a, gen1, &[(&a, "x")])));
+    assert_eq!(synced.error_code, code::REBALANCE_IN_PROGRESS);
+    // Identity is checked before the state: a stranger is unknown, a stale generation
+    // illegal.
+    assert_eq!(
+        c.heartbeat("g", "nobody", None, gen1),
+        code::UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        c.heartbeat("g", &a, None, gen1 + 5),
+        code::ILLEGAL_GENERATION
+    );
 }

@@ -13,6 +13,7 @@ pub enum ErrorCode {
     UnknownTopicOrPartition = 3,
     MessageTooLarge = 10,
     OffsetMetadataTooLarge = 12,
+    CoordinatorNotAvailable = 15,
     InvalidTopicException = 17,
     IllegalGeneration = 22,
     InconsistentGroupProtocol = 23,
@@ -58,6 +59,7 @@ pub mod code {
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = E::UnknownTopicOrPartition.code();
     pub const MESSAGE_TOO_LARGE: i16 = E::MessageTooLarge.code();
     pub const OFFSET_METADATA_TOO_LARGE: i16 = E::OffsetMetadataTooLarge.code();
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = E::CoordinatorNotAvailable.code();
     pub const INVALID_TOPIC_EXCEPTION: i16 = E::InvalidTopicException.code();
     pub const ILLEGAL_GENERATION: i16 = E::IllegalGeneration.code();
     pub const INCONSISTENT_GROUP_PROTOCOL: i16 = E::InconsistentGroupProtocol.code();
@@ -99,6 +101,7 @@ mod tests {
             (E::UnknownTopicOrPartition, K::UnknownTopicOrPartition),
             (E::MessageTooLarge, K::MessageTooLarge),
             (E::OffsetMetadataTooLarge, K::OffsetMetadataTooLarge),
+            (E::CoordinatorNotAvailable, K::CoordinatorNotAvailable),
             (E::InvalidTopicException, K::InvalidTopicException),
             (E::IllegalGeneration, K::IllegalGeneration),
             (E::InconsistentGroupProtocol, K::InconsistentGroupProtocol),

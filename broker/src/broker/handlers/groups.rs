@@ -36,13 +36,16 @@ use crate::group::limits::{
     OFFSET_METADATA_BYTES_MAX, REBALANCE_TIMEOUT_MS_MAX, SESSION_TIMEOUT_MS_MAX,
 };
 use crate::group::{
-    code, Committed, Coordinator, JoinParams, JoinResult, PartitionKey, Slot, SyncParams,
+    code, CommitBy, Committed, Coordinator, JoinParams, JoinResult, PartitionKey, Slot, SyncParams,
     SyncResult,
 };
 use crate::protocol::response::write_response;
 
 /// JoinGroup v4+: a new member first gets its id (MEMBER_ID_REQUIRED).
 const JOIN_MEMBER_ID_REQUIRED_VERSION: i16 = 4;
+/// OffsetCommit v9+: a commit with a generation to a group that does not exist gets
+/// GROUP_ID_NOT_FOUND (ILLEGAL_GENERATION before), as in Kafka.
+const COMMIT_GROUP_ID_NOT_FOUND_VERSION: i16 = 9;
 /// Extra wait of a parked JoinGroup beyond its rebalance timeout: the timer completes
 /// the join at the rebalance timeout, this only bounds a request whose answer was lost.
 const PARKED_MARGIN_MS: u64 = 5_000;
@@ -351,13 +354,18 @@ impl Broker {
         let outcome = if commits.is_empty() {
             Ok(())
         } else {
-            self.groups().commit(
-                &req.group_id.0,
-                &req.member_id,
-                req.group_instance_id.as_deref(),
-                req.generation_id_or_member_epoch,
-                commits,
-            )
+            let by = CommitBy {
+                member_id: &req.member_id,
+                group_instance_id: req.group_instance_id.as_deref(),
+                generation_id: req.generation_id_or_member_epoch,
+                transactional: false,
+                unknown_group_code: if version >= COMMIT_GROUP_ID_NOT_FOUND_VERSION {
+                    code::GROUP_ID_NOT_FOUND
+                } else {
+                    code::ILLEGAL_GENERATION
+                },
+            };
+            self.groups().commit(&req.group_id.0, &by, commits)
         };
         let committed_code = outcome.err().unwrap_or(code::NONE);
         let topics = verdicts
