@@ -1282,7 +1282,8 @@ fn hostile_group_requests_get_kafka_errors_and_the_broker_stays_healthy() {
 #[test]
 fn thousands_of_joins_from_one_client_stay_bounded_and_expire() {
     const JOINS: usize = 5_000;
-    let mut broker = TestBroker::start(&[]);
+    // 1 s sessions so that handed-out ids expire within the test (Kafka's minimum: 6 s).
+    let mut broker = TestBroker::start(&["--set", "group_min_session_timeout_ms=1000"]);
     let mut conn = RawConn::connect(&broker);
     let rss_before_kib = broker.rss_kib();
     let mut codes: BTreeMap<i16, usize> = BTreeMap::new();
@@ -1654,4 +1655,104 @@ fn commit_heartbeat_and_sync_fencing_error_codes_over_the_wire() {
     assert_eq!(commit_v(&mut a, -1, "", 9), NONE);
     // Now the group exists (Empty, offsets only): a generation names no member of it.
     assert_eq!(commit_v(&mut a, 1, "m", 9), UNKNOWN_MEMBER_ID);
+}
+
+// ---------------------------------------------------------------------------------
+// Broker settings of the coordinator and what DescribeGroups reports.
+
+#[test]
+fn describe_groups_reports_the_members_client_host() {
+    let broker = TestBroker::start(&[]);
+    let mut conn = RawConn::connect(&broker);
+    let (id, _) = raw_group::stable_member(&mut conn, "hosts", 10_000);
+    let described = raw_group::describe(&mut conn, "hosts");
+    assert_eq!(described.members.len(), 1);
+    assert_eq!(described.members[0].member_id.as_str(), id);
+    // As Kafka writes it (Java's InetAddress.toString()).
+    assert_eq!(described.members[0].client_host.as_str(), "/127.0.0.1");
+}
+
+#[test]
+fn session_timeout_bounds_are_kafkas_by_default_and_configurable() {
+    let broker = TestBroker::start(&[]);
+    let mut conn = RawConn::connect(&broker);
+    for (ms, expected) in [
+        (5_999, INVALID_SESSION_TIMEOUT),
+        (6_000, MEMBER_ID_REQUIRED),
+        (1_800_000, MEMBER_ID_REQUIRED),
+        (1_800_001, INVALID_SESSION_TIMEOUT),
+    ] {
+        assert_eq!(
+            raw_group::join(&mut conn, "bounds", "", None, ms).error_code,
+            expected,
+            "session.timeout.ms {ms}"
+        );
+    }
+    let broker = TestBroker::start(&[
+        "--set",
+        "group_min_session_timeout_ms=1000",
+        "--set",
+        "group_max_session_timeout_ms=20000",
+    ]);
+    let mut conn = RawConn::connect(&broker);
+    for (ms, expected) in [
+        (999, INVALID_SESSION_TIMEOUT),
+        (1_000, MEMBER_ID_REQUIRED),
+        (20_000, MEMBER_ID_REQUIRED),
+        (20_001, INVALID_SESSION_TIMEOUT),
+    ] {
+        assert_eq!(
+            raw_group::join(&mut conn, "bounds", "", None, ms).error_code,
+            expected,
+            "session.timeout.ms {ms} within 1000..=20000"
+        );
+    }
+}
+
+/// `group_initial_rebalance_delay_ms`: members that join an empty group within the
+/// delay form its first generation together (no second rebalance for the latecomer).
+#[test]
+fn initial_rebalance_delay_puts_early_joiners_in_one_generation() {
+    use kafka_protocol::messages::JoinGroupRequest;
+    const DELAY_MS: u64 = 1_500;
+    let broker = TestBroker::start(&[
+        "--set",
+        &format!("group_initial_rebalance_delay_ms={DELAY_MS}"),
+    ]);
+    let mut first = RawConn::connect(&broker);
+    let mut second = RawConn::connect(&broker);
+    let started = Instant::now();
+    let id1 = raw_group::join(&mut first, "delayed", "", None, 10_000).member_id;
+    let req1 = raw_group::join_request(
+        "delayed",
+        &id1,
+        None,
+        10_000,
+        bytes::Bytes::from_static(b"m"),
+    );
+    let pending1 = first.send_request(&req1, JOIN_VERSION);
+    thread::sleep(Duration::from_millis(300));
+    let id2 = raw_group::join(&mut second, "delayed", "", None, 10_000).member_id;
+    let req2 = raw_group::join_request(
+        "delayed",
+        &id2,
+        None,
+        10_000,
+        bytes::Bytes::from_static(b"m"),
+    );
+    let pending2 = second.send_request(&req2, JOIN_VERSION);
+    let joined1 = first.read_response::<JoinGroupRequest>(JOIN_VERSION, pending1);
+    let joined2 = second.read_response::<JoinGroupRequest>(JOIN_VERSION, pending2);
+    assert!(
+        started.elapsed() >= Duration::from_millis(DELAY_MS),
+        "the first generation formed before the delay: {:?}",
+        started.elapsed()
+    );
+    assert_eq!((joined1.error_code, joined2.error_code), (NONE, NONE));
+    assert_eq!(joined1.generation_id, 1);
+    assert_eq!(
+        joined2.generation_id, 1,
+        "the latecomer is in the first generation"
+    );
+    assert_eq!(joined1.members.len() + joined2.members.len(), 2);
 }

@@ -58,15 +58,58 @@ pub mod limits {
     pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
     /// Client ids are kept (DescribeGroups) and prefix member ids; longer ones are cut.
     pub const CLIENT_ID_BYTES_MAX: usize = 255;
-    /// Session timeouts accepted. Kafka's minimum is 6 s; a local broker accepts 1 s so
-    /// that tests of member expiry stay short.
-    pub const SESSION_TIMEOUT_MS_MIN: i32 = 1_000;
+    /// Ceiling of `group_max_session_timeout_ms` (Kafka's default maximum); the
+    /// accepted range is the broker's [`GroupConfig`](super::GroupConfig).
     pub const SESSION_TIMEOUT_MS_MAX: i32 = 1_800_000;
     /// Longest a JoinGroup waits for the rest of the group, whatever the client asks.
     pub const REBALANCE_TIMEOUT_MS_MAX: i32 = 1_800_000;
 }
 
 use limits::*;
+
+/// The broker settings of the coordinator (`group_*`, `offsets_retention_*` keys).
+#[derive(Clone, Debug)]
+pub struct GroupConfig {
+    /// Kafka's `group.initial.rebalance.delay.ms`.
+    pub initial_rebalance_delay: Duration,
+    /// Accepted `session.timeout.ms` (INVALID_SESSION_TIMEOUT outside).
+    pub session_timeout_ms_min: i32,
+    pub session_timeout_ms_max: i32,
+    /// Kafka's `offsets.retention.minutes`, for groups without members.
+    pub offsets_retention: Duration,
+    /// Kafka's `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval: Duration,
+}
+
+impl GroupConfig {
+    pub fn from_config(cfg: &crate::config::Config) -> GroupConfig {
+        GroupConfig {
+            initial_rebalance_delay: Duration::from_millis(u64::from(
+                cfg.group_initial_rebalance_delay_ms,
+            )),
+            session_timeout_ms_min: cfg.group_min_session_timeout_ms,
+            session_timeout_ms_max: cfg.group_max_session_timeout_ms,
+            offsets_retention: Duration::from_secs(
+                cfg.offsets_retention_minutes.saturating_mul(60),
+            ),
+            offsets_retention_check_interval: Duration::from_millis(
+                cfg.offsets_retention_check_interval_ms,
+            ),
+        }
+    }
+
+    /// For coordinators without a network (unit tests, benches, fuzzing): no initial
+    /// delay, sessions from 1 ms, Kafka's retention.
+    pub fn immediate() -> GroupConfig {
+        GroupConfig {
+            initial_rebalance_delay: Duration::ZERO,
+            session_timeout_ms_min: 1,
+            ..GroupConfig::from_config(&crate::config::Config::profile(
+                crate::config::Profile::Baseline,
+            ))
+        }
+    }
+}
 
 /// Called when waiting requests may be answerable (the data plane's wake-up).
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -152,6 +195,10 @@ struct Inner {
     /// Lock order: `groups` before `offsets`.
     offsets: Mutex<OffsetStore>,
     waker: Waker,
+    config: GroupConfig,
+    /// Wall clock at start (ms): offsets of a group not seen emptying since are
+    /// counted as idle from here (never expired earlier than Kafka would).
+    started_ms: i64,
 }
 
 /// The group coordinator of this (single) broker.
@@ -167,19 +214,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Coordinator {
     /// A coordinator whose offsets live in `<data_dir>/__consumer_offsets.log`;
     /// `waker` tells the data plane when parked joins and syncs can be answered.
-    pub fn open(data_dir: &Path, flush: FlushPolicy, waker: Waker) -> io::Result<Coordinator> {
+    pub fn open(
+        data_dir: &Path,
+        flush: FlushPolicy,
+        config: GroupConfig,
+        waker: Waker,
+    ) -> io::Result<Coordinator> {
         Ok(Coordinator::with_store(
             OffsetStore::open(data_dir, flush)?,
+            config,
             waker,
         ))
     }
 
-    /// A coordinator that keeps offsets in memory only.
+    /// A coordinator that keeps offsets in memory only, with
+    /// [`GroupConfig::immediate`].
     pub fn in_memory(waker: Waker) -> Coordinator {
-        Coordinator::with_store(OffsetStore::in_memory(), waker)
+        Coordinator::in_memory_with(GroupConfig::immediate(), waker)
     }
 
-    fn with_store(store: OffsetStore, waker: Waker) -> Coordinator {
+    pub fn in_memory_with(config: GroupConfig, waker: Waker) -> Coordinator {
+        Coordinator::with_store(OffsetStore::in_memory(), config, waker)
+    }
+
+    fn with_store(store: OffsetStore, config: GroupConfig, waker: Waker) -> Coordinator {
         let inner = Arc::new(Inner {
             groups: Mutex::new(Groups {
                 map: HashMap::new(),
@@ -188,6 +246,8 @@ impl Coordinator {
             timer: Condvar::new(),
             offsets: Mutex::new(store),
             waker,
+            config,
+            started_ms: now_ms(),
         });
         let for_timer = inner.clone();
         let thread = std::thread::Builder::new()
@@ -236,7 +296,10 @@ impl Coordinator {
         if let Err(c) = validate_group_id(&p.group_id, false) {
             return fail(c, &p.member_id);
         }
-        if !(SESSION_TIMEOUT_MS_MIN..=SESSION_TIMEOUT_MS_MAX).contains(&p.session_timeout_ms) {
+        let cfg = &self.inner.config;
+        if !(cfg.session_timeout_ms_min..=cfg.session_timeout_ms_max)
+            .contains(&p.session_timeout_ms)
+        {
             return fail(code::INVALID_SESSION_TIMEOUT, &p.member_id);
         }
         let metadata_bytes: usize = p.protocols.iter().map(|(n, m)| n.len() + m.len()).sum();
@@ -260,7 +323,9 @@ impl Coordinator {
             if g.map.len() >= GROUPS_MAX {
                 return fail(code::GROUP_MAX_SIZE_REACHED, "");
             }
-            g.map.insert(p.group_id.clone(), Group::new(&p.group_id));
+            let delay = self.inner.config.initial_rebalance_delay;
+            g.map
+                .insert(p.group_id.clone(), Group::new(&p.group_id, delay));
         }
         let group_id = p.group_id.clone();
         let mut prefix = p.client_id.clone();
@@ -365,12 +430,18 @@ impl Coordinator {
         }
         // The group lock is released for the write (and fsync): heartbeats of other
         // groups need not wait for the disk.
-        lock(&self.inner.offsets)
-            .commit(group_id, commits)
-            .map_err(|e| {
-                tracing::error!(error = %e, group = group_id, "cannot log committed offsets");
-                code::KAFKA_STORAGE_ERROR
-            })
+        let mut offsets = lock(&self.inner.offsets);
+        let first_group = offsets.group_count() == 0;
+        offsets.commit(group_id, commits).map_err(|e| {
+            tracing::error!(error = %e, group = group_id, "cannot log committed offsets");
+            code::KAFKA_STORAGE_ERROR
+        })?;
+        drop(offsets);
+        if first_group {
+            // The timer sleeps without a timeout while there is nothing to expire.
+            self.inner.timer.notify_one();
+        }
+        Ok(())
     }
 
     /// Committed offsets of `group_id`: for the given partitions (`None` where nothing
@@ -583,15 +654,24 @@ fn forget_if_idle(g: &mut Groups, offsets: &Mutex<OffsetStore>, group_id: &str) 
     }
 }
 
-/// The timer: sleeps until the nearest deadline of any group, expires what is due,
-/// and wakes the data plane when that answered anything.
+/// The timer: sleeps until the nearest deadline of any group or the next offsets
+/// retention pass (only while some group has offsets), expires what is due, and wakes
+/// the data plane when that answered anything.
 fn run_timer(inner: &Inner) {
+    let mut next_retention_pass = Instant::now() + inner.config.offsets_retention_check_interval;
     let mut g = lock(&inner.groups);
     loop {
         if g.shutdown {
             return;
         }
         let now = Instant::now();
+        if now >= next_retention_pass {
+            g = expire_offsets(inner, g);
+            next_retention_pass = now + inner.config.offsets_retention_check_interval;
+            if g.shutdown {
+                return;
+            }
+        }
         let due: Vec<String> = g
             .map
             .values()
@@ -608,10 +688,12 @@ fn run_timer(inner: &Inner) {
         if changed {
             inner.wake();
         }
+        let has_offsets = lock(&inner.offsets).group_count() > 0;
         let next = g
             .map
             .values()
             .filter_map(|group| group.next_deadline())
+            .chain(has_offsets.then_some(next_retention_pass))
             .min();
         g = match next {
             None => inner.timer.wait(g).unwrap_or_else(|p| p.into_inner()),
@@ -629,6 +711,65 @@ fn run_timer(inner: &Inner) {
             }
         };
     }
+}
+
+/// Kafka's offsets retention (KIP-211): the committed offsets of a group without
+/// members expire `offsets_retention` after the later of the group emptying and the
+/// commit. Groups with members keep theirs. One group at a time, both locks released
+/// in between so that heartbeats and commits of other groups go on.
+fn expire_offsets<'a>(inner: &'a Inner, g: MutexGuard<'a, Groups>) -> MutexGuard<'a, Groups> {
+    let retention_ms =
+        i64::try_from(inner.config.offsets_retention.as_millis()).unwrap_or(i64::MAX);
+    let ids: Vec<String> = lock(&inner.offsets).group_ids().cloned().collect();
+    drop(g);
+    let mut expired_total = 0usize;
+    for id in ids {
+        let mut g = lock(&inner.groups);
+        if g.shutdown {
+            return g;
+        }
+        let emptied_ms = match g.map.get(&id) {
+            Some(group) if !group.is_idle() => continue,
+            Some(group) => group.emptied_at_ms.unwrap_or(inner.started_ms),
+            None => inner.started_ms,
+        };
+        let now = now_ms();
+        let mut offsets = lock(&inner.offsets);
+        let expired: Vec<PartitionKey> = offsets
+            .all(&id)
+            .into_iter()
+            .filter(|(_, c)| {
+                c.commit_timestamp_ms
+                    .max(emptied_ms)
+                    .saturating_add(retention_ms)
+                    <= now
+            })
+            .map(|(k, _)| k)
+            .collect();
+        if expired.is_empty() {
+            continue;
+        }
+        expired_total += expired.len();
+        if let Err(e) = offsets.delete_offsets(&id, expired) {
+            tracing::warn!(error = %e, group = %id, "cannot log expired offsets; retrying next pass");
+            continue;
+        }
+        drop(offsets);
+        forget_if_idle(&mut g, &inner.offsets, &id);
+    }
+    if expired_total > 0 {
+        tracing::info!(
+            offsets = expired_total,
+            "expired committed offsets of empty groups"
+        );
+    }
+    lock(&inner.groups)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Group ids: non-empty (except where Kafka allows the empty id: offsets of groups

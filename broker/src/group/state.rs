@@ -189,10 +189,19 @@ pub struct Group {
     /// group.instance.id → member id.
     static_members: HashMap<String, String>,
     rebalance_deadline: Option<Instant>,
+    /// `group.initial.rebalance.delay.ms`: how long the first join of an empty group
+    /// waits for more members (zero: no wait).
+    initial_delay: Duration,
+    /// While the initial delay runs: when it ends (extended by each new member, never
+    /// past the rebalance deadline). The join does not complete before.
+    initial_delay_until: Option<Instant>,
+    /// Wall clock (ms) when the group last became Empty (offsets retention counts
+    /// from here); `None` while it has members or never had any.
+    pub emptied_at_ms: Option<i64>,
 }
 
 impl Group {
-    pub fn new(id: &str) -> Group {
+    pub fn new(id: &str, initial_delay: Duration) -> Group {
         Group {
             id: id.to_string(),
             state: GroupState::Empty,
@@ -204,6 +213,9 @@ impl Group {
             pending: HashMap::new(),
             static_members: HashMap::new(),
             rebalance_deadline: None,
+            initial_delay,
+            initial_delay_until: None,
+            emptied_at_ms: None,
         }
     }
 
@@ -225,7 +237,11 @@ impl Group {
             GroupState::PreparingRebalance => self.rebalance_deadline,
             _ => None,
         };
-        members.chain(pending).chain(rebalance).min()
+        members
+            .chain(pending)
+            .chain(rebalance)
+            .chain(self.initial_delay_until)
+            .min()
     }
 
     /// Removes members whose session expired and completes a rebalance whose timeout
@@ -248,6 +264,11 @@ impl Group {
             tracing::info!(group = %self.id, member = %id, "session timeout; removing member");
             self.remove_member(&id);
             self.after_member_removed(now);
+            changed = true;
+        }
+        if self.initial_delay_until.is_some_and(|d| d <= now) {
+            self.initial_delay_until = None;
+            self.try_complete_join(now);
             changed = true;
         }
         if self.state == GroupState::PreparingRebalance
@@ -431,6 +452,17 @@ impl Group {
     ) {
         if self.members.is_empty() {
             self.protocol_type = Some(p.protocol_type.clone());
+            self.emptied_at_ms = None;
+        }
+        if let Some(until) = self.initial_delay_until.as_mut() {
+            // Kafka's InitialDelayedJoin: each member arriving during the delay buys
+            // the others another delay, within the rebalance timeout.
+            let extended = now + self.initial_delay;
+            *until = match self.rebalance_deadline {
+                Some(cap) => extended.min(cap),
+                None => extended,
+            }
+            .max(*until);
         }
         if self.leader.is_none() {
             self.leader = Some(id.clone());
@@ -487,6 +519,7 @@ impl Group {
     }
 
     fn prepare_rebalance(&mut self, now: Instant) {
+        let from_empty = self.state == GroupState::Empty;
         if self.state == GroupState::CompletingRebalance {
             // The assignment being built is void: its members rejoin.
             for m in self.members.values_mut() {
@@ -504,12 +537,16 @@ impl Group {
             .unwrap_or_default();
         self.state = GroupState::PreparingRebalance;
         self.rebalance_deadline = Some(now + timeout);
+        if from_empty && !self.initial_delay.is_zero() {
+            self.initial_delay_until = Some(now + self.initial_delay.min(timeout));
+        }
         tracing::debug!(group = %self.id, members = self.members.len(), "preparing rebalance");
         self.try_complete_join(now);
     }
 
     fn try_complete_join(&mut self, now: Instant) {
         if self.state == GroupState::PreparingRebalance
+            && self.initial_delay_until.is_none()
             && self.pending.is_empty()
             && self.members.values().all(|m| m.awaiting_join.is_some())
         {
@@ -530,8 +567,14 @@ impl Group {
         }
         self.generation_id = self.generation_id.wrapping_add(1);
         self.rebalance_deadline = None;
+        self.initial_delay_until = None;
         if self.members.is_empty() {
             self.state = GroupState::Empty;
+            self.emptied_at_ms = Some(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            );
             self.protocol_name = None;
             self.leader = None;
             return;

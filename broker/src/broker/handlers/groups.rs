@@ -31,7 +31,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use crate::broker::{enc, Broker, FrameError, Outcome, Parked};
+use crate::broker::{enc, Broker, ConnContext, FrameError, Outcome, Parked};
 use crate::group::limits::{
     OFFSET_METADATA_BYTES_MAX, REBALANCE_TIMEOUT_MS_MAX, SESSION_TIMEOUT_MS_MAX,
 };
@@ -113,7 +113,7 @@ impl Broker {
         req: JoinGroupRequest,
         version: i16,
         correlation_id: i32,
-        client_id: &str,
+        (client_id, conn): (&str, &ConnContext),
         out: &mut Vec<u8>,
     ) -> Result<Outcome, FrameError> {
         let wait_ms = req
@@ -125,8 +125,7 @@ impl Broker {
             member_id: req.member_id.to_string(),
             group_instance_id: req.group_instance_id.map(|i| i.to_string()),
             client_id: client_id.to_string(),
-            // The data plane does not hand peer addresses to the handlers.
-            client_host: String::new(),
+            client_host: conn.client_host(),
             session_timeout_ms: req.session_timeout_ms,
             rebalance_timeout_ms: if version >= 1 {
                 req.rebalance_timeout_ms
