@@ -205,6 +205,12 @@ pub struct Config {
     /// `offsets.retention.check.interval.ms`): one wake-up of the group timer per
     /// interval while any group has offsets, none otherwise.
     pub offsets_retention_check_interval_ms: u64,
+    /// KIP-848 consumer groups: session timeout of a member, ms (Kafka's
+    /// `group.consumer.session.timeout.ms`, default 45000; the broker decides it).
+    pub group_consumer_session_timeout_ms: u32,
+    /// KIP-848 consumer groups: heartbeat interval told to members, ms (Kafka's
+    /// `group.consumer.heartbeat.interval.ms`, default 5000).
+    pub group_consumer_heartbeat_interval_ms: u32,
 
     // ---- the optimization matrix (DESIGN.md) ----
     /// `epoll` | `io_uring` | `io_uring_sqpoll`.
@@ -298,6 +304,8 @@ impl Config {
             group_max_session_timeout_ms: DEFAULT_GROUP_MAX_SESSION_TIMEOUT_MS,
             offsets_retention_minutes: DEFAULT_OFFSETS_RETENTION_MINUTES,
             offsets_retention_check_interval_ms: DEFAULT_OFFSETS_RETENTION_CHECK_INTERVAL_MS,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
             io_backend: IoBackend::Epoll,
             sqpoll_idle_ms: 1,
             sqpoll_cpu: None,
@@ -473,6 +481,20 @@ impl Config {
             return bad(
                 "offsets_retention_minutes",
                 "must be between 1 and 52560000 (100 years)",
+            );
+        }
+        if !(1..=1_800_000).contains(&self.group_consumer_session_timeout_ms) {
+            return bad(
+                "group_consumer_session_timeout_ms",
+                "must be between 1 and 1800000",
+            );
+        }
+        if self.group_consumer_heartbeat_interval_ms == 0
+            || self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms
+        {
+            return bad(
+                "group_consumer_heartbeat_interval_ms",
+                "must be at least 1 and below group_consumer_session_timeout_ms",
             );
         }
         if self.offsets_retention_check_interval_ms == 0 {

@@ -168,6 +168,8 @@ fn encode_request_body(request: &Request, version: i16) -> Option<bytes::BytesMu
         DescribeGroups,
         DeleteGroups,
         OffsetDelete,
+        ConsumerGroupHeartbeat,
+        ConsumerGroupDescribe,
     );
     Some(buf)
 }

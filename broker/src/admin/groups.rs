@@ -41,7 +41,7 @@ pub(super) async fn list(State(ctx): State<Ctx>) -> Json<GroupList> {
         .into_iter()
         .map(|g| GroupSummary {
             members: coordinator.describe(&g.group_id).members.len(),
-            state: g.state.name(),
+            state: g.state_name,
             protocol_type: non_empty(&g.protocol_type),
             group_id: g.group_id,
         })

@@ -132,6 +132,7 @@ impl Broker {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_micros() as i64);
         let live = LiveToggles::new(&effective.config);
+        groups.set_topics(Arc::new(handlers::groups::StorageTopics(storage.clone())));
         Broker {
             effective,
             storage,
@@ -286,6 +287,14 @@ impl Broker {
             Request::DescribeGroups(r) => write_response(out, cid, v, &self.describe_groups(r, v)),
             Request::DeleteGroups(r) => write_response(out, cid, v, &self.delete_groups(r)),
             Request::OffsetDelete(r) => write_response(out, cid, v, &self.offset_delete(r)),
+            Request::ConsumerGroupHeartbeat(r) => {
+                let client_id = header.client_id.unwrap_or("");
+                let resp = self.consumer_group_heartbeat(r, (client_id, conn));
+                write_response(out, cid, v, &resp)
+            }
+            Request::ConsumerGroupDescribe(r) => {
+                write_response(out, cid, v, &self.consumer_group_describe(r))
+            }
             #[allow(unreachable_patterns)]
             _ => return Err(FrameError::Malformed(DecodeError::UnknownApiKey(api_key))),
         }

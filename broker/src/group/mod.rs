@@ -14,6 +14,7 @@
 //! Kafka); committed offsets are persisted by [`offsets::OffsetStore`] before a commit
 //! is acknowledged.
 
+mod consumer;
 pub mod offsets;
 mod state;
 #[cfg(test)]
@@ -28,6 +29,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use consumer::ConsumerGroup;
+pub use consumer::{
+    Assignment, Assignor, ConsumerState, HeartbeatParams, HeartbeatResult, Topics, REGEX_BYTES_MAX,
+    SUBSCRIBED_TOPICS_MAX,
+};
 pub use offsets::{Committed, OffsetStore, PartitionKey};
 use state::Group;
 pub use state::{GroupState, JoinMember, JoinParams, JoinResult, Slot, SyncParams, SyncResult};
@@ -79,6 +85,10 @@ pub struct GroupConfig {
     pub offsets_retention: Duration,
     /// Kafka's `offsets.retention.check.interval.ms`.
     pub offsets_retention_check_interval: Duration,
+    /// KIP-848 groups: `group.consumer.session.timeout.ms` and
+    /// `group.consumer.heartbeat.interval.ms` (set by the broker, not the client).
+    pub consumer_session_timeout: Duration,
+    pub consumer_heartbeat_interval_ms: i32,
 }
 
 impl GroupConfig {
@@ -95,6 +105,11 @@ impl GroupConfig {
             offsets_retention_check_interval: Duration::from_millis(
                 cfg.offsets_retention_check_interval_ms,
             ),
+            consumer_session_timeout: Duration::from_millis(u64::from(
+                cfg.group_consumer_session_timeout_ms,
+            )),
+            consumer_heartbeat_interval_ms: i32::try_from(cfg.group_consumer_heartbeat_interval_ms)
+                .unwrap_or(i32::MAX),
         }
     }
 
@@ -133,6 +148,8 @@ pub struct CommitBy<'a> {
     /// The answer when the group does not exist and the generation is ≥ 0:
     /// GROUP_ID_NOT_FOUND from OffsetCommit v9 on, ILLEGAL_GENERATION before.
     pub unknown_group_code: i16,
+    /// OffsetCommit v9+: `generation_id` may be a KIP-848 member epoch.
+    pub member_epochs: bool,
 }
 
 impl CommitBy<'_> {
@@ -145,6 +162,7 @@ impl CommitBy<'_> {
             generation_id: -1,
             transactional: false,
             unknown_group_code: code::ILLEGAL_GENERATION,
+            member_epochs: false,
         }
     }
 }
@@ -154,7 +172,12 @@ impl CommitBy<'_> {
 pub struct GroupOverview {
     pub group_id: String,
     pub protocol_type: String,
+    /// Classic groups' state (consumer groups: Empty or Stable, see `state_name`).
     pub state: GroupState,
+    /// The state as ListGroups names it, for either type.
+    pub state_name: &'static str,
+    /// `classic` or `consumer` (KIP-848).
+    pub group_type: &'static str,
 }
 
 /// A member as DescribeGroups shows it.
@@ -183,9 +206,45 @@ pub struct GroupDescription {
     pub leader: Option<String>,
 }
 
+/// A KIP-848 group as ConsumerGroupDescribe shows it.
+#[derive(Clone, Debug)]
+pub struct ConsumerGroupDescription {
+    pub group_id: String,
+    pub state: ConsumerState,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: &'static str,
+    pub members: Vec<ConsumerMemberDescription>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConsumerMemberDescription {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub member_epoch: i32,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    pub assignment: Assignment,
+    pub target_assignment: Assignment,
+}
+
 struct Groups {
     map: HashMap<String, Group>,
+    /// KIP-848 consumer groups; an id is in at most one of the two maps.
+    consumer: HashMap<String, ConsumerGroup>,
     shutdown: bool,
+}
+
+impl Groups {
+    fn len(&self) -> usize {
+        self.map.len() + self.consumer.len()
+    }
+    fn contains(&self, id: &str) -> bool {
+        self.map.contains_key(id) || self.consumer.contains_key(id)
+    }
 }
 
 struct Inner {
@@ -196,6 +255,8 @@ struct Inner {
     offsets: Mutex<OffsetStore>,
     waker: Waker,
     config: GroupConfig,
+    /// Topic metadata for consumer groups (set by the broker; none in bare tests).
+    topics: Mutex<Option<Arc<dyn Topics + Send + Sync>>>,
     /// Wall clock at start (ms): offsets of a group not seen emptying since are
     /// counted as idle from here (never expired earlier than Kafka would).
     started_ms: i64,
@@ -241,12 +302,14 @@ impl Coordinator {
         let inner = Arc::new(Inner {
             groups: Mutex::new(Groups {
                 map: HashMap::new(),
+                consumer: HashMap::new(),
                 shutdown: false,
             }),
             timer: Condvar::new(),
             offsets: Mutex::new(store),
             waker,
             config,
+            topics: Mutex::new(None),
             started_ms: now_ms(),
         });
         let for_timer = inner.clone();
@@ -259,6 +322,11 @@ impl Coordinator {
             inner,
             timer_thread: Mutex::new(thread),
         }
+    }
+
+    /// Where consumer groups (KIP-848) learn topic ids and partition counts.
+    pub fn set_topics(&self, topics: Arc<dyn Topics + Send + Sync>) {
+        *lock(&self.inner.topics) = Some(topics);
     }
 
     /// Number of groups with committed offsets (for the startup banner).
@@ -280,6 +348,7 @@ impl Coordinator {
                 group.kill();
             }
             g.map.clear();
+            g.consumer.clear();
         }
         self.inner.timer.notify_all();
         if let Some(t) = lock(&self.timer_thread).take() {
@@ -316,11 +385,22 @@ impl Coordinator {
         if g.shutdown {
             return fail(code::REBALANCE_IN_PROGRESS, &p.member_id);
         }
+        match g.consumer.get(&p.group_id) {
+            // Kafka without a migration policy: a classic member cannot join a
+            // consumer group that has members.
+            Some(c) if !c.is_idle() => {
+                return fail(code::INCONSISTENT_GROUP_PROTOCOL, &p.member_id);
+            }
+            Some(_) => {
+                g.consumer.remove(&p.group_id);
+            }
+            None => {}
+        }
         if !g.map.contains_key(&p.group_id) {
             if !p.member_id.is_empty() {
                 return fail(code::UNKNOWN_MEMBER_ID, &p.member_id);
             }
-            if g.map.len() >= GROUPS_MAX {
+            if g.len() >= GROUPS_MAX {
                 return fail(code::GROUP_MAX_SIZE_REACHED, "");
             }
             let delay = self.inner.config.initial_rebalance_delay;
@@ -403,25 +483,33 @@ impl Coordinator {
         validate_group_id(group_id, true)?;
         {
             let mut g = lock(&self.inner.groups);
-            match g.map.get_mut(group_id) {
-                Some(group) => group.validate_commit(
-                    by.member_id,
-                    by.group_instance_id,
-                    by.generation_id,
-                    by.transactional,
-                    Instant::now(),
-                )?,
-                // A group that does not use group management (assign + commit): Kafka
-                // creates a "simple" group on the fly.
-                None if by.generation_id < 0 => {}
-                // Kafka keeps a group that has only offsets as an Empty group: a
-                // generation names no member of it.
-                None if lock(&self.inner.offsets).has_group(group_id) => {
-                    return Err(code::UNKNOWN_MEMBER_ID)
+            if let Some(c) = g.consumer.get(group_id) {
+                if by.generation_id >= 0 && !by.member_epochs && !c.is_idle() {
+                    // Kafka: members of the consumer protocol commit with v9+.
+                    return Err(code::UNSUPPORTED_VERSION);
                 }
-                None => return Err(by.unknown_group_code),
+                c.validate_member_epoch(by.member_id, by.generation_id, false)?;
+            } else {
+                match g.map.get_mut(group_id) {
+                    Some(group) => group.validate_commit(
+                        by.member_id,
+                        by.group_instance_id,
+                        by.generation_id,
+                        by.transactional,
+                        Instant::now(),
+                    )?,
+                    // A group that does not use group management (assign + commit): Kafka
+                    // creates a "simple" group on the fly.
+                    None if by.generation_id < 0 => {}
+                    // Kafka keeps a group that has only offsets as an Empty group: a
+                    // generation names no member of it.
+                    None if lock(&self.inner.offsets).has_group(group_id) => {
+                        return Err(code::UNKNOWN_MEMBER_ID)
+                    }
+                    None => return Err(by.unknown_group_code),
+                }
             }
-            if g.map.len() >= GROUPS_MAX && !g.map.contains_key(group_id) {
+            if g.len() >= GROUPS_MAX && !g.contains(group_id) {
                 let offsets = lock(&self.inner.offsets);
                 if !offsets.has_group(group_id) && offsets.group_count() >= GROUPS_MAX {
                     return Err(code::GROUP_MAX_SIZE_REACHED);
@@ -451,7 +539,24 @@ impl Coordinator {
         group_id: &str,
         topics: Option<&[(String, Vec<i32>)]>,
     ) -> Result<Vec<(PartitionKey, Option<Committed>)>, i16> {
+        self.committed_for(group_id, topics, None)
+    }
+
+    /// [`Coordinator::committed`] for a KIP-848 member (OffsetFetch v9+ names its
+    /// member id and epoch): UNKNOWN_MEMBER_ID / STALE_MEMBER_EPOCH as in Kafka.
+    pub fn committed_for(
+        &self,
+        group_id: &str,
+        topics: Option<&[(String, Vec<i32>)]>,
+        member: Option<(&str, i32)>,
+    ) -> Result<Vec<(PartitionKey, Option<Committed>)>, i16> {
         validate_group_id(group_id, true)?;
+        if let Some((member_id, epoch)) = member {
+            let g = lock(&self.inner.groups);
+            if let Some(c) = g.consumer.get(group_id) {
+                c.validate_member_epoch(member_id, epoch, true)?;
+            }
+        }
         let offsets = lock(&self.inner.offsets);
         Ok(match topics {
             None => offsets
@@ -471,6 +576,135 @@ impl Coordinator {
         })
     }
 
+    /// ConsumerGroupHeartbeat (KIP-848).
+    pub fn consumer_heartbeat(&self, group_id: &str, mut p: HeartbeatParams) -> HeartbeatResult {
+        if let Err(c) = validate_group_id(group_id, false) {
+            return HeartbeatResult::error(c, "invalid group id");
+        }
+        if p.instance_id
+            .as_ref()
+            .is_some_and(|i| i.is_empty() || i.len() > GROUP_INSTANCE_ID_BYTES_MAX)
+            || p.member_id.len() > GROUP_ID_BYTES_MAX
+            || p.rack_id
+                .as_ref()
+                .is_some_and(|r| r.len() > GROUP_ID_BYTES_MAX)
+            || p.subscribed_names
+                .as_ref()
+                .is_some_and(|n| n.len() > SUBSCRIBED_TOPICS_MAX)
+            || p.owned
+                .as_ref()
+                .is_some_and(|o| o.len() > SUBSCRIBED_TOPICS_MAX)
+        {
+            return HeartbeatResult::error(code::INVALID_REQUEST, "a field is out of bounds");
+        }
+        if p.member_epoch < -2 {
+            return HeartbeatResult::error(code::INVALID_REQUEST, "invalid member epoch");
+        }
+        if p.member_epoch == -2 && p.instance_id.is_none() {
+            return HeartbeatResult::error(
+                code::INVALID_REQUEST,
+                "member epoch -2 is for static members (InstanceId)",
+            );
+        }
+        if p.member_epoch == 0 && p.rebalance_timeout_ms <= 0 {
+            return HeartbeatResult::error(
+                code::INVALID_REQUEST,
+                "RebalanceTimeoutMs must be set when joining",
+            );
+        }
+        if let Some(a) = &p.server_assignor {
+            if Assignor::parse(a).is_none() {
+                return HeartbeatResult::error(
+                    code::UNSUPPORTED_ASSIGNOR,
+                    "server assignors: uniform, range",
+                );
+            }
+        }
+        if p.subscribed_regex
+            .as_ref()
+            .is_some_and(|r| r.len() > REGEX_BYTES_MAX)
+        {
+            return HeartbeatResult::error(
+                code::INVALID_REGULAR_EXPRESSION,
+                "the regex is too long",
+            );
+        }
+        truncate(&mut p.client_id, CLIENT_ID_BYTES_MAX);
+        let topics = lock(&self.inner.topics).clone();
+        let topics: &dyn Topics = match &topics {
+            Some(t) => t.as_ref(),
+            None => &NoTopics,
+        };
+        let mut g = lock(&self.inner.groups);
+        if g.shutdown {
+            return HeartbeatResult::error(code::COORDINATOR_NOT_AVAILABLE, "shutting down");
+        }
+        match g.map.get(group_id) {
+            Some(classic) if !classic.is_idle() => {
+                return HeartbeatResult::error(
+                    code::GROUP_ID_NOT_FOUND,
+                    "the group is a classic group with members",
+                );
+            }
+            Some(_) => {
+                g.map.remove(group_id);
+            }
+            None => {}
+        }
+        if !g.consumer.contains_key(group_id) {
+            if p.member_epoch != 0 {
+                // After a restart members must rejoin (epoch 0).
+                return HeartbeatResult::error(code::UNKNOWN_MEMBER_ID, "unknown member id");
+            }
+            if g.len() >= GROUPS_MAX {
+                return HeartbeatResult::error(code::GROUP_MAX_SIZE_REACHED, "too many groups");
+            }
+            g.consumer
+                .insert(group_id.to_string(), ConsumerGroup::new(group_id));
+        }
+        let new_id = uuid::Uuid::new_v4().to_string();
+        let session = self.inner.config.consumer_session_timeout;
+        let Some(c) = g.consumer.get_mut(group_id) else {
+            return HeartbeatResult::error(code::UNKNOWN_MEMBER_ID, "unknown member id");
+        };
+        let mut result = c.heartbeat(p, new_id, session, Instant::now(), topics);
+        result.heartbeat_interval_ms = self.inner.config.consumer_heartbeat_interval_ms;
+        forget_if_idle(&mut g, &self.inner.offsets, group_id);
+        // Sessions and revocation deadlines moved (one wake-up per heartbeat interval
+        // of a member, off the data plane).
+        self.inner.timer.notify_one();
+        result
+    }
+
+    /// ConsumerGroupDescribe of one group; `None` when it is not a consumer group.
+    pub fn consumer_describe(&self, group_id: &str) -> Option<ConsumerGroupDescription> {
+        let g = lock(&self.inner.groups);
+        let c = g.consumer.get(group_id)?;
+        Some(ConsumerGroupDescription {
+            group_id: c.id.clone(),
+            state: c.state(),
+            group_epoch: c.group_epoch,
+            assignment_epoch: c.assignment_epoch,
+            assignor: c.assignor.name(),
+            members: c
+                .describe_members()
+                .into_iter()
+                .map(|(m, target)| ConsumerMemberDescription {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    member_epoch: m.epoch,
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    subscribed_topic_names: m.subscribed_names.clone(),
+                    subscribed_topic_regex: m.subscribed_regex.clone(),
+                    assignment: m.assigned.clone(),
+                    target_assignment: target,
+                })
+                .collect(),
+        })
+    }
+
     /// Every group with members or committed offsets.
     pub fn list(&self) -> Vec<GroupOverview> {
         let g = lock(&self.inner.groups);
@@ -482,16 +716,29 @@ impl Coordinator {
                 group_id: group.id.clone(),
                 protocol_type: group.protocol_type.clone().unwrap_or_default(),
                 state: group.state,
+                state_name: group.state.name(),
+                group_type: "classic",
             })
             .collect();
-        let only_offsets: BTreeSet<&String> = offsets
-            .group_ids()
-            .filter(|id| !g.map.contains_key(*id))
-            .collect();
+        out.extend(g.consumer.values().map(|c| GroupOverview {
+            group_id: c.id.clone(),
+            protocol_type: "consumer".to_string(),
+            state: if c.is_idle() {
+                GroupState::Empty
+            } else {
+                GroupState::Stable
+            },
+            state_name: c.state().name(),
+            group_type: "consumer",
+        }));
+        let only_offsets: BTreeSet<&String> =
+            offsets.group_ids().filter(|id| !g.contains(id)).collect();
         out.extend(only_offsets.into_iter().map(|id| GroupOverview {
             group_id: id.clone(),
             protocol_type: String::new(),
             state: GroupState::Empty,
+            state_name: GroupState::Empty.name(),
+            group_type: "classic",
         }));
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         out
@@ -563,12 +810,18 @@ impl Coordinator {
         }
         let mut g = lock(&self.inner.groups);
         let mut offsets = lock(&self.inner.offsets);
+        if g.consumer.get(group_id).is_some_and(|c| !c.is_idle()) {
+            return code::NON_EMPTY_GROUP;
+        }
         match g.map.get(group_id) {
             Some(group) if !group.is_idle() => return code::NON_EMPTY_GROUP,
             Some(_) => {}
-            None if !offsets.has_group(group_id) => return code::GROUP_ID_NOT_FOUND,
+            None if !offsets.has_group(group_id) && !g.consumer.contains_key(group_id) => {
+                return code::GROUP_ID_NOT_FOUND
+            }
             None => {}
         }
+        g.consumer.remove(group_id);
         if let Err(e) = offsets.delete_group(group_id) {
             tracing::error!(error = %e, group = group_id, "cannot log group deletion");
             return code::KAFKA_STORAGE_ERROR;
@@ -589,11 +842,15 @@ impl Coordinator {
         let mut g = lock(&self.inner.groups);
         let mut offsets = lock(&self.inner.offsets);
         let group = g.map.get(group_id);
-        if group.is_none() && !offsets.has_group(group_id) {
+        let consumer = g.consumer.get(group_id);
+        if group.is_none() && consumer.is_none() && !offsets.has_group(group_id) {
             return Err(code::GROUP_ID_NOT_FOUND);
         }
         // Topics the live members consume cannot lose their offsets.
         let subscribed: Option<Vec<String>> = match group {
+            _ if consumer.is_some_and(|c| !c.is_idle()) => {
+                consumer.map(ConsumerGroup::subscribed_topics)
+            }
             Some(group) if !group.is_idle() => {
                 if group.protocol_type.as_deref() != Some("consumer") {
                     return Err(code::NON_EMPTY_GROUP);
@@ -649,8 +906,10 @@ impl Inner {
 
 fn forget_if_idle(g: &mut Groups, offsets: &Mutex<OffsetStore>, group_id: &str) {
     let idle = g.map.get(group_id).is_some_and(Group::is_idle);
-    if idle && !lock(offsets).has_group(group_id) {
+    let consumer_idle = g.consumer.get(group_id).is_some_and(ConsumerGroup::is_idle);
+    if (idle || consumer_idle) && !lock(offsets).has_group(group_id) {
         g.map.remove(group_id);
+        g.consumer.remove(group_id);
     }
 }
 
@@ -685,6 +944,25 @@ fn run_timer(inner: &Inner) {
             }
             forget_if_idle(&mut g, &inner.offsets, id);
         }
+        let due_consumer: Vec<String> = g
+            .consumer
+            .values()
+            .filter(|c| c.next_deadline().is_some_and(|d| d <= now))
+            .map(|c| c.id.clone())
+            .collect();
+        if !due_consumer.is_empty() {
+            let topics = lock(&inner.topics).clone();
+            let topics: &dyn Topics = match &topics {
+                Some(t) => t.as_ref(),
+                None => &NoTopics,
+            };
+            for id in &due_consumer {
+                if let Some(c) = g.consumer.get_mut(id) {
+                    c.expire(now, topics);
+                }
+                forget_if_idle(&mut g, &inner.offsets, id);
+            }
+        }
         if changed {
             inner.wake();
         }
@@ -693,6 +971,7 @@ fn run_timer(inner: &Inner) {
             .map
             .values()
             .filter_map(|group| group.next_deadline())
+            .chain(g.consumer.values().filter_map(ConsumerGroup::next_deadline))
             .chain(has_offsets.then_some(next_retention_pass))
             .min();
         g = match next {
@@ -728,10 +1007,12 @@ fn expire_offsets<'a>(inner: &'a Inner, g: MutexGuard<'a, Groups>) -> MutexGuard
         if g.shutdown {
             return g;
         }
-        let emptied_ms = match g.map.get(&id) {
-            Some(group) if !group.is_idle() => continue,
-            Some(group) => group.emptied_at_ms.unwrap_or(inner.started_ms),
-            None => inner.started_ms,
+        let emptied_ms = match (g.map.get(&id), g.consumer.get(&id)) {
+            (Some(group), _) if !group.is_idle() => continue,
+            (_, Some(c)) if !c.is_idle() => continue,
+            (Some(group), _) => group.emptied_at_ms.unwrap_or(inner.started_ms),
+            (_, Some(c)) => c.emptied_at_ms.unwrap_or(inner.started_ms),
+            (None, None) => inner.started_ms,
         };
         let now = now_ms();
         let mut offsets = lock(&inner.offsets);
@@ -764,6 +1045,18 @@ fn expire_offsets<'a>(inner: &'a Inner, g: MutexGuard<'a, Groups>) -> MutexGuard
         );
     }
     lock(&inner.groups)
+}
+
+/// Topics for a coordinator without a broker: none exist.
+struct NoTopics;
+
+impl Topics for NoTopics {
+    fn by_name(&self, _: &str) -> Option<(uuid::Uuid, i32)> {
+        None
+    }
+    fn names(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 fn now_ms() -> i64 {

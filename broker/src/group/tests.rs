@@ -256,6 +256,7 @@ fn commit_as(c: &Coordinator, group: &str, member: &str, generation_id: i32) -> 
         generation_id,
         transactional: false,
         unknown_group_code: code::GROUP_ID_NOT_FOUND,
+        member_epochs: true,
     };
     let committed = Committed {
         offset: 1,
@@ -298,6 +299,7 @@ fn offset_commits_are_fenced_by_member_and_generation_in_every_state() {
         generation_id: gen1,
         transactional: false,
         unknown_group_code: code::GROUP_ID_NOT_FOUND,
+        member_epochs: true,
     };
     assert_eq!(
         c.commit("g", &static_unknown, Vec::new()),

@@ -40,6 +40,11 @@ pub enum ErrorCode {
     GroupSubscribedToTopic = 86,
     InvalidRecord = 87,
     UnknownTopicId = 100,
+    FencedMemberEpoch = 110,
+    UnreleasedInstanceId = 111,
+    UnsupportedAssignor = 112,
+    StaleMemberEpoch = 113,
+    InvalidRegularExpression = 128,
 }
 
 impl ErrorCode {
@@ -86,6 +91,11 @@ pub mod code {
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = E::GroupSubscribedToTopic.code();
     pub const INVALID_RECORD: i16 = E::InvalidRecord.code();
     pub const UNKNOWN_TOPIC_ID: i16 = E::UnknownTopicId.code();
+    pub const FENCED_MEMBER_EPOCH: i16 = E::FencedMemberEpoch.code();
+    pub const UNRELEASED_INSTANCE_ID: i16 = E::UnreleasedInstanceId.code();
+    pub const UNSUPPORTED_ASSIGNOR: i16 = E::UnsupportedAssignor.code();
+    pub const STALE_MEMBER_EPOCH: i16 = E::StaleMemberEpoch.code();
+    pub const INVALID_REGULAR_EXPRESSION: i16 = E::InvalidRegularExpression.code();
 }
 
 #[cfg(test)]
@@ -128,6 +138,11 @@ mod tests {
             (E::GroupSubscribedToTopic, K::GroupSubscribedToTopic),
             (E::InvalidRecord, K::InvalidRecord),
             (E::UnknownTopicId, K::UnknownTopicId),
+            (E::FencedMemberEpoch, K::FencedMemberEpoch),
+            (E::UnreleasedInstanceId, K::UnreleasedInstanceId),
+            (E::UnsupportedAssignor, K::UnsupportedAssignor),
+            (E::StaleMemberEpoch, K::StaleMemberEpoch),
+            (E::InvalidRegularExpression, K::InvalidRegularExpression),
         ];
         for (ours, theirs) in pairs {
             assert_eq!(ours.code(), theirs.code(), "{ours:?}");

@@ -24,7 +24,8 @@ pub mod views;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
+    ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
     DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
     IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
@@ -62,6 +63,8 @@ pub enum Request {
     DescribeGroups(DescribeGroupsRequest),
     DeleteGroups(DeleteGroupsRequest),
     OffsetDelete(OffsetDeleteRequest),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
+    ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
 }
 
 /// What the broker knows about one api: the versions its decoder reads, and the first
@@ -109,6 +112,8 @@ const APIS: &[ApiSpec] = &[
     spec(ApiKey::DescribeGroups, 0, 5, 5),
     spec(ApiKey::DeleteGroups, 0, 2, 2),
     spec(ApiKey::OffsetDelete, 0, 0, NEVER_FLEXIBLE),
+    spec(ApiKey::ConsumerGroupHeartbeat, 0, 1, 0),
+    spec(ApiKey::ConsumerGroupDescribe, 0, 1, 0),
 ];
 
 /// `flexible_from` for an api that has no flexible version.
@@ -231,6 +236,12 @@ pub fn decode_request(
         ApiKey::DescribeGroups => Request::DescribeGroups(group::describe_groups(r, v)?),
         ApiKey::DeleteGroups => Request::DeleteGroups(group::delete_groups(r, v)?),
         ApiKey::OffsetDelete => Request::OffsetDelete(group::offset_delete(r, v)?),
+        ApiKey::ConsumerGroupHeartbeat => {
+            Request::ConsumerGroupHeartbeat(group::consumer_group_heartbeat(r, v)?)
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            Request::ConsumerGroupDescribe(group::consumer_group_describe(r, v)?)
+        }
         // The table and this match list the same apis; a key in one but not the
         // other is a bug here, reported rather than panicking.
         _ => return Err(DecodeError::UnknownApiKey(api_key)),
