@@ -736,14 +736,19 @@ fn compute_target(
         Assignor::Uniform => {
             // Sticky: keep the previous target where still eligible; then place the
             // rest on the least loaded eligible member; then even out.
+            // A member keeps at most an even share (rounded up): the rest is placed
+            // afresh, so evening out below rarely has anything to do.
+            let share = all.len().div_ceil(ids.len().max(1));
             let mut owner: HashMap<(Uuid, i32), String> = HashMap::new();
             for id in &ids {
                 if let Some(prev) = previous.get(*id) {
+                    let mut kept = 0usize;
                     for (t, p) in flatten(prev) {
                         let valid = eligible[*id].contains(&t)
                             && metadata.values().any(|(mt, n)| *mt == t && p < *n);
-                        if valid && !owner.contains_key(&(t, p)) {
+                        if valid && kept < share && !owner.contains_key(&(t, p)) {
                             owner.insert((t, p), (*id).clone());
+                            kept += 1;
                         }
                     }
                 }
@@ -807,4 +812,163 @@ fn compute_target(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct FakeTopics(Vec<(&'static str, Uuid, i32)>);
+
+    impl Topics for FakeTopics {
+        fn by_name(&self, name: &str) -> Option<(Uuid, i32)> {
+            self.0.iter().find(|t| t.0 == name).map(|t| (t.1, t.2))
+        }
+        fn names(&self) -> Vec<String> {
+            self.0.iter().map(|t| t.0.to_string()).collect()
+        }
+    }
+
+    fn join_params(id: &str, topics: &[&str]) -> HeartbeatParams {
+        HeartbeatParams {
+            member_id: id.into(),
+            member_epoch: 0,
+            instance_id: None,
+            rack_id: None,
+            rebalance_timeout_ms: 30_000,
+            subscribed_names: Some(topics.iter().map(|t| t.to_string()).collect()),
+            subscribed_regex: None,
+            server_assignor: None,
+            owned: None,
+            client_id: "c".into(),
+            client_host: String::new(),
+        }
+    }
+
+    fn beat(id: &str, epoch: i32, owned: &Assignment) -> HeartbeatParams {
+        HeartbeatParams {
+            member_epoch: epoch,
+            subscribed_names: None,
+            owned: Some(owned.clone()),
+            ..join_params(id, &[])
+        }
+    }
+
+    /// No partition is ever assigned to two members at once, whatever the order of
+    /// heartbeats; and the group converges to an even, complete split.
+    #[test]
+    fn reconciliation_never_assigns_a_partition_twice_and_converges() {
+        let t = Uuid::from_u128(1);
+        let topics = FakeTopics(vec![("t", t, 6)]);
+        let mut g = ConsumerGroup::new("g");
+        let now = Instant::now();
+        let session = Duration::from_secs(60);
+        // Each member's view: (epoch, what it owns).
+        let mut view: BTreeMap<String, (i32, Assignment)> = BTreeMap::new();
+        for (i, id) in ["a", "b", "c"].iter().enumerate() {
+            let r = g.heartbeat(
+                join_params(id, &["t"]),
+                String::new(),
+                session,
+                now,
+                &topics,
+            );
+            assert_eq!(r.error_code, code::NONE);
+            view.insert(
+                id.to_string(),
+                (r.member_epoch, r.assignment.unwrap_or_default()),
+            );
+            // Heartbeats in a rotating order, several rounds.
+            for round in 0..6 {
+                let mut order: Vec<String> = view.keys().cloned().collect();
+                let n = order.len();
+                order.rotate_left((round + i) % n);
+                for id in order {
+                    let (epoch, owned) = view[&id].clone();
+                    let r = g.heartbeat(
+                        beat(&id, epoch, &owned),
+                        String::new(),
+                        session,
+                        now,
+                        &topics,
+                    );
+                    assert_eq!(r.error_code, code::NONE, "{id}: {r:?}");
+                    view.insert(
+                        id.clone(),
+                        (r.member_epoch, r.assignment.unwrap_or_default()),
+                    );
+                    let mut seen = BTreeSet::new();
+                    for (_, owned) in view.values() {
+                        for tp in flatten(owned) {
+                            assert!(seen.insert(tp), "partition {tp:?} owned twice: {view:?}");
+                        }
+                    }
+                }
+            }
+        }
+        let counts: Vec<usize> = view.values().map(|(_, a)| flatten(a).count()).collect();
+        assert_eq!(counts, vec![2, 2, 2], "{view:?}");
+        assert_eq!(g.state(), ConsumerState::Stable);
+        assert!(view.values().all(|(e, _)| *e == g.group_epoch));
+    }
+
+    fn target_counts(t: &HashMap<String, Assignment>) -> BTreeMap<String, usize> {
+        t.iter()
+            .map(|(id, a)| (id.clone(), flatten(a).count()))
+            .collect()
+    }
+
+    #[test]
+    fn uniform_is_sticky_and_respects_subscriptions() {
+        let (x, y) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let topics = FakeTopics(vec![("x", x, 4), ("y", y, 2)]);
+        let mut g = ConsumerGroup::new("g");
+        let now = Instant::now();
+        let s = Duration::from_secs(60);
+        g.heartbeat(
+            join_params("a", &["x", "y"]),
+            String::new(),
+            s,
+            now,
+            &topics,
+        );
+        g.heartbeat(
+            join_params("b", &["x", "y"]),
+            String::new(),
+            s,
+            now,
+            &topics,
+        );
+        let before = g.target.clone();
+        assert_eq!(target_counts(&before).values().sum::<usize>(), 6);
+        g.heartbeat(join_params("c", &["y"]), String::new(), s, now, &topics);
+        let after = g.target.clone();
+        // c only takes partitions of y; a and b keep a subset of what they had.
+        assert!(after["c"].keys().all(|t| *t == y), "{after:?}");
+        assert!(!after["c"].is_empty());
+        for id in ["a", "b"] {
+            assert!(
+                is_subset(&after[id], &before[id]),
+                "{id}: {before:?} -> {after:?}"
+            );
+        }
+        assert_eq!(target_counts(&after).values().sum::<usize>(), 6);
+    }
+
+    #[test]
+    fn range_assigns_contiguous_ranges_per_topic() {
+        let x = Uuid::from_u128(1);
+        let topics = FakeTopics(vec![("x", x, 5)]);
+        let mut g = ConsumerGroup::new("g");
+        let now = Instant::now();
+        let s = Duration::from_secs(60);
+        let mut p = join_params("a", &["x"]);
+        p.server_assignor = Some("range".into());
+        g.heartbeat(p, String::new(), s, now, &topics);
+        g.heartbeat(join_params("b", &["x"]), String::new(), s, now, &topics);
+        assert_eq!(g.assignor, Assignor::Range);
+        let a: Vec<i32> = g.target["a"][&x].iter().copied().collect();
+        let b: Vec<i32> = g.target["b"][&x].iter().copied().collect();
+        assert_eq!((a, b), (vec![0, 1, 2], vec![3, 4]));
+    }
 }
