@@ -518,6 +518,36 @@ fn consumer_group_heartbeat_epochs_revocation_and_errors_over_the_wire() {
         INVALID_REQUEST
     );
 
+    // The admin API shows the KIP-848 group: state, epoch, members, assignments.
+    let detail: serde_json::Value = serde_json::from_str(
+        &ureq::get(format!("{}/v1/groups/{group}", broker.admin_url()))
+            .call()
+            .expect("GET /v1/groups/{id}")
+            .body_mut()
+            .read_to_string()
+            .expect("body"),
+    )
+    .expect("json");
+    assert_eq!(detail["state"], "Stable", "{detail}");
+    assert_eq!(detail["protocol_type"], "consumer", "{detail}");
+    assert_eq!(detail["generation"], 2, "{detail}");
+    let members = detail["members"].as_array().expect("members");
+    assert_eq!(members.len(), 2, "{detail}");
+    let shown: usize = members
+        .iter()
+        .flat_map(|m| {
+            m["assignment"]
+                .as_array()
+                .expect("decoded assignment")
+                .iter()
+        })
+        .map(|t| {
+            assert_eq!(t["topic"], "kip848-raw");
+            t["partitions"].as_array().expect("partitions").len()
+        })
+        .sum();
+    assert_eq!(shown, 4, "{detail}");
+
     // Leave (epoch -1): the survivor gets everything, at a new epoch.
     let left = heartbeat(&mut b, group, "member-b", -1, None, None);
     assert_eq!((left.error_code, left.member_epoch), (NONE, -1));

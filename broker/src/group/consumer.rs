@@ -261,6 +261,14 @@ impl ConsumerGroup {
         Ok(())
     }
 
+    /// The name of a subscribed topic id (as of the last target assignment).
+    pub fn topic_name(&self, id: Uuid) -> Option<String> {
+        self.subscribed_metadata
+            .iter()
+            .find(|(_, (t, _))| *t == id)
+            .map(|(name, _)| name.clone())
+    }
+
     /// Topics the members subscribe to (by name, and by regex as resolved last).
     pub fn subscribed_topics(&self) -> Vec<String> {
         self.subscribed_metadata.keys().cloned().collect()

@@ -197,6 +197,9 @@ pub struct GroupDescription {
     pub error_code: i16,
     pub group_id: String,
     pub state: GroupState,
+    /// The state's name for either group type (KIP-848 groups: Empty, Reconciling,
+    /// Stable).
+    pub state_name: &'static str,
     pub protocol_type: String,
     /// The chosen protocol, only while Stable (as Kafka reports it).
     pub protocol_name: String,
@@ -705,6 +708,46 @@ impl Coordinator {
         })
     }
 
+    /// A group of either type for the admin API and console: a KIP-848 group is shown
+    /// with its group epoch as the generation, its assignor as the protocol and each
+    /// member's current assignment encoded as a ConsumerProtocolAssignment (what the
+    /// admin API decodes for classic consumer groups too). Classic groups as
+    /// [`Coordinator::describe`].
+    pub fn describe_any(&self, group_id: &str) -> GroupDescription {
+        let consumer = {
+            let g = lock(&self.inner.groups);
+            g.consumer.get(group_id).map(|c| GroupDescription {
+                error_code: code::NONE,
+                group_id: c.id.clone(),
+                state: if c.is_idle() {
+                    GroupState::Empty
+                } else {
+                    GroupState::Stable
+                },
+                state_name: c.state().name(),
+                protocol_type: "consumer".to_string(),
+                protocol_name: c.assignor.name().to_string(),
+                members: c
+                    .members
+                    .values()
+                    .map(|m| DescribedMember {
+                        member_id: m.id.clone(),
+                        group_instance_id: m.instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        metadata: Bytes::new(),
+                        assignment: consumer_protocol_assignment(&m.assigned, |id| {
+                            c.topic_name(id)
+                        }),
+                    })
+                    .collect(),
+                generation_id: c.group_epoch,
+                leader: None,
+            })
+        };
+        consumer.unwrap_or_else(|| self.describe(group_id))
+    }
+
     /// Every group with members or committed offsets.
     pub fn list(&self) -> Vec<GroupOverview> {
         let g = lock(&self.inner.groups);
@@ -744,11 +787,20 @@ impl Coordinator {
         out
     }
 
+    /// DescribeGroups: classic groups (a KIP-848 group is unknown here, as in Kafka's
+    /// DescribeGroups before v6).
     pub fn describe(&self, group_id: &str) -> GroupDescription {
+        let mut d = self.describe_classic(group_id);
+        d.state_name = d.state.name();
+        d
+    }
+
+    fn describe_classic(&self, group_id: &str) -> GroupDescription {
         let mut d = GroupDescription {
             error_code: code::NONE,
             group_id: group_id.to_string(),
             state: GroupState::Dead,
+            state_name: GroupState::Dead.name(),
             protocol_type: String::new(),
             protocol_name: String::new(),
             members: Vec::new(),
@@ -1072,6 +1124,32 @@ pub fn validate_group_id(group_id: &str, allow_empty: bool) -> Result<(), i16> {
         return Err(code::INVALID_GROUP_ID);
     }
     Ok(())
+}
+
+/// A ConsumerProtocolAssignment (v0: no user data) of `assigned`, topics by name; an
+/// id whose name is unknown is left out.
+fn consumer_protocol_assignment(
+    assigned: &Assignment,
+    name_of: impl Fn(uuid::Uuid) -> Option<String>,
+) -> Bytes {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0i16.to_be_bytes());
+    let topics: Vec<(String, &BTreeSet<i32>)> = assigned
+        .iter()
+        .filter_map(|(id, ps)| name_of(*id).map(|n| (n, ps)))
+        .collect();
+    out.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+    for (name, partitions) in topics {
+        out.extend_from_slice(&(name.len() as i16).to_be_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
+        for p in partitions {
+            out.extend_from_slice(&p.to_be_bytes());
+        }
+    }
+    // Null user data.
+    out.extend_from_slice(&(-1i32).to_be_bytes());
+    Bytes::from(out)
 }
 
 fn truncate(s: &mut String, max_bytes: usize) {
