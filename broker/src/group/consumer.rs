@@ -556,13 +556,15 @@ impl ConsumerGroup {
         for m in self.members.values() {
             names.extend(m.subscribed_names.iter().cloned());
         }
-        if self.members.values().any(|m| m.regex.is_some()) {
+        // Members usually share their regex: each distinct one is matched once.
+        let regexes: BTreeMap<&str, &regex::Regex> = self
+            .members
+            .values()
+            .filter_map(|m| Some((m.subscribed_regex.as_deref()?, m.regex.as_ref()?)))
+            .collect();
+        if !regexes.is_empty() {
             for name in topics.names() {
-                if self
-                    .members
-                    .values()
-                    .any(|m| m.regex.as_ref().is_some_and(|r| r.is_match(&name)))
-                {
+                if regexes.values().any(|r| r.is_match(&name)) {
                     names.insert(name);
                 }
             }
