@@ -13,6 +13,9 @@ Modes:
   takeover BOOTSTRAP TOPIC GROUP
       starts `member` as a child, waits until both own partitions, SIGKILLs the child
       and reports how long until the survivor owns all 4.
+  live BOOTSTRAP TOPIC GROUP
+      one member that commits each record synchronously and prints {"record": [p, o]}
+      after the commit, until stdin closes (or 90 s): it lives through broker restarts.
   consume BOOTSTRAP TOPIC GROUP COUNT
       consumes COUNT records, commits exactly what it consumed, closes; reports the
       records and the committed offsets.
@@ -141,6 +144,31 @@ def takeover(bootstrap, topic, group):
             child.wait(10)
 
 
+def live(bootstrap, topic, group):
+    import threading
+
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    c = consumer(bootstrap, group, "live", {"reconnect.backoff.max.ms": 500})
+    c.subscribe([topic])
+    deadline = time.time() + 90
+    while not stop.is_set() and time.time() < deadline:
+        msg = c.poll(0.1)
+        if msg is None or msg.error():
+            continue
+        while True:
+            try:
+                c.commit(message=msg, asynchronous=False)
+                break
+            except Exception as e:  # noqa: BLE001 - retried until the broker is back
+                print(json.dumps({"commit_error": str(e)}), flush=True)
+                time.sleep(0.2)
+                if time.time() > deadline:
+                    return
+        print(json.dumps({"record": [msg.partition(), msg.offset()]}), flush=True)
+    c.close()
+
+
 def consume(bootstrap, topic, group, count):
     c = consumer(bootstrap, group, "resume")
     c.subscribe([topic])
@@ -175,6 +203,8 @@ def main():
         member(bootstrap, topic, group)
     elif mode == "takeover":
         takeover(bootstrap, topic, group)
+    elif mode == "live":
+        live(bootstrap, topic, group)
     elif mode == "consume":
         consume(bootstrap, topic, group, int(sys.argv[5]))
     else:

@@ -245,6 +245,89 @@ fn committed_offsets_resume_exactly_after_a_restart() {
     }
 }
 
+/// Membership is not persisted: after a restart the member's heartbeat gets
+/// UNKNOWN_MEMBER_ID, librdkafka rejoins with epoch 0, gets its partitions back and
+/// resumes at its committed offsets.
+#[test]
+fn a_live_member_rejoins_after_a_restart_and_resumes_at_its_commits() {
+    use std::io::{BufRead, BufReader};
+    if !has_confluent_kafka() {
+        return;
+    }
+    let mut broker = TestBroker::start(SESSION_ARGS);
+    let topic = unique_topic("kip848-live");
+    {
+        let mut conn = RawConn::connect(&broker);
+        raw::create_topics(&mut conn, &[&topic], 2);
+        produce_spread(&mut conn, &topic, 2, 5);
+    }
+    let mut child = Command::new("python3")
+        .args([SCRIPT, "live", &broker.bootstrap(), &topic, "kip848-live"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn python3");
+    let (tx, rx) = std::sync::mpsc::channel::<(i64, i64)>();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let v: serde_json::Value = match serde_json::from_str(&line) {
+                Ok(v) => v,
+                Err(_) => continue,
+            };
+            if let Some(r) = v["record"].as_array() {
+                let _ = tx.send((r[0].as_i64().unwrap_or(-1), r[1].as_i64().unwrap_or(-1)));
+            }
+        }
+    });
+    let mut seen: Vec<(i64, i64)> = Vec::new();
+    let collect = |seen: &mut Vec<(i64, i64)>, n: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while seen.len() < n {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(r) => seen.push(r),
+                Err(_) => return false,
+            }
+        }
+        true
+    };
+    let before = collect(&mut seen, 10);
+    if before {
+        broker.restart();
+        let mut conn = RawConn::connect(&broker);
+        for p in 0..2 {
+            let values: Vec<Vec<u8>> = (0..5)
+                .map(|i| format!("after-{p}-{i}").into_bytes())
+                .collect();
+            let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+            raw::produce(&mut conn, &topic, p, raw::record_batch(&refs, None));
+        }
+    }
+    let after = before && collect(&mut seen, 20);
+    // Give a duplicate a moment to show up.
+    std::thread::sleep(Duration::from_millis(500));
+    seen.extend(rx.try_iter());
+    drop(child.stdin.take());
+    if common::wait_timeout(&mut child, Duration::from_secs(15)).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(
+        before,
+        "the member never consumed the first 10 records: {seen:?}"
+    );
+    assert!(
+        after,
+        "the member did not come back after the restart: {seen:?}"
+    );
+    let unique: BTreeSet<(i64, i64)> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "a record twice: {seen:?}");
+    let want: BTreeSet<(i64, i64)> = (0..2).flat_map(|p| (0..10).map(move |o| (p, o))).collect();
+    assert_eq!(unique, want);
+}
+
 // ---------------------------------------------------------------------------------
 // Raw protocol.
 
