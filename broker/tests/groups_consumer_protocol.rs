@@ -692,3 +692,67 @@ fn regex_subscriptions_follow_new_topics_and_static_members_come_back() {
     assert_eq!(back.member_epoch, hb.member_epoch);
     assert_eq!(count(&back), 3);
 }
+
+/// A member that never acknowledges a revocation is removed after its rebalance
+/// timeout, and its partitions go to the member waiting for them.
+#[test]
+fn a_member_that_does_not_revoke_within_its_rebalance_timeout_is_removed() {
+    let broker = TestBroker::start(SESSION_ARGS);
+    let mut a = RawConn::connect(&broker);
+    let mut b = RawConn::connect(&broker);
+    raw::create_topics(&mut a, &["kip848-stuck"], 2);
+    let group = "kip848-stuck";
+    let join = |conn: &mut RawConn, id: &str| {
+        let req = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_member_id(s(id))
+            .with_rebalance_timeout_ms(1_000)
+            .with_subscribed_topic_names(Some(vec![raw::topic_name("kip848-stuck")]));
+        conn.call(&req, 1)
+    };
+    let a1 = join(&mut a, "stuck");
+    assert_eq!(count(&a1), 2);
+    let b1 = join(&mut b, "waiting");
+    assert_eq!(count(&b1), 0);
+    // a learns it must give one up, and then only heartbeats claiming it still owns
+    // both (it never lets go).
+    let a2 = heartbeat(
+        &mut a,
+        group,
+        "stuck",
+        a1.member_epoch,
+        None,
+        Some(owned_partitions(&a1)),
+    );
+    assert_eq!(count(&a2), 1);
+    let started = std::time::Instant::now();
+    loop {
+        let hb = heartbeat(
+            &mut a,
+            group,
+            "stuck",
+            a1.member_epoch,
+            None,
+            Some(owned_partitions(&a1)),
+        );
+        if hb.error_code != NONE {
+            assert_eq!(hb.error_code, UNKNOWN_MEMBER_ID, "{hb:?}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "never removed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "removed before its rebalance timeout"
+    );
+    let b2 = heartbeat(
+        &mut b,
+        group,
+        "waiting",
+        b1.member_epoch,
+        None,
+        Some(Vec::new()),
+    );
+    assert_eq!((b2.error_code, count(&b2)), (NONE, 2), "{b2:?}");
+}
