@@ -48,6 +48,10 @@ experiment-spin-vs-block *ARGS:
 experiment-throughput DISK_DIR="target" *ARGS:
     cargo run --release -q -p experiments -- run throughput --disk-dir {{DISK_DIR}} {{ARGS}}
 
+# Issue 19: rebalance time, classic (eager, cooperative) vs KIP-848 consumer protocol: a third member joins two, time until all fetch their final assignment; RUNS per protocol, interleaved (≈ 15 s per run); writes results/rebalance/<date>-<host>/
+experiment-rebalance RUNS="10" *ARGS:
+    python3 experiments/rebalance.py run --runs {{RUNS}} {{ARGS}}
+
 # List the experiments with the question each answers
 experiments:
     cargo run --release -q -p experiments -- list

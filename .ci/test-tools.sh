@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests use, only what is missing: kcat (Debian), kafka-python
-# (PyPI), Chromium (Debian) and the browser tests' npm packages (playwright-core,
+# Installs what the tests use, only what is missing: kcat (Debian), kafka-python and
+# confluent-kafka >= 2.12 (PyPI), Chromium (Debian) and the browser tests' npm packages (playwright-core,
 # broker/tests/browser/package-lock.json). `just test` runs it first, so a fresh
 # Debian/Ubuntu machine gets the whole suite with one command. Safe to run again.
 set -euo pipefail
@@ -41,10 +41,16 @@ if ! python3 -c "import kafka" >/dev/null 2>&1; then
         python3 -m pip install --quiet --user --break-system-packages kafka-python
 fi
 
+if ! python3 -c "import confluent_kafka as c, sys; sys.exit(0 if c.libversion()[1] >= 0x020c0000 else 1)" >/dev/null 2>&1; then
+    echo "test tools: installing confluent-kafka >= 2.12 (pip; KIP-848 group tests)"
+    python3 -m pip install --quiet 'confluent-kafka>=2.12,<3' ||
+        python3 -m pip install --quiet --user --break-system-packages 'confluent-kafka>=2.12,<3'
+fi
+
 browser=broker/tests/browser
 if [ ! -d "$browser/node_modules/playwright-core" ] ||
     [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
     echo "test tools: installing the browser tests' npm packages (npm ci)"
     (cd "$browser" && npm ci --no-audit --no-fund --quiet)
 fi
-echo "test tools: kcat, kafka-python, chromium and playwright-core present"
+echo "test tools: kcat, kafka-python, confluent-kafka, chromium and playwright-core present"

@@ -44,7 +44,7 @@ else
 fi
 
 pip_missing=()
-python3 -c "import confluent_kafka" >/dev/null 2>&1 || pip_missing+=("confluent-kafka>=2,<3")
+python3 -c "import confluent_kafka" >/dev/null 2>&1 || pip_missing+=("confluent-kafka>=2.12,<3")
 python3 -c "import kafka" >/dev/null 2>&1 || pip_missing+=("kafka-python>=2")
 python3 -c "import aiokafka" >/dev/null 2>&1 || pip_missing+=("aiokafka")
 # kafka-python's optional codecs (it offers snappy, lz4 and zstd through these).

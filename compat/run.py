@@ -3,7 +3,7 @@
 
 For each client the runner starts a fresh broker (its own data dir, a free port), runs
 the client's driver once per scenario with a per-cell timeout (a hang fails that cell,
-not the run), restarts the broker on the same port and data dir before `group_resume`,
+not the run), restarts the broker on the same port and data dir before `group_resume` (and `group_resume_consumer`),
 and points `no_autocreate` at a second broker started with auto_create_topics=false.
 Each driver prints one JSON line per scenario:
   {"client","version","scenario","result":"pass|fail|unsupported","detail"}
@@ -42,6 +42,8 @@ SCENARIO_DOC = {
     "compression_zstd": "zstd",
     "group_commit": "consumer group: 2 members, commit",
     "group_resume": "... resumed after a broker restart",
+    "group_commit_consumer": "KIP-848 group (group.protocol=consumer): 2 members, commit",
+    "group_resume_consumer": "... resumed after a broker restart",
     "admin": "admin: create / create partitions / delete topic",
     "idempotent": "idempotent producer",
     "crc": "CRC verification on",
@@ -303,13 +305,13 @@ def main():
                     results.append(r)
                 continue
             broker = Broker(binary, os.path.join(work, c)).start()
-            group_tag = None
+            group_tags = {}
             try:
                 for s in scenarios:
                     first = None
                     for attempt in range(2):
                         note = ""
-                        if s == "group_resume" and attempt == 0:
+                        if s.startswith("group_resume") and attempt == 0:
                             rc = broker.restart()
                             if rc != 0:
                                 note = f" (broker exited {rc} on SIGTERM before the restart)"
@@ -318,17 +320,19 @@ def main():
                             broker.start()
                         target = strict if s == "no_autocreate" else broker
                         tag = f"{c}-{uuid.uuid4().hex[:8]}"
-                        if s == "group_resume" and group_tag:
-                            tag = group_tag
+                        # group_resume(_consumer) resumes group_commit(_consumer)'s group.
+                        commit_of = s.replace("group_resume", "group_commit")
+                        if s.startswith("group_resume") and group_tags.get(commit_of):
+                            tag = group_tags[commit_of]
                         r = run_cell(c, table[c]["cmd"], target, s, tag, args.timeout)
-                        if s == "group_commit":
-                            group_tag = tag
+                        if s.startswith("group_commit"):
+                            group_tags[s] = tag
                         if note:
                             r["detail"] += note
                             if r["result"] == "pass":
                                 r["result"] = "fail"
                         # group_resume depends on the broker restart: no retry.
-                        if r["result"] != "fail" or s == "group_resume" or (c, s) in known or attempt == 1:
+                        if r["result"] != "fail" or s.startswith("group_resume") or (c, s) in known or attempt == 1:
                             break
                         first = r["detail"]
                         print(json.dumps({**r, "retrying": True}), flush=True)

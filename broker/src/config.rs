@@ -26,6 +26,16 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 1024 * 1024 * 1024;
 pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// Kafka's `log.retention.check.interval.ms`.
 pub const DEFAULT_RETENTION_CHECK_INTERVAL_MS: u64 = 5 * 60 * 1000;
+/// Kafka's `group.initial.rebalance.delay.ms`.
+pub const DEFAULT_GROUP_INITIAL_REBALANCE_DELAY_MS: u32 = 3_000;
+/// Kafka's `group.min.session.timeout.ms`.
+pub const DEFAULT_GROUP_MIN_SESSION_TIMEOUT_MS: i32 = 6_000;
+/// Kafka's `group.max.session.timeout.ms`.
+pub const DEFAULT_GROUP_MAX_SESSION_TIMEOUT_MS: i32 = 1_800_000;
+/// Kafka's `offsets.retention.minutes` (7 days).
+pub const DEFAULT_OFFSETS_RETENTION_MINUTES: u64 = 7 * 24 * 60;
+/// Kafka's `offsets.retention.check.interval.ms`.
+pub const DEFAULT_OFFSETS_RETENTION_CHECK_INTERVAL_MS: u64 = 600_000;
 /// Largest admin API request body by default (413 above).
 pub const DEFAULT_ADMIN_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Longest event-loop wait: a longer one would make shutdown and deadlines sluggish.
@@ -176,6 +186,31 @@ pub struct Config {
     /// How often retention is checked, ms (one wakeup per interval). Default 300000
     /// (Kafka's 5 minutes).
     pub retention_check_interval_ms: u64,
+    /// How long the first JoinGroup of an empty group waits for more members before
+    /// the first generation forms, ms (Kafka's `group.initial.rebalance.delay.ms`,
+    /// default 3000); each member that joins meanwhile extends it by as much, within
+    /// the rebalance timeout. 0: the first generation forms at once (the tests' setting).
+    pub group_initial_rebalance_delay_ms: u32,
+    /// Shortest `session.timeout.ms` a member may ask for (default 6000, Kafka's
+    /// `group.min.session.timeout.ms`); INVALID_SESSION_TIMEOUT below.
+    pub group_min_session_timeout_ms: i32,
+    /// Longest `session.timeout.ms` (default 1800000, Kafka's
+    /// `group.max.session.timeout.ms`, also the ceiling); INVALID_SESSION_TIMEOUT above.
+    pub group_max_session_timeout_ms: i32,
+    /// How long the committed offsets of a group without members are kept, minutes
+    /// (default 10080 = 7 days, Kafka's `offsets.retention.minutes`): from when the
+    /// group emptied or the offset was committed, whichever is later.
+    pub offsets_retention_minutes: u64,
+    /// How often expired offsets are looked for, ms (default 600000, Kafka's
+    /// `offsets.retention.check.interval.ms`): one wake-up of the group timer per
+    /// interval while any group has offsets, none otherwise.
+    pub offsets_retention_check_interval_ms: u64,
+    /// KIP-848 consumer groups: session timeout of a member, ms (Kafka's
+    /// `group.consumer.session.timeout.ms`, default 45000; the broker decides it).
+    pub group_consumer_session_timeout_ms: u32,
+    /// KIP-848 consumer groups: heartbeat interval told to members, ms (Kafka's
+    /// `group.consumer.heartbeat.interval.ms`, default 5000).
+    pub group_consumer_heartbeat_interval_ms: u32,
 
     // ---- the optimization matrix (DESIGN.md) ----
     /// `epoll` | `io_uring` | `io_uring_sqpoll`.
@@ -264,6 +299,13 @@ impl Config {
             retention_ms: DEFAULT_RETENTION_MS,
             retention_bytes: -1,
             retention_check_interval_ms: DEFAULT_RETENTION_CHECK_INTERVAL_MS,
+            group_initial_rebalance_delay_ms: DEFAULT_GROUP_INITIAL_REBALANCE_DELAY_MS,
+            group_min_session_timeout_ms: DEFAULT_GROUP_MIN_SESSION_TIMEOUT_MS,
+            group_max_session_timeout_ms: DEFAULT_GROUP_MAX_SESSION_TIMEOUT_MS,
+            offsets_retention_minutes: DEFAULT_OFFSETS_RETENTION_MINUTES,
+            offsets_retention_check_interval_ms: DEFAULT_OFFSETS_RETENTION_CHECK_INTERVAL_MS,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
             io_backend: IoBackend::Epoll,
             sqpoll_idle_ms: 1,
             sqpoll_cpu: None,
@@ -410,6 +452,53 @@ impl Config {
         }
         if self.retention_check_interval_ms == 0 {
             return bad("retention_check_interval_ms", "must be at least 1");
+        }
+        let ceiling = crate::group::limits::SESSION_TIMEOUT_MS_MAX;
+        if !(1..=ceiling).contains(&self.group_min_session_timeout_ms) {
+            return bad(
+                "group_min_session_timeout_ms",
+                "must be between 1 and 1800000",
+            );
+        }
+        if !(self.group_min_session_timeout_ms..=ceiling)
+            .contains(&self.group_max_session_timeout_ms)
+        {
+            return bad(
+                "group_max_session_timeout_ms",
+                "must be between group_min_session_timeout_ms and 1800000",
+            );
+        }
+        if i64::from(self.group_initial_rebalance_delay_ms)
+            > i64::from(crate::group::limits::REBALANCE_TIMEOUT_MS_MAX)
+        {
+            return bad(
+                "group_initial_rebalance_delay_ms",
+                "must be at most 1800000",
+            );
+        }
+        // Past 100 years an i64 of milliseconds is still far away; beyond, a typo.
+        if self.offsets_retention_minutes == 0 || self.offsets_retention_minutes > 52_560_000 {
+            return bad(
+                "offsets_retention_minutes",
+                "must be between 1 and 52560000 (100 years)",
+            );
+        }
+        if !(1..=1_800_000).contains(&self.group_consumer_session_timeout_ms) {
+            return bad(
+                "group_consumer_session_timeout_ms",
+                "must be between 1 and 1800000",
+            );
+        }
+        if self.group_consumer_heartbeat_interval_ms == 0
+            || self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms
+        {
+            return bad(
+                "group_consumer_heartbeat_interval_ms",
+                "must be at least 1 and below group_consumer_session_timeout_ms",
+            );
+        }
+        if self.offsets_retention_check_interval_ms == 0 {
+            return bad("offsets_retention_check_interval_ms", "must be at least 1");
         }
         if self.log_map_shards == 0 {
             return bad("log_map_shards", "must be at least 1");

@@ -172,6 +172,8 @@ fn encode_request_body(request: &Request, version: i16) -> Option<bytes::BytesMu
         DescribeAcls,
         CreateAcls,
         DeleteAcls,
+        ConsumerGroupHeartbeat,
+        ConsumerGroupDescribe,
     );
     Some(buf)
 }

@@ -57,8 +57,13 @@ pub fn start(effective: EffectiveConfig) -> anyhow::Result<Running> {
     // wake-up can be handed to the coordinator and the broker.
     let data_plane = DataPlane::new(&cfg).context("preparing the data plane")?;
     let groups = Arc::new(
-        Coordinator::open(&cfg.data_dir, flush, data_plane.waker())
-            .with_context(|| format!("opening committed offsets in {}", cfg.data_dir.display()))?,
+        Coordinator::open(
+            &cfg.data_dir,
+            flush,
+            crate::group::GroupConfig::from_config(&cfg),
+            data_plane.waker(),
+        )
+        .with_context(|| format!("opening committed offsets in {}", cfg.data_dir.display()))?,
     );
     let listener = TcpListener::bind(cfg.listen)
         .with_context(|| format!("binding Kafka listener {}", cfg.listen))?;

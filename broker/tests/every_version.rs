@@ -252,6 +252,7 @@ fn every_advertised_version_of_every_api_is_answered_without_error() {
     every_version_of_delete_records(&mut conn, &apis);
     every_version_of_the_acl_apis(&mut conn, &apis);
     every_version_of_the_group_apis(&mut conn, &apis, topic);
+    every_version_of_the_consumer_group_apis(&mut conn, &apis, topic);
     // Every api in the table was exercised above: a new one needs its section here.
     let exercised: Vec<i16> = EXERCISED.with(|e| e.borrow().iter().copied().collect());
     let mut table: Vec<i16> = supported_api_keys().collect();
@@ -626,5 +627,38 @@ fn every_version_of_the_group_apis(conn: &mut RawConn, apis: &[ApiVersion], topi
             v,
         );
         assert_eq!(resp.results[0].error_code, 0, "DeleteGroups v{v}");
+    }
+}
+
+/// KIP-848: each version joins a member of its own group (by name), heartbeats, and
+/// ConsumerGroupDescribe sees it.
+fn every_version_of_the_consumer_group_apis(conn: &mut RawConn, apis: &[ApiVersion], topic: &str) {
+    for v in range_of(apis, ApiKey::ConsumerGroupHeartbeat) {
+        let group = format!("kip848-v{v}");
+        let join = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+            .with_member_id(StrBytes::from_string(format!("member-v{v}")))
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![raw::topic_name(topic)]));
+        let resp = conn.call(&join, v);
+        assert_eq!(resp.error_code, 0, "ConsumerGroupHeartbeat v{v}: {resp:?}");
+        assert_eq!(resp.member_epoch, 1, "ConsumerGroupHeartbeat v{v}");
+        let assigned: usize = resp.assignment.as_ref().map_or(0, |a| {
+            a.topic_partitions.iter().map(|t| t.partitions.len()).sum()
+        });
+        assert!(assigned > 0, "ConsumerGroupHeartbeat v{v}: {resp:?}");
+    }
+    for v in range_of(apis, ApiKey::ConsumerGroupDescribe) {
+        let req = ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(StrBytes::from_static_str("kip848-v0"))]);
+        let resp = conn.call(&req, v);
+        let g = &resp.groups[0];
+        assert_eq!(g.error_code, 0, "ConsumerGroupDescribe v{v}");
+        assert_eq!(g.members.len(), 1, "ConsumerGroupDescribe v{v}");
+        assert_eq!(
+            g.group_state.as_str(),
+            "Stable",
+            "ConsumerGroupDescribe v{v}"
+        );
     }
 }

@@ -1282,7 +1282,8 @@ fn hostile_group_requests_get_kafka_errors_and_the_broker_stays_healthy() {
 #[test]
 fn thousands_of_joins_from_one_client_stay_bounded_and_expire() {
     const JOINS: usize = 5_000;
-    let mut broker = TestBroker::start(&[]);
+    // 1 s sessions so that handed-out ids expire within the test (Kafka's minimum: 6 s).
+    let mut broker = TestBroker::start(&["--set", "group_min_session_timeout_ms=1000"]);
     let mut conn = RawConn::connect(&broker);
     let rss_before_kib = broker.rss_kib();
     let mut codes: BTreeMap<i16, usize> = BTreeMap::new();
@@ -1454,4 +1455,304 @@ fn idle_coordinator_timer_sleeps_without_periodic_wakeups() {
         before,
         "the timer woke up with nothing to time"
     );
+}
+
+// ---------------------------------------------------------------------------------
+// Commit fencing (librdkafka's 0118_commit_rebalance): a revoked member's commit must
+// not overwrite the progress of the partition's new owner.
+
+#[test]
+fn revoked_members_commit_is_refused_and_the_new_owners_commit_is_kept() {
+    let broker = TestBroker::start(&[]);
+    let topic = unique_topic("fence");
+    create_topic(&broker, &topic, 4);
+    produce_spread(&broker, &topic, 4, 10);
+    let group = "fence-group";
+
+    // The old owner, a raw member: Stable, owning everything.
+    let mut old = RawConn::connect(&broker);
+    let (old_id, old_generation) = raw_group::stable_member(&mut old, group, 10_000);
+
+    // A real client joins: the group prepares a rebalance. While it does, the old owner
+    // is still a member of the current generation and commits what it consumed, as a
+    // consumer does when its partitions are revoked: kept.
+    let new_owner = group_consumer(&broker, group, &[]);
+    new_owner.subscribe(&[&topic]).expect("subscribe");
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    while raw_group::heartbeat(&mut old, group, &old_id, None, old_generation) == NONE {
+        let _ = new_owner.poll(Duration::from_millis(50));
+        assert!(Instant::now() < deadline, "the rebalance never started");
+    }
+    assert_eq!(
+        raw_group::commit(
+            &mut old,
+            group,
+            &old_id,
+            old_generation,
+            &topic,
+            0,
+            4,
+            -1,
+            ""
+        ),
+        NONE,
+        "a current member's commit during the rebalance"
+    );
+    // Then the old owner leaves (0118: the closing consumer completes its unassign and
+    // leaves); the new owner gets every partition and resumes where the old one left.
+    assert_eq!(
+        raw_group::leave(&mut old, group, &old_id).members[0].error_code,
+        NONE
+    );
+    let seen = poll_until(
+        &[&new_owner],
+        "the new owner to get 4 partitions",
+        SETTLE_TIMEOUT,
+        |a| a[0].len() == 4,
+    );
+    let mut first_offset: BTreeMap<i32, i64> = BTreeMap::new();
+    for (p, o) in seen.into_iter().flatten() {
+        first_offset.entry(p).or_insert(o);
+    }
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    while !first_offset.contains_key(&0) {
+        if let Some(m) = new_owner.poll(Duration::from_millis(50)) {
+            let m = m.expect("record");
+            first_offset.entry(m.partition()).or_insert(m.offset());
+        }
+        assert!(Instant::now() < deadline, "no record from partition 0");
+    }
+    assert_eq!(
+        first_offset[&0], 4,
+        "resumes at the old owner's kept commit"
+    );
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Offset(9))
+        .expect("tpl");
+    new_owner
+        .commit(&tpl, CommitMode::Sync)
+        .expect("new owner's commit");
+
+    // The revoked member, slow, commits its stale position afterwards: refused, whether
+    // it names its old member id and generation or nothing at all.
+    assert_eq!(
+        raw_group::commit(
+            &mut old,
+            group,
+            &old_id,
+            old_generation,
+            &topic,
+            0,
+            5,
+            -1,
+            ""
+        ),
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        raw_group::commit(&mut old, group, "", -1, &topic, 0, 5, -1, ""),
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(raw_group::committed(&mut old, group, &topic, &[0])[0].0, 9);
+    let committed = new_owner
+        .committed(Duration::from_secs(10))
+        .expect("committed");
+    let p0 = committed
+        .find_partition(&topic, 0)
+        .expect("partition 0")
+        .offset();
+    assert_eq!(p0, Offset::Offset(9), "the new owner's commit is kept");
+}
+
+/// Each fencing answer of OffsetCommit, Heartbeat and SyncGroup over the wire.
+#[test]
+fn commit_heartbeat_and_sync_fencing_error_codes_over_the_wire() {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{JoinGroupRequest, OffsetCommitRequest};
+    let broker = TestBroker::start(&[]);
+    let mut a = RawConn::connect(&broker);
+    let mut b = RawConn::connect(&broker);
+    raw::create_topics(&mut a, &["wire-fence"], 1);
+    let group = "wire-fence";
+    let t = "wire-fence";
+    let (a_id, gen1) = raw_group::stable_member(&mut a, group, 10_000);
+
+    // Stable: stale generation, stranger, anonymous commit to a group with members.
+    assert_eq!(
+        raw_group::commit(&mut a, group, &a_id, gen1, t, 0, 1, -1, ""),
+        NONE
+    );
+    assert_eq!(
+        raw_group::commit(&mut a, group, &a_id, gen1 - 1, t, 0, 1, -1, ""),
+        ILLEGAL_GENERATION
+    );
+    assert_eq!(
+        raw_group::commit(&mut a, group, "stranger", gen1, t, 0, 1, -1, ""),
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        raw_group::commit(&mut a, group, "", -1, t, 0, 1, -1, ""),
+        UNKNOWN_MEMBER_ID
+    );
+
+    // b joins: PreparingRebalance. Heartbeat and SyncGroup of the current member say
+    // REBALANCE_IN_PROGRESS; its commit is still accepted.
+    let b_id = raw_group::join(&mut b, group, "", None, 10_000).member_id;
+    let b_join =
+        raw_group::join_request(group, &b_id, None, 10_000, bytes::Bytes::from_static(b"m"));
+    let b_pending = b.send_request(&b_join, JOIN_VERSION);
+    assert_eq!(
+        raw_group::heartbeat(&mut a, group, &a_id, None, gen1),
+        REBALANCE_IN_PROGRESS
+    );
+    assert_eq!(
+        raw_group::sync(&mut a, group, &a_id, gen1, vec![]).error_code,
+        REBALANCE_IN_PROGRESS
+    );
+    assert_eq!(
+        raw_group::commit(&mut a, group, &a_id, gen1, t, 0, 2, -1, ""),
+        NONE
+    );
+
+    // a rejoins: CompletingRebalance until the leader syncs.
+    let rejoined = raw_group::join(&mut a, group, &a_id, None, 10_000);
+    let gen2 = rejoined.generation_id;
+    assert_eq!(gen2, gen1 + 1);
+    assert_eq!(
+        b.read_response::<JoinGroupRequest>(JOIN_VERSION, b_pending)
+            .error_code,
+        NONE
+    );
+    assert_eq!(
+        raw_group::commit(&mut b, group, &b_id, gen2, t, 0, 3, -1, ""),
+        REBALANCE_IN_PROGRESS
+    );
+    assert_eq!(
+        raw_group::commit(&mut a, group, &a_id, gen1, t, 0, 3, -1, ""),
+        ILLEGAL_GENERATION,
+        "the generation the rebalance ended"
+    );
+    assert_eq!(raw_group::committed(&mut a, group, t, &[0])[0].0, 2);
+
+    // Unknown group with a generation: GROUP_ID_NOT_FOUND from OffsetCommit v9,
+    // ILLEGAL_GENERATION before; generation −1 (no group management) is accepted.
+    let commit_v = |conn: &mut RawConn, generation: i32, member: &str, version: i16| {
+        let req = OffsetCommitRequest::default()
+            .with_group_id(gid("no-such-group"))
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(s(member))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(raw::topic_name(t))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(1)])]);
+        conn.call(&req, version).topics[0].partitions[0].error_code
+    };
+    assert_eq!(commit_v(&mut a, 1, "m", 9), GROUP_ID_NOT_FOUND);
+    assert_eq!(commit_v(&mut a, 1, "m", 8), ILLEGAL_GENERATION);
+    assert_eq!(commit_v(&mut a, -1, "", 9), NONE);
+    // Now the group exists (Empty, offsets only): a generation names no member of it.
+    assert_eq!(commit_v(&mut a, 1, "m", 9), UNKNOWN_MEMBER_ID);
+}
+
+// ---------------------------------------------------------------------------------
+// Broker settings of the coordinator and what DescribeGroups reports.
+
+#[test]
+fn describe_groups_reports_the_members_client_host() {
+    let broker = TestBroker::start(&[]);
+    let mut conn = RawConn::connect(&broker);
+    let (id, _) = raw_group::stable_member(&mut conn, "hosts", 10_000);
+    let described = raw_group::describe(&mut conn, "hosts");
+    assert_eq!(described.members.len(), 1);
+    assert_eq!(described.members[0].member_id.as_str(), id);
+    // As Kafka writes it (Java's InetAddress.toString()).
+    assert_eq!(described.members[0].client_host.as_str(), "/127.0.0.1");
+}
+
+#[test]
+fn session_timeout_bounds_are_kafkas_by_default_and_configurable() {
+    let broker = TestBroker::start(&[]);
+    let mut conn = RawConn::connect(&broker);
+    for (ms, expected) in [
+        (5_999, INVALID_SESSION_TIMEOUT),
+        (6_000, MEMBER_ID_REQUIRED),
+        (1_800_000, MEMBER_ID_REQUIRED),
+        (1_800_001, INVALID_SESSION_TIMEOUT),
+    ] {
+        assert_eq!(
+            raw_group::join(&mut conn, "bounds", "", None, ms).error_code,
+            expected,
+            "session.timeout.ms {ms}"
+        );
+    }
+    let broker = TestBroker::start(&[
+        "--set",
+        "group_min_session_timeout_ms=1000",
+        "--set",
+        "group_max_session_timeout_ms=20000",
+    ]);
+    let mut conn = RawConn::connect(&broker);
+    for (ms, expected) in [
+        (999, INVALID_SESSION_TIMEOUT),
+        (1_000, MEMBER_ID_REQUIRED),
+        (20_000, MEMBER_ID_REQUIRED),
+        (20_001, INVALID_SESSION_TIMEOUT),
+    ] {
+        assert_eq!(
+            raw_group::join(&mut conn, "bounds", "", None, ms).error_code,
+            expected,
+            "session.timeout.ms {ms} within 1000..=20000"
+        );
+    }
+}
+
+/// `group_initial_rebalance_delay_ms`: members that join an empty group within the
+/// delay form its first generation together (no second rebalance for the latecomer).
+#[test]
+fn initial_rebalance_delay_puts_early_joiners_in_one_generation() {
+    use kafka_protocol::messages::JoinGroupRequest;
+    const DELAY_MS: u64 = 1_500;
+    let broker = TestBroker::start(&[
+        "--set",
+        &format!("group_initial_rebalance_delay_ms={DELAY_MS}"),
+    ]);
+    let mut first = RawConn::connect(&broker);
+    let mut second = RawConn::connect(&broker);
+    let started = Instant::now();
+    let id1 = raw_group::join(&mut first, "delayed", "", None, 10_000).member_id;
+    let req1 = raw_group::join_request(
+        "delayed",
+        &id1,
+        None,
+        10_000,
+        bytes::Bytes::from_static(b"m"),
+    );
+    let pending1 = first.send_request(&req1, JOIN_VERSION);
+    thread::sleep(Duration::from_millis(300));
+    let id2 = raw_group::join(&mut second, "delayed", "", None, 10_000).member_id;
+    let req2 = raw_group::join_request(
+        "delayed",
+        &id2,
+        None,
+        10_000,
+        bytes::Bytes::from_static(b"m"),
+    );
+    let pending2 = second.send_request(&req2, JOIN_VERSION);
+    let joined1 = first.read_response::<JoinGroupRequest>(JOIN_VERSION, pending1);
+    let joined2 = second.read_response::<JoinGroupRequest>(JOIN_VERSION, pending2);
+    assert!(
+        started.elapsed() >= Duration::from_millis(DELAY_MS),
+        "the first generation formed before the delay: {:?}",
+        started.elapsed()
+    );
+    assert_eq!((joined1.error_code, joined2.error_code), (NONE, NONE));
+    assert_eq!(joined1.generation_id, 1);
+    assert_eq!(
+        joined2.generation_id, 1,
+        "the latecomer is in the first generation"
+    );
+    assert_eq!(joined1.members.len() + joined2.members.len(), 2);
 }

@@ -20,6 +20,8 @@ SCENARIOS = [
     "compression_zstd",
     "group_commit",
     "group_resume",
+    "group_commit_consumer",
+    "group_resume_consumer",
     "admin",
     "idempotent",
     "crc",

@@ -13,6 +13,7 @@ from common import (
     RESUME_PER_PARTITION,
     TS_BASE,
     Fail,
+    Unsupported,
     check_same,
     keyed_records,
     main,
@@ -111,25 +112,43 @@ def compression(codec):
     return run
 
 
-def group_consumer(bootstrap, group, topic):
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
-        }
-    )
+def group_consumer(bootstrap, group, topic, protocol="classic"):
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    }
+    if protocol == "consumer":
+        # KIP-848: the broker decides session and heartbeat timing.
+        conf["group.protocol"] = "consumer"
+    else:
+        conf.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+    c = Consumer(conf)
     c.subscribe([topic])
     return c
 
 
-def s_group_commit(bootstrap, tag):
+def kip848_supported():
+    # librdkafka 2.12 made group.protocol=consumer generally available.
+    if confluent_kafka.libversion()[1] < 0x020C0000:
+        raise Unsupported(f"librdkafka {confluent_kafka.libversion()[0]} predates KIP-848 GA (2.12)")
+
+
+def s_group_commit_consumer(bootstrap, tag):
+    kip848_supported()
+    return s_group_commit(bootstrap, tag, "consumer")
+
+
+def s_group_resume_consumer(bootstrap, tag):
+    kip848_supported()
+    return s_group_resume(bootstrap, tag, "consumer")
+
+
+def s_group_commit(bootstrap, tag, protocol="classic"):
     topic, group = names(tag, "group")
     create_topic(bootstrap, topic, 2)
-    a, b = group_consumer(bootstrap, group, topic), group_consumer(bootstrap, group, topic)
+    a, b = group_consumer(bootstrap, group, topic, protocol), group_consumer(bootstrap, group, topic, protocol)
     got = {a: [], b: []}
 
     def poll_both():
@@ -158,11 +177,11 @@ def s_group_commit(bootstrap, tag):
     return f"two members, {len(got[a])}+{len(got[b])} records, committed {offs}"
 
 
-def s_group_resume(bootstrap, tag):
+def s_group_resume(bootstrap, tag, protocol="classic"):
     topic, group = names(tag, "group")
     for p in (0, 1):
         produce(bootstrap, topic, keyed_records(RESUME_PER_PARTITION, prefix=f"r{p}-"), partition=p)
-    c = group_consumer(bootstrap, group, topic)
+    c = group_consumer(bootstrap, group, topic, protocol)
     got = []
     deadline = time.time() + 30
     while len(got) < 2 * RESUME_PER_PARTITION and time.time() < deadline:
@@ -279,6 +298,8 @@ SCENARIOS = {
     "compression_zstd": compression("zstd"),
     "group_commit": s_group_commit,
     "group_resume": s_group_resume,
+    "group_commit_consumer": s_group_commit_consumer,
+    "group_resume_consumer": s_group_resume_consumer,
     "admin": s_admin,
     "idempotent": s_idempotent,
     "crc": s_crc,

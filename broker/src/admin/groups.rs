@@ -40,8 +40,8 @@ pub(super) async fn list(State(ctx): State<Ctx>) -> Json<GroupList> {
         .list()
         .into_iter()
         .map(|g| GroupSummary {
-            members: coordinator.describe(&g.group_id).members.len(),
-            state: g.state.name(),
+            members: coordinator.describe_any(&g.group_id).members.len(),
+            state: g.state_name,
             protocol_type: non_empty(&g.protocol_type),
             group_id: g.group_id,
         })
@@ -141,7 +141,7 @@ pub(super) fn offsets_with_lag(ctx: &Ctx, group_id: &str) -> Vec<GroupOffset> {
 /// The group, or 404 when the coordinator does not know it (Dead without offsets) or
 /// the id is not a valid group id.
 fn known_group(ctx: &Ctx, id: &str) -> ApiResult<GroupDescription> {
-    let d = ctx.broker.groups().describe(id);
+    let d = ctx.broker.groups().describe_any(id);
     if d.error_code != code::NONE || d.state == GroupState::Dead {
         return Err(ApiError::not_found(format!("unknown group {id:?}")));
     }
@@ -173,7 +173,7 @@ pub(super) async fn describe(
     Ok(Json(GroupDetail {
         offsets: offsets_with_lag(&ctx, &id),
         group_id: d.group_id,
-        state: d.state.name(),
+        state: d.state_name,
         generation: d.generation_id,
         protocol_type: non_empty(&d.protocol_type),
         protocol: non_empty(&d.protocol_name),

@@ -239,7 +239,7 @@ pub(super) fn render(ctx: &Ctx) -> String {
         "Members of a consumer group.",
     );
     for g in &groups {
-        let members = coordinator.describe(&g.group_id).members.len();
+        let members = coordinator.describe_any(&g.group_id).members.len();
         let _ = writeln!(
             out,
             "strikemq_group_members{{group=\"{}\"}} {members}",

@@ -56,6 +56,24 @@ pub use crate::protocol::error::code;
 /// Kafka's "authorized operations were not requested" marker.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
+/// What the data plane knows about the connection a request came on, handed to
+/// [`Broker::handle_on`]: the handlers see no sockets. `Copy` and allocation-free, so
+/// the hot path pays nothing for it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConnContext {
+    /// The peer's address (DescribeGroups' `client_host`); `None` off the network
+    /// (benches, fuzzing, unit tests).
+    pub peer_ip: Option<std::net::IpAddr>,
+}
+
+impl ConnContext {
+    /// The peer as Kafka writes `client_host` (Java's `InetAddress.toString()`:
+    /// "/127.0.0.1"); empty when unknown.
+    pub fn client_host(&self) -> String {
+        self.peer_ip.map(|ip| format!("/{ip}")).unwrap_or_default()
+    }
+}
+
 /// What happened to one request.
 #[derive(Debug)]
 pub enum Outcome {
@@ -114,6 +132,7 @@ impl Broker {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_micros() as i64);
         let live = LiveToggles::new(&effective.config);
+        groups.set_topics(Arc::new(handlers::groups::StorageTopics(storage.clone())));
         Broker {
             effective,
             storage,
@@ -160,6 +179,16 @@ impl Broker {
     /// Handles one request frame (everything after the 4-byte size prefix) and appends
     /// the framed response to `out`; records its service time, bytes and outcome.
     pub fn handle(&self, frame: Bytes, out: &mut Vec<u8>) -> Result<Outcome, FrameError> {
+        self.handle_on(&ConnContext::default(), frame, out)
+    }
+
+    /// [`Broker::handle`] for a request that came on the connection `conn`.
+    pub fn handle_on(
+        &self,
+        conn: &ConnContext,
+        frame: Bytes,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, FrameError> {
         const SIZE_PREFIX_BYTES: usize = 4;
         let started = Instant::now();
         // The API key is the frame's first two bytes; a shorter frame fails decoding.
@@ -168,7 +197,7 @@ impl Broker {
             None => -1,
         };
         let (in_bytes, out_before) = (frame.len() + SIZE_PREFIX_BYTES, out.len());
-        let outcome = self.handle_request(frame, out);
+        let outcome = self.handle_request(conn, frame, out);
         self.metrics
             .record_request(api_key, started.elapsed(), outcome.is_err());
         self.metrics
@@ -179,7 +208,12 @@ impl Broker {
         outcome
     }
 
-    fn handle_request(&self, frame: Bytes, out: &mut Vec<u8>) -> Result<Outcome, FrameError> {
+    fn handle_request(
+        &self,
+        conn: &ConnContext,
+        frame: Bytes,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, FrameError> {
         let header = request::views::header(&frame)?;
         let (api_key, version, cid) = (header.api_key, header.api_version, header.correlation_id);
 
@@ -242,7 +276,7 @@ impl Broker {
             }
             Request::JoinGroup(r) => {
                 let client_id = header.client_id.unwrap_or("");
-                return self.join_group(r, v, cid, client_id, out);
+                return self.join_group(r, v, cid, (client_id, conn), out);
             }
             Request::SyncGroup(r) => return self.sync_group(r, v, cid, out),
             Request::Heartbeat(r) => write_response(out, cid, v, &self.heartbeat(r)),
@@ -257,6 +291,14 @@ impl Broker {
             Request::DescribeAcls(_) => write_response(out, cid, v, &self.describe_acls()),
             Request::CreateAcls(r) => write_response(out, cid, v, &self.create_acls(&r)),
             Request::DeleteAcls(r) => write_response(out, cid, v, &self.delete_acls(&r)),
+            Request::ConsumerGroupHeartbeat(r) => {
+                let client_id = header.client_id.unwrap_or("");
+                let resp = self.consumer_group_heartbeat(r, (client_id, conn));
+                write_response(out, cid, v, &resp)
+            }
+            Request::ConsumerGroupDescribe(r) => {
+                write_response(out, cid, v, &self.consumer_group_describe(r))
+            }
             #[allow(unreachable_patterns)]
             _ => return Err(FrameError::Malformed(DecodeError::UnknownApiKey(api_key))),
         }

@@ -189,10 +189,19 @@ pub struct Group {
     /// group.instance.id → member id.
     static_members: HashMap<String, String>,
     rebalance_deadline: Option<Instant>,
+    /// `group.initial.rebalance.delay.ms`: how long the first join of an empty group
+    /// waits for more members (zero: no wait).
+    initial_delay: Duration,
+    /// While the initial delay runs: when it ends (extended by each new member, never
+    /// past the rebalance deadline). The join does not complete before.
+    initial_delay_until: Option<Instant>,
+    /// Wall clock (ms) when the group last became Empty (offsets retention counts
+    /// from here); `None` while it has members or never had any.
+    pub emptied_at_ms: Option<i64>,
 }
 
 impl Group {
-    pub fn new(id: &str) -> Group {
+    pub fn new(id: &str, initial_delay: Duration) -> Group {
         Group {
             id: id.to_string(),
             state: GroupState::Empty,
@@ -204,6 +213,9 @@ impl Group {
             pending: HashMap::new(),
             static_members: HashMap::new(),
             rebalance_deadline: None,
+            initial_delay,
+            initial_delay_until: None,
+            emptied_at_ms: None,
         }
     }
 
@@ -225,7 +237,11 @@ impl Group {
             GroupState::PreparingRebalance => self.rebalance_deadline,
             _ => None,
         };
-        members.chain(pending).chain(rebalance).min()
+        members
+            .chain(pending)
+            .chain(rebalance)
+            .chain(self.initial_delay_until)
+            .min()
     }
 
     /// Removes members whose session expired and completes a rebalance whose timeout
@@ -248,6 +264,11 @@ impl Group {
             tracing::info!(group = %self.id, member = %id, "session timeout; removing member");
             self.remove_member(&id);
             self.after_member_removed(now);
+            changed = true;
+        }
+        if self.initial_delay_until.is_some_and(|d| d <= now) {
+            self.initial_delay_until = None;
+            self.try_complete_join(now);
             changed = true;
         }
         if self.state == GroupState::PreparingRebalance
@@ -431,6 +452,17 @@ impl Group {
     ) {
         if self.members.is_empty() {
             self.protocol_type = Some(p.protocol_type.clone());
+            self.emptied_at_ms = None;
+        }
+        if let Some(until) = self.initial_delay_until.as_mut() {
+            // Kafka's InitialDelayedJoin: each member arriving during the delay buys
+            // the others another delay, within the rebalance timeout.
+            let extended = now + self.initial_delay;
+            *until = match self.rebalance_deadline {
+                Some(cap) => extended.min(cap),
+                None => extended,
+            }
+            .max(*until);
         }
         if self.leader.is_none() {
             self.leader = Some(id.clone());
@@ -487,6 +519,7 @@ impl Group {
     }
 
     fn prepare_rebalance(&mut self, now: Instant) {
+        let from_empty = self.state == GroupState::Empty;
         if self.state == GroupState::CompletingRebalance {
             // The assignment being built is void: its members rejoin.
             for m in self.members.values_mut() {
@@ -504,12 +537,16 @@ impl Group {
             .unwrap_or_default();
         self.state = GroupState::PreparingRebalance;
         self.rebalance_deadline = Some(now + timeout);
+        if from_empty && !self.initial_delay.is_zero() {
+            self.initial_delay_until = Some(now + self.initial_delay.min(timeout));
+        }
         tracing::debug!(group = %self.id, members = self.members.len(), "preparing rebalance");
         self.try_complete_join(now);
     }
 
     fn try_complete_join(&mut self, now: Instant) {
         if self.state == GroupState::PreparingRebalance
+            && self.initial_delay_until.is_none()
             && self.pending.is_empty()
             && self.members.values().all(|m| m.awaiting_join.is_some())
         {
@@ -530,8 +567,14 @@ impl Group {
         }
         self.generation_id = self.generation_id.wrapping_add(1);
         self.rebalance_deadline = None;
+        self.initial_delay_until = None;
         if self.members.is_empty() {
             self.state = GroupState::Empty;
+            self.emptied_at_ms = Some(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            );
             self.protocol_name = None;
             self.leader = None;
             return;
@@ -650,11 +693,8 @@ impl Group {
 
     pub fn sync(&mut self, p: SyncParams, now: Instant) -> Arc<Slot<SyncResult>> {
         let done = |c: i16| Slot::filled(SyncResult::error(c));
-        if self.is_fenced(&p.member_id, p.group_instance_id.as_deref()) {
-            return done(code::FENCED_INSTANCE_ID);
-        }
-        if !self.members.contains_key(&p.member_id) {
-            return done(code::UNKNOWN_MEMBER_ID);
+        if let Err(c) = self.validate_member(&p.member_id, p.group_instance_id.as_deref()) {
+            return done(c);
         }
         if p.generation_id != self.generation_id {
             return done(code::ILLEGAL_GENERATION);
@@ -736,16 +776,15 @@ impl Group {
         generation_id: i32,
         now: Instant,
     ) -> i16 {
-        if self.is_fenced(member_id, instance) {
-            return code::FENCED_INSTANCE_ID;
+        if let Err(c) = self.validate_member(member_id, instance) {
+            return c;
         }
-        let Some(m) = self.members.get_mut(member_id) else {
-            return code::UNKNOWN_MEMBER_ID;
-        };
         if generation_id != self.generation_id {
             return code::ILLEGAL_GENERATION;
         }
-        m.session_deadline = now + m.session_timeout;
+        if let Some(m) = self.members.get_mut(member_id) {
+            m.session_deadline = now + m.session_timeout;
+        }
         match self.state {
             GroupState::Empty | GroupState::Dead => code::UNKNOWN_MEMBER_ID,
             GroupState::PreparingRebalance => code::REBALANCE_IN_PROGRESS,
@@ -778,31 +817,65 @@ impl Group {
         code::NONE
     }
 
-    /// Kafka's rules for who may commit offsets to this group.
+    /// Kafka's `validateMember`: a static member is known by its instance id (another
+    /// member id for it is fenced), a dynamic one by its member id.
+    pub fn validate_member(&self, member_id: &str, instance: Option<&str>) -> Result<(), i16> {
+        match instance {
+            Some(instance) => match self.static_members.get(instance) {
+                None => Err(code::UNKNOWN_MEMBER_ID),
+                Some(id) if id != member_id => Err(code::FENCED_INSTANCE_ID),
+                Some(_) => Ok(()),
+            },
+            None if self.members.contains_key(member_id) => Ok(()),
+            None => Err(code::UNKNOWN_MEMBER_ID),
+        }
+    }
+
+    /// Kafka's rules for who may commit offsets to this group (ClassicGroup's
+    /// `validateOffsetCommit`), the one place OffsetCommit and, later, TxnOffsetCommit
+    /// fence stale members:
+    /// - generation < 0 in an Empty group: a consumer without group management (or an
+    ///   admin client) commits, accepted;
+    /// - otherwise a member id, an instance id or a generation ≥ 0 must name a current
+    ///   member (UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID) of the current generation
+    ///   (ILLEGAL_GENERATION): a member revoked by a rebalance that completed without it
+    ///   cannot overwrite the progress of the partition's new owner;
+    /// - generation −1 without member and instance id in a group with members:
+    ///   UNKNOWN_MEMBER_ID (non-transactional commits only);
+    /// - a current member while the group waits for the leader's assignment
+    ///   (CompletingRebalance): REBALANCE_IN_PROGRESS (non-transactional only). While
+    ///   the group prepares a rebalance a current member may still commit what it
+    ///   consumed: that is what a consumer does when its partitions are revoked.
+    ///
+    /// A successful commit by a member counts as a sign of life (its session restarts).
     pub fn validate_commit(
         &mut self,
         member_id: &str,
         instance: Option<&str>,
         generation_id: i32,
+        transactional: bool,
         now: Instant,
     ) -> Result<(), i16> {
-        if self.is_fenced(member_id, instance) {
-            return Err(code::FENCED_INSTANCE_ID);
+        if self.state == GroupState::Dead {
+            return Err(code::COORDINATOR_NOT_AVAILABLE);
         }
         if generation_id < 0 && self.state == GroupState::Empty {
-            // Not using group management (assign + commit).
             return Ok(());
         }
-        if self.state == GroupState::CompletingRebalance {
+        if generation_id >= 0 || !member_id.is_empty() || instance.is_some() {
+            self.validate_member(member_id, instance)?;
+            if generation_id != self.generation_id {
+                return Err(code::ILLEGAL_GENERATION);
+            }
+        } else if !transactional && self.state != GroupState::Empty {
+            return Err(code::UNKNOWN_MEMBER_ID);
+        }
+        if !transactional && self.state == GroupState::CompletingRebalance {
             return Err(code::REBALANCE_IN_PROGRESS);
         }
-        let Some(m) = self.members.get_mut(member_id) else {
-            return Err(code::UNKNOWN_MEMBER_ID);
-        };
-        if generation_id != self.generation_id {
-            return Err(code::ILLEGAL_GENERATION);
+        if let Some(m) = self.members.get_mut(member_id) {
+            m.session_deadline = now + m.session_timeout;
         }
-        m.session_deadline = now + m.session_timeout;
         Ok(())
     }
 

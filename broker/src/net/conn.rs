@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::buffer::InputBuffer;
 use super::{ConnLimits, ConnPermit, WRITE_BACKLOG_LIMIT_BYTES};
 use crate::broker::metrics::Limit;
-use crate::broker::{Broker, FrameError, Outcome, Parked};
+use crate::broker::{Broker, ConnContext, FrameError, Outcome, Parked};
 
 /// Output buffer capacity kept after a large response has drained.
 const WRITE_BUFFER_KEEP_BYTES: usize = 1024 * 1024;
@@ -78,7 +78,7 @@ pub(crate) struct Conn<B> {
     /// Since when a frame has been partly received (loop clock).
     partial_since: Option<Instant>,
     /// Keeps this connection counted against max_connections(_per_ip) until dropped.
-    _permit: ConnPermit,
+    permit: ConnPermit,
 }
 
 /// Splits the next request frame (the bytes after its 4-byte size prefix) off the
@@ -129,7 +129,7 @@ impl<B: InputBuffer> Conn<B> {
             frames_seen: 0,
             active_at: now,
             partial_since: None,
-            _permit: permit,
+            permit,
         }
     }
 
@@ -311,7 +311,10 @@ impl<B: InputBuffer> Conn<B> {
             };
             self.frames_handled += 1;
             let len_before = self.wbuf.len();
-            let outcome = broker.handle(frame, &mut self.wbuf);
+            let ctx = ConnContext {
+                peer_ip: Some(self.permit.ip),
+            };
+            let outcome = broker.handle_on(&ctx, frame, &mut self.wbuf);
             self.note_response(len_before);
             match outcome? {
                 Outcome::Responded | Outcome::NoResponse => {}

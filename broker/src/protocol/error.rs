@@ -13,6 +13,7 @@ pub enum ErrorCode {
     UnknownTopicOrPartition = 3,
     MessageTooLarge = 10,
     OffsetMetadataTooLarge = 12,
+    CoordinatorNotAvailable = 15,
     InvalidTopicException = 17,
     IllegalGeneration = 22,
     InconsistentGroupProtocol = 23,
@@ -40,6 +41,11 @@ pub enum ErrorCode {
     GroupSubscribedToTopic = 86,
     InvalidRecord = 87,
     UnknownTopicId = 100,
+    FencedMemberEpoch = 110,
+    UnreleasedInstanceId = 111,
+    UnsupportedAssignor = 112,
+    StaleMemberEpoch = 113,
+    InvalidRegularExpression = 128,
 }
 
 impl ErrorCode {
@@ -59,6 +65,7 @@ pub mod code {
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = E::UnknownTopicOrPartition.code();
     pub const MESSAGE_TOO_LARGE: i16 = E::MessageTooLarge.code();
     pub const OFFSET_METADATA_TOO_LARGE: i16 = E::OffsetMetadataTooLarge.code();
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = E::CoordinatorNotAvailable.code();
     pub const INVALID_TOPIC_EXCEPTION: i16 = E::InvalidTopicException.code();
     pub const ILLEGAL_GENERATION: i16 = E::IllegalGeneration.code();
     pub const INCONSISTENT_GROUP_PROTOCOL: i16 = E::InconsistentGroupProtocol.code();
@@ -86,6 +93,11 @@ pub mod code {
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = E::GroupSubscribedToTopic.code();
     pub const INVALID_RECORD: i16 = E::InvalidRecord.code();
     pub const UNKNOWN_TOPIC_ID: i16 = E::UnknownTopicId.code();
+    pub const FENCED_MEMBER_EPOCH: i16 = E::FencedMemberEpoch.code();
+    pub const UNRELEASED_INSTANCE_ID: i16 = E::UnreleasedInstanceId.code();
+    pub const UNSUPPORTED_ASSIGNOR: i16 = E::UnsupportedAssignor.code();
+    pub const STALE_MEMBER_EPOCH: i16 = E::StaleMemberEpoch.code();
+    pub const INVALID_REGULAR_EXPRESSION: i16 = E::InvalidRegularExpression.code();
 }
 
 #[cfg(test)]
@@ -101,6 +113,7 @@ mod tests {
             (E::UnknownTopicOrPartition, K::UnknownTopicOrPartition),
             (E::MessageTooLarge, K::MessageTooLarge),
             (E::OffsetMetadataTooLarge, K::OffsetMetadataTooLarge),
+            (E::CoordinatorNotAvailable, K::CoordinatorNotAvailable),
             (E::InvalidTopicException, K::InvalidTopicException),
             (E::IllegalGeneration, K::IllegalGeneration),
             (E::InconsistentGroupProtocol, K::InconsistentGroupProtocol),
@@ -128,6 +141,11 @@ mod tests {
             (E::GroupSubscribedToTopic, K::GroupSubscribedToTopic),
             (E::InvalidRecord, K::InvalidRecord),
             (E::UnknownTopicId, K::UnknownTopicId),
+            (E::FencedMemberEpoch, K::FencedMemberEpoch),
+            (E::UnreleasedInstanceId, K::UnreleasedInstanceId),
+            (E::UnsupportedAssignor, K::UnsupportedAssignor),
+            (E::StaleMemberEpoch, K::StaleMemberEpoch),
+            (E::InvalidRegularExpression, K::InvalidRegularExpression),
         ];
         for (ours, theirs) in pairs {
             assert_eq!(ours.code(), theirs.code(), "{ours:?}");

@@ -224,6 +224,9 @@ impl TestBroker {
         if !self.args.iter().any(|a| a.starts_with("--admin-listen")) {
             args.extend(["--admin-listen".into(), admin_listen.into()]);
         }
+        // Kafka's 3 s initial rebalance delay would make every group test 3 s slower;
+        // a test of the delay sets it again (later settings win).
+        args.extend(["--set".into(), "group_initial_rebalance_delay_ms=0".into()]);
         args.extend(self.args.iter().cloned());
         args.extend(env_extra_args());
         eprintln!("starting strikemq {}", args.join(" "));

@@ -502,6 +502,18 @@ impl Broker {
                 cfg.auto_create_topics.to_string(),
             ),
             ("broker.id", cfg.node_id.to_string()),
+            (
+                "group.initial.rebalance.delay.ms",
+                cfg.group_initial_rebalance_delay_ms.to_string(),
+            ),
+            (
+                "group.max.session.timeout.ms",
+                cfg.group_max_session_timeout_ms.to_string(),
+            ),
+            (
+                "group.min.session.timeout.ms",
+                cfg.group_min_session_timeout_ms.to_string(),
+            ),
             ("log.dirs", cfg.data_dir.display().to_string()),
             ("log.retention.bytes", cfg.retention_bytes.to_string()),
             (
@@ -512,6 +524,14 @@ impl Broker {
             ("log.segment.bytes", cfg.segment_bytes.to_string()),
             ("message.max.bytes", cfg.max_message_bytes.to_string()),
             ("num.partitions", cfg.default_partitions.to_string()),
+            (
+                "offsets.retention.check.interval.ms",
+                cfg.offsets_retention_check_interval_ms.to_string(),
+            ),
+            (
+                "offsets.retention.minutes",
+                cfg.offsets_retention_minutes.to_string(),
+            ),
             ("socket.request.max.bytes", cfg.max_frame_bytes.to_string()),
         ]
         .into_iter()

@@ -31,18 +31,21 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use crate::broker::{enc, Broker, FrameError, Outcome, Parked};
+use crate::broker::{enc, Broker, ConnContext, FrameError, Outcome, Parked};
 use crate::group::limits::{
     OFFSET_METADATA_BYTES_MAX, REBALANCE_TIMEOUT_MS_MAX, SESSION_TIMEOUT_MS_MAX,
 };
 use crate::group::{
-    code, Committed, Coordinator, JoinParams, JoinResult, PartitionKey, Slot, SyncParams,
-    SyncResult,
+    code, Assignment, CommitBy, Committed, Coordinator, HeartbeatParams, JoinParams, JoinResult,
+    PartitionKey, Slot, SyncParams, SyncResult, Topics,
 };
 use crate::protocol::response::write_response;
 
 /// JoinGroup v4+: a new member first gets its id (MEMBER_ID_REQUIRED).
 const JOIN_MEMBER_ID_REQUIRED_VERSION: i16 = 4;
+/// OffsetCommit v9+: a commit with a generation to a group that does not exist gets
+/// GROUP_ID_NOT_FOUND (ILLEGAL_GENERATION before), as in Kafka.
+const COMMIT_GROUP_ID_NOT_FOUND_VERSION: i16 = 9;
 /// Extra wait of a parked JoinGroup beyond its rebalance timeout: the timer completes
 /// the join at the rebalance timeout, this only bounds a request whose answer was lost.
 const PARKED_MARGIN_MS: u64 = 5_000;
@@ -110,7 +113,7 @@ impl Broker {
         req: JoinGroupRequest,
         version: i16,
         correlation_id: i32,
-        client_id: &str,
+        (client_id, conn): (&str, &ConnContext),
         out: &mut Vec<u8>,
     ) -> Result<Outcome, FrameError> {
         let wait_ms = req
@@ -122,8 +125,7 @@ impl Broker {
             member_id: req.member_id.to_string(),
             group_instance_id: req.group_instance_id.map(|i| i.to_string()),
             client_id: client_id.to_string(),
-            // The data plane does not hand peer addresses to the handlers.
-            client_host: String::new(),
+            client_host: conn.client_host(),
             session_timeout_ms: req.session_timeout_ms,
             rebalance_timeout_ms: if version >= 1 {
                 req.rebalance_timeout_ms
@@ -351,13 +353,19 @@ impl Broker {
         let outcome = if commits.is_empty() {
             Ok(())
         } else {
-            self.groups().commit(
-                &req.group_id.0,
-                &req.member_id,
-                req.group_instance_id.as_deref(),
-                req.generation_id_or_member_epoch,
-                commits,
-            )
+            let by = CommitBy {
+                member_id: &req.member_id,
+                group_instance_id: req.group_instance_id.as_deref(),
+                generation_id: req.generation_id_or_member_epoch,
+                transactional: false,
+                unknown_group_code: if version >= COMMIT_GROUP_ID_NOT_FOUND_VERSION {
+                    code::GROUP_ID_NOT_FOUND
+                } else {
+                    code::ILLEGAL_GENERATION
+                },
+                member_epochs: version >= COMMIT_GROUP_ID_NOT_FOUND_VERSION,
+            };
+            self.groups().commit(&req.group_id.0, &by, commits)
         };
         let committed_code = outcome.err().unwrap_or(code::NONE);
         let topics = verdicts
@@ -398,7 +406,15 @@ impl Broker {
                     });
                     let group =
                         OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-                    match self.groups().committed(&g.group_id.0, wanted.as_deref()) {
+                    // v9+: a KIP-848 member names itself (admin clients do not).
+                    let member = match (&g.member_id, g.member_epoch) {
+                        (None, epoch) if epoch < 0 => None,
+                        (id, epoch) => Some((id.as_deref().unwrap_or(""), epoch)),
+                    };
+                    match self
+                        .groups()
+                        .committed_for(&g.group_id.0, wanted.as_deref(), member)
+                    {
                         Err(c) => group.with_error_code(c),
                         Ok(found) => group.with_topics(
                             by_topic(found)
@@ -489,33 +505,30 @@ impl Broker {
             .iter()
             .map(|st| st.to_ascii_lowercase())
             .collect();
-        // Every group here is a classic group.
-        let classic_wanted = req.types_filter.is_empty()
-            || req
-                .types_filter
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case("classic"));
-        let listed = if classic_wanted || version < 5 {
-            self.groups().list()
-        } else {
-            Vec::new()
-        };
-        let groups = listed
+        let types: Vec<String> = req
+            .types_filter
+            .iter()
+            .map(|t| t.to_ascii_lowercase())
+            .collect();
+        let groups = self
+            .groups()
+            .list()
             .into_iter()
+            .filter(|g| version < 5 || types.is_empty() || types.iter().any(|t| t == g.group_type))
             .filter(|g| {
                 version < 4
                     || states.is_empty()
-                    || states.contains(&g.state.name().to_ascii_lowercase())
+                    || states.contains(&g.state_name.to_ascii_lowercase())
             })
             .map(|g| {
                 let mut listed = ListedGroup::default()
                     .with_group_id(GroupId(s(&g.group_id)))
                     .with_protocol_type(s(&g.protocol_type));
                 if version >= 4 {
-                    listed.group_state = s(g.state.name());
+                    listed.group_state = s(g.state_name);
                 }
                 if version >= 5 {
-                    listed.group_type = s("classic");
+                    listed.group_type = s(g.group_type);
                 }
                 listed
             })
@@ -631,6 +644,132 @@ impl Broker {
         )
     }
 
+    pub(in crate::broker) fn consumer_group_heartbeat(
+        &self,
+        req: ConsumerGroupHeartbeatRequest,
+        (client_id, conn): (&str, &ConnContext),
+    ) -> ConsumerGroupHeartbeatResponse {
+        let owned = req.topic_partitions.as_ref().map(|tps| {
+            let mut a = Assignment::new();
+            for tp in tps {
+                a.entry(tp.topic_id)
+                    .or_default()
+                    .extend(tp.partitions.iter().copied());
+            }
+            a
+        });
+        let params = HeartbeatParams {
+            member_id: req.member_id.to_string(),
+            member_epoch: req.member_epoch,
+            instance_id: req.instance_id.as_ref().map(|i| i.to_string()),
+            rack_id: req.rack_id.as_ref().map(|r| r.to_string()),
+            rebalance_timeout_ms: req.rebalance_timeout_ms,
+            subscribed_names: req
+                .subscribed_topic_names
+                .as_ref()
+                .map(|ns| ns.iter().map(|n| n.0.to_string()).collect()),
+            subscribed_regex: req.subscribed_topic_regex.as_ref().map(|r| r.to_string()),
+            server_assignor: req.server_assignor.as_ref().map(|a| a.to_string()),
+            owned,
+            client_id: client_id.to_string(),
+            client_host: conn.client_host(),
+        };
+        let r = self.groups().consumer_heartbeat(&req.group_id.0, params);
+        let resp = ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(r.error_code)
+            .with_error_message(r.error_message.map(|m| s(&m)))
+            .with_member_epoch(r.member_epoch)
+            .with_heartbeat_interval_ms(r.heartbeat_interval_ms);
+        if r.error_code != code::NONE {
+            return resp;
+        }
+        resp.with_member_id(Some(s(&r.member_id)))
+            .with_assignment(r.assignment.map(|a| {
+                consumer_group_heartbeat_response::Assignment::default().with_topic_partitions(
+                    a.into_iter()
+                        .map(|(id, ps)| {
+                            consumer_group_heartbeat_response::TopicPartitions::default()
+                                .with_topic_id(id)
+                                .with_partitions(ps.into_iter().collect())
+                        })
+                        .collect(),
+                )
+            }))
+    }
+
+    pub(in crate::broker) fn consumer_group_describe(
+        &self,
+        req: ConsumerGroupDescribeRequest,
+    ) -> ConsumerGroupDescribeResponse {
+        use consumer_group_describe_response as d;
+        let to_assignment = |a: crate::group::Assignment| {
+            d::Assignment::default().with_topic_partitions(
+                a.into_iter()
+                    .map(|(id, ps)| {
+                        let name = self
+                            .storage
+                            .topic_by_id(id)
+                            .map(|t| t.name)
+                            .unwrap_or_default();
+                        d::TopicPartitions::default()
+                            .with_topic_id(id)
+                            .with_topic_name(TopicName(s(&name)))
+                            .with_partitions(ps.into_iter().collect())
+                    })
+                    .collect(),
+            )
+        };
+        let groups = req
+            .group_ids
+            .into_iter()
+            .map(|id| {
+                let group = d::DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_authorized_operations(i32::MIN);
+                if let Err(c) = crate::group::validate_group_id(&id.0, false) {
+                    return group.with_error_code(c);
+                }
+                let Some(desc) = self.groups().consumer_describe(&id.0) else {
+                    return group
+                        .with_error_code(code::GROUP_ID_NOT_FOUND)
+                        .with_error_message(Some(s("not a consumer group (or no such group)")))
+                        .with_group_state(s("Dead"));
+                };
+                group
+                    .with_group_state(s(desc.state.name()))
+                    .with_group_epoch(desc.group_epoch)
+                    .with_assignment_epoch(desc.assignment_epoch)
+                    .with_assignor_name(s(desc.assignor))
+                    .with_members(
+                        desc.members
+                            .into_iter()
+                            .map(|m| {
+                                d::Member::default()
+                                    .with_member_id(s(&m.member_id))
+                                    .with_instance_id(m.instance_id.map(|i| s(&i)))
+                                    .with_rack_id(m.rack_id.map(|r| s(&r)))
+                                    .with_member_epoch(m.member_epoch)
+                                    .with_client_id(s(&m.client_id))
+                                    .with_client_host(s(&m.client_host))
+                                    .with_subscribed_topic_names(
+                                        m.subscribed_topic_names
+                                            .iter()
+                                            .map(|n| TopicName(s(n)))
+                                            .collect(),
+                                    )
+                                    .with_subscribed_topic_regex(
+                                        m.subscribed_topic_regex.map(|r| s(&r)),
+                                    )
+                                    .with_assignment(to_assignment(m.assignment))
+                                    .with_target_assignment(to_assignment(m.target_assignment))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        ConsumerGroupDescribeResponse::default().with_groups(groups)
+    }
+
     /// The group coordinator.
     pub fn groups(&self) -> &Arc<Coordinator> {
         &self.groups
@@ -660,4 +799,16 @@ fn by_topic(
         out.entry(topic).or_default().push((p, c));
     }
     out.into_iter().collect()
+}
+
+/// Topic metadata of the storage, for KIP-848 target assignments.
+pub struct StorageTopics(pub Arc<crate::storage::Storage>);
+
+impl Topics for StorageTopics {
+    fn by_name(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
+        self.0.topic(name).map(|t| (t.id, t.partitions))
+    }
+    fn names(&self) -> Vec<String> {
+        self.0.topics().into_iter().map(|t| t.name).collect()
+    }
 }

@@ -1,6 +1,8 @@
 //! Consumer groups: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-//! OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete.
+//! OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete,
+//! and the KIP-848 consumer protocol: ConsumerGroupHeartbeat, ConsumerGroupDescribe.
 
+use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{
@@ -14,9 +16,10 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, HeartbeatRequest,
-    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest,
+    ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, DeleteGroupsRequest,
+    DescribeGroupsRequest, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, SyncGroupRequest,
 };
 
 use super::{DecodeError, Reader, Version};
@@ -250,5 +253,46 @@ pub(super) fn offset_delete(
         })?;
         Ok(topic)
     })?;
+    Ok(req)
+}
+
+/// ConsumerGroupHeartbeat (key 68), flexible in every version; v1 adds the regex.
+pub(super) fn consumer_group_heartbeat(
+    r: &mut Reader,
+    v: Version,
+) -> Result<ConsumerGroupHeartbeatRequest, DecodeError> {
+    let mut req = ConsumerGroupHeartbeatRequest::default();
+    req.group_id = r.string(v.flexible)?.into();
+    req.member_id = r.string(v.flexible)?;
+    req.member_epoch = r.i32()?;
+    req.instance_id = r.nullable_string(v.flexible)?;
+    req.rack_id = r.nullable_string(v.flexible)?;
+    req.rebalance_timeout_ms = r.i32()?;
+    req.subscribed_topic_names =
+        r.nullable_array(v.flexible, |r| Ok(r.string(v.flexible)?.into()))?;
+    if v.number >= 1 {
+        req.subscribed_topic_regex = r.nullable_string(v.flexible)?;
+    }
+    req.server_assignor = r.nullable_string(v.flexible)?;
+    req.topic_partitions = r.nullable_array(v.flexible, |r| {
+        let mut tp = TopicPartitions::default();
+        tp.topic_id = r.uuid()?;
+        tp.partitions = r.array(v.flexible, |r| r.i32())?;
+        r.tagged_fields_if(v.flexible)?;
+        Ok(tp)
+    })?;
+    r.tagged_fields_if(v.flexible)?;
+    Ok(req)
+}
+
+/// ConsumerGroupDescribe (key 69), flexible in every version.
+pub(super) fn consumer_group_describe(
+    r: &mut Reader,
+    v: Version,
+) -> Result<ConsumerGroupDescribeRequest, DecodeError> {
+    let mut req = ConsumerGroupDescribeRequest::default();
+    req.group_ids = r.array(v.flexible, |r| Ok(r.string(v.flexible)?.into()))?;
+    req.include_authorized_operations = r.bool()?;
+    r.tagged_fields_if(v.flexible)?;
     Ok(req)
 }

@@ -25,13 +25,14 @@ pub mod views;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreateAclsRequest, CreatePartitionsRequest,
-    CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
-    DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
-    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
-    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
+    ConsumerGroupHeartbeatRequest, CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteAclsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
+    DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
+    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
 };
 
 pub use super::wire::DecodeError;
@@ -68,6 +69,8 @@ pub enum Request {
     DescribeAcls(DescribeAclsRequest),
     CreateAcls(CreateAclsRequest),
     DeleteAcls(DeleteAclsRequest),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
+    ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
 }
 
 /// What the broker knows about one api: the versions its decoder reads, and the first
@@ -120,6 +123,8 @@ const APIS: &[ApiSpec] = &[
     spec(ApiKey::DescribeAcls, 1, 3, 2),
     spec(ApiKey::CreateAcls, 1, 3, 2),
     spec(ApiKey::DeleteAcls, 1, 3, 2),
+    spec(ApiKey::ConsumerGroupHeartbeat, 0, 1, 0),
+    spec(ApiKey::ConsumerGroupDescribe, 0, 1, 0),
 ];
 
 /// `flexible_from` for an api that has no flexible version.
@@ -246,6 +251,12 @@ pub fn decode_request(
         ApiKey::DescribeAcls => Request::DescribeAcls(acl::describe_acls(r, v)?),
         ApiKey::CreateAcls => Request::CreateAcls(acl::create_acls(r, v)?),
         ApiKey::DeleteAcls => Request::DeleteAcls(acl::delete_acls(r, v)?),
+        ApiKey::ConsumerGroupHeartbeat => {
+            Request::ConsumerGroupHeartbeat(group::consumer_group_heartbeat(r, v)?)
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            Request::ConsumerGroupDescribe(group::consumer_group_describe(r, v)?)
+        }
         // The table and this match list the same apis; a key in one but not the
         // other is a bug here, reported rather than panicking.
         _ => return Err(DecodeError::UnknownApiKey(api_key)),

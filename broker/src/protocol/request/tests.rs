@@ -38,10 +38,11 @@ use kafka_protocol::messages::offset_fetch_request::{
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiVersionsRequest, CreateAclsRequest, CreatePartitionsRequest,
-    CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
-    DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
+    AlterConfigsRequest, ApiVersionsRequest, ConsumerGroupDescribeRequest,
+    ConsumerGroupHeartbeatRequest, CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteAclsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
+    DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    FetchRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
     IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
     ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
     OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
@@ -923,6 +924,61 @@ fn delete_acls_sample(_v: i16, null: bool) -> DeleteAclsRequest {
 #[test]
 fn delete_acls_matches_oracle() {
     check_all_versions(delete_acls_sample, Request::DeleteAcls);
+}
+
+fn consumer_group_heartbeat_sample(v: i16, null: bool) -> ConsumerGroupHeartbeatRequest {
+    use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+    let mut req = ConsumerGroupHeartbeatRequest::default();
+    req.group_id = GroupId(s("group-a"));
+    req.member_id = s("member-1");
+    req.member_epoch = 7;
+    req.rebalance_timeout_ms = 30_000;
+    if null {
+        // A plain heartbeat: everything unchanged is null.
+        req.rebalance_timeout_ms = -1;
+        return req;
+    }
+    req.instance_id = Some(s("instance-1"));
+    req.rack_id = Some(s("rack-1"));
+    req.subscribed_topic_names = Some(vec![topic("alpha"), topic("beta")]);
+    if v >= 1 {
+        req.subscribed_topic_regex = Some(s("^orders-.*"));
+    }
+    req.server_assignor = Some(s("uniform"));
+    req.topic_partitions = Some(
+        (0..2)
+            .map(|i| {
+                let mut tp = TopicPartitions::default();
+                tp.topic_id = uuid(i + 1);
+                tp.partitions = vec![0, 2];
+                tp
+            })
+            .collect(),
+    );
+    req
+}
+
+fn consumer_group_describe_sample(_v: i16, null: bool) -> ConsumerGroupDescribeRequest {
+    let mut req = ConsumerGroupDescribeRequest::default();
+    req.group_ids = vec![GroupId(s("group-a")), GroupId(s("group-b"))];
+    req.include_authorized_operations = !null;
+    req
+}
+
+#[test]
+fn consumer_group_heartbeat_matches_oracle() {
+    check_all_versions(
+        consumer_group_heartbeat_sample,
+        Request::ConsumerGroupHeartbeat,
+    );
+}
+
+#[test]
+fn consumer_group_describe_matches_oracle() {
+    check_all_versions(
+        consumer_group_describe_sample,
+        Request::ConsumerGroupDescribe,
+    );
 }
 
 /// A request header (v1, or v2 when `flexible`) followed by `body`.
