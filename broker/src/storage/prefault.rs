@@ -6,9 +6,11 @@
 //! - One thread per `Storage`, started by `Storage::open` when the window is on,
 //!   stopped and joined when the storage is dropped. Workers never pre-fault.
 //! - Wake-up policy: it sleeps on a condition variable with no timeout. An appender
-//!   wakes it (one queue push and a notify) when the window ahead of its partition
-//!   has shrunk below half the window, i.e. once per `segment_prefault_bytes / 2`
-//!   appended bytes per partition. An idle broker never wakes it (0% idle CPU).
+//!   wakes it (one queue push and a notify) once a refill step of the window has
+//!   been consumed ([`Window::refill_step_bytes`]: a quarter of the window, at most
+//!   1 MiB), and the thread keeps refilling, pass after pass, as long as the
+//!   appender consumed a step during its last pass. An idle broker never wakes it
+//!   (0% idle CPU).
 //! - Bounded: the queue holds each active segment at most once (`Tail::queued`),
 //!   and each partition being written has one window: the rest of its active
 //!   segment's window, plus the head of the prepared next segment when the window
@@ -59,6 +61,21 @@ pub(crate) struct Window {
     pub(crate) segment_bytes: u64,
     queue: Arc<Queue>,
 }
+
+impl Window {
+    /// Window bytes the appender consumes before it wakes the thread again: a
+    /// quarter of the window, at most a MiB (one queue push and notify per MiB of
+    /// appends), at least a page, whole pages. Waking after half the window, as first built, let
+    /// a fast appender (a 1 KiB micro loop, batched produce) run into pages not yet
+    /// faulted in while the thread was still asleep or filling the other half.
+    pub(crate) fn refill_step_bytes(&self) -> u64 {
+        let page = PAGE_BYTES as u64;
+        (self.bytes / 4 / page * page).clamp(page, REFILL_STEP_MAX_BYTES)
+    }
+}
+
+/// The most a window is consumed before the appender wakes the thread.
+const REFILL_STEP_MAX_BYTES: u64 = 1 << 20;
 
 impl std::fmt::Debug for Window {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
