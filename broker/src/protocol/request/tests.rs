@@ -1080,3 +1080,18 @@ fn random_bytes_never_panic() {
         }
     }
 }
+
+/// The compile-time index answers exactly what a scan of the table answers, for
+/// every key a header can carry (negative and unknown ones included).
+#[test]
+fn api_index_agrees_with_the_table() {
+    for key in i16::MIN..=i16::MAX {
+        let scanned = super::APIS.iter().find(|api| api.key as i16 == key);
+        let indexed = super::api_spec(key);
+        assert_eq!(
+            scanned.map(|a| a as *const super::ApiSpec),
+            indexed.map(|a| a as *const super::ApiSpec),
+            "api key {key}"
+        );
+    }
+}
