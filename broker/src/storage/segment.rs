@@ -23,8 +23,10 @@
 //!   faulted in.
 //! - Appends reach `[len, len + n)` one of two ways (`segment_write`, fixed at
 //!   start-up): a copy into the mapping, or `pwritev` into the file (the same page
-//!   cache pages the mapping reads). Either way the bytes are committed by the
-//!   same `len` advance under the partition mutex.
+//!   cache pages the mapping reads). With the pre-fault window on, an mmap-path
+//!   append that runs past the populated window also uses `pwritev` (no page
+//!   fault per new page). Either way the bytes are committed by the same `len`
+//!   advance under the partition mutex.
 //! - The writable end of an active segment is a [`Tail`], shared with the pre-fault
 //!   thread (`prefault.rs`): it holds the reservation, the pre-fault window, the open
 //!   file and the next segment prepared ahead of the roll. The thread never changes
