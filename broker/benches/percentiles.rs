@@ -325,12 +325,16 @@ fn text(cmd: &str, args: &[&str]) -> String {
 
 fn main() {
     // `cargo bench` passes --bench (and filters); this harness runs everything, except
-    // that `STRIKEMQ_PERCENTILES_ONLY=log_append` (or `log_append_window`, for profiling)
+    // that `STRIKEMQ_PERCENTILES_ONLY=log_append` (or `log_append_window`, `header`: profiling)
     // runs the log append rows alone and writes no results file.
     match std::env::var("STRIKEMQ_PERCENTILES_ONLY").as_deref() {
         Ok("log_append") => {
             log_append("log_append_1kib", LOG_APPEND_WINDOW_BYTES);
             log_append("log_append_1kib_window_off", 0);
+            return;
+        }
+        Ok("header") => {
+            header_decode(Tsc::detect());
             return;
         }
         Ok("log_append_window") => {
