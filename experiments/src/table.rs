@@ -14,10 +14,16 @@ use crate::results::{latest_run_dir, spread, Meta, Run, RunKind};
 
 /// Micro rows: (id in percentiles.json, metric text, why it may be absent, the seed's
 /// figure as StrikeMQ v0.1.5's release notes give it: p50 · p99.9).
-const MICRO_ROWS: [(&str, &str, &str, &str); 4] = [
+const MICRO_ROWS: [(&str, &str, &str, &str); 7] = [
     (
         "log_append_1kib",
-        "Log append, 1 KiB record batch (in process)",
+        "Log append, 1 KiB record batch (in process, pre-fault window on)",
+        "not measured",
+        "83 ns · 4.4 µs",
+    ),
+    (
+        "log_append_1kib_window_off",
+        "Log append, 1 KiB record batch (in process, pre-fault window off)",
         "not measured",
         "83 ns · 4.4 µs",
     ),
@@ -36,6 +42,18 @@ const MICRO_ROWS: [(&str, &str, &str, &str); 4] = [
     (
         "kafka_header_decode",
         "Kafka request header decode (single calls; timer resolution in the micro file)",
+        "not measured",
+        "— · 42 ns",
+    ),
+    (
+        "kafka_header_decode_tsc",
+        "Same, single calls timed with the TSC (empty region in the micro file, not subtracted)",
+        "not measured (no invariant TSC)",
+        "— · 42 ns",
+    ),
+    (
+        "kafka_header_decode_batch64",
+        "Same, mean of 64 calls per sample (hides the tail; beside, not instead of, the single calls)",
         "not measured",
         "— · 42 ns",
     ),

@@ -38,11 +38,22 @@ pub fn one_record_batch(value_bytes: usize) -> Vec<u8> {
 /// A broker over `dir` (baseline profile, 64 MiB segments) with topic `topic` of one
 /// partition, for `Broker::handle` in process.
 pub fn broker_with_topic(dir: &std::path::Path, topic: &str) -> strikemq::broker::Broker {
+    broker_with_topic_window(dir, topic, 0)
+}
+
+/// [`broker_with_topic`] with a pre-fault window of `window_bytes` (0: off, as the
+/// baseline profile has it).
+pub fn broker_with_topic_window(
+    dir: &std::path::Path,
+    topic: &str,
+    window_bytes: u64,
+) -> strikemq::broker::Broker {
     use strikemq::config::{Config, EffectiveConfig, Profile};
     use strikemq::storage::{Storage, StorageConfig, TopicConfig};
     let mut cfg = Config::profile(Profile::Baseline);
     cfg.data_dir = dir.to_path_buf();
     cfg.segment_bytes = 64 << 20;
+    cfg.segment_prefault_bytes = window_bytes;
     let storage = Storage::open(StorageConfig::from_config(&cfg)).expect("open storage");
     storage
         .create_topic(topic, 1, TopicConfig::default())

@@ -389,6 +389,11 @@ impl<'a> SliceReader<'a> {
 
     pub fn tagged_fields_if(&mut self, flexible: bool) -> Result<(), DecodeError> {
         if flexible {
+            // Nearly every section on the wire is empty: one zero byte.
+            if let Some((0, rest)) = self.buf.split_first() {
+                self.buf = rest;
+                return Ok(());
+            }
             self.tagged_fields()?;
         }
         Ok(())

@@ -23,8 +23,10 @@
 //!   faulted in.
 //! - Appends reach `[len, len + n)` one of two ways (`segment_write`, fixed at
 //!   start-up): a copy into the mapping, or `pwritev` into the file (the same page
-//!   cache pages the mapping reads). Either way the bytes are committed by the
-//!   same `len` advance under the partition mutex.
+//!   cache pages the mapping reads). With the pre-fault window on, an mmap-path
+//!   append that runs past the populated window also uses `pwritev` (no page
+//!   fault per new page). Either way the bytes are committed by the same `len`
+//!   advance under the partition mutex.
 //! - The writable end of an active segment is a [`Tail`], shared with the pre-fault
 //!   thread (`prefault.rs`): it holds the reservation, the pre-fault window, the open
 //!   file and the next segment prepared ahead of the roll. The thread never changes
@@ -355,15 +357,20 @@ impl Tail {
     /// seal or an appender short of reservation waits for one step at most. Each
     /// step first extends the reservation (so the window never leaves it), and
     /// stops quietly when that fails (disk full: the appender reports it) or when the
-    /// segment was sealed meanwhile.
-    fn populate_to(&self, end: u64) {
-        let end = end.min(self.capacity);
+    /// segment was sealed meanwhile. Returns whether `end` was reached.
+    fn populate_to(&self, end: u64) -> bool {
+        let page = PAGE_BYTES as u64;
+        // Whole pages only, except the segment's last.
+        let end = if end < self.capacity {
+            end / page * page
+        } else {
+            self.capacity
+        };
         loop {
-            let page = PAGE_BYTES as u64;
             let pos = self.append_pos.load(Ordering::Relaxed) / page * page;
             let from = self.populated.load(Ordering::Relaxed).max(pos);
             if from >= end {
-                return;
+                return true;
             }
             let step_end = (from + prefault::POPULATE_STEP_BYTES).min(end);
             let st = self.lock();
@@ -375,7 +382,7 @@ impl Tail {
                 .or_else(|_| self.reserve_locked(&st, step_end, false));
             if let Err(e) = reserved {
                 tracing::debug!(dir = %self.dir.display(), error = %e, "pre-fault window stops: no reservation");
-                return;
+                return false;
             }
             let reserved = self.reserved.load(Ordering::Acquire);
             let mut to = step_end.min(reserved);
@@ -383,11 +390,11 @@ impl Tail {
                 to = to / page * page;
             }
             if to <= from {
-                return;
+                return false;
             }
             if let Err(e) = prefault::populate(&self.map, from, to) {
                 tracing::debug!(dir = %self.dir.display(), error = %e, "pre-fault failed");
-                return;
+                return false;
             }
             self.populated.store(to, Ordering::Relaxed);
             drop(st);
@@ -397,40 +404,54 @@ impl Tail {
     /// The pre-fault thread's work on this tail: keep `window` bytes ahead of the
     /// append position faulted in; the part of the window past this segment's end
     /// goes to the next segment, prepared now so the roll finds its head populated.
+    ///
+    /// Passes repeat while the appender consumed at least a refill step during the
+    /// last one: a fast appender (a micro loop, a batched producer) keeps the thread
+    /// busy instead of waiting to be woken, so the window stays ahead as long as the
+    /// thread faults pages faster than the appender fills them.
     pub(crate) fn advance(&self, window: &Window) {
-        let want_end = self
-            .append_pos
-            .load(Ordering::Relaxed)
-            .saturating_add(window.bytes);
-        self.advance_to(want_end, window);
-        // Also when the pass stopped early (disk full): the next try comes after
-        // another half window of appends, not on every append.
-        self.satisfied_to.store(want_end, Ordering::Relaxed);
+        loop {
+            let pos = self.append_pos.load(Ordering::Relaxed);
+            let want_end = pos.saturating_add(window.bytes);
+            let complete = self.advance_to(want_end, window);
+            // Also when the pass stopped early (disk full): the next try comes after
+            // another refill step of appends, not on every append.
+            self.satisfied_to.store(want_end, Ordering::Relaxed);
+            let moved = self.append_pos.load(Ordering::Relaxed).saturating_sub(pos);
+            if !complete || moved < window.refill_step_bytes() || self.lock().sealed {
+                return;
+            }
+        }
     }
 
-    fn advance_to(&self, want_end: u64, window: &Window) {
-        self.populate_to(want_end);
+    /// Returns whether the window was served to `want_end` (false: the segment was
+    /// sealed, or no reservation or next segment could be had).
+    fn advance_to(&self, want_end: u64, window: &Window) -> bool {
+        if !self.populate_to(want_end) {
+            return false;
+        }
         if want_end <= self.capacity {
-            return;
+            return true;
         }
         let next = {
             let mut st = self.lock();
             if st.sealed {
-                return;
+                return false;
             }
             if st.next.is_none() {
                 match self.prepare_next(window) {
                     Ok(next) => st.next = Some(next),
                     Err(e) => {
                         tracing::debug!(dir = %self.dir.display(), error = %e, "cannot prepare the next segment");
-                        return;
+                        return false;
                     }
                 }
             }
             st.next.clone()
         };
-        if let Some(next) = next {
-            next.populate_to(want_end - self.capacity);
+        match next {
+            Some(next) => next.populate_to(want_end - self.capacity),
+            None => false,
         }
     }
 
@@ -484,16 +505,19 @@ impl Tail {
         }
     }
 
-    /// After an append committed `len` bytes: publish the position and, once the
-    /// window ahead has shrunk below half its size, wake the pre-fault thread (so it
-    /// wakes once per half window of appends, never while nothing is appended).
+    /// After an append committed `len` bytes: publish the position and, once a
+    /// refill step of the window has been consumed, wake the pre-fault thread (so it
+    /// wakes at most once per refill step of appends, never while nothing is
+    /// appended, and refills long before the appender reaches unpopulated pages).
     fn committed(self: &Arc<Self>, len: u64) {
         self.append_pos.store(len, Ordering::Relaxed);
         let Some(window) = &self.window else {
             return;
         };
         let satisfied_to = self.satisfied_to.load(Ordering::Relaxed);
-        if satisfied_to.saturating_add(window.bytes / 2) < len.saturating_add(window.bytes) {
+        if satisfied_to.saturating_add(window.refill_step_bytes())
+            <= len.saturating_add(window.bytes)
+        {
             window.request(self);
         }
     }
@@ -779,6 +803,19 @@ impl Segment {
             return Err(io::Error::other("active segment has no reserved room"));
         }
         match write {
+            SegmentWrite::Mmap if self.outruns_window(start + n) => {
+                // Past the pre-fault window (the appender outran the thread): the
+                // copy through the mapping would take a page fault per new page
+                // (allocation and zeroing in the trap, 5-30 µs each on a loaded VM),
+                // so these bytes go into the same page cache pages with pwritev
+                // instead, which allocates them without a fault. Readers still read
+                // them through the mapping (one page cache, coherent).
+                let file = self.active_tail()?.file()?;
+                pwrite_batches(file, records, patches, start)?;
+                if sync {
+                    nix::unistd::fdatasync(file).map_err(io::Error::from)?;
+                }
+            }
             SegmentWrite::Mmap => {
                 // SAFETY: `&mut self` means we hold the partition mutex, so no other
                 // appender exists; readers only touch `[0, len)` (module doc), which is
@@ -812,6 +849,14 @@ impl Segment {
             }
         }
         Ok(())
+    }
+
+    /// Whether an append ending at `end` runs past the populated pre-fault window
+    /// (never with the window off: then the mapping path stays as it is).
+    fn outruns_window(&self, end: u64) -> bool {
+        self.tail.as_ref().is_some_and(|tail| {
+            tail.window.is_some() && end > tail.populated.load(Ordering::Relaxed)
+        })
     }
 
     /// Asks the pre-fault thread to (re)fill this segment's window.
@@ -1112,11 +1157,20 @@ mod window_tests {
         vec.iter().filter(|&&b| b & 1 == 1).count()
     }
 
+    /// Appends one `n`-byte batch (header and filler) through the mapping, or with
+    /// pwritev when it runs past the window: either needs the batch's patch.
     fn append_zeros(seg: &mut Segment, n: u64) {
-        // Plain bytes are fine here: the mmap path patches nothing without patches.
         seg.reserve(n).unwrap();
-        let records = vec![0x11u8; n as usize];
-        seg.write(&records, std::iter::empty(), SegmentWrite::Mmap, false)
+        let mut records = vec![0x11u8; n as usize];
+        let batch_length = (n as usize - 12) as i32;
+        records[8..12].copy_from_slice(&batch_length.to_be_bytes());
+        records[16] = 2;
+        let patch = BatchPatch {
+            position: 0,
+            base_offset: 0,
+            repaired_max_timestamp: None,
+        };
+        seg.write(&records, std::iter::once(patch), SegmentWrite::Mmap, false)
             .unwrap();
         seg.commit(n);
     }
@@ -1146,8 +1200,11 @@ mod window_tests {
         let step = 96 << 10;
         while seg.len + step <= SEGMENT_BYTES - (64 << 10) {
             append_zeros(&mut seg, step);
-            // The thread refills once less than half the window is left ahead.
-            let want = (seg.len + WINDOW_BYTES / 2).min(SEGMENT_BYTES);
+            // Each append consumed more than a refill step: the thread refills to a
+            // whole window ahead (to the page), not just half of it.
+            let refill = prefaulter.window().refill_step_bytes();
+            assert!(step > refill);
+            let want = (seg.len + WINDOW_BYTES - refill).min(SEGMENT_BYTES);
             wait_for("the window to follow the appends", || {
                 tail.populated.load(Ordering::Relaxed) >= want
             });
@@ -1179,6 +1236,35 @@ mod window_tests {
         );
         drop(seg2);
         drop(seg);
+    }
+
+    #[test]
+    fn an_append_past_the_window_is_written_without_the_mapping_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefaulter = Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES).unwrap();
+        let opts = MapOptions {
+            hugepages: false,
+            write: SegmentWrite::Mmap,
+            window: Some(prefaulter.window()),
+        };
+        let mut seg = Segment::create(dir.path(), 0, SEGMENT_BYTES, &opts, None).unwrap();
+        // Larger than the whole window: it cannot have been populated yet.
+        let n = 2 * WINDOW_BYTES;
+        assert!(seg.outruns_window(n));
+        append_zeros(&mut seg, n);
+        let committed = seg.committed();
+        assert_eq!(committed.len() as u64, n);
+        assert_eq!(&committed[8..12], &((n as usize - 12) as i32).to_be_bytes());
+        assert!(committed[RECORD_BATCH_HEADER_BYTES..]
+            .iter()
+            .all(|&b| b == 0x11));
+        // The window off: the mapping path, whatever is populated.
+        let plain = MapOptions {
+            window: None,
+            ..opts.clone()
+        };
+        let seg2 = Segment::create(dir.path(), 1000, SEGMENT_BYTES, &plain, None).unwrap();
+        assert!(!seg2.outruns_window(n));
     }
 
     #[test]

@@ -130,8 +130,28 @@ const APIS: &[ApiSpec] = &[
 /// `flexible_from` for an api that has no flexible version.
 const NEVER_FLEXIBLE: i16 = i16::MAX;
 
+/// Api keys below this have a slot in [`API_INDEX`] (Kafka's keys run to ~90).
+const API_INDEX_SLOTS: usize = 128;
+/// No api at this key.
+const NO_API: u8 = u8::MAX;
+
+/// [`APIS`] position by api key, built at compile time (a key past the slots fails
+/// the build), so every request header looks its api up in one load instead of a
+/// scan of the table.
+const API_INDEX: [u8; API_INDEX_SLOTS] = {
+    assert!(APIS.len() < NO_API as usize);
+    let mut index = [NO_API; API_INDEX_SLOTS];
+    let mut i = 0;
+    while i < APIS.len() {
+        index[APIS[i].key as i16 as usize] = i as u8;
+        i += 1;
+    }
+    index
+};
+
 fn api_spec(api_key: i16) -> Option<&'static ApiSpec> {
-    APIS.iter().find(|api| api.key as i16 == api_key)
+    let slot = *API_INDEX.get(usize::try_from(api_key).ok()?)?;
+    APIS.get(usize::from(slot))
 }
 
 /// Whether `api_key` at `version` uses the flexible encoding (compact strings and

@@ -1234,3 +1234,17 @@ fn random_bytes_never_panic() {
         }
     }
 }
+
+/// The compile-time index answers exactly what a scan of the table answers, for
+/// every key a header can carry (negative and unknown ones included).
+#[test]
+fn api_index_agrees_with_the_table() {
+    for key in i16::MIN..=i16::MAX {
+        let scanned = super::APIS.iter().find(|api| api.key as i16 == key);
+        let indexed = super::api_spec(key);
+        // `APIS` is a const (each use may be its own copy): compare the entries.
+        let fields =
+            |a: &super::ApiSpec| (a.key as i16, a.version_min, a.version_max, a.flexible_from);
+        assert_eq!(scanned.map(fields), indexed.map(fields), "api key {key}");
+    }
+}

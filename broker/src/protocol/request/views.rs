@@ -43,10 +43,15 @@ pub struct HeaderView<'a> {
 
 /// Decodes the request header at the start of `frame` (see [`super::decode_header`]).
 pub fn header(frame: &[u8]) -> Result<HeaderView<'_>, DecodeError> {
-    let r = &mut SliceReader::new(frame);
-    let api_key = r.i16()?;
-    let api_version = r.i16()?;
-    let correlation_id = r.i32()?;
+    const FIXED_BYTES: usize = 8;
+    // The fixed fields in one bounds check; a shorter frame fails as before.
+    let Some((fixed, rest)) = frame.split_first_chunk::<FIXED_BYTES>() else {
+        return Err(DecodeError::Truncated);
+    };
+    let api_key = i16::from_be_bytes([fixed[0], fixed[1]]);
+    let api_version = i16::from_be_bytes([fixed[2], fixed[3]]);
+    let correlation_id = i32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
+    let r = &mut SliceReader::new(rest);
     let client_id = r.nullable_str(false)?;
     let flexible = api_spec(api_key).is_some_and(|api| api_version >= api.flexible_from);
     r.tagged_fields_if(flexible)?;
