@@ -1169,6 +1169,7 @@ mod window_tests {
             position: 0,
             base_offset: 0,
             repaired_max_timestamp: None,
+            log_append_time: false,
         };
         seg.write(&records, std::iter::once(patch), SegmentWrite::Mmap, false)
             .unwrap();
