@@ -127,6 +127,11 @@ const THROUGHPUT_ROWS: [(&str, &str, u32); 6] = [
         "fetch-mmap-pf64m-never",
         2,
     ),
+    (
+        "Same, fetch_zero_copy (records sent from the mapping, not copied)",
+        "fetch-zc-mmap-pf64m-never",
+        2,
+    ),
 ];
 
 #[derive(Debug, Deserialize)]
