@@ -96,7 +96,7 @@ const THROUGHPUT_EXPERIMENT: &str = "throughput";
 /// Throughput rows: metric text, configuration label (before `.disk`/`.tmpfs`) and pass.
 /// Produce is set against the storage floor of its data dir (fdatasync floor for
 /// flush=always), fetch against the TCP bandwidth floor with the same frames.
-const THROUGHPUT_ROWS: [(&str, &str, u32); 6] = [
+const THROUGHPUT_ROWS: [(&str, &str, u32); 7] = [
     (
         "Batched produce, 1 KiB × 1000 per request, 8 in flight, 1 connection",
         "p1k-c1-mmap-pf64m-never",
