@@ -25,6 +25,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
 use strikemq::broker::{Broker, Outcome};
+use strikemq::output::{Output, RecordsOut};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -58,7 +59,7 @@ const PRODUCE_VERSION: i16 = 9;
 const FETCH_VERSION: i16 = 12;
 const TOPIC: &str = "bench";
 
-fn handle_once(broker: &Broker, frame: &Bytes, out: &mut Vec<u8>) {
+fn handle_once(broker: &Broker, frame: &Bytes, out: &mut Output) {
     out.clear();
     match broker.handle(frame.clone(), out).expect("handled") {
         Outcome::Responded => {}
@@ -66,9 +67,16 @@ fn handle_once(broker: &Broker, frame: &Bytes, out: &mut Vec<u8>) {
     }
 }
 
+/// A reused output buffer, as a connection has.
+fn output(records: RecordsOut) -> Output {
+    let mut out = Output::new(records);
+    out.bytes_mut().reserve(64 * 1024);
+    out
+}
+
 fn allocations_per_request(broker: &Broker, frame: &Bytes) -> f64 {
     const REQUESTS: u64 = 10_000;
-    let mut out = Vec::with_capacity(64 * 1024);
+    let mut out = output(RecordsOut::Copy);
     handle_once(broker, frame, &mut out); // warm: lazy statics, first segment
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     for _ in 0..REQUESTS {
@@ -80,9 +88,9 @@ fn allocations_per_request(broker: &Broker, frame: &Bytes) -> f64 {
 /// Appends the response to `frame` to a fresh buffer, resuming a parked request
 /// (JoinGroup, SyncGroup) until it is answered.
 fn respond(broker: &Broker, frame: Bytes) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut out = Output::new(RecordsOut::Copy);
     match broker.handle(frame, &mut out).expect("handled") {
-        Outcome::Responded => out,
+        Outcome::Responded => out.to_vec(),
         Outcome::Park(mut parked) => {
             let started = Instant::now();
             while !broker
@@ -95,7 +103,7 @@ fn respond(broker: &Broker, frame: Bytes) -> Vec<u8> {
                 );
                 std::thread::sleep(Duration::from_millis(5));
             }
-            out
+            out.to_vec()
         }
         other => panic!("unexpected outcome {other:?}"),
     }
@@ -203,7 +211,8 @@ fn handle(c: &mut Criterion) {
         allocations_per_request(&broker, &heartbeat),
         allocations_per_request(&broker, &offset_commit),
     );
-    let mut out = Vec::with_capacity(64 * 1024);
+    let mut out = output(RecordsOut::Copy);
+    let mut spliced = output(RecordsOut::Splice);
     let mut group = c.benchmark_group("broker_handle");
     group.throughput(Throughput::Bytes(produce.len() as u64));
     group.bench_function("produce_1KiB_window_off", |b| {
@@ -214,6 +223,11 @@ fn handle(c: &mut Criterion) {
     });
     group.bench_function("fetch_one_1KiB_batch", |b| {
         b.iter(|| handle_once(&broker, &fetch, &mut out))
+    });
+    // `fetch_zero_copy`: the record bytes are spliced in (a reference on the segment
+    // mapping) instead of copied.
+    group.bench_function("fetch_one_1KiB_batch_zero_copy", |b| {
+        b.iter(|| handle_once(&broker, &fetch, &mut spliced))
     });
     group.throughput(Throughput::Elements(1));
     group.bench_function("api_versions_v3", |b| {

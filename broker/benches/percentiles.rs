@@ -284,7 +284,8 @@ fn header_decode_owned() -> Value {
 
 /// `Broker::handle` of one warmed-up request, response into a reused buffer.
 fn handle(id: &str, what: &str, frame: bytes::Bytes, broker: &Broker) -> Value {
-    let mut out = Vec::with_capacity(64 * 1024);
+    let mut out = strikemq::output::Output::new(strikemq::output::RecordsOut::Copy);
+    out.bytes_mut().reserve(64 * 1024);
     measure(id, what, || {
         out.clear();
         match broker.handle(black_box(frame.clone()), &mut out) {

@@ -267,6 +267,14 @@ pub struct Config {
     pub pin_cores: bool,
     /// TCP_NODELAY on accepted sockets.
     pub tcp_nodelay: bool,
+    /// Zero-copy fetch: record bytes go from the segment mapping to the socket with a
+    /// vectored send (`sendmsg`; io_uring `SendMsg`) instead of being copied into the
+    /// connection's output buffer first. The response bytes are identical either way.
+    /// Cost: a reference on the segment mapping per partition answered, held until
+    /// sent (a segment deleted meanwhile stays mapped, and its disk space allocated,
+    /// until then). With `uring_registered_buffers` the registered-buffer connections
+    /// still copy into their send buffer.
+    pub fetch_zero_copy: bool,
 }
 
 impl Config {
@@ -326,6 +334,7 @@ impl Config {
             io_threads: 1,
             pin_cores: false,
             tcp_nodelay: true,
+            fetch_zero_copy: false,
         };
         match profile {
             Profile::Baseline => baseline,

@@ -382,8 +382,11 @@ pub fn broker_handle(data: &[u8]) {
     }
     let Some(fuzz) = guard.as_mut() else { return };
     fuzz.execs += 1;
-    let mut out = Vec::new();
-    if let Ok(Outcome::Responded) = fuzz.broker.handle(frame, &mut out) {
+    // Spliced records (zero-copy fetch), so the size prefix check below also covers
+    // the frame accounting of spliced bytes.
+    let mut output = crate::output::Output::new(crate::output::RecordsOut::Splice);
+    if let Ok(Outcome::Responded) = fuzz.broker.handle(frame, &mut output) {
+        let out = output.to_vec();
         let correlation_id = data.get(4..8).expect("a handled request has a header");
         assert!(out.len() >= 8, "response shorter than its header");
         let size = i32::from_be_bytes([out[0], out[1], out[2], out[3]]);

@@ -8,6 +8,8 @@
 //!   handlers (`broker/handlers/`, one file per api).
 //! - [`group`] is the group coordinator and the committed-offset store.
 //! - [`net`] moves bytes: framing, event loops, responses in request order.
+//! - [`output`] is what a response is written into and `net` sends: owned bytes with
+//!   shared slices of segment mappings spliced in (`fetch_zero_copy`).
 //! - [`admin`] serves the REST admin API and `/metrics` on its own thread, reading
 //!   the same state as the data plane without sitting on its path.
 //! - [`config`] parses and validates the configuration and its profiles (no probing,
@@ -25,6 +27,7 @@ pub mod fuzzing;
 pub mod group;
 pub mod live;
 pub mod net;
+pub mod output;
 pub mod partitioner;
 pub mod protocol;
 pub mod startup;

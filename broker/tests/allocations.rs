@@ -1,5 +1,6 @@
 //! The hot path allocates nothing: a warmed-up 1-partition 1 KiB Produce and a
-//! one-batch Fetch through `Broker::handle` make zero heap allocations. Counted with a
+//! one-batch Fetch (copied or zero-copy) through `Broker::handle` make zero heap
+//! allocations. Counted with a
 //! counting global allocator on this thread only (deterministic, not timed).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -7,6 +8,7 @@ use std::cell::Cell;
 
 use bytes::Bytes;
 use strikemq::broker::{Broker, Outcome};
+use strikemq::output::{Output, RecordsOut};
 
 #[path = "../benches/common/mod.rs"]
 mod common;
@@ -52,9 +54,10 @@ const COUNTED_REQUESTS: usize = 256;
 const TOPIC: &str = "hot";
 
 /// Allocations of each of `COUNTED_REQUESTS` handlings of `frame` after a warm-up.
-fn allocations_of(broker: &Broker, frame: &Bytes) -> Vec<u64> {
-    let mut out = Vec::with_capacity(64 * 1024);
-    let once = |out: &mut Vec<u8>| {
+fn allocations_of(broker: &Broker, frame: &Bytes, records: RecordsOut) -> Vec<u64> {
+    let mut out = Output::new(records);
+    out.bytes_mut().reserve(64 * 1024);
+    let once = |out: &mut Output| {
         out.clear();
         let outcome = broker.handle(frame.clone(), out).expect("handled");
         assert!(matches!(outcome, Outcome::Responded), "{outcome:?}");
@@ -81,6 +84,7 @@ fn a_warmed_up_produce_and_fetch_allocate_nothing() {
         let counts = allocations_of(
             &broker,
             &common::produce_frame(TOPIC, version, RECORD_VALUE_BYTES),
+            RecordsOut::Copy,
         );
         assert!(
             counts.iter().all(|&n| n == 0),
@@ -91,10 +95,14 @@ fn a_warmed_up_produce_and_fetch_allocate_nothing() {
     // Names before v13, topic ids from v13 (librdkafka 2.x and the Java client).
     for version in [11, 12, 13, 16] {
         let frame = common::fetch_frame_by(TOPIC, topic_id, version, RECORD_VALUE_BYTES as i32);
-        let counts = allocations_of(&broker, &frame);
-        assert!(
-            counts.iter().all(|&n| n == 0),
-            "Fetch v{version} allocations per request: {counts:?}"
-        );
+        // Copied records, and spliced ones (`fetch_zero_copy`: a reference on the
+        // mapping in the output's reusable splice list).
+        for records in [RecordsOut::Copy, RecordsOut::Splice] {
+            let counts = allocations_of(&broker, &frame, records);
+            assert!(
+                counts.iter().all(|&n| n == 0),
+                "Fetch v{version} ({records:?}) allocations per request: {counts:?}"
+            );
+        }
     }
 }

@@ -765,7 +765,7 @@ workload = { mode = "fetch", inflight = 1 }
         assert_eq!(spin.floor_modes.len(), 3);
         assert!(spin.idle_cpu_s.is_some());
         let tp = all.iter().find(|e| e.name == "throughput").unwrap();
-        assert_eq!(tp.variants().len(), 120);
+        assert_eq!(tp.variants().len(), 144); // 72 configurations x (disk, tmpfs): 48 produce, 12 fetch, 12 zero-copy fetch
         assert_eq!(tp.passes, 2);
         assert_eq!(tp.storage_floor_steps().len(), 2 * 2 * 2);
     }

@@ -114,7 +114,7 @@ const THROUGHPUT_EXPERIMENT: &str = "throughput";
 /// Throughput rows: metric text, configuration label (before `.disk`/`.tmpfs`) and pass.
 /// Produce is set against the storage floor of its data dir (fdatasync floor for
 /// flush=always), fetch against the TCP bandwidth floor with the same frames.
-const THROUGHPUT_ROWS: [(&str, &str, u32); 6] = [
+const THROUGHPUT_ROWS: [(&str, &str, u32); 7] = [
     (
         "Batched produce, 1 KiB × 1000 per request, 8 in flight, 1 connection",
         "p1k-c1-mmap-pf64m-never",
@@ -143,6 +143,11 @@ const THROUGHPUT_ROWS: [(&str, &str, u32); 6] = [
     (
         "Fetch of a backlog, ≈1 MiB per Fetch (vs the TCP bandwidth floor)",
         "fetch-mmap-pf64m-never",
+        2,
+    ),
+    (
+        "Same, fetch_zero_copy (records sent from the mapping, not copied)",
+        "fetch-zc-mmap-pf64m-never",
         2,
     ),
 ];

@@ -21,6 +21,7 @@ use kafka_protocol::records::{
 
 use super::{code, Broker, Outcome, Parked};
 use crate::config::{Config, EffectiveConfig, Profile};
+use crate::output::{Output, RecordsOut};
 use crate::protocol::request::supported_versions;
 use crate::protocol::response::write_response;
 use crate::storage::{Storage, StorageConfig, TopicConfig};
@@ -132,11 +133,11 @@ fn produce_responses_match_the_oracle_in_every_version() {
     let records = one_batch(b"value");
     let (min, max) = supported_versions(ApiKey::Produce as i16).unwrap();
     for (i, version) in (min..=max).enumerate() {
-        let mut out = Vec::new();
+        let mut out = Output::new(RecordsOut::Splice);
         let f = frame(ApiKey::Produce, version, &produce_request(records.clone()));
         let outcome = broker.handle(f, &mut out).unwrap();
         assert!(matches!(outcome, Outcome::Responded), "v{version}");
-        let resp: ProduceResponse = oracle_decode(&out, version);
+        let resp: ProduceResponse = oracle_decode(&out.to_vec(), version);
         assert_eq!(resp.responses.len(), 2, "v{version}");
         let t = &resp.responses[0];
         assert_eq!(t.name.0.as_str(), TOPIC);
@@ -166,12 +167,13 @@ fn produce_with_acks_zero_appends_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let broker = broker(dir.path());
     let req = produce_request(one_batch(b"quiet")).with_acks(0);
-    let mut out = vec![7u8];
+    let mut out = Output::new(RecordsOut::Copy);
+    out.bytes_mut().push(7);
     let outcome = broker
         .handle(frame(ApiKey::Produce, 9, &req), &mut out)
         .unwrap();
     assert!(matches!(outcome, Outcome::NoResponse));
-    assert_eq!(out, [7u8], "existing bytes kept, nothing added");
+    assert_eq!(out.to_vec(), [7u8], "existing bytes kept, nothing added");
     let p = broker.storage.partition(TOPIC, 0).unwrap();
     assert_eq!(p.offsets().log_end_offset, 1);
 }
@@ -235,13 +237,19 @@ fn fetch_responses_match_the_oracle_in_every_version() {
     let (min, max) = supported_versions(ApiKey::Fetch as i16).unwrap();
     for version in min..=max {
         for isolation_level in [0, 1] {
-            let mut out = Vec::new();
+            let mut out = Output::new(RecordsOut::Splice);
             let req = fetch_request(version, topic_id, isolation_level);
             let outcome = broker
                 .handle(frame(ApiKey::Fetch, version, &req), &mut out)
                 .unwrap();
             assert!(matches!(outcome, Outcome::Responded), "v{version}");
-            let resp: FetchResponse = oracle_decode(&out, version);
+            // The copying path writes the very same bytes (`fetch_zero_copy` off).
+            let mut copied = Output::new(RecordsOut::Copy);
+            broker
+                .handle(frame(ApiKey::Fetch, version, &req), &mut copied)
+                .unwrap();
+            assert_eq!(copied.to_vec(), out.to_vec(), "v{version}");
+            let resp: FetchResponse = oracle_decode(&out.to_vec(), version);
             assert_eq!(resp.error_code, code::NONE, "v{version}");
             let parts = &resp.responses[0].partitions;
             let codes: Vec<i16> = parts.iter().map(|p| p.error_code).collect();
@@ -286,11 +294,11 @@ fn fetch_with_a_session_id_is_refused_in_every_session_version() {
     let topic_id = broker.storage.topic(TOPIC).unwrap().id;
     for version in 7..=16 {
         let req = fetch_request(version, topic_id, 0).with_session_id(5);
-        let mut out = Vec::new();
+        let mut out = Output::new(RecordsOut::Splice);
         broker
             .handle(frame(ApiKey::Fetch, version, &req), &mut out)
             .unwrap();
-        let resp: FetchResponse = oracle_decode(&out, version);
+        let resp: FetchResponse = oracle_decode(&out.to_vec(), version);
         assert_eq!(
             resp.error_code,
             code::FETCH_SESSION_ID_NOT_FOUND,
@@ -315,7 +323,7 @@ fn waiting_fetch(max_wait_ms: i32) -> Bytes {
 }
 
 fn park(broker: &Broker, f: Bytes) -> Box<Parked> {
-    let mut out = Vec::new();
+    let mut out = Output::new(RecordsOut::Splice);
     match broker.handle(f, &mut out).unwrap() {
         Outcome::Park(parked) => {
             assert!(out.is_empty(), "a parked fetch writes nothing");
@@ -330,7 +338,7 @@ fn a_parked_fetch_answers_when_its_partition_gets_data_and_not_before() {
     let dir = tempfile::tempdir().unwrap();
     let broker = broker(dir.path());
     let mut parked = park(&broker, waiting_fetch(60_000));
-    let mut out = Vec::new();
+    let mut out = Output::new(RecordsOut::Splice);
     assert!(!broker.resume(&mut parked, &mut out, false).unwrap());
     // Data on another partition is not this fetch's event.
     let records = one_batch(b"elsewhere");
@@ -349,7 +357,7 @@ fn a_parked_fetch_answers_when_its_partition_gets_data_and_not_before() {
         .append(&records)
         .unwrap();
     assert!(broker.resume(&mut parked, &mut out, false).unwrap());
-    let resp: FetchResponse = oracle_decode(&out, 12);
+    let resp: FetchResponse = oracle_decode(&out.to_vec(), 12);
     let p = &resp.responses[0].partitions[0];
     assert_eq!(p.records.as_deref(), Some(&records[..]));
 }
@@ -360,7 +368,7 @@ fn a_parked_fetch_answers_empty_at_its_deadline_or_when_forced() {
     let broker = broker(dir.path());
     let started = Instant::now();
     let mut parked = park(&broker, waiting_fetch(50));
-    let mut out = Vec::new();
+    let mut out = Output::new(RecordsOut::Splice);
     while !broker.resume(&mut parked, &mut out, false).unwrap() {
         assert!(
             started.elapsed() < Duration::from_secs(10),
@@ -369,14 +377,14 @@ fn a_parked_fetch_answers_empty_at_its_deadline_or_when_forced() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(started.elapsed() >= Duration::from_millis(50));
-    let resp: FetchResponse = oracle_decode(&out, 12);
+    let resp: FetchResponse = oracle_decode(&out.to_vec(), 12);
     assert_eq!(
         resp.responses[0].partitions[0].records.as_deref(),
         Some(&[][..])
     );
 
     let mut parked = park(&broker, waiting_fetch(60_000));
-    let mut out = Vec::new();
+    let mut out = Output::new(RecordsOut::Splice);
     assert!(broker.resume(&mut parked, &mut out, true).unwrap());
-    let _: FetchResponse = oracle_decode(&out, 12);
+    let _: FetchResponse = oracle_decode(&out.to_vec(), 12);
 }

@@ -46,6 +46,7 @@ impl Parked {
 use crate::config::EffectiveConfig;
 use crate::group::{Coordinator, Waker};
 use crate::live::LiveToggles;
+use crate::output::Output;
 use crate::protocol::request::{self, DecodeError, Request};
 use crate::protocol::response::{write_response, write_with_header_version};
 use crate::storage::{Storage, StorageError, TopicConfig, TopicInfo};
@@ -158,14 +159,14 @@ impl Broker {
     pub fn resume(
         &self,
         parked: &mut Parked,
-        out: &mut Vec<u8>,
+        out: &mut Output,
         force: bool,
     ) -> Result<bool, FrameError> {
         let out_before = out.len();
         let answered = match parked {
             Parked::Fetch(f) => self.resume_fetch(f, out, force),
-            Parked::Join(j) => self.resume_join(j, out, force),
-            Parked::Sync(s) => self.resume_sync(s, out, force),
+            Parked::Join(j) => self.resume_join(j, out.bytes_mut(), force),
+            Parked::Sync(s) => self.resume_sync(s, out.bytes_mut(), force),
         };
         self.metrics
             .add_bytes(0, out.len().saturating_sub(out_before));
@@ -178,7 +179,7 @@ impl Broker {
 
     /// Handles one request frame (everything after the 4-byte size prefix) and appends
     /// the framed response to `out`; records its service time, bytes and outcome.
-    pub fn handle(&self, frame: Bytes, out: &mut Vec<u8>) -> Result<Outcome, FrameError> {
+    pub fn handle(&self, frame: Bytes, out: &mut Output) -> Result<Outcome, FrameError> {
         self.handle_on(&ConnContext::default(), frame, out)
     }
 
@@ -187,7 +188,7 @@ impl Broker {
         &self,
         conn: &ConnContext,
         frame: Bytes,
-        out: &mut Vec<u8>,
+        out: &mut Output,
     ) -> Result<Outcome, FrameError> {
         const SIZE_PREFIX_BYTES: usize = 4;
         let started = Instant::now();
@@ -212,7 +213,7 @@ impl Broker {
         &self,
         conn: &ConnContext,
         frame: Bytes,
-        out: &mut Vec<u8>,
+        output: &mut Output,
     ) -> Result<Outcome, FrameError> {
         let header = request::views::header(&frame)?;
         let (api_key, version, cid) = (header.api_key, header.api_version, header.correlation_id);
@@ -227,7 +228,7 @@ impl Broker {
             let body = self
                 .api_versions()
                 .with_error_code(code::UNSUPPORTED_VERSION);
-            write_with_header_version(out, cid, 0, 0, &body).map_err(enc)?;
+            write_with_header_version(output.bytes_mut(), cid, 0, 0, &body).map_err(enc)?;
             return Ok(Outcome::Responded);
         }
         if !in_range {
@@ -238,17 +239,19 @@ impl Broker {
         }
         debug!(api_key, version, cid, "request");
         // The hot apis decode into views over the frame and encode their responses
-        // straight into `out`: no allocation on their way.
+        // straight into the output: no allocation on their way. A Fetch may splice
+        // record bytes into it (`fetch_zero_copy`); every other response is owned bytes.
         let body_at = header.len;
         let body = frame.get(body_at..).unwrap_or_default();
+        if api_key == ApiKey::Fetch as i16 {
+            let (req, _) = request::fetch_view(version, body)?;
+            return self.fetch_or_park(&req, cid, &frame, body_at, output);
+        }
+        let out = output.bytes_mut();
         if api_key == ApiKey::Produce as i16 {
             let (req, _) = request::produce_view(version, body)?;
             let flexible = request::is_flexible(api_key, version);
             return self.produce(req, version, cid, flexible, out);
-        }
-        if api_key == ApiKey::Fetch as i16 {
-            let (req, _) = request::fetch_view(version, body)?;
-            return self.fetch_or_park(&req, cid, &frame, body_at, out);
         }
         let mut frame_body = frame.slice(body_at..);
         let req = request::decode_request(api_key, version, &mut frame_body)?;

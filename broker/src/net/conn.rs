@@ -1,6 +1,8 @@
 //! One client connection, independent of the I/O backend: framing, request order,
 //! parked requests, output backpressure and its two timeouts. No system calls: the
-//! driver moves bytes in (`input`) and out (`output` / `consume_output`).
+//! driver moves bytes in (`input`) and out (`output` / `consume_output`). The output
+//! is owned bytes with mapped slices spliced in (`crate::output`); the connection
+//! does not know which responses carry them.
 
 use std::collections::VecDeque;
 use std::io;
@@ -12,9 +14,8 @@ use super::buffer::InputBuffer;
 use super::{ConnLimits, ConnPermit, WRITE_BACKLOG_LIMIT_BYTES};
 use crate::broker::metrics::Limit;
 use crate::broker::{Broker, ConnContext, FrameError, Outcome, Parked};
+use crate::output::{Output, RecordsOut};
 
-/// Output buffer capacity kept after a large response has drained.
-const WRITE_BUFFER_KEEP_BYTES: usize = 1024 * 1024;
 const SIZE_PREFIX_BYTES: usize = 4;
 
 /// Why a connection is being closed.
@@ -51,10 +52,9 @@ impl CloseReason {
 pub(crate) struct Conn<B> {
     /// Received bytes not yet framed.
     rbuf: B,
-    /// Encoded responses; `wbuf[wpos..]` is still to be written.
-    wbuf: Vec<u8>,
-    wpos: usize,
-    /// Response bytes the backend has taken from `wbuf` and is still sending
+    /// Encoded responses not yet handed to the kernel.
+    out: Output,
+    /// Response bytes the backend has taken from `out` and is still sending
     /// (io_uring); they count towards the output backlog.
     pub inflight_write_bytes: usize,
     /// A request waiting for an event; while set, later requests wait in `rbuf`.
@@ -113,12 +113,12 @@ impl<B: InputBuffer> Conn<B> {
         permit: ConnPermit,
         limits: ConnLimits,
         buffer_bytes: usize,
+        records: RecordsOut,
         now: Instant,
     ) -> Conn<B> {
         Conn {
             rbuf: B::with_capacity(buffer_bytes),
-            wbuf: Vec::new(),
-            wpos: 0,
+            out: Output::new(records),
             inflight_write_bytes: 0,
             parked: None,
             limits,
@@ -153,9 +153,9 @@ impl<B: InputBuffer> Conn<B> {
         self.response_ends.len() - done
     }
 
-    /// Records a response appended to `wbuf` (from `len_before` on).
+    /// Records a response appended to `out` (which held `len_before` bytes).
     fn note_response(&mut self, len_before: usize) {
-        let appended = self.wbuf.len().saturating_sub(len_before) as u64;
+        let appended = self.out.len().saturating_sub(len_before) as u64;
         if appended > 0 {
             self.queued_bytes_total += appended;
             self.response_ends.push_back(self.queued_bytes_total);
@@ -254,19 +254,19 @@ impl<B: InputBuffer> Conn<B> {
     }
 
     pub fn pending_write_bytes(&self) -> usize {
-        self.wbuf.len() - self.wpos + self.inflight_write_bytes
+        self.out.len() + self.inflight_write_bytes
     }
 
     /// Output not yet handed to the kernel (excludes what is in flight).
     pub fn unsent_bytes(&self) -> usize {
-        self.wbuf.len() - self.wpos
+        self.out.len()
     }
 
-    /// io_uring: takes the pending output for one send, leaving `empty` (a cleared
-    /// buffer, so its capacity is reused) in its place.
-    pub fn swap_output(&mut self, empty: Vec<u8>) -> Vec<u8> {
-        debug_assert!(empty.is_empty() && self.wpos == 0);
-        std::mem::replace(&mut self.wbuf, empty)
+    /// io_uring: takes the pending output for one send, leaving `drained` (an
+    /// emptied output, so its capacity is reused) in its place.
+    pub fn swap_output(&mut self, drained: &mut Output) {
+        debug_assert!(drained.is_empty());
+        self.out.swap_contents(drained);
     }
 
     /// io_uring: the input buffer, to receive into (`spare`/`commit`) or append to.
@@ -310,11 +310,11 @@ impl<B: InputBuffer> Conn<B> {
                 Err(e) => return Err(e),
             };
             self.frames_handled += 1;
-            let len_before = self.wbuf.len();
+            let len_before = self.out.len();
             let ctx = ConnContext {
                 peer_ip: Some(self.permit.ip),
             };
-            let outcome = broker.handle_on(&ctx, frame, &mut self.wbuf);
+            let outcome = broker.handle_on(&ctx, frame, &mut self.out);
             self.note_response(len_before);
             match outcome? {
                 Outcome::Responded | Outcome::NoResponse => {}
@@ -332,8 +332,8 @@ impl<B: InputBuffer> Conn<B> {
         let Some(parked) = self.parked.as_mut() else {
             return Ok(false);
         };
-        let len_before = self.wbuf.len();
-        let answered = broker.resume(parked, &mut self.wbuf, force);
+        let len_before = self.out.len();
+        let answered = broker.resume(parked, &mut self.out, force);
         self.note_response(len_before);
         if answered? {
             self.parked = None;
@@ -342,23 +342,14 @@ impl<B: InputBuffer> Conn<B> {
         Ok(false)
     }
 
-    /// Output not yet handed to the kernel (epoll: what to write next).
-    pub fn output(&self) -> &[u8] {
-        &self.wbuf[self.wpos..]
+    /// Output not yet handed to the kernel (epoll: what to write next, as pieces
+    /// for a vectored send).
+    pub fn output(&self) -> &Output {
+        &self.out
     }
 
     /// The driver handed `n` bytes of [`Conn::output`] to the kernel.
     pub fn consume_output(&mut self, n: usize) {
-        self.wpos = (self.wpos + n).min(self.wbuf.len());
-        if self.wpos == self.wbuf.len() {
-            self.wbuf.clear();
-            self.wpos = 0;
-            if self.wbuf.capacity() > WRITE_BUFFER_KEEP_BYTES {
-                self.wbuf.shrink_to(WRITE_BUFFER_KEEP_BYTES);
-            }
-        } else if self.wpos > self.wbuf.len() / 2 {
-            self.wbuf.drain(..self.wpos);
-            self.wpos = 0;
-        }
+        self.out.consume(n);
     }
 }

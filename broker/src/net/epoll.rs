@@ -2,7 +2,7 @@
 //! itself when epoll says a socket is ready, and keeps each socket's interest (read
 //! while the connection takes input, write while it has output) registered.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::TcpStream;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use super::buffer::InputBuffer;
 use super::conn::{CloseReason, Conn};
 use super::worker::{Driver, Entry, Ready, WAIT_FOREVER};
 use super::{WorkerShared, READ_BUDGET_BYTES};
+use crate::output::Iovecs;
 
 /// Token of the worker's wake-up eventfd; connection `i` has token `i + 1`.
 const WAKE_TOKEN: u64 = 0;
@@ -38,6 +39,8 @@ pub(super) struct EpollDriver {
     epoll: Epoll,
     shared: Arc<WorkerShared>,
     events: Vec<EpollEvent>,
+    /// Scratch for each vectored send.
+    iov: Iovecs,
 }
 
 /// The interest registered for a connection, to skip redundant epoll_ctl calls.
@@ -56,6 +59,7 @@ impl EpollDriver {
             epoll,
             shared,
             events: vec![EpollEvent::empty(); EVENTS_PER_WAIT],
+            iov: Iovecs::with_capacity(),
         })
     }
 }
@@ -110,18 +114,36 @@ fn read_available<B: InputBuffer>(
     Ok(())
 }
 
-/// Writes pending output until done or the socket would block.
+/// Writes pending output until done or the socket would block: one vectored send of
+/// the owned bytes and the mapped slices between them (`fetch_zero_copy`), resumed
+/// where the kernel stopped taking bytes, even in the middle of a piece.
 fn write_pending<B: InputBuffer>(
-    mut stream: &TcpStream,
+    stream: &TcpStream,
     conn: &mut Conn<B>,
+    iov: &mut Iovecs,
 ) -> Result<(), CloseReason> {
     while !conn.output().is_empty() {
-        match stream.write(conn.output()) {
-            Ok(0) => return Err(CloseReason::Eof),
-            Ok(n) => conn.consume_output(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
+        conn.output().fill_iovecs(iov);
+        // SAFETY: an all-zero msghdr is valid (no address, no control data).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.0.as_mut_ptr();
+        msg.msg_iovlen = iov.0.len() as _;
+        // SAFETY: the iovecs point into the connection's output (owned bytes and
+        // mapped slices kept alive by it), which is not changed until after the call;
+        // sendmsg only reads them. MSG_NOSIGNAL: a closed peer is EPIPE, not SIGPIPE.
+        let n = unsafe { libc::sendmsg(stream.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        iov.0.clear();
+        match n {
+            0 => return Err(CloseReason::Eof),
+            n if n > 0 => conn.consume_output(n as usize),
+            _ => {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::WouldBlock => break,
+                    io::ErrorKind::Interrupted => continue,
+                    _ => return Err(e.into()),
+                }
+            }
         }
     }
     Ok(())
@@ -164,7 +186,7 @@ impl Driver for EpollDriver {
             let flags = ev.events();
             let mut result = Ok(());
             if flags.intersects(EpollFlags::EPOLLOUT) {
-                result = write_pending(&entry.stream, &mut entry.conn);
+                result = write_pending(&entry.stream, &mut entry.conn, &mut self.iov);
             }
             if result.is_ok()
                 && flags
@@ -193,7 +215,7 @@ impl Driver for EpollDriver {
         _idx: usize,
         entry: &mut Entry<B, EpollIo>,
     ) -> Result<(), CloseReason> {
-        write_pending(&entry.stream, &mut entry.conn)
+        write_pending(&entry.stream, &mut entry.conn, &mut self.iov)
     }
 
     fn arm<B: InputBuffer>(

@@ -60,6 +60,7 @@ use super::conn::CloseReason;
 use super::worker::{Driver, Entry, Ready, WAIT_FOREVER};
 use super::WorkerShared;
 use crate::config::{enum_name, Config, Fallback, IoBackend};
+use crate::output::{Iovecs, Output, RecordsOut};
 
 /// Connections per worker that get a pair of registered buffers.
 pub const FIXED_PAIRS: usize = 32;
@@ -238,6 +239,7 @@ pub fn probe(cfg: &Config) -> Probed {
     let needed = [
         ("RECV", opcode::Recv::CODE),
         ("SEND", opcode::Send::CODE),
+        ("SENDMSG", opcode::SendMsg::CODE),
         ("POLL_ADD", opcode::PollAdd::CODE),
         ("ASYNC_CANCEL", opcode::AsyncCancel::CODE),
     ];
@@ -540,10 +542,14 @@ pub(super) struct UringIo {
     send_in_flight: bool,
     /// A cancel of the armed multishot receive was submitted (backpressure).
     recv_cancel_sent: bool,
-    /// Output being sent: `sending[sent..]` is still to go. Untouched while a send is
-    /// in flight.
-    sending: Vec<u8>,
-    sent: usize,
+    /// Output being sent (taken from the connection; what is not yet consumed is
+    /// still to go). Untouched while a send is in flight: its owned bytes and the
+    /// mappings of its spliced slices stay alive until the completion.
+    sending: Output,
+    /// The iovecs and message header of the send in flight, on the heap so that
+    /// their addresses survive a move of the entry (the connection table grows).
+    iov: Iovecs,
+    msg: Box<libc::msghdr>,
     /// The registered buffer pair of this connection, if it got one.
     fixed: Option<usize>,
 }
@@ -561,8 +567,6 @@ pub(super) struct UringDriver {
     fixed: Option<FixedPool>,
     free_pairs: Vec<usize>,
     provided: Option<ProvidedBuffers>,
-    /// Cleared send buffers kept for reuse.
-    spare_vecs: Vec<Vec<u8>>,
     wake_armed: bool,
     /// Exit: the eventfd poll is not armed again.
     stopped: bool,
@@ -602,7 +606,6 @@ impl UringDriver {
             fixed,
             multishot: provided.is_some(),
             provided,
-            spare_vecs: Vec::new(),
             wake_armed: false,
             stopped: false,
             sqpoll: opts.sqpoll.is_some(),
@@ -805,15 +808,12 @@ impl UringDriver {
                 libc::EINTR | libc::EAGAIN => Ok(()),
                 errno => Err(CloseReason::Io(io::Error::from_raw_os_error(errno))),
             }
-        } else if res == 0 && io.sent < io.sending.len() {
+        } else if res == 0 && !io.sending.is_empty() {
             Err(CloseReason::Eof)
         } else {
-            io.sent += res as usize;
-            if io.sent >= io.sending.len() {
-                io.sending.clear();
-                io.sent = 0;
-            }
-            entry.conn.inflight_write_bytes = io.sending.len() - io.sent;
+            // Releases the owned bytes and mapped slices the kernel has taken.
+            io.sending.consume(res as usize);
+            entry.conn.inflight_write_bytes = io.sending.len();
             Ok(())
         };
         report(idx, entry, result, ready);
@@ -861,8 +861,10 @@ impl Driver for UringDriver {
             recv_in_flight: false,
             send_in_flight: false,
             recv_cancel_sent: false,
-            sending: self.spare_vecs.pop().unwrap_or_default(),
-            sent: 0,
+            sending: Output::new(RecordsOut::Copy),
+            iov: Iovecs::with_capacity(),
+            // SAFETY: an all-zero msghdr is valid (no address, no iovecs, no control).
+            msg: Box::new(unsafe { std::mem::zeroed() }),
             fixed: self.free_pairs.pop(),
         })
     }
@@ -923,24 +925,19 @@ impl Driver for UringDriver {
         if io.send_in_flight || entry.closing {
             return Ok(());
         }
-        if io.sent >= io.sending.len() {
+        if io.sending.is_empty() {
             if entry.conn.unsent_bytes() == 0 {
                 return Ok(());
             }
-            let mut empty = self.spare_vecs.pop().unwrap_or_default();
-            empty.clear();
-            let old = std::mem::replace(&mut io.sending, entry.conn.swap_output(empty));
-            if old.capacity() > 0 {
-                self.spare_vecs.push(old);
-            }
-            io.sent = 0;
+            // The drained output goes back to the connection with its capacity.
+            entry.conn.swap_output(&mut io.sending);
             entry.conn.inflight_write_bytes = io.sending.len();
         }
-        let rest = &io.sending[io.sent..];
         let sqe = match (io.fixed, self.fixed.as_mut()) {
             (Some(pair), Some(pool)) => {
-                let chunk = rest.len().min(FIXED_BUFFER_BYTES);
-                pool.send_buf(pair)[..chunk].copy_from_slice(&rest[..chunk]);
+                let chunk = io
+                    .sending
+                    .copy_front(&mut pool.send_buf(pair)[..FIXED_BUFFER_BYTES]);
                 opcode::WriteFixed::new(
                     types::Fd(io.fd),
                     pool.send_ptr(pair),
@@ -949,15 +946,31 @@ impl Driver for UringDriver {
                 )
                 .build()
             }
-            _ => opcode::Send::new(types::Fd(io.fd), rest.as_ptr(), rest.len() as u32)
-                .flags(libc::MSG_NOSIGNAL)
-                .build(),
+            _ => {
+                // One piece (no spliced records): a plain send; else the same iovecs
+                // the epoll driver hands to sendmsg.
+                io.sending.fill_iovecs(&mut io.iov);
+                if let [one] = io.iov.0[..] {
+                    opcode::Send::new(types::Fd(io.fd), one.iov_base.cast(), one.iov_len as u32)
+                        .flags(libc::MSG_NOSIGNAL)
+                        .build()
+                } else {
+                    io.msg.msg_iov = io.iov.0.as_mut_ptr();
+                    io.msg.msg_iovlen = io.iov.0.len() as _;
+                    opcode::SendMsg::new(types::Fd(io.fd), &*io.msg)
+                        .flags(libc::MSG_NOSIGNAL as u32)
+                        .build()
+                }
+            }
         };
         io.send_in_flight = true;
-        // SAFETY: the send names either `io.sending[sent..]`, which is not touched
-        // until this send completes (`send_in_flight`; new output goes to the
-        // connection's own buffer), or the connection's registered send buffer, which
-        // is only refilled by the next `send`, after this completion.
+        // SAFETY: the send names either pieces of `io.sending` (owned bytes, and
+        // mapped slices whose mappings it keeps alive) through `io.iov`/`io.msg`, all
+        // of which are heap storage that is neither touched nor freed until this send
+        // completes (`send_in_flight`; new output goes to the connection's own
+        // buffer; a closed entry is kept until its last completion), or the
+        // connection's registered send buffer, which is only refilled by the next
+        // `send`, after this completion.
         unsafe { self.push(sqe.user_data(user_data(idx, KIND_SEND))) };
         Ok(())
     }
@@ -1037,9 +1050,8 @@ impl Driver for UringDriver {
         if let Some(pair) = io.fixed {
             self.free_pairs.push(pair);
         }
-        let mut v = io.sending;
-        v.clear();
-        self.spare_vecs.push(v);
+        // Dropping `io.sending` releases what it still holds (a closed connection's
+        // unsent output and its mappings).
     }
 
     fn stop(&mut self) {

@@ -33,6 +33,7 @@ use super::{
     Accepted, ConnLimits, WorkerShared, LOCAL_WAKE, MAX_CONNECTIONS_PER_WORKER, SHUTDOWN_DRAIN_MS,
 };
 use crate::broker::Broker;
+use crate::output::RecordsOut;
 
 /// The deadline heap is compacted when it holds more than this many entries per live
 /// connection (plus the slack): each live connection needs one, two with a parked
@@ -144,6 +145,8 @@ struct Worker<D: Driver, B> {
     ready: Vec<Ready>,
     limits: ConnLimits,
     conn_buffer_bytes: usize,
+    /// Whether Fetch splices record bytes into the output (`fetch_zero_copy`).
+    records_out: RecordsOut,
     /// The loop's clock, read once per iteration.
     now: Instant,
 }
@@ -160,6 +163,11 @@ pub(super) fn run<D: Driver, B: InputBuffer>(
     let now = Instant::now();
     let mut w = Worker::<D, B> {
         conn_buffer_bytes: broker.effective.config.conn_buffer_bytes,
+        records_out: if broker.effective.config.fetch_zero_copy {
+            RecordsOut::Splice
+        } else {
+            RecordsOut::Copy
+        },
         broker,
         shared,
         driver,
@@ -256,7 +264,13 @@ impl<D: Driver, B: InputBuffer> Worker<D, B> {
                 }
             };
             self.conns[idx] = Some(Entry {
-                conn: Conn::new(permit, self.limits, self.conn_buffer_bytes, self.now),
+                conn: Conn::new(
+                    permit,
+                    self.limits,
+                    self.conn_buffer_bytes,
+                    self.records_out,
+                    self.now,
+                ),
                 stream,
                 io,
                 closing: false,

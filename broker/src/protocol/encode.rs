@@ -10,6 +10,13 @@ pub use super::response::SIZE_PREFIX_BYTES;
 #[must_use]
 pub struct FrameStart(usize);
 
+impl FrameStart {
+    /// Where the frame's size prefix is in the output buffer.
+    pub fn position(&self) -> usize {
+        self.0
+    }
+}
+
 /// Starts a response frame: a size placeholder and the response header (v0: the
 /// correlation id; v1, for flexible versions: plus an empty tagged-field section).
 pub fn begin_frame(out: &mut Vec<u8>, correlation_id: i32, flexible_header: bool) -> FrameStart {
@@ -98,6 +105,12 @@ pub fn put_nullable_bytes(out: &mut Vec<u8>, flexible: bool, b: Option<&[u8]>) {
     if let Some(b) = b {
         out.extend_from_slice(b);
     }
+}
+
+/// The length prefix of a nullable bytes field whose bytes are appended separately
+/// (a zero-copy Fetch splices them in after this prefix).
+pub fn put_length_of_bytes(out: &mut Vec<u8>, flexible: bool, len: Option<usize>) {
+    put_length(out, flexible, true, len);
 }
 
 /// An array's element count (`None`: a null array); the elements follow.

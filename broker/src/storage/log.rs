@@ -32,7 +32,8 @@ use super::segment::{
     parse_segment_file_name, sync_dir, BatchPatch, MapOptions, Segment, PREPARED_SEGMENT_FILE,
 };
 use super::{
-    AppendError, Appended, FlushCell, FlushPolicy, LogOverrides, Offsets, ReadError, ReadResult,
+    AppendError, Appended, Committed, FlushCell, FlushPolicy, LogOverrides, Offsets, ReadError,
+    ReadResult,
     RetentionDeleted, RetentionPolicy, StorageConfig, StorageError,
 };
 
@@ -550,23 +551,37 @@ impl PartitionLog {
         Ok(ReadResult { records, offsets })
     }
 
-    /// As [`PartitionLog::read`], handing the records to `f` as a borrowed slice under
-    /// the partition lock instead of as a `Bytes` (which would allocate its owner):
-    /// the Fetch handler copies them straight into the response.
+    /// As [`PartitionLog::read`], handing the records to `f` as [`Committed`] bytes
+    /// borrowed under the partition lock instead of as a `Bytes` (which would
+    /// allocate its owner): the Fetch handler copies them into the response, or
+    /// shares them (`Committed::share`, an `Arc` clone of the mapping) for a
+    /// zero-copy send.
     pub(crate) fn read_with<R>(
         &self,
         offset: i64,
         max_bytes: usize,
-        f: impl FnOnce(Offsets, &[u8]) -> R,
+        f: impl FnOnce(Offsets, Committed<'_>) -> R,
     ) -> Result<R, ReadError> {
         let st = lock(&self.state);
         let (offsets, found) = locate(&st, offset, max_bytes)?;
         let records = match found {
-            None => &[][..],
-            Some(at) => st.segments[at.segment]
-                .committed()
-                .get(at.start..at.end)
-                .ok_or_else(|| ReadError::Io("read past committed length".into()))?,
+            None => Committed {
+                bytes: &[],
+                segment: None,
+                start: 0,
+            },
+            Some(at) => {
+                let segment = &st.segments[at.segment];
+                let bytes = segment
+                    .committed()
+                    .get(at.start..at.end)
+                    .ok_or_else(|| ReadError::Io("read past committed length".into()))?;
+                Committed {
+                    bytes,
+                    segment: Some(segment),
+                    start: at.start as u64,
+                }
+            }
         };
         Ok(f(offsets, records))
     }

@@ -11,6 +11,7 @@
 
 use std::path::PathBuf;
 
+use crate::output::MappedSlice;
 use bytes::Bytes;
 use uuid::Uuid;
 
@@ -342,6 +343,24 @@ pub struct ReadResult {
     pub offsets: Offsets,
 }
 
+/// Whole batches of a read, borrowed under the partition lock: copy [`Committed::bytes`],
+/// or take a [`Committed::share`] that keeps the segment mapped without copying.
+pub struct Committed<'a> {
+    pub bytes: &'a [u8],
+    segment: Option<&'a segment::Segment>,
+    /// Where `bytes` starts in the segment.
+    start: u64,
+}
+
+impl Committed<'_> {
+    /// The same bytes as a slice of the segment mapping that outlives the lock (an
+    /// `Arc` clone of the mapping: retention, a roll or a topic deletion cannot unmap
+    /// it while it lives). `None` for an empty read.
+    pub fn share(&self) -> Option<MappedSlice> {
+        self.segment?.mapped(self.start, self.bytes.len() as u64)
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReadError {
     /// offset < log start or > log end (OFFSET_OUT_OF_RANGE).
@@ -530,13 +549,13 @@ impl Partition {
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
         self.log.read(offset, max_bytes)
     }
-    /// As [`Partition::read`], handing the records to `f` as a slice borrowed under
-    /// the partition lock (no allocation; `f` should only copy them).
+    /// As [`Partition::read`], handing the records to `f` as bytes borrowed under
+    /// the partition lock (no allocation; `f` copies them or shares their mapping).
     pub fn read_with<R>(
         &self,
         offset: i64,
         max_bytes: usize,
-        f: impl FnOnce(Offsets, &[u8]) -> R,
+        f: impl FnOnce(Offsets, Committed<'_>) -> R,
     ) -> Result<R, ReadError> {
         self.log.read_with(offset, max_bytes, f)
     }

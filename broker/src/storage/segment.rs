@@ -45,6 +45,7 @@ use memmap2::{Advice, MmapOptions, MmapRaw};
 
 use super::prefault::{self, Window};
 use super::SegmentWrite;
+use crate::output::MappedSlice;
 use crate::protocol::batch::{
     set_base_offset, set_log_append_time, set_max_timestamp, BatchError, RecordBatch,
     RECORD_BATCH_HEADER_BYTES,
@@ -754,6 +755,18 @@ impl Segment {
             start: start as usize,
             len: len as usize,
         }))
+    }
+
+    /// Committed bytes `[start, start + len)` as a [`MappedSlice`] (zero-copy fetch):
+    /// an `Arc` clone of the mapping, no allocation.
+    pub(crate) fn mapped(&self, start: u64, len: u64) -> Option<MappedSlice> {
+        let end = start.checked_add(len)?;
+        if end > self.len {
+            return None;
+        }
+        // SAFETY: `end <= len <= map.len()`, and committed bytes are never written
+        // again while the mapping lives (module doc); the slice holds the mapping.
+        Some(unsafe { MappedSlice::new(Arc::clone(&self.map), start as usize, len as usize) })
     }
 
     fn active_tail(&self) -> io::Result<&Arc<Tail>> {

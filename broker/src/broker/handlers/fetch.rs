@@ -2,8 +2,10 @@
 //! until data arrives or `max_wait_ms` passes. Consumers never need to busy-poll.
 //!
 //! The request is a view over its frame and the response is encoded straight into the
-//! output buffer, records copied from the log under the partition lock: a fetch
-//! answered at once allocates nothing (see `tests::hot_path_allocates_nothing`). A fetch
+//! connection's [`Output`]; the records are copied from the log under the partition
+//! lock, or (`fetch_zero_copy`) spliced in as a shared slice of the segment mapping
+//! that the data plane sends with a vectored send. Either way a fetch answered at once
+//! allocates nothing (see `tests::hot_path_allocates_nothing`). A fetch
 //! that does not have `min_bytes` yet is written and then taken back out of the buffer
 //! (it carries fewer than `min_bytes` of records, so that costs little) and parked.
 //!
@@ -18,13 +20,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::broker::{code, enc, Broker, FrameError, Outcome};
+use crate::output::Output;
 use crate::protocol::encode::{
-    abandon_frame, begin_frame, finish_frame, put_array_len, put_i16, put_i32, put_i64,
-    put_nullable_bytes, put_str, put_uuid, tagged_fields_if,
+    put_array_len, put_i16, put_i32, put_i64, put_length_of_bytes, put_str, put_uuid,
+    tagged_fields_if,
 };
 use crate::protocol::request;
 use crate::protocol::request::views::{FetchTopicView, FetchView, FETCH_TOPIC_ID_VERSION};
-use crate::storage::{Offsets, Partition, ReadError, TopicPartitions};
+use crate::storage::{Committed, Offsets, Partition, ReadError, TopicPartitions};
 
 /// Longest wait honoured, whatever the client asks: bounds how long a connection stays
 /// parked.
@@ -93,7 +96,7 @@ impl Broker {
         correlation_id: i32,
         frame: &Bytes,
         body_at: usize,
-        out: &mut Vec<u8>,
+        out: &mut Output,
     ) -> Result<Outcome, FrameError> {
         if self.try_answer(req, correlation_id, false, out)? {
             return Ok(Outcome::Responded);
@@ -125,7 +128,7 @@ impl Broker {
     pub(in crate::broker) fn resume_fetch(
         &self,
         parked: &mut ParkedFetch,
-        out: &mut Vec<u8>,
+        out: &mut Output,
         force: bool,
     ) -> Result<bool, FrameError> {
         let expired = Instant::now() >= parked.deadline;
@@ -176,42 +179,41 @@ impl Broker {
         req: &FetchView<'_>,
         correlation_id: i32,
         must_answer: bool,
-        out: &mut Vec<u8>,
+        out: &mut Output,
     ) -> Result<bool, FrameError> {
         let version = req.version();
         let flexible =
             request::is_flexible(kafka_protocol::messages::ApiKey::Fetch as i16, version);
-        let frame = begin_frame(out, correlation_id, flexible);
+        let frame = out.begin_frame(correlation_id, flexible);
         let pass = self.write_fetch_response(req, flexible, out);
         let min_bytes = req.min_bytes.max(0) as usize;
         if !(must_answer || pass.any_error || pass.record_bytes >= min_bytes) {
-            abandon_frame(out, frame);
+            out.abandon_frame(frame);
             return Ok(false);
         }
-        finish_frame(out, frame).map_err(enc)?;
+        out.finish_frame(frame).map_err(enc)?;
         Ok(true)
     }
 
     /// One pass over the requested partitions, encoding the `FetchResponse` body.
-    fn write_fetch_response(&self, req: &FetchView<'_>, flexible: bool, out: &mut Vec<u8>) -> Pass {
+    fn write_fetch_response(&self, req: &FetchView<'_>, flexible: bool, out: &mut Output) -> Pass {
         let version = req.version();
-        put_i32(out, 0); // throttle_time_ms
-                         // A client that sends a session id expects us to know it; we never hand one out.
+        let head = out.bytes_mut();
+        put_i32(head, 0); // throttle_time_ms
+                          // A client that sends a session id expects us to know it; we never hand one out.
         let session_error = req.session_id != 0;
         if version >= SESSION_VERSION {
-            put_i16(
-                out,
-                if session_error {
-                    code::FETCH_SESSION_ID_NOT_FOUND
-                } else {
-                    code::NONE
-                },
-            );
-            put_i32(out, 0); // session_id: no fetch sessions
+            let error_code = if session_error {
+                code::FETCH_SESSION_ID_NOT_FOUND
+            } else {
+                code::NONE
+            };
+            put_i16(head, error_code);
+            put_i32(head, 0); // session_id: no fetch sessions
         }
         if session_error {
-            put_array_len(out, flexible, Some(0));
-            tagged_fields_if(out, flexible);
+            put_array_len(out.bytes_mut(), flexible, Some(0));
+            tagged_fields_if(out.bytes_mut(), flexible);
             return Pass {
                 record_bytes: 0,
                 any_error: true,
@@ -224,16 +226,16 @@ impl Broker {
         };
         let aborted = (req.isolation_level == READ_COMMITTED).then_some(0);
         let topics = req.topics();
-        put_array_len(out, flexible, Some(topics.len()));
+        put_array_len(out.bytes_mut(), flexible, Some(topics.len()));
         for t in topics {
             if version < FETCH_TOPIC_ID_VERSION {
-                put_str(out, flexible, t.name);
+                put_str(out.bytes_mut(), flexible, t.name);
             } else {
-                put_uuid(out, &t.topic_id);
+                put_uuid(out.bytes_mut(), &t.topic_id);
             }
             let topic = self.fetch_topic(version, &t);
             let partitions = t.partitions();
-            put_array_len(out, flexible, Some(partitions.len()));
+            put_array_len(out.bytes_mut(), flexible, Some(partitions.len()));
             for p in partitions {
                 let head = PartitionHead {
                     version,
@@ -249,25 +251,25 @@ impl Broker {
                     } else {
                         code::UNKNOWN_TOPIC_OR_PARTITION
                     };
-                    head.put(out, missing, NO_OFFSETS, &[]);
+                    head.put(out, missing, NO_OFFSETS, None);
                     continue;
                 };
                 let limit = (p.partition_max_bytes.max(0) as usize).min(budget_bytes);
                 if limit == 0 && pass.record_bytes > 0 {
                     // Budget spent: report offsets only.
-                    head.put(out, code::NONE, partition.offsets(), &[]);
+                    head.put(out, code::NONE, partition.offsets(), None);
                     continue;
                 }
                 let read = partition.read_with(p.fetch_offset, limit.max(1), |offsets, records| {
-                    let n = records.len();
+                    let n = records.bytes.len();
                     // Only the first non-empty partition may exceed the budget (so one
                     // oversized batch can always make progress).
                     let records = if n > 0 && (pass.record_bytes == 0 || n <= budget_bytes) {
                         pass.record_bytes += n;
                         budget_bytes = budget_bytes.saturating_sub(n);
-                        records
+                        Some(&records)
                     } else {
-                        &[]
+                        None
                     };
                     head.put(out, code::NONE, offsets, records);
                 });
@@ -276,18 +278,18 @@ impl Broker {
                     Err(ReadError::OffsetOutOfRange) => {
                         pass.any_error = true;
                         let o = partition.offsets();
-                        head.put(out, code::OFFSET_OUT_OF_RANGE, o, &[]);
+                        head.put(out, code::OFFSET_OUT_OF_RANGE, o, None);
                     }
                     Err(ReadError::Io(e)) => {
                         pass.any_error = true;
                         tracing::warn!(error = %e, "fetch read failed");
-                        head.put(out, code::KAFKA_STORAGE_ERROR, NO_OFFSETS, &[]);
+                        head.put(out, code::KAFKA_STORAGE_ERROR, NO_OFFSETS, None);
                     }
                 }
             }
-            tagged_fields_if(out, flexible);
+            tagged_fields_if(out.bytes_mut(), flexible);
         }
-        tagged_fields_if(out, flexible);
+        tagged_fields_if(out.bytes_mut(), flexible);
         pass
     }
 }
@@ -305,19 +307,26 @@ struct PartitionHead {
 impl PartitionHead {
     /// One `PartitionData`, in schema order (no tagged fields: no diverging epoch,
     /// leader change or snapshot on a single node).
-    fn put(&self, out: &mut Vec<u8>, error_code: i16, o: Offsets, records: &[u8]) {
-        put_i32(out, self.index);
-        put_i16(out, error_code);
-        put_i64(out, o.log_end_offset); // high watermark
-        put_i64(out, o.log_end_offset); // last stable offset
+    /// `records`: copied or spliced as the connection's output does it; `None` is an
+    /// empty (not null) record set.
+    fn put(&self, out: &mut Output, error_code: i16, o: Offsets, records: Option<&Committed<'_>>) {
+        let records_bytes = records.map_or(0, |r| r.bytes.len());
+        let head = out.bytes_mut();
+        put_i32(head, self.index);
+        put_i16(head, error_code);
+        put_i64(head, o.log_end_offset); // high watermark
+        put_i64(head, o.log_end_offset); // last stable offset
         if self.version >= LOG_START_OFFSET_VERSION {
-            put_i64(out, o.log_start_offset);
+            put_i64(head, o.log_start_offset);
         }
-        put_array_len(out, self.flexible, self.aborted);
+        put_array_len(head, self.flexible, self.aborted);
         if self.version >= PREFERRED_READ_REPLICA_VERSION {
-            put_i32(out, -1);
+            put_i32(head, -1);
         }
-        put_nullable_bytes(out, self.flexible, Some(records));
-        tagged_fields_if(out, self.flexible);
+        put_length_of_bytes(head, self.flexible, Some(records_bytes));
+        if let Some(r) = records {
+            out.put_records(r.bytes, || r.share());
+        }
+        tagged_fields_if(out.bytes_mut(), self.flexible);
     }
 }
