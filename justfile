@@ -69,10 +69,18 @@ notebook:
 ci:
     bash .ci/run
 
-# Client compatibility matrix: every client x scenario against the broker, writes docs/compat.md
-compat:
+# Client compatibility matrix: every client x scenario against strikemq and Apache Kafka 4.4 (BROKER=strikemq or kafka for one), writes docs/compat.md
+compat BROKER="strikemq,kafka" *ARGS:
     bash compat/install.sh
-    python3 compat/run.py
+    python3 compat/run.py --broker {{BROKER}} {{ARGS}}
+
+# A local Apache Kafka 4.4 (KRaft, one combined node, 512 MiB heap) on 127.0.0.1 until Ctrl-C; jars from Maven Central, cached (tools/kafka/kafka.py)
+kafka PORT="9092" *ARGS:
+    python3 tools/kafka/kafka.py start --foreground --port {{PORT}} {{ARGS}}
+
+# N Apache Kafka nodes (combined broker+controller, an N-voter quorum) on 127.0.0.1 ports PORT..PORT+N-1 until Ctrl-C
+kafka-cluster N="3" PORT="19092" *ARGS:
+    python3 tools/kafka/kafka.py start --foreground --nodes {{N}} --port {{PORT}} {{ARGS}}
 
 # Crash-consistency loop with N kill -9 iterations per flush mode (CI runs 20); SEED=... replays a schedule
 crash N="100" SEED="":
