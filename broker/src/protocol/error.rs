@@ -30,6 +30,7 @@ pub enum ErrorCode {
     OutOfOrderSequenceNumber = 45,
     InvalidProducerEpoch = 47,
     KafkaStorageError = 56,
+    UnsupportedCompressionType = 76,
     NonEmptyGroup = 68,
     GroupIdNotFound = 69,
     FetchSessionIdNotFound = 70,
@@ -75,6 +76,7 @@ pub mod code {
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = E::OutOfOrderSequenceNumber.code();
     pub const INVALID_PRODUCER_EPOCH: i16 = E::InvalidProducerEpoch.code();
     pub const KAFKA_STORAGE_ERROR: i16 = E::KafkaStorageError.code();
+    pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = E::UnsupportedCompressionType.code();
     pub const NON_EMPTY_GROUP: i16 = E::NonEmptyGroup.code();
     pub const GROUP_ID_NOT_FOUND: i16 = E::GroupIdNotFound.code();
     pub const FETCH_SESSION_ID_NOT_FOUND: i16 = E::FetchSessionIdNotFound.code();
@@ -116,6 +118,7 @@ mod tests {
             (E::OutOfOrderSequenceNumber, K::OutOfOrderSequenceNumber),
             (E::InvalidProducerEpoch, K::InvalidProducerEpoch),
             (E::KafkaStorageError, K::KafkaStorageError),
+            (E::UnsupportedCompressionType, K::UnsupportedCompressionType),
             (E::NonEmptyGroup, K::NonEmptyGroup),
             (E::GroupIdNotFound, K::GroupIdNotFound),
             (E::FetchSessionIdNotFound, K::FetchSessionIdNotFound),
