@@ -88,7 +88,8 @@ def go_env(build_dir):
             "GOCACHE": f"{build_dir}/gocache"}
 
 
-DEFAULT_CLIENTS = ["kcat", "confluent-kafka", "kafka-python", "aiokafka", "kafkajs", "sarama", "rdkafka", "java"]
+DEFAULT_CLIENTS = ["kcat", "confluent-kafka", "kafka-python", "aiokafka", "kafkajs", "sarama", "sarama-ibm", "franz-go",
+                   "rdkafka", "java"]
 
 
 def clients(tdir):
@@ -106,6 +107,17 @@ def clients(tdir):
         "rdkafka": {
             "cmd": [f"{tdir}/debug/compat-rdkafka"],
             "build": (["cargo", "build", "-q", "-p", "compat-rdkafka"], ROOT, None),
+        },
+        # Current Go clients, Go modules from the module proxy (compat/go/modern/go.mod).
+        "franz-go": {
+            "cmd": [f"{build_dir}/franz-go-driver"],
+            "build": (["go", "build", "-o", f"{build_dir}/franz-go-driver", "./franz"], f"{COMPAT}/go/modern",
+                      {**os.environ, "GO111MODULE": "on"}),
+        },
+        "sarama-ibm": {
+            "cmd": [f"{build_dir}/sarama-ibm-driver"],
+            "build": (["go", "build", "-o", f"{build_dir}/sarama-ibm-driver", "./sarama"], f"{COMPAT}/go/modern",
+                      {**os.environ, "GO111MODULE": "on"}),
         },
         # kafka-clients and kafka-streams 4.4 from Maven Central (cached in ~/.m2).
         "java": {
@@ -311,7 +323,7 @@ DRIVERS = {"kcat": "compat/kcat/kcat.sh", "confluent-kafka": "compat/python/conf
            "kafka-python": "compat/python/kafka_python_driver.py", "aiokafka": "compat/python/aiokafka_driver.py",
            "kafkajs": "compat/node/kafkajs.js", "sarama": "compat/go/sarama.go",
            "rdkafka": "compat/rdkafka/src/main.rs", "java": "compat/java/src/main/java/compat/Driver.java",
-           "franz-go": "compat/go/modern/franz.go", "sarama-ibm": "compat/go/modern/sarama.go"}
+           "franz-go": "compat/go/modern/franz/main.go", "sarama-ibm": "compat/go/modern/sarama/main.go"}
 
 
 def report(path, runs, known_diff):
