@@ -48,6 +48,11 @@ experiment-spin-vs-block *ARGS:
 experiment-throughput DISK_DIR="target" *ARGS:
     cargo run --release -q -p experiments -- run throughput --disk-dir {{DISK_DIR}} {{ARGS}}
 
+# Issue 16: strikemq baseline and tuned against Apache Kafka 4.4 (defaults, 1 GiB heap) in the same run: produce, fetch, produce->consume, batched, start-to-ready, idle CPU and RSS, floors (≈ 6 min)
+experiment-vs-kafka *ARGS:
+    python3 tools/kafka/kafka.py resolve
+    cargo run --release -q -p experiments -- run vs-kafka {{ARGS}}
+
 # List the experiments with the question each answers
 experiments:
     cargo run --release -q -p experiments -- list

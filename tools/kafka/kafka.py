@@ -10,6 +10,9 @@
                                        kafka ready bootstrap=127.0.0.1:P,... dir=D pids=1,2,3 seconds=S
                                      and exit (the JVMs keep running), or with --foreground wait for
                                      Ctrl-C / SIGTERM and stop them
+    kafka.py settings [--nodes N] [--set key=value ...]
+                                     print, as JSON, what start would run: version, Java, heap, JVM
+                                     flags and the settings beyond Kafka's defaults (for meta.json)
     kafka.py stop --dir D            stop the nodes started in D by their PIDs (SIGTERM, then SIGKILL
                                      after 20 s) and remove D unless --keep
 
@@ -26,6 +29,7 @@ Importable: `start(...)` returns a `Cluster` with `.bootstrap`, `.pids`, `.setti
 
 import argparse
 import base64
+import json
 import os
 import shutil
 import signal
@@ -186,12 +190,20 @@ def pid_alive(pid):
         return False
 
 
+def describe(nodes=1, extra=()):
+    """What `start` runs, for the record (the experiment runner's meta.json)."""
+    return {"broker": "kafka", "version": VERSION, "java": java_version(), "nodes": nodes,
+            "process_roles": "broker,controller", "heap": os.environ.get("KAFKA_HEAP_OPTS", DEFAULT_HEAP),
+            "jvm_flags": JVM_FLAGS, "settings": settings(nodes, extra),
+            "note": "Kafka's defaults apart from these settings (tools/kafka/kafka.py)"}
+
+
 def java_version():
     out = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
     return out.splitlines()[0] if out else "unknown"
 
 
-def start(nodes=1, port=0, root=None, extra=(), heap=None, ready_timeout_s=120):
+def start(nodes=1, port=0, root=None, extra=(), heap=None, ready_timeout_s=120, tied=True):
     cp = resolve()
     root = root or tempfile.mkdtemp(prefix="strikemq-kafka-")
     os.makedirs(root, exist_ok=True)
@@ -220,7 +232,7 @@ def start(nodes=1, port=0, root=None, extra=(), heap=None, ready_timeout_s=120):
             # (controller.quorum.voters) needs no --standalone / --initial-controllers.
             subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cid, "-c", props, "--ignore-formatted"],
                            check=True, capture_output=True, timeout=120)
-        procs = launch(root, java, ports, ready_timeout_s)
+        procs = launch(root, java, ports, ready_timeout_s, tied)
     except BaseException:
         stop_dir(root, keep=True)
         raise
@@ -230,14 +242,26 @@ def start(nodes=1, port=0, root=None, extra=(), heap=None, ready_timeout_s=120):
     return c
 
 
-def launch(root, java, ports, ready_timeout_s):
-    """Start kafka.Kafka on every node dir of root (already formatted); wait until ready."""
+def die_with_us():
+    """In the child before exec: SIGTERM when the process that started it dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def launch(root, java, ports, ready_timeout_s, tied=True):
+    """Start kafka.Kafka on every node dir of root (already formatted); wait until ready.
+    tied: the JVMs get SIGTERM when this process dies (not for a detached `start`)."""
     procs = []
     for i in range(len(ports)):
         ndir = os.path.join(root, f"node{i + 1}")
         with open(os.path.join(ndir, "kafka.log"), "ab") as log:
             p = subprocess.Popen([*java, "kafka.Kafka", os.path.join(ndir, "server.properties")], stdout=log,
-                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                 preexec_fn=die_with_us if tied else None)
         procs.append(p)
         with open(os.path.join(ndir, "pid"), "w") as f:
             f.write(f"{p.pid}\n")
@@ -285,6 +309,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("resolve")
+    st = sub.add_parser("settings")
+    st.add_argument("--nodes", type=int, default=1)
+    st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     s = sub.add_parser("start")
     s.add_argument("--nodes", type=int, default=1)
     s.add_argument("--port", type=int, default=0)
@@ -300,12 +327,15 @@ def main():
         cp = resolve(quiet=False)
         print(f"kafka {VERSION} class path: {cp} ({time.monotonic() - t0:.1f} s)")
         return 0
+    if a.cmd == "settings":
+        print(json.dumps(describe(a.nodes, a.set), indent=1))
+        return 0
     if a.cmd == "stop":
         stop_dir(a.dir, keep=a.keep)
         return 0
     if not 1 <= a.nodes <= 9:
         raise SystemExit(f"--nodes must be 1..9, got {a.nodes}")
-    c = start(a.nodes, a.port, a.dir, a.set)
+    c = start(a.nodes, a.port, a.dir, a.set, tied=a.foreground)
     print(f"kafka ready bootstrap={c.bootstrap} dir={c.root} pids={','.join(map(str, c.pids))} "
           f"version={c.version} seconds={c.seconds:.1f}", flush=True)
     if not a.foreground:
