@@ -53,6 +53,10 @@ experiment-vs-kafka *ARGS:
     python3 tools/kafka/kafka.py resolve
     cargo run --release -q -p experiments -- run vs-kafka {{ARGS}}
 
+# loadgen's produce, verified produce->consume and verified fetch across a 3-node Apache Kafka (6 partitions, 2 per leader); writes results/kafka-cluster/
+kafka-cluster-run SECONDS="10":
+    bash tools/kafka/cluster-run.sh {{SECONDS}}
+
 # List the experiments with the question each answers
 experiments:
     cargo run --release -q -p experiments -- list

@@ -17,8 +17,8 @@
                                      after 20 s) and remove D unless --keep
 
 N = 1: one combined broker+controller node. N = 3: three combined nodes, a three-voter
-controller quorum, node ids 1..N, client port P+i-1 and controller port P+100+i-1 (P = 0:
-free ports). Settings are those of Kafka's own config/server.properties for a local dev
+controller quorum, node ids 1..N, client port P+i-1 (P = 0: free ports) and a free
+controller port each. Settings are those of Kafka's own config/server.properties for a local dev
 broker (group.initial.rebalance.delay.ms=0, replication factors of the internal topics
 capped at N) plus what `--set` adds; `settings()` returns them for the record. Heap is
 bounded (KAFKA_HEAP_OPTS, default -Xmx512m -Xms512m).
@@ -208,10 +208,10 @@ def start(nodes=1, port=0, root=None, extra=(), heap=None, ready_timeout_s=120, 
     root = root or tempfile.mkdtemp(prefix="strikemq-kafka-")
     os.makedirs(root, exist_ok=True)
     heap = heap or os.environ.get("KAFKA_HEAP_OPTS", DEFAULT_HEAP)
-    if port:
-        ports, cports = [port + i for i in range(nodes)], [port + 100 + i for i in range(nodes)]
-    else:
-        ports, cports = [free_port() for _ in range(nodes)], [free_port() for _ in range(nodes)]
+    # Client ports as asked (or free ones); controller ports always free ones, so that
+    # only the ports a user names can clash with what else runs on the machine.
+    ports = [port + i for i in range(nodes)] if port else [free_port() for _ in range(nodes)]
+    cports = [free_port() for _ in range(nodes)]
     voters = ",".join(f"{i + 1}@127.0.0.1:{cports[i]}" for i in range(nodes))
     extra_s = settings(nodes, extra)
     cid = cluster_id()
