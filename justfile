@@ -52,6 +52,15 @@ experiment-throughput DISK_DIR="target" *ARGS:
 experiment-rebalance RUNS="10" *ARGS:
     python3 experiments/rebalance.py run --runs {{RUNS}} {{ARGS}}
 
+# Issue 16: strikemq baseline and tuned against Apache Kafka 4.4 (defaults, 1 GiB heap) in the same run: produce, fetch, produce->consume, batched, start-to-ready, idle CPU and RSS, floors (≈ 6 min)
+experiment-vs-kafka *ARGS:
+    python3 tools/kafka/kafka.py resolve
+    cargo run --release -q -p experiments -- run vs-kafka {{ARGS}}
+
+# loadgen's produce, verified produce->consume and verified fetch across a 3-node Apache Kafka (6 partitions, 2 per leader); writes results/kafka-cluster/
+kafka-cluster-run SECONDS="10":
+    bash tools/kafka/cluster-run.sh {{SECONDS}}
+
 # List the experiments with the question each answers
 experiments:
     cargo run --release -q -p experiments -- list
@@ -73,10 +82,18 @@ notebook:
 ci:
     bash .ci/run
 
-# Client compatibility matrix: every client x scenario against the broker, writes docs/compat.md
-compat:
+# Client compatibility matrix: every client x scenario against strikemq and Apache Kafka 4.4 (BROKER=strikemq or kafka for one), writes docs/compat.md
+compat BROKER="strikemq,kafka" *ARGS:
     bash compat/install.sh
-    python3 compat/run.py
+    python3 compat/run.py --broker {{BROKER}} {{ARGS}}
+
+# A local Apache Kafka 4.4 (KRaft, one combined node, 512 MiB heap) on 127.0.0.1 until Ctrl-C; jars from Maven Central, cached (tools/kafka/kafka.py)
+kafka PORT="9092" *ARGS:
+    python3 tools/kafka/kafka.py start --foreground --port {{PORT}} {{ARGS}}
+
+# N Apache Kafka nodes (combined broker+controller, an N-voter quorum) on 127.0.0.1 ports PORT..PORT+N-1 until Ctrl-C
+kafka-cluster N="3" PORT="19092" *ARGS:
+    python3 tools/kafka/kafka.py start --foreground --nodes {{N}} --port {{PORT}} {{ARGS}}
 
 # Crash-consistency loop with N kill -9 iterations per flush mode (CI runs 20); SEED=... replays a schedule
 crash N="100" SEED="":

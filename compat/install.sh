@@ -3,6 +3,10 @@
 #   Debian: kcat (librdkafka 2.0.2), golang-go + golang-github-shopify-sarama-dev (GOPATH mode)
 #   PyPI:   confluent-kafka, kafka-python, aiokafka
 #   npm:    kafkajs (compat/node, from its package-lock.json)
+#   Debian: a JDK and Maven when missing (the machine image has JDK 17 and Maven 3.8)
+#   Maven Central: Apache Kafka 4.4 for tools/kafka (the reference broker) and
+#           kafka-clients + kafka-streams 4.4 for compat/java, into ~/.m2
+#   Go module proxy: IBM/sarama and franz-go for compat/go/modern (go.sum pins them)
 # The rdkafka crate is built by cargo (compat/rdkafka in the workspace).
 # Safe to run again and again.
 set -euo pipefail
@@ -24,13 +28,16 @@ as_root() {
 }
 
 missing=()
-for pkg in kcat golang-go golang-github-shopify-sarama-dev gcc nodejs npm python3-pip; do
+for pkg in kcat golang-go golang-github-shopify-sarama-dev gcc nodejs npm python3-pip default-jdk-headless maven; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
         # node/npm/pip may come from elsewhere (nvm, pyenv): only install what has no command.
         case "$pkg" in
         nodejs) command -v node >/dev/null 2>&1 && continue ;;
         npm) command -v npm >/dev/null 2>&1 && continue ;;
         python3-pip) python3 -m pip --version >/dev/null 2>&1 && continue ;;
+        golang-go) command -v go >/dev/null 2>&1 && continue ;;
+        default-jdk-headless) command -v javac >/dev/null 2>&1 && continue ;;
+        maven) command -v mvn >/dev/null 2>&1 && continue ;;
         esac
         missing+=("$pkg")
     fi
@@ -65,3 +72,10 @@ if [ -d node/node_modules/kafkajs ]; then
 else
     (cd node && run npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# Maven Central: the reference broker's jars (cached under ~/.cache/strikemq) and the
+# Java driver's dependencies; the Java driver itself is built by compat/run.py.
+run python3 ../tools/kafka/kafka.py resolve
+(cd java && run mvn -B -q dependency:go-offline >/dev/null)
+# Go module proxy: the modules of compat/go/modern (built by compat/run.py).
+(cd go/modern && run go mod download)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # kcat (Debian's kcat 1.7, librdkafka 2.0.2) driver of the compatibility matrix.
 # Usage: kcat.sh BOOTSTRAP SCENARIO TAG; prints one JSON line (see compat/python/common.py).
-# kcat has no admin commands: where a scenario needs a topic with 2 partitions it is
-# created through the broker's REST admin API ($COMPAT_ADMIN), and the `admin` scenario
-# is "not supported by the client". kcat -H sets the same headers on every record.
+# kcat has no admin commands: where a scenario needs a topic with 2 partitions (or a
+# group's committed offsets) it asks the broker's REST admin API ($COMPAT_ADMIN), or,
+# against a broker without one (Apache Kafka: $COMPAT_ADMIN empty), confluent-kafka's
+# AdminClient; the `admin` scenario is "not supported by the client". kcat -H sets the same headers on every record.
 set -uo pipefail
 B=$1
 SCENARIO=$2
@@ -59,13 +60,31 @@ if bad:
 PY
 }
 admin_api() { # method path [json]
-    python3 - "$COMPAT_ADMIN" "$@" <<'PY'
+    python3 - "${COMPAT_ADMIN:-}" "$B" "$@" <<'PY'
 import json, sys, urllib.request
-addr, method, path = sys.argv[1:4]
-body = sys.argv[4].encode() if len(sys.argv) > 4 else None
-req = urllib.request.Request(f"http://{addr}{path}", data=body, method=method,
-                             headers={"Content-Type": "application/json"})
-print(urllib.request.urlopen(req, timeout=10).read().decode())
+addr, bootstrap, method, path = sys.argv[1:5]
+body = sys.argv[5].encode() if len(sys.argv) > 5 else None
+if addr:
+    req = urllib.request.Request(f"http://{addr}{path}", data=body, method=method,
+                                 headers={"Content-Type": "application/json"})
+    print(urllib.request.urlopen(req, timeout=10).read().decode())
+    sys.exit(0)
+# No REST admin (Apache Kafka): the same two calls through a Kafka AdminClient, answered
+# in the REST API's shape.
+from confluent_kafka import ConsumerGroupTopicPartitions
+from confluent_kafka.admin import AdminClient, NewTopic
+a = AdminClient({"bootstrap.servers": bootstrap})
+if method == "POST" and path == "/v1/topics":
+    t = json.loads(body)
+    a.create_topics([NewTopic(t["name"], t["partitions"], 1)])[t["name"]].result(10)
+    print("{}")
+elif method == "GET" and path.startswith("/v1/groups/"):
+    g = path[len("/v1/groups/"):]
+    res = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions(g)])[g].result(10)
+    print(json.dumps({"offsets": [{"topic": tp.topic, "partition": tp.partition, "committed_offset": tp.offset}
+                                  for tp in res.topic_partitions]}))
+else:
+    sys.exit(f"no AdminClient fallback for {method} {path}")
 PY
 }
 
@@ -122,7 +141,7 @@ group_commit)
     [ "$n" -eq 100 ] || fail "consumed $n records, expected 100"
     committed=$(admin_api GET "/v1/groups/$T-group" | python3 -c 'import json,sys
 g=json.load(sys.stdin); print(sorted((o["partition"],o["committed_offset"]) for o in g["offsets"]))' 2>&1)
-    [ "$committed" = "[(0, 50), (1, 50)]" ] || fail "committed offsets (from the REST API) $committed"
+    [ "$committed" = "[(0, 50), (1, 50)]" ] || fail "committed offsets (REST API or AdminClient) $committed"
     emit pass "two kcat -G members, $na+$((n - na)) records, committed on close (auto commit): $committed"
     ;;
 group_resume)

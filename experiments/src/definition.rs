@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 pub const MODES: [&str; 3] = ["produce", "fetch", "e2e"];
 /// Broker profiles.
 pub const PROFILES: [&str; 2] = ["baseline", "tuned"];
+/// What a configuration runs against: our broker, or Apache Kafka 4.4 started by
+/// `tools/kafka/kafka.py` (one KRaft node; `set` becomes its server.properties settings).
+pub const BROKERS: [&str; 2] = ["strikemq", "kafka"];
 /// Floor variants (`loadgen floor --mode`): both ends blocking, the client busy-polling
 /// against a blocking server, both ends busy-polling.
 pub const FLOOR_MODES: [&str; 3] = ["blocking", "client-busy-poll", "busy-poll"];
@@ -114,6 +117,10 @@ pub struct Workload {
 #[serde(deny_unknown_fields)]
 pub struct Configuration {
     pub label: String,
+    /// `strikemq` (default) or `kafka` (Apache Kafka 4.4; `profile` does not apply and
+    /// `set` holds Kafka settings, e.g. `"num.io.threads" = 8`).
+    #[serde(default = "default_broker")]
+    pub broker: String,
     #[serde(default = "default_profile")]
     pub profile: String,
     /// Toggle overrides, passed as `--set key=value`.
@@ -129,6 +136,9 @@ pub struct Configuration {
 
 fn one() -> u32 {
     1
+}
+fn default_broker() -> String {
+    "strikemq".into()
 }
 fn default_profile() -> String {
     "baseline".into()
@@ -357,6 +367,20 @@ impl Experiment {
             }
             if !seen.insert(&c.label) {
                 bail!("config label {:?} appears twice", c.label);
+            }
+            if !BROKERS.contains(&c.broker.as_str()) {
+                bail!(
+                    "config {:?}: broker {:?} is not one of {BROKERS:?}",
+                    c.label,
+                    c.broker
+                );
+            }
+            if c.broker == "kafka" && c.profile != default_profile() {
+                bail!(
+                    "config {:?}: profile {:?} is a strikemq profile; a kafka configuration takes `set` only",
+                    c.label,
+                    c.profile
+                );
             }
             if !PROFILES.contains(&c.profile.as_str()) {
                 bail!(
@@ -610,6 +634,26 @@ workload = { rate = 1000 }
             "50".to_string()
         );
         assert_eq!(set_value_text(&e.configs[1].set["io_backend"]), "epoll");
+    }
+
+    #[test]
+    fn kafka_configurations_take_settings_not_profiles() {
+        let k = format!(
+            "{MIN}[[config]]\nlabel = \"k\"\nbroker = \"kafka\"\nset = {{ \"num.io.threads\" = 8 }}\n"
+        );
+        let e = Experiment::parse(&k, "k").unwrap();
+        assert_eq!(e.configs[0].broker, "strikemq");
+        assert_eq!(e.configs[2].broker, "kafka");
+        assert_eq!(set_value_text(&e.configs[2].set["num.io.threads"]), "8");
+        let bad = k.replace("broker = \"kafka\"", "broker = \"redpanda\"");
+        let err = format!("{:#}", Experiment::parse(&bad, "bad").unwrap_err());
+        assert!(err.contains("redpanda"), "{err}");
+        let profiled = k.replace(
+            "broker = \"kafka\"",
+            "broker = \"kafka\"\nprofile = \"tuned\"",
+        );
+        let err = format!("{:#}", Experiment::parse(&profiled, "p").unwrap_err());
+        assert!(err.contains("takes `set` only"), "{err}");
     }
 
     #[test]

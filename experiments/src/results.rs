@@ -104,6 +104,13 @@ pub struct Run {
     /// `idle_cpu_s` in percent of one core over the window.
     #[serde(default)]
     pub idle_cpu_pct: Option<f64>,
+    /// Start-to-ready: from spawning the broker to its ready line (Apache Kafka: format,
+    /// JVM start, Metadata answering), in seconds.
+    #[serde(default)]
+    pub ready_s: Option<f64>,
+    /// The broker's resident set at the end of the idle window (VmRSS), in KiB.
+    #[serde(default)]
+    pub idle_rss_kib: Option<u64>,
     /// The storage floor that bounds this run (produce; `sync` for flush=always).
     #[serde(default)]
     pub storage_floor: Option<String>,

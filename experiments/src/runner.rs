@@ -25,6 +25,16 @@ use crate::definition::{
 use crate::results::{self, Meta, Percentiles, Run, RunKind, Status};
 
 const READY_PREFIX: &str = "strikemq ready kafka=";
+/// tools/kafka/kafka.py's ready line: `kafka ready bootstrap=ADDR dir=… pids=PID …`.
+const KAFKA_READY_PREFIX: &str = "kafka ready bootstrap=";
+/// Apache Kafka formats its log dir and starts a JVM: it gets longer than our broker.
+const KAFKA_READY_TIMEOUT: Duration = Duration::from_secs(180);
+/// Kafka's orderly shutdown (controlled shutdown, log flush) takes seconds; kafka.py
+/// itself escalates to SIGKILL after 20 s.
+const KAFKA_STOP_GRACE: Duration = Duration::from_secs(30);
+/// The heap kafka-server-start.sh gives the broker when KAFKA_HEAP_OPTS is unset: the
+/// experiments run Kafka with its own defaults (tools/kafka/kafka.py alone uses 512 MiB).
+const KAFKA_DEFAULT_HEAP: &str = "-Xmx1G -Xms1G";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A broker gets this long after SIGTERM before SIGKILL (it drains for ≤ 1 s).
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -104,6 +114,8 @@ fn die_with_parent(cmd: &mut Command) {
 pub struct Binaries {
     pub broker: Option<PathBuf>,
     pub loadgen: PathBuf,
+    /// `tools/kafka/kafka.py`, which starts Apache Kafka for `broker = "kafka"` configurations.
+    pub kafka_script: PathBuf,
     _private: Option<tempfile_dir::Dir>,
 }
 
@@ -156,6 +168,7 @@ impl Binaries {
         Ok(Binaries {
             broker,
             loadgen,
+            kafka_script: repo.join("tools").join("kafka").join("kafka.py"),
             _private: private,
         })
     }
@@ -191,7 +204,48 @@ fn build_release(repo: &Path, need_broker: bool) -> Result<PathBuf> {
 struct Broker {
     child: Child,
     pid: i32,
+    /// The process whose CPU and memory are the broker's: `pid` for strikemq, the JVM
+    /// (a child of kafka.py) for Apache Kafka.
+    measure_pid: i32,
     addr: String,
+    /// From spawn to the ready line, in seconds.
+    ready_s: f64,
+    stop_grace: Duration,
+}
+
+/// The environment Apache Kafka runs with in an experiment (its default heap unless the
+/// caller set KAFKA_HEAP_OPTS).
+fn kafka_heap() -> String {
+    std::env::var("KAFKA_HEAP_OPTS").unwrap_or_else(|_| KAFKA_DEFAULT_HEAP.to_string())
+}
+
+/// `kafka.py` arguments for a configuration's `set` (Kafka settings).
+fn kafka_set_args(c: &Configuration) -> Vec<String> {
+    let mut a = Vec::new();
+    for (k, v) in &c.set {
+        a.push("--set".into());
+        a.push(format!("{k}={}", set_value_text(v)));
+    }
+    a
+}
+
+/// What Apache Kafka will run with (version, Java, heap, settings): `kafka.py settings`.
+fn kafka_settings(script: &Path, c: &Configuration) -> Result<Value> {
+    let out = Command::new("python3")
+        .arg(script)
+        .arg("settings")
+        .args(kafka_set_args(c))
+        .env("KAFKA_HEAP_OPTS", kafka_heap())
+        .output()
+        .with_context(|| format!("running {} settings", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} settings failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).context("parsing kafka.py settings")
 }
 
 impl Broker {
@@ -224,10 +278,14 @@ impl Broker {
                 }
             }
         });
+        let spawned = Instant::now();
         let mut broker = Broker {
             child,
             pid,
+            measure_pid: pid,
             addr: String::new(),
+            ready_s: 0.0,
+            stop_grace: STOP_GRACE,
         };
         match rx.recv_timeout(READY_TIMEOUT) {
             Ok(addr) if !addr.is_empty() => broker.addr = addr,
@@ -236,6 +294,74 @@ impl Broker {
                 log.display()
             ),
         }
+        broker.ready_s = spawned.elapsed().as_secs_f64();
+        Ok(broker)
+    }
+
+    /// Apache Kafka through `kafka.py start --foreground` (formats `data`, starts the
+    /// JVM, prints the ready line once Metadata lists the node; stops the JVM on SIGTERM).
+    fn start_kafka(
+        script: &Path,
+        c: &Configuration,
+        data: &Path,
+        log: &Path,
+        core: Option<usize>,
+    ) -> Result<Broker> {
+        let mut cmd = Command::new("python3");
+        cmd.arg(script)
+            .args(["start", "--foreground", "--dir"])
+            .arg(data)
+            .args(kafka_set_args(c))
+            .env("KAFKA_HEAP_OPTS", kafka_heap())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log)?)
+            .process_group(0);
+        die_with_parent(&mut cmd);
+        if let Some(core) = core {
+            pin_child(&mut cmd, core);
+        }
+        let spawned = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", script.display()))?;
+        let pid = child.id() as i32;
+        register(pid);
+        let stdout = child.stdout.take().context("kafka.py stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix(KAFKA_READY_PREFIX) {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let jvm = rest
+                        .split_whitespace()
+                        .find_map(|f| f.strip_prefix("pids="))
+                        .and_then(|p| p.split(',').next())
+                        .and_then(|p| p.parse::<i32>().ok());
+                    let _ = tx.send((addr, jvm));
+                }
+            }
+        });
+        let mut broker = Broker {
+            child,
+            pid,
+            measure_pid: pid,
+            addr: String::new(),
+            ready_s: 0.0,
+            stop_grace: KAFKA_STOP_GRACE,
+        };
+        match rx.recv_timeout(KAFKA_READY_TIMEOUT) {
+            Ok((addr, Some(jvm))) if !addr.is_empty() => {
+                broker.addr = addr;
+                broker.measure_pid = jvm;
+            }
+            _ => bail!(
+                "kafka.py did not print `{KAFKA_READY_PREFIX}…` within {KAFKA_READY_TIMEOUT:?} (see {} and {}/node1/kafka.log)",
+                log.display(),
+                data.display()
+            ),
+        }
+        broker.ready_s = spawned.elapsed().as_secs_f64();
         Ok(broker)
     }
 
@@ -247,7 +373,7 @@ impl Broker {
         }
         // SAFETY: kill(2) on our own unreaped child.
         unsafe { libc::kill(self.pid, libc::SIGTERM) };
-        let deadline = Instant::now() + STOP_GRACE;
+        let deadline = Instant::now() + self.stop_grace;
         let status = loop {
             match self.child.try_wait() {
                 Ok(Some(st)) => break Some(st),
@@ -283,6 +409,13 @@ fn pin_child(cmd: &mut Command, core: usize) {
             Ok(())
         });
     }
+}
+
+/// Resident set size of a process (VmRSS), in KiB.
+fn rss_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// utime + stime of a process in seconds (all its threads, SQPOLL's kernel thread too).
@@ -351,6 +484,10 @@ fn print_config(bin: &Path, args: &[String], data_dir: &Path) -> Result<Value> {
 /// Every way the effective configuration differs from the request, with reasons.
 pub fn differences(c: &Configuration, effective: &Value) -> Vec<String> {
     let mut reasons: Vec<String> = Vec::new();
+    if c.broker == "kafka" {
+        // Kafka's settings go to server.properties as given: nothing to fall back from.
+        return reasons;
+    }
     if let Some(fbs) = effective["fallbacks"].as_array() {
         for fb in fbs {
             reasons.push(format!(
@@ -612,8 +749,12 @@ pub fn run(mut exp: Experiment, toml_text: &str, opts: &Options) -> Result<PathB
     let mut effective: BTreeMap<String, Value> = BTreeMap::new();
     if let Some(bin) = &bins.broker {
         for c in &exp.configs {
-            let e = print_config(bin, &broker_args(c), &scratch.join("probe"))
-                .with_context(|| format!("config {:?} (nothing was measured)", c.label))?;
+            let e = if c.broker == "kafka" {
+                kafka_settings(&bins.kafka_script, c)
+            } else {
+                print_config(bin, &broker_args(c), &scratch.join("probe"))
+            }
+            .with_context(|| format!("config {:?} (nothing was measured)", c.label))?;
             let diffs = differences(c, &e);
             if !diffs.is_empty() {
                 eprintln!(
@@ -839,7 +980,11 @@ fn run_config(
     run.floors = floors;
     run.series = c.series.clone();
     run.workload = serde_json::to_value(w)?;
-    run.requested = json!({"profile": c.profile, "set": c.set});
+    run.requested = if c.broker == "kafka" {
+        json!({"broker": "kafka", "set": c.set})
+    } else {
+        json!({"profile": c.profile, "set": c.set})
+    };
     let mut reasons: Vec<String> = Vec::new();
 
     let mut args = loadgen_args(w);
@@ -867,13 +1012,25 @@ fn run_config(
             bargs.extend(broker_args(c));
             let eff = match effective {
                 Some(e) => e.clone(),
+                None if c.broker == "kafka" => kafka_settings(&bins.kafka_script, c)?,
                 None => print_config(bin, &broker_args(c), &data)?,
             };
             reasons.extend(differences(c, &eff));
             run.effective = eff;
             let log_rel = format!("raw/{stem}.broker.log");
             run.broker_log = Some(log_rel.clone());
-            let broker = match Broker::start(bin, &bargs, &out.join(&log_rel), w.broker_core) {
+            let started = if c.broker == "kafka" {
+                Broker::start_kafka(
+                    &bins.kafka_script,
+                    c,
+                    &data,
+                    &out.join(&log_rel),
+                    w.broker_core,
+                )
+            } else {
+                Broker::start(bin, &bargs, &out.join(&log_rel), w.broker_core)
+            };
+            let broker = match started {
                 Ok(b) => b,
                 Err(e) => {
                     run.status = Status::Failed;
@@ -897,17 +1054,18 @@ fn run_config(
                 }
             }
             let addr = broker.addr.clone();
+            run.ready_s = Some(broker.ready_s);
             (Some(broker), addr)
         }
     };
     args.extend(["--bootstrap".into(), addr]);
 
-    let cpu0 = broker.as_ref().and_then(|b| cpu_seconds(b.pid));
+    let cpu0 = broker.as_ref().and_then(|b| cpu_seconds(b.measure_pid));
     let started = Instant::now();
     let lg = run_loadgen(bins, out, &stem, args, w.mode() != "fetch", Some(w))?;
     run.wall_s = started.elapsed().as_secs_f64();
     if let Some(b) = &broker {
-        if let (Some(c0), Some(c1)) = (cpu0, cpu_seconds(b.pid)) {
+        if let (Some(c0), Some(c1)) = (cpu0, cpu_seconds(b.measure_pid)) {
             run.broker_cpu_s = Some(c1 - c0);
             run.broker_cpu_pct = Some(100.0 * (c1 - c0) / run.wall_s.max(1e-9));
         }
@@ -918,10 +1076,11 @@ fn run_config(
         if idle_cpu_s.is_some() {
             std::thread::sleep(IDLE_SETTLE);
         }
-        if let (Some(window_s), Some(c0)) = (idle_cpu_s, cpu_seconds(b.pid)) {
+        if let (Some(window_s), Some(c0)) = (idle_cpu_s, cpu_seconds(b.measure_pid)) {
             let t0 = Instant::now();
             std::thread::sleep(Duration::from_secs_f64(window_s));
-            if let Some(c1) = cpu_seconds(b.pid) {
+            run.idle_rss_kib = rss_kib(b.measure_pid);
+            if let Some(c1) = cpu_seconds(b.measure_pid) {
                 let elapsed = t0.elapsed().as_secs_f64();
                 run.idle_cpu_s = Some(c1 - c0);
                 run.idle_window_s = Some(elapsed);
@@ -1015,6 +1174,8 @@ fn blank_run(order: u32, label: &str, kind: RunKind, rep: u32) -> Run {
         idle_cpu_s: None,
         idle_window_s: None,
         idle_cpu_pct: None,
+        ready_s: None,
+        idle_rss_kib: None,
         storage_floor: None,
         storage: None,
         json: None,

@@ -46,6 +46,10 @@ fn broker(dir: &std::path::Path) -> Broker {
 }
 
 fn one_batch(value: &'static [u8]) -> Bytes {
+    batch_with(value, Compression::None)
+}
+
+fn batch_with(value: &'static [u8], compression: Compression) -> Bytes {
     let record = Record {
         transactional: false,
         control: false,
@@ -64,7 +68,7 @@ fn one_batch(value: &'static [u8]) -> Bytes {
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
-        compression: Compression::None,
+        compression,
     };
     RecordBatchEncoder::encode(&mut buf, &[record], &options).unwrap();
     buf.freeze()
@@ -160,6 +164,39 @@ fn produce_responses_match_the_oracle_in_every_version() {
         let bad = &resp.responses[1].partition_responses[0];
         assert_eq!(bad.error_code, code::INVALID_TOPIC_EXCEPTION, "v{version}");
     }
+}
+
+#[test]
+fn zstd_before_produce_v7_is_refused_as_kafka_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker(dir.path());
+    let zstd = batch_with(b"squeezed", Compression::Zstd);
+    let (min, max) = supported_versions(ApiKey::Produce as i16).unwrap();
+    for version in min..=max {
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name(TOPIC))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(1)
+                    .with_records(Some(zstd.clone()))])]);
+        let mut out = Vec::new();
+        broker
+            .handle(frame(ApiKey::Produce, version, &req), &mut out)
+            .unwrap();
+        let resp: ProduceResponse = oracle_decode(&out, version);
+        let got = resp.responses[0].partition_responses[0].error_code;
+        let want = if version < 7 {
+            code::UNSUPPORTED_COMPRESSION_TYPE
+        } else {
+            code::NONE
+        };
+        assert_eq!(got, want, "v{version}");
+    }
+    let appended = (max - 7 + 1).max(0) as i64;
+    let p = broker.storage.partition(TOPIC, 1).unwrap();
+    assert_eq!(p.offsets().log_end_offset, appended, "only v7+ appended");
 }
 
 #[test]

@@ -32,6 +32,7 @@ pub enum ErrorCode {
     InvalidProducerEpoch = 47,
     SecurityDisabled = 54,
     KafkaStorageError = 56,
+    UnsupportedCompressionType = 76,
     NonEmptyGroup = 68,
     GroupIdNotFound = 69,
     FetchSessionIdNotFound = 70,
@@ -84,6 +85,7 @@ pub mod code {
     pub const INVALID_PRODUCER_EPOCH: i16 = E::InvalidProducerEpoch.code();
     pub const SECURITY_DISABLED: i16 = E::SecurityDisabled.code();
     pub const KAFKA_STORAGE_ERROR: i16 = E::KafkaStorageError.code();
+    pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = E::UnsupportedCompressionType.code();
     pub const NON_EMPTY_GROUP: i16 = E::NonEmptyGroup.code();
     pub const GROUP_ID_NOT_FOUND: i16 = E::GroupIdNotFound.code();
     pub const FETCH_SESSION_ID_NOT_FOUND: i16 = E::FetchSessionIdNotFound.code();
@@ -132,6 +134,7 @@ mod tests {
             (E::InvalidProducerEpoch, K::InvalidProducerEpoch),
             (E::SecurityDisabled, K::SecurityDisabled),
             (E::KafkaStorageError, K::KafkaStorageError),
+            (E::UnsupportedCompressionType, K::UnsupportedCompressionType),
             (E::NonEmptyGroup, K::NonEmptyGroup),
             (E::GroupIdNotFound, K::GroupIdNotFound),
             (E::FetchSessionIdNotFound, K::FetchSessionIdNotFound),

@@ -407,7 +407,11 @@ pub fn encode_keyed_batch(values: &[Bytes], key: Option<Bytes>) -> anyhow::Resul
             producer_epoch: NO_PRODUCER_EPOCH,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: NO_SEQUENCE,
+            // kafka-protocol's encoder starts a new batch whenever offset - sequence
+            // changes, so a constant NO_SEQUENCE would give one batch per record (which
+            // Apache Kafka refuses in Produce v3+: INVALID_RECORD). Sequences counting up
+            // from NO_SEQUENCE keep one batch, whose base sequence stays NO_SEQUENCE.
+            sequence: NO_SEQUENCE.wrapping_add(i as i32),
             timestamp,
             key: key.clone(),
             value: Some(v.clone()),
@@ -681,5 +685,24 @@ impl Encoder for RoundRobinFrames {
 
     fn payload_bytes(&self) -> u64 {
         self.payload_bytes
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_of_values_is_one_record_batch() {
+        let values: Vec<Bytes> = (0..5u8).map(|i| Bytes::from(vec![i; 10])).collect();
+        let buf = encode_batch(&values).unwrap();
+        // v2 batch header: baseOffset (8), batchLength (4), then 49 more bytes to the
+        // records count; base sequence at 53..57.
+        let batch_length = i32::from_be_bytes(buf[8..12].try_into().unwrap()) as usize;
+        assert_eq!(12 + batch_length, buf.len(), "exactly one batch");
+        let base_sequence = i32::from_be_bytes(buf[53..57].try_into().unwrap());
+        assert_eq!(base_sequence, NO_SEQUENCE);
+        let count = i32::from_be_bytes(buf[57..61].try_into().unwrap());
+        assert_eq!(count, 5);
     }
 }

@@ -20,6 +20,17 @@ const ACKS_NONE: i16 = 0;
 const LOG_START_OFFSET_VERSION: i16 = 5;
 /// ... and `recordErrors` and `errorMessage` from this one.
 const ERROR_MESSAGE_VERSION: i16 = 8;
+/// zstd-compressed batches are allowed from this Produce version on (KIP-110): an older
+/// request with one gets UNSUPPORTED_COMPRESSION_TYPE, as from Apache Kafka.
+const ZSTD_MIN_VERSION: i16 = 7;
+/// The compression codec in a v2 batch's attributes (low 3 bits), and zstd's value.
+const COMPRESSION_MASK: i16 = 0x07;
+const ZSTD: i16 = 4;
+/// Where a v2 batch's fields sit: batchLength after baseOffset, attributes after
+/// baseOffset, batchLength, partitionLeaderEpoch, magic and crc.
+const BATCH_LENGTH_AT: usize = 8;
+const ATTRIBUTES_AT: usize = 21;
+const BATCH_OVERHEAD: usize = 12;
 
 /// One partition's answer.
 struct PartitionAnswer<'m> {
@@ -90,6 +101,17 @@ impl Broker {
                             error_message: Some("no records".into()),
                             ..PartitionAnswer::error(pd.index, code::CORRUPT_MESSAGE)
                         },
+                        records if version < ZSTD_MIN_VERSION && has_zstd_batch(records) => {
+                            PartitionAnswer {
+                                error_message: Some(
+                                    "zstd compression needs Produce version 7 or later".into(),
+                                ),
+                                ..PartitionAnswer::error(
+                                    pd.index,
+                                    code::UNSUPPORTED_COMPRESSION_TYPE,
+                                )
+                            }
+                        }
                         records => match partition.append(records) {
                             Ok(a) => {
                                 appended_any |= !a.duplicate;
@@ -170,6 +192,29 @@ fn put_partition(
         put_nullable_str(out, flexible, a.error_message.as_deref());
     }
     tagged_fields_if(out, flexible);
+}
+
+/// Whether any v2 batch in `records` is zstd-compressed (a header too short to read is
+/// left to the append's own validation).
+fn has_zstd_batch(records: &[u8]) -> bool {
+    let mut at = 0usize;
+    while let Some(header) = records.get(at..at + ATTRIBUTES_AT + 2) {
+        let attributes = i16::from_be_bytes([header[ATTRIBUTES_AT], header[ATTRIBUTES_AT + 1]]);
+        if attributes & COMPRESSION_MASK == ZSTD {
+            return true;
+        }
+        let length = i32::from_be_bytes([
+            header[BATCH_LENGTH_AT],
+            header[BATCH_LENGTH_AT + 1],
+            header[BATCH_LENGTH_AT + 2],
+            header[BATCH_LENGTH_AT + 3],
+        ]);
+        match usize::try_from(length) {
+            Ok(n) if n > 0 => at += BATCH_OVERHEAD + n,
+            _ => return false,
+        }
+    }
+    false
 }
 
 fn append_error_code(e: &AppendError) -> i16 {
