@@ -181,11 +181,11 @@ fn zstd_before_produce_v7_is_refused_as_kafka_does() {
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(1)
                     .with_records(Some(zstd.clone()))])]);
-        let mut out = Vec::new();
+        let mut out = Output::new(RecordsOut::Copy);
         broker
             .handle(frame(ApiKey::Produce, version, &req), &mut out)
             .unwrap();
-        let resp: ProduceResponse = oracle_decode(&out, version);
+        let resp: ProduceResponse = oracle_decode(&out.to_vec(), version);
         let got = resp.responses[0].partition_responses[0].error_code;
         let want = if version < 7 {
             code::UNSUPPORTED_COMPRESSION_TYPE

@@ -33,8 +33,7 @@ use super::segment::{
 };
 use super::{
     AppendError, Appended, Committed, FlushCell, FlushPolicy, LogOverrides, Offsets, ReadError,
-    ReadResult,
-    RetentionDeleted, RetentionPolicy, StorageConfig, StorageError,
+    ReadResult, RetentionDeleted, RetentionPolicy, StorageConfig, StorageError,
 };
 
 /// Recovery looks at most this far past the valid end of a segment for non-zero
