@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 /// Workload modes loadgen knows.
 pub const MODES: [&str; 3] = ["produce", "fetch", "e2e"];
 /// Broker profiles.
-pub const PROFILES: [&str; 2] = ["baseline", "tuned"];
+pub const PROFILES: [&str; 3] = ["baseline", "tuned", "polling"];
 /// What a configuration runs against: our broker, or Apache Kafka 4.4 started by
 /// `tools/kafka/kafka.py` (one KRaft node; `set` becomes its server.properties settings).
 pub const BROKERS: [&str; 2] = ["strikemq", "kafka"];
