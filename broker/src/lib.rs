@@ -29,3 +29,4 @@ pub mod partitioner;
 pub mod protocol;
 pub mod startup;
 pub mod storage;
+pub mod txn;

@@ -17,6 +17,7 @@ use crate::config::EffectiveConfig;
 use crate::group::Coordinator;
 use crate::net::{DataPlane, Server};
 use crate::storage::{FlushPolicy, RetentionPolicy, Storage, StorageConfig};
+use crate::txn::{TxnConfig, TxnCoordinator};
 
 /// A serving broker: what [`start`] built, for the banner and for [`Running::shutdown`].
 pub struct Running {
@@ -71,13 +72,28 @@ pub fn start(effective: EffectiveConfig) -> anyhow::Result<Running> {
         .with_context(|| format!("binding admin listener {}", cfg.admin_listen))?;
     let kafka_addr = listener.local_addr()?;
     let host = cfg.advertised_host(kafka_addr);
-    let broker = Arc::new(Broker::new(
-        effective,
-        storage.clone(),
-        groups.clone(),
-        data_plane.waker(),
-        (host.clone(), kafka_addr.port()),
-    ));
+    let txn = Arc::new(
+        TxnCoordinator::open(
+            &cfg.data_dir,
+            flush,
+            TxnConfig {
+                max_timeout_ms: cfg.transaction_max_timeout_ms,
+                max_ids: cfg.max_transactional_ids,
+            },
+        )
+        .with_context(|| format!("opening the transaction log in {}", cfg.data_dir.display()))?,
+    );
+    let broker = Arc::new(
+        Broker::new(
+            effective,
+            storage.clone(),
+            groups.clone(),
+            data_plane.waker(),
+            (host.clone(), kafka_addr.port()),
+        )
+        .with_transactions(txn)
+        .context("finishing transactions interrupted by the last stop")?,
+    );
     let flusher = start_flusher(storage.clone(), groups.clone())?;
     let retention = start_retention(storage.clone(), &cfg)?;
     let server = data_plane

@@ -30,6 +30,10 @@ pub enum ErrorCode {
     PolicyViolation = 44,
     OutOfOrderSequenceNumber = 45,
     InvalidProducerEpoch = 47,
+    InvalidTxnState = 48,
+    InvalidProducerIdMapping = 49,
+    InvalidTransactionTimeout = 50,
+    ConcurrentTransactions = 51,
     SecurityDisabled = 54,
     KafkaStorageError = 56,
     NonEmptyGroup = 68,
@@ -38,6 +42,7 @@ pub enum ErrorCode {
     MemberIdRequired = 79,
     GroupMaxSizeReached = 81,
     FencedInstanceId = 82,
+    ProducerFenced = 90,
     GroupSubscribedToTopic = 86,
     InvalidRecord = 87,
     UnknownTopicId = 100,
@@ -82,6 +87,11 @@ pub mod code {
     pub const POLICY_VIOLATION: i16 = E::PolicyViolation.code();
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = E::OutOfOrderSequenceNumber.code();
     pub const INVALID_PRODUCER_EPOCH: i16 = E::InvalidProducerEpoch.code();
+    pub const INVALID_TXN_STATE: i16 = E::InvalidTxnState.code();
+    pub const INVALID_PRODUCER_ID_MAPPING: i16 = E::InvalidProducerIdMapping.code();
+    pub const INVALID_TRANSACTION_TIMEOUT: i16 = E::InvalidTransactionTimeout.code();
+    pub const CONCURRENT_TRANSACTIONS: i16 = E::ConcurrentTransactions.code();
+    pub const PRODUCER_FENCED: i16 = E::ProducerFenced.code();
     pub const SECURITY_DISABLED: i16 = E::SecurityDisabled.code();
     pub const KAFKA_STORAGE_ERROR: i16 = E::KafkaStorageError.code();
     pub const NON_EMPTY_GROUP: i16 = E::NonEmptyGroup.code();
@@ -130,6 +140,11 @@ mod tests {
             (E::PolicyViolation, K::PolicyViolation),
             (E::OutOfOrderSequenceNumber, K::OutOfOrderSequenceNumber),
             (E::InvalidProducerEpoch, K::InvalidProducerEpoch),
+            (E::InvalidTxnState, K::InvalidTxnState),
+            (E::InvalidProducerIdMapping, K::InvalidProducerIdMapping),
+            (E::InvalidTransactionTimeout, K::InvalidTransactionTimeout),
+            (E::ConcurrentTransactions, K::ConcurrentTransactions),
+            (E::ProducerFenced, K::ProducerFenced),
             (E::SecurityDisabled, K::SecurityDisabled),
             (E::KafkaStorageError, K::KafkaStorageError),
             (E::NonEmptyGroup, K::NonEmptyGroup),
