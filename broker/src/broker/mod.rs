@@ -142,6 +142,7 @@ impl Broker {
         }));
         txn.set_markers(Arc::new(handlers::txn::StorageMarkers {
             storage: storage.clone(),
+            groups: groups.clone(),
             wake: wake.clone(),
         }));
         Broker {
@@ -166,6 +167,7 @@ impl Broker {
     pub fn with_transactions(mut self, txn: Arc<TxnCoordinator>) -> std::io::Result<Broker> {
         txn.set_markers(Arc::new(handlers::txn::StorageMarkers {
             storage: self.storage.clone(),
+            groups: self.groups.clone(),
             wake: self.wake.clone(),
         }));
         let above = txn.max_producer_id().saturating_add(1);
@@ -331,6 +333,16 @@ impl Broker {
             }
             Request::ConsumerGroupDescribe(r) => {
                 write_response(out, cid, v, &self.consumer_group_describe(r))
+            }
+            Request::AddPartitionsToTxn(r) => {
+                write_response(out, cid, v, &self.add_partitions_to_txn(r, v))
+            }
+            Request::AddOffsetsToTxn(r) => {
+                write_response(out, cid, v, &self.add_offsets_to_txn(r, v))
+            }
+            Request::EndTxn(r) => write_response(out, cid, v, &self.end_txn(r, v)),
+            Request::TxnOffsetCommit(r) => {
+                write_response(out, cid, v, &self.txn_offset_commit(r, v))
             }
             #[allow(unreachable_patterns)]
             _ => return Err(FrameError::Malformed(DecodeError::UnknownApiKey(api_key))),

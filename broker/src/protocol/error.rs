@@ -35,6 +35,7 @@ pub enum ErrorCode {
     InvalidTransactionTimeout = 50,
     ConcurrentTransactions = 51,
     SecurityDisabled = 54,
+    OperationNotAttempted = 55,
     KafkaStorageError = 56,
     NonEmptyGroup = 68,
     GroupIdNotFound = 69,
@@ -93,6 +94,7 @@ pub mod code {
     pub const CONCURRENT_TRANSACTIONS: i16 = E::ConcurrentTransactions.code();
     pub const PRODUCER_FENCED: i16 = E::ProducerFenced.code();
     pub const SECURITY_DISABLED: i16 = E::SecurityDisabled.code();
+    pub const OPERATION_NOT_ATTEMPTED: i16 = E::OperationNotAttempted.code();
     pub const KAFKA_STORAGE_ERROR: i16 = E::KafkaStorageError.code();
     pub const NON_EMPTY_GROUP: i16 = E::NonEmptyGroup.code();
     pub const GROUP_ID_NOT_FOUND: i16 = E::GroupIdNotFound.code();
@@ -146,6 +148,7 @@ mod tests {
             (E::ConcurrentTransactions, K::ConcurrentTransactions),
             (E::ProducerFenced, K::ProducerFenced),
             (E::SecurityDisabled, K::SecurityDisabled),
+            (E::OperationNotAttempted, K::OperationNotAttempted),
             (E::KafkaStorageError, K::KafkaStorageError),
             (E::NonEmptyGroup, K::NonEmptyGroup),
             (E::GroupIdNotFound, K::GroupIdNotFound),

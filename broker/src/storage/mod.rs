@@ -540,6 +540,28 @@ impl Partition {
     ) -> Result<R, ReadError> {
         self.log.read_with(offset, max_bytes, f)
     }
+    /// As [`Partition::read_with`] for a `read_committed` reader: records end before
+    /// the last stable offset; `f` gets the offsets, the LSO, the records and a way to
+    /// visit the aborted transactions (producer id, first offset) overlapping them
+    /// (it returns how many it visited; call it once to count, again to write).
+    pub fn read_committed_with<R>(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        f: impl FnOnce(Offsets, i64, &[u8], &mut dyn FnMut(&mut dyn FnMut(i64, i64)) -> usize) -> R,
+    ) -> Result<R, ReadError> {
+        self.log.read_committed_with(offset, max_bytes, |o, lso, records, each| {
+            let mut visit = |g: &mut dyn FnMut(i64, i64)| {
+                each(&mut |a: &log::txn_index::AbortedTxn| g(a.producer_id, a.first_offset))
+            };
+            f(o, lso, records, &mut visit)
+        })
+    }
+    /// The last stable offset: the first offset of the earliest open transaction on
+    /// the partition, else the high watermark.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.log.last_stable_offset()
+    }
     pub fn offsets(&self) -> Offsets {
         self.log.offsets()
     }

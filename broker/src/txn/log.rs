@@ -8,7 +8,10 @@
 //! - records `[u32 body_len][u32 crc32c(body)][body]`, big-endian. The body is
 //!   `u8 kind, u16 id_len, transactional_id`, then for a put `i64 producer_id,
 //!   i16 epoch, i32 timeout_ms, u8 state, i64 started_ms, u32 partition_count` and per
-//!   partition `u16 topic_len, topic, i32 partition`; for a removal nothing more.
+//!   partition `u16 topic_len, topic, i32 partition`, then `u32 offset_count` and per
+//!   pending transactional offset `u16 group_len, group, u16 topic_len, topic,
+//!   i32 partition, i64 offset, i32 leader_epoch, u16 metadata_len, metadata`; for a
+//!   removal nothing more.
 //!
 //! Every record is the whole metadata of one id (as Kafka's own transaction log
 //! writes it), so the latest record per id is all that recovery needs. A record is
@@ -17,7 +20,7 @@
 //! torn tail, never acknowledged) and the file is then rewritten with the latest
 //! record per id (temp file + fsync + rename).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -25,7 +28,7 @@ use std::time::Instant;
 
 use crate::storage::FlushPolicy;
 
-use super::{TxnMeta, TxnState};
+use super::{PendingOffset, TxnMeta, TxnState};
 
 /// The transaction log inside the data directory (not a `<topic>-<n>` directory).
 pub const TXN_FILE: &str = "__transaction_state.log";
@@ -34,8 +37,9 @@ const MAGIC: &[u8; 8] = b"SMQTXN01";
 const FRAME_HEADER_BYTES: usize = 8;
 /// Largest record body: an id and `PARTITIONS_PER_TXN_MAX` partitions with topic
 /// names at their limit. A length above it can only be garbage.
-const RECORD_BODY_BYTES_MAX: usize =
-    64 * 1024 + super::PARTITIONS_PER_TXN_MAX * (2 + TOPIC_NAME_BYTES_MAX + 4);
+const RECORD_BODY_BYTES_MAX: usize = 64 * 1024
+    + super::PARTITIONS_PER_TXN_MAX * (2 + TOPIC_NAME_BYTES_MAX + 4)
+    + super::PARTITIONS_PER_TXN_MAX * (3 * 2 + 2 * TOPIC_NAME_BYTES_MAX + 16 + 4096 + 4);
 
 /// Kafka's longest topic name.
 const TOPIC_NAME_BYTES_MAX: usize = 249;
@@ -196,6 +200,15 @@ pub(super) fn encode_change(out: &mut Vec<u8>, change: &Change) {
                 put_str(&mut body, topic);
                 body.extend_from_slice(&partition.to_be_bytes());
             }
+            body.extend_from_slice(&(m.offsets.len() as u32).to_be_bytes());
+            for ((group, topic, partition), o) in &m.offsets {
+                put_str(&mut body, group);
+                put_str(&mut body, topic);
+                body.extend_from_slice(&partition.to_be_bytes());
+                body.extend_from_slice(&o.offset.to_be_bytes());
+                body.extend_from_slice(&o.leader_epoch.to_be_bytes());
+                put_str(&mut body, &o.metadata);
+            }
         }
         Change::Remove(id) => {
             body.push(KIND_REMOVE);
@@ -307,6 +320,27 @@ fn decode_body(body: &[u8]) -> Option<Change> {
                 let partition = c.i32()?;
                 partitions.insert((topic, partition));
             }
+            let count = c.u32()? as usize;
+            if count > super::PARTITIONS_PER_TXN_MAX {
+                return None;
+            }
+            let mut offsets = BTreeMap::new();
+            for _ in 0..count {
+                let group = c.str()?;
+                let topic = c.str()?;
+                let partition = c.i32()?;
+                let offset = c.i64()?;
+                let leader_epoch = c.i32()?;
+                let metadata = c.str()?;
+                offsets.insert(
+                    (group, topic, partition),
+                    PendingOffset {
+                        offset,
+                        leader_epoch,
+                        metadata,
+                    },
+                );
+            }
             Change::Put(
                 id,
                 TxnMeta {
@@ -316,6 +350,7 @@ fn decode_body(body: &[u8]) -> Option<Change> {
                     state,
                     started_ms,
                     partitions,
+                    offsets,
                 },
             )
         }
@@ -337,6 +372,15 @@ mod tests {
             state,
             started_ms: 1_700_000_000_000,
             partitions: parts.iter().map(|(t, p)| (t.to_string(), *p)).collect(),
+            offsets: [(
+                ("g".to_string(), "x".to_string(), 1),
+                PendingOffset {
+                    offset: 10,
+                    leader_epoch: -1,
+                    metadata: "m".into(),
+                },
+            )]
+            .into(),
         }
     }
 

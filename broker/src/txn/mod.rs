@@ -14,7 +14,7 @@
 
 pub mod log;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -91,6 +91,17 @@ pub struct TxnMeta {
     /// wall clock, ms.
     pub started_ms: i64,
     pub partitions: BTreeSet<(String, i32)>,
+    /// TxnOffsetCommit offsets of this transaction, committed to their groups only
+    /// when it commits: (group, topic, partition) → offset.
+    pub offsets: BTreeMap<(String, String, i32), PendingOffset>,
+}
+
+/// An offset committed inside a transaction (TxnOffsetCommit), not yet visible.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
 }
 
 /// Why a request was refused; [`TxnError::code`] gives the Kafka code.
@@ -145,6 +156,13 @@ pub trait Markers: Send + Sync {
         epoch: i16,
         commit: bool,
     ) -> io::Result<()>;
+
+    /// Makes the offsets a committed transaction gave `group` visible (TxnOffsetCommit).
+    fn commit_offsets(
+        &self,
+        group: &str,
+        offsets: Vec<(String, i32, PendingOffset)>,
+    ) -> io::Result<()>;
 }
 
 /// Limits of the coordinator (from the broker's config).
@@ -165,6 +183,8 @@ impl Default for TxnConfig {
 
 struct Inner {
     ids: HashMap<String, TxnMeta>,
+    /// Producer id → its transactional id (Produce looks transactions up by it).
+    by_producer: HashMap<i64, String>,
     log: Option<TxnLog>,
 }
 
@@ -188,6 +208,7 @@ impl TxnCoordinator {
             cfg,
             inner: Mutex::new(Inner {
                 ids: HashMap::new(),
+                by_producer: HashMap::new(),
                 log: None,
             }),
             markers: OnceLock::new(),
@@ -201,6 +222,10 @@ impl TxnCoordinator {
         Ok(TxnCoordinator {
             cfg,
             inner: Mutex::new(Inner {
+                by_producer: ids
+                    .iter()
+                    .map(|(id, m)| (m.producer_id, id.clone()))
+                    .collect(),
                 ids,
                 log: Some(log),
             }),
@@ -261,6 +286,7 @@ impl TxnCoordinator {
         if let Some(log) = inner.log.as_mut() {
             log.append(&[Change::Put(id.to_string(), meta.clone())])?;
         }
+        inner.by_producer.insert(meta.producer_id, id.to_string());
         inner.ids.insert(id.to_string(), meta);
         Ok(())
     }
@@ -281,6 +307,19 @@ impl TxnCoordinator {
             for (topic, partition) in &meta.partitions {
                 markers.write_marker(topic, *partition, meta.producer_id, meta.epoch, commit)?;
             }
+            if commit {
+                let mut by_group: BTreeMap<&str, Vec<(String, i32, PendingOffset)>> =
+                    BTreeMap::new();
+                for ((group, topic, partition), o) in &meta.offsets {
+                    by_group
+                        .entry(group)
+                        .or_default()
+                        .push((topic.clone(), *partition, o.clone()));
+                }
+                for (group, offsets) in by_group {
+                    markers.commit_offsets(group, offsets)?;
+                }
+            }
         }
         meta.state = if commit {
             TxnState::CompleteCommit
@@ -288,6 +327,7 @@ impl TxnCoordinator {
             TxnState::CompleteAbort
         };
         meta.partitions.clear();
+        meta.offsets.clear();
         meta.started_ms = now_ms();
         self.put(inner, id, meta)
     }
@@ -321,6 +361,7 @@ impl TxnCoordinator {
                 state: TxnState::Empty,
                 started_ms: now_ms(),
                 partitions: BTreeSet::new(),
+                offsets: BTreeMap::new(),
             };
             let answer = (meta.producer_id, meta.epoch);
             self.put(inner, id, meta).map_err(storage_err)?;
@@ -356,6 +397,7 @@ impl TxnCoordinator {
         meta.timeout_ms = timeout_ms;
         meta.state = TxnState::Empty;
         meta.partitions.clear();
+        meta.offsets.clear();
         meta.started_ms = now_ms();
         let answer = (meta.producer_id, meta.epoch);
         self.put(inner, id, meta).map_err(storage_err)?;
@@ -375,7 +417,9 @@ impl TxnCoordinator {
             log.append(&[Change::Remove(victim.clone())])
                 .map_err(storage_err)?;
         }
-        inner.ids.remove(&victim);
+        if let Some(meta) = inner.ids.remove(&victim) {
+            inner.by_producer.remove(&meta.producer_id);
+        }
         Ok(())
     }
 
@@ -428,24 +472,69 @@ impl TxnCoordinator {
         self.put(inner, id, meta).map_err(storage_err)
     }
 
-    /// Whether `(producer_id, epoch)` has `topic`/`partition` in its ongoing
-    /// transaction (Produce of a transactional batch).
-    pub fn is_in_transaction(
+    /// TxnOffsetCommit: keeps `offsets` of `group` with the ongoing transaction, to be
+    /// committed with it. The group must have been added (AddOffsetsToTxn), which
+    /// Kafka models as the group's offsets partition being in the transaction; here
+    /// the pseudo-partition `("__consumer_offsets:" + group, 0)` stands for it.
+    pub fn add_offsets(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        group: &str,
+        offsets: Vec<(String, i32, PendingOffset)>,
+    ) -> Result<(), TxnError> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let meta = Self::check_producer(inner.ids.get(id), producer_id, epoch)?;
+        if meta.state != TxnState::Ongoing
+            || !meta.partitions.contains(&(group_partition(group), 0))
+        {
+            return Err(TxnError::InvalidTxnState);
+        }
+        let mut meta = meta.clone();
+        for (topic, partition, o) in offsets {
+            meta.offsets
+                .insert((group.to_string(), topic, partition), o);
+        }
+        if meta.offsets.len() > PARTITIONS_PER_TXN_MAX {
+            return Err(TxnError::InvalidRequest);
+        }
+        self.put(inner, id, meta).map_err(storage_err)
+    }
+
+    /// Produce of a transactional batch of `(producer_id, epoch)` to `topic`/`partition`:
+    /// accepted only when the partition is in that producer's ongoing transaction
+    /// (INVALID_TXN_STATE otherwise, as Kafka's KIP-890 verification answers; an older
+    /// epoch than the id's current one is fenced: INVALID_PRODUCER_EPOCH).
+    pub fn check_produce(
         &self,
         producer_id: i64,
         epoch: i16,
         topic: &str,
         partition: i32,
-    ) -> bool {
-        // Partitions are looked up by producer id: a linear scan over ids is avoided
-        // by the handler, which calls this only for transactional batches.
+    ) -> Result<(), TxnError> {
         let inner = self.lock();
-        inner.ids.values().any(|m| {
-            m.producer_id == producer_id
-                && m.epoch == epoch
-                && m.state == TxnState::Ongoing
-                && m.partitions.contains(&(topic.to_string(), partition))
-        })
+        let meta = inner
+            .by_producer
+            .get(&producer_id)
+            .and_then(|id| inner.ids.get(id))
+            .filter(|m| m.producer_id == producer_id)
+            .ok_or(TxnError::InvalidProducerIdMapping)?;
+        if epoch < meta.epoch {
+            return Err(TxnError::Fenced);
+        }
+        let in_txn = epoch == meta.epoch
+            && meta.state == TxnState::Ongoing
+            && meta
+                .partitions
+                .iter()
+                .any(|(t, p)| t == topic && *p == partition);
+        if in_txn {
+            Ok(())
+        } else {
+            Err(TxnError::InvalidTxnState)
+        }
     }
 
     /// EndTxn: commits or aborts the ongoing transaction (markers written before the
@@ -541,6 +630,13 @@ impl TxnCoordinator {
             None => Ok(()),
         }
     }
+}
+
+/// The name under which a group's offsets join a transaction (AddOffsetsToTxn); not
+/// a valid topic name (':'), so it cannot collide with one. Markers skip it (no such
+/// partition in storage).
+pub fn group_partition(group: &str) -> String {
+    format!("__consumer_offsets:{group}")
 }
 
 fn storage_err(e: io::Error) -> TxnError {

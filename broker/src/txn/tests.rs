@@ -7,7 +7,11 @@ use super::*;
 
 /// Records every marker written.
 #[derive(Default)]
-struct Recorder(Mutex<Vec<(String, i32, i64, i16, bool)>>);
+#[allow(clippy::type_complexity)]
+struct Recorder(
+    Mutex<Vec<(String, i32, i64, i16, bool)>>,
+    Mutex<Vec<(String, String, i32, i64)>>,
+);
 
 impl Markers for Recorder {
     fn write_marker(
@@ -22,6 +26,20 @@ impl Markers for Recorder {
             .lock()
             .unwrap()
             .push((topic.to_string(), partition, pid, epoch, commit));
+        Ok(())
+    }
+
+    fn commit_offsets(
+        &self,
+        group: &str,
+        offsets: Vec<(String, i32, PendingOffset)>,
+    ) -> io::Result<()> {
+        for (topic, partition, o) in offsets {
+            self.1
+                .lock()
+                .unwrap()
+                .push((group.to_string(), topic, partition, o.offset));
+        }
         Ok(())
     }
 }
@@ -100,7 +118,15 @@ fn init_aborts_an_open_transaction_and_fences_its_producer() {
     let (pid, e0) = c.init_producer_id("t", 60_000, None, &a).unwrap();
     c.add_partitions("t", pid, e0, &parts(&[("x", 0), ("y", 1)]))
         .unwrap();
-    assert!(c.is_in_transaction(pid, e0, "x", 0));
+    assert_eq!(c.check_produce(pid, e0, "x", 0), Ok(()));
+    assert_eq!(
+        c.check_produce(pid, e0, "x", 9),
+        Err(TxnError::InvalidTxnState)
+    );
+    assert_eq!(
+        c.check_produce(pid + 99, e0, "x", 0),
+        Err(TxnError::InvalidProducerIdMapping)
+    );
     let (_, e_new) = c.init_producer_id("t", 60_000, None, &a).unwrap();
     // Aborted at e0 + 1, answered e0 + 2 (Kafka bumps twice too: fence, then init).
     assert_eq!(e_new, e0 + 2);
@@ -118,7 +144,7 @@ fn init_aborts_an_open_transaction_and_fences_its_producer() {
         Err(TxnError::Fenced)
     );
     assert_eq!(c.end_txn("t", pid, e0, true), Err(TxnError::Fenced));
-    assert!(!c.is_in_transaction(pid, e0, "x", 0));
+    assert_eq!(c.check_produce(pid, e0, "x", 0), Err(TxnError::Fenced));
 }
 
 #[test]
@@ -249,4 +275,44 @@ fn restart_completes_prepared_and_aborts_ongoing() {
     drop(c);
     let c = TxnCoordinator::open(dir.path(), FlushPolicy::Always, TxnConfig::default()).unwrap();
     assert_eq!(c.recover().unwrap(), 0);
+}
+
+#[test]
+fn txn_offsets_are_committed_only_with_the_transaction() {
+    let (c, r) = coordinator();
+    let a = alloc();
+    let (pid, e) = c.init_producer_id("t", 60_000, None, &a).unwrap();
+    let o = |offset| {
+        vec![(
+            "x".to_string(),
+            0,
+            PendingOffset {
+                offset,
+                leader_epoch: -1,
+                metadata: String::new(),
+            },
+        )]
+    };
+    // Without AddOffsetsToTxn first: refused.
+    assert_eq!(
+        c.add_offsets("t", pid, e, "g", o(5)),
+        Err(TxnError::InvalidTxnState)
+    );
+    c.add_partitions("t", pid, e, &[(group_partition("g"), 0)])
+        .unwrap();
+    c.add_offsets("t", pid, e, "g", o(5)).unwrap();
+    c.add_offsets("t", pid, e, "g", o(7)).unwrap();
+    c.end_txn("t", pid, e, false).unwrap();
+    assert!(
+        r.1.lock().unwrap().is_empty(),
+        "aborted offsets stay invisible"
+    );
+    c.add_partitions("t", pid, e, &[(group_partition("g"), 0)])
+        .unwrap();
+    c.add_offsets("t", pid, e, "g", o(9)).unwrap();
+    c.end_txn("t", pid, e, true).unwrap();
+    assert_eq!(
+        r.1.lock().unwrap().clone(),
+        vec![("g".into(), "x".into(), 0, 9)]
+    );
 }

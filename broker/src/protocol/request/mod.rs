@@ -21,18 +21,20 @@ mod data;
 mod group;
 #[cfg(test)]
 mod tests;
+mod txn;
 pub mod views;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
-    ConsumerGroupHeartbeatRequest, CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteAclsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
-    DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AlterConfigsRequest, ApiKey,
+    ApiVersionsRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
+    CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest,
+    DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeAclsRequest,
+    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, EndTxnRequest,
     FetchRequest, FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
     InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
     ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
+    OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest, TxnOffsetCommitRequest,
 };
 
 pub use super::wire::DecodeError;
@@ -71,6 +73,10 @@ pub enum Request {
     DeleteAcls(DeleteAclsRequest),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    EndTxn(EndTxnRequest),
+    TxnOffsetCommit(TxnOffsetCommitRequest),
 }
 
 /// What the broker knows about one api: the versions its decoder reads, and the first
@@ -125,6 +131,12 @@ const APIS: &[ApiSpec] = &[
     spec(ApiKey::DeleteAcls, 1, 3, 2),
     spec(ApiKey::ConsumerGroupHeartbeat, 0, 1, 0),
     spec(ApiKey::ConsumerGroupDescribe, 0, 1, 0),
+    // v4+ is broker-to-broker (KIP-890 verification); clients use v0-3.
+    spec(ApiKey::AddPartitionsToTxn, 0, 3, 3),
+    spec(ApiKey::AddOffsetsToTxn, 0, 4, 3),
+    // v5 (KIP-890 part 2: an epoch bump per transaction) is not built.
+    spec(ApiKey::EndTxn, 0, 4, 3),
+    spec(ApiKey::TxnOffsetCommit, 0, 3, 3),
 ];
 
 /// `flexible_from` for an api that has no flexible version.
@@ -257,6 +269,12 @@ pub fn decode_request(
         ApiKey::ConsumerGroupDescribe => {
             Request::ConsumerGroupDescribe(group::consumer_group_describe(r, v)?)
         }
+        ApiKey::AddPartitionsToTxn => {
+            Request::AddPartitionsToTxn(txn::add_partitions_to_txn(r, v)?)
+        }
+        ApiKey::AddOffsetsToTxn => Request::AddOffsetsToTxn(txn::add_offsets_to_txn(r, v)?),
+        ApiKey::EndTxn => Request::EndTxn(txn::end_txn(r, v)?),
+        ApiKey::TxnOffsetCommit => Request::TxnOffsetCommit(txn::txn_offset_commit(r, v)?),
         // The table and this match list the same apis; a key in one but not the
         // other is a bug here, reported rather than panicking.
         _ => return Err(DecodeError::UnknownApiKey(api_key)),

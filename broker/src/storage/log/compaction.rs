@@ -180,6 +180,7 @@ impl PartitionLog {
             log_start_offset: view.base_offset,
             next_offset: view.base_offset,
             producers: ProducerStates::default(),
+            txns: super::txn_index::TxnIndex::default(),
             max_timestamp: None,
             last_flush: Instant::now(),
             active_since: Instant::now(),
