@@ -26,6 +26,7 @@ pub struct Running {
     pub advertised: String,
     pub storage: Arc<Storage>,
     pub groups: Arc<Coordinator>,
+    pub txn: Arc<TxnCoordinator>,
     server: Server,
     admin: AdminServer,
     flusher: Background,
@@ -91,10 +92,12 @@ pub fn start(effective: EffectiveConfig) -> anyhow::Result<Running> {
             data_plane.waker(),
             (host.clone(), kafka_addr.port()),
         )
-        .with_transactions(txn)
+        .with_transactions(txn.clone())
         .context("finishing transactions interrupted by the last stop")?,
     );
-    let flusher = start_flusher(storage.clone(), groups.clone())?;
+    txn.start_timer()
+        .context("starting the transaction timeout timer")?;
+    let flusher = start_flusher(storage.clone(), groups.clone(), txn.clone())?;
     let retention = start_retention(storage.clone(), &cfg)?;
     let server = data_plane
         .start(broker.clone(), listener)
@@ -118,6 +121,7 @@ pub fn start(effective: EffectiveConfig) -> anyhow::Result<Running> {
         advertised,
         storage,
         groups,
+        txn,
         server,
         admin,
         flusher,
@@ -128,7 +132,11 @@ pub fn start(effective: EffectiveConfig) -> anyhow::Result<Running> {
 /// The flush policy can change at runtime (PUT /v1/config), so the flusher always runs
 /// and follows the policy in force; outside interval mode it sleeps until the admin API
 /// wakes it with a new policy (or shutdown does).
-fn start_flusher(storage: Arc<Storage>, groups: Arc<Coordinator>) -> anyhow::Result<Background> {
+fn start_flusher(
+    storage: Arc<Storage>,
+    groups: Arc<Coordinator>,
+    txn: Arc<TxnCoordinator>,
+) -> anyhow::Result<Background> {
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = stop.clone();
     let thread = std::thread::Builder::new()
@@ -140,6 +148,9 @@ fn start_flusher(storage: Arc<Storage>, groups: Arc<Coordinator>) -> anyhow::Res
                         std::thread::park_timeout(Duration::from_millis(ms));
                         if let Err(e) = storage.flush_all() {
                             tracing::warn!(error = %e, "periodic flush failed");
+                        }
+                        if let Err(e) = txn.sync() {
+                            tracing::warn!(error = %e, "periodic sync of the transaction log failed");
                         }
                         if let Err(e) = groups.sync_offsets() {
                             tracing::warn!(error = %e, "periodic sync of committed offsets failed");
@@ -209,6 +220,7 @@ impl Running {
         self.flusher.stop();
         self.retention.stop();
         self.groups.shutdown();
+        self.txn.shutdown();
         self.storage.flush_all().context("final flush")?;
         Ok(())
     }

@@ -487,8 +487,10 @@ impl PartitionLog {
                 log_append_time: false,
                 transactional: b.is_transactional(),
                 commit_marker: if b.is_transactional() && b.is_control() {
-                    Some(crate::protocol::batch::control_type(b.as_bytes())
-                        == Some(crate::protocol::batch::CONTROL_TYPE_COMMIT))
+                    Some(
+                        crate::protocol::batch::control_type(b.as_bytes())
+                            == Some(crate::protocol::batch::CONTROL_TYPE_COMMIT),
+                    )
                 } else {
                     None
                 },

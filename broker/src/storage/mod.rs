@@ -550,12 +550,13 @@ impl Partition {
         max_bytes: usize,
         f: impl FnOnce(Offsets, i64, &[u8], &mut dyn FnMut(&mut dyn FnMut(i64, i64)) -> usize) -> R,
     ) -> Result<R, ReadError> {
-        self.log.read_committed_with(offset, max_bytes, |o, lso, records, each| {
-            let mut visit = |g: &mut dyn FnMut(i64, i64)| {
-                each(&mut |a: &log::txn_index::AbortedTxn| g(a.producer_id, a.first_offset))
-            };
-            f(o, lso, records, &mut visit)
-        })
+        self.log
+            .read_committed_with(offset, max_bytes, |o, lso, records, each| {
+                let mut visit = |g: &mut dyn FnMut(i64, i64)| {
+                    each(&mut |a: &log::txn_index::AbortedTxn| g(a.producer_id, a.first_offset))
+                };
+                f(o, lso, records, &mut visit)
+            })
     }
     /// The last stable offset: the first offset of the earliest open transaction on
     /// the partition, else the high watermark.

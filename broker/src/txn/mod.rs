@@ -17,7 +17,9 @@ pub mod log;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::protocol::error::code;
 use crate::storage::FlushPolicy;
@@ -182,6 +184,8 @@ impl Default for TxnConfig {
 }
 
 struct Inner {
+    /// Set by [`TxnCoordinator::shutdown`]: the timer thread returns.
+    stopping: bool,
     ids: HashMap<String, TxnMeta>,
     /// Producer id → its transactional id (Produce looks transactions up by it).
     by_producer: HashMap<i64, String>,
@@ -193,6 +197,9 @@ pub struct TxnCoordinator {
     cfg: TxnConfig,
     inner: Mutex<Inner>,
     markers: OnceLock<Arc<dyn Markers>>,
+    /// Wakes the timeout timer when a transaction begins (or at shutdown).
+    timer: Condvar,
+    timer_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 fn now_ms() -> i64 {
@@ -207,11 +214,14 @@ impl TxnCoordinator {
         TxnCoordinator {
             cfg,
             inner: Mutex::new(Inner {
+                stopping: false,
                 ids: HashMap::new(),
                 by_producer: HashMap::new(),
                 log: None,
             }),
             markers: OnceLock::new(),
+            timer: Condvar::new(),
+            timer_thread: Mutex::new(None),
         }
     }
 
@@ -222,6 +232,7 @@ impl TxnCoordinator {
         Ok(TxnCoordinator {
             cfg,
             inner: Mutex::new(Inner {
+                stopping: false,
                 by_producer: ids
                     .iter()
                     .map(|(id, m)| (m.producer_id, id.clone()))
@@ -230,6 +241,8 @@ impl TxnCoordinator {
                 log: Some(log),
             }),
             markers: OnceLock::new(),
+            timer: Condvar::new(),
+            timer_thread: Mutex::new(None),
         })
     }
 
@@ -465,11 +478,17 @@ impl TxnCoordinator {
         if meta.state == TxnState::Ongoing && meta.partitions.len() == before {
             return Ok(());
         }
-        if meta.state != TxnState::Ongoing {
+        let begins = meta.state != TxnState::Ongoing;
+        if begins {
             meta.state = TxnState::Ongoing;
             meta.started_ms = now_ms();
         }
-        self.put(inner, id, meta).map_err(storage_err)
+        self.put(inner, id, meta).map_err(storage_err)?;
+        if begins {
+            // A new deadline: the timer may be sleeping without one.
+            self.timer.notify_one();
+        }
+        Ok(())
     }
 
     /// TxnOffsetCommit: keeps `offsets` of `group` with the ongoing transaction, to be
@@ -575,7 +594,10 @@ impl TxnCoordinator {
     /// its producer, as Kafka does). Returns the earliest deadline still pending.
     pub fn abort_timed_out(&self, now_ms: i64) -> (usize, Option<i64>) {
         let mut inner = self.lock();
-        let inner = &mut *inner;
+        self.abort_timed_out_locked(&mut inner, now_ms)
+    }
+
+    fn abort_timed_out_locked(&self, inner: &mut Inner, now_ms: i64) -> (usize, Option<i64>) {
         let mut next = None::<i64>;
         let expired: Vec<String> = inner
             .ids
@@ -607,6 +629,53 @@ impl TxnCoordinator {
             }
         }
         (aborted, next)
+    }
+
+    /// Starts the timeout timer: one thread that sleeps until the nearest deadline of
+    /// an ongoing transaction (without a timeout while none is open) and aborts what
+    /// expired. Stopped by [`TxnCoordinator::shutdown`].
+    pub fn start_timer(self: &Arc<Self>) -> io::Result<()> {
+        let me = self.clone();
+        let thread = std::thread::Builder::new()
+            .name("txn-timer".into())
+            .spawn(move || me.run_timer())?;
+        *self.timer_thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
+        Ok(())
+    }
+
+    fn run_timer(&self) {
+        let mut inner = self.lock();
+        while !inner.stopping {
+            let now = now_ms();
+            let (_, next) = self.abort_timed_out_locked(&mut inner, now);
+            inner = match next {
+                None => self.timer.wait(inner).unwrap_or_else(|p| p.into_inner()),
+                Some(deadline) => {
+                    let wait = Duration::from_millis(deadline.saturating_sub(now).max(1) as u64);
+                    self.timer
+                        .wait_timeout(inner, wait)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+
+    /// Stops the timer thread and makes the log durable.
+    pub fn shutdown(&self) {
+        self.lock().stopping = true;
+        self.timer.notify_all();
+        if let Some(t) = self
+            .timer_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = t.join();
+        }
+        if let Err(e) = self.sync() {
+            tracing::warn!(error = %e, "cannot sync the transaction log at shutdown");
+        }
     }
 
     /// The metadata of `id` (DescribeTransactions, tests).

@@ -316,3 +316,22 @@ fn txn_offsets_are_committed_only_with_the_transaction() {
         vec![("g".into(), "x".into(), 0, 9)]
     );
 }
+
+#[test]
+fn timer_aborts_without_being_asked() {
+    let c = Arc::new(TxnCoordinator::in_memory(TxnConfig::default()));
+    let r = Arc::new(Recorder::default());
+    c.set_markers(r.clone());
+    c.start_timer().unwrap();
+    let a = alloc();
+    let (pid, e) = c.init_producer_id("t", 50, None, &a).unwrap();
+    c.add_partitions("t", pid, e, &parts(&[("x", 0)])).unwrap();
+    // Bounded wait for the timer thread (not a timing assertion: it only bounds the test).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while c.describe("t").unwrap().state != TxnState::CompleteAbort {
+        assert!(std::time::Instant::now() < deadline, "timer never aborted");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(r.0.lock().unwrap().len(), 1);
+    c.shutdown();
+}

@@ -39,12 +39,7 @@ impl TxnIndex {
     /// A transactional batch at `base_offset`: data opens (or continues) the
     /// producer's transaction; a control batch (`control` = Some(commit?)) closes it,
     /// recording an abort.
-    pub(crate) fn on_batch(
-        &mut self,
-        producer_id: i64,
-        base_offset: i64,
-        control: Option<bool>,
-    ) {
+    pub(crate) fn on_batch(&mut self, producer_id: i64, base_offset: i64, control: Option<bool>) {
         match control {
             None => {
                 if self.open.len() < OPEN_KEPT || self.open.contains_key(&producer_id) {
