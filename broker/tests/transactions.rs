@@ -1,0 +1,307 @@
+//! Transactions (KIP-98) with librdkafka's transactional producer (the `rdkafka`
+//! crate) and read_committed / read_uncommitted consumers against the real broker;
+//! raw requests for the error codes a client cannot show directly.
+
+mod common;
+
+use std::time::Duration;
+
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, EndTxnRequest, InitProducerIdRequest};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::Consumer;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::util::Timeout;
+use rdkafka::Offset;
+
+use common::raw::RawConn;
+use common::rdkafka_util::*;
+use common::{unique_topic, TestBroker};
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a consumer keeps polling for records that must not arrive.
+const QUIET: Duration = Duration::from_millis(1500);
+
+fn txn_producer(broker: &TestBroker, id: &str, timeout_ms: u64) -> TestProducer {
+    let mut config: ClientConfig = producer_config(broker);
+    config
+        .set("transactional.id", id)
+        .set("transaction.timeout.ms", timeout_ms.to_string())
+        .set("message.timeout.ms", timeout_ms.min(30_000).to_string())
+        // librdkafka: socket.timeout.ms <= transaction.timeout.ms + 100.
+        .set("socket.timeout.ms", timeout_ms.min(10_000).to_string());
+    let p = create_producer(&config);
+    p.init_transactions(Timeout::After(TXN_TIMEOUT))
+        .expect("init_transactions");
+    p
+}
+
+fn send(p: &TestProducer, topic: &str, partition: i32, values: &[String]) {
+    for v in values {
+        p.send(
+            BaseRecord::<(), [u8], usize>::with_opaque_to(topic, 0)
+                .partition(partition)
+                .payload(v.as_bytes()),
+        )
+        .expect("enqueue");
+    }
+    p.flush(Timeout::After(TXN_TIMEOUT)).expect("flush");
+}
+
+fn values(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// Every value on `topic` partitions `0..partitions` as `isolation` reads it from the
+/// beginning: polls until `expected` arrived, then for QUIET more.
+fn read_all(
+    broker: &TestBroker,
+    topic: &str,
+    partitions: i32,
+    isolation: &str,
+    expected: usize,
+) -> Vec<String> {
+    let mut config = consumer_config(broker);
+    config.set("isolation.level", isolation);
+    let consumer = create_consumer(&config);
+    assign(
+        &consumer,
+        topic,
+        &(0..partitions).collect::<Vec<_>>(),
+        Offset::Beginning,
+    );
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut quiet_end = None;
+    loop {
+        let now = std::time::Instant::now();
+        if out.len() >= expected && quiet_end.is_none() {
+            quiet_end = Some(now + QUIET);
+        }
+        if quiet_end.is_some_and(|q| now >= q) || now >= deadline {
+            break;
+        }
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.expect("consume");
+            out.push(String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap());
+        }
+    }
+    out.sort();
+    out
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn committed_visible_aborted_only_to_read_uncommitted() {
+    let broker = TestBroker::start(&[]);
+    let topic = unique_topic("txn-visibility");
+    create_topic(&broker, &topic, 2);
+    let p = txn_producer(&broker, "txn-visibility", 60_000);
+
+    p.begin_transaction().unwrap();
+    send(&p, &topic, 0, &values("c1", 5));
+    send(&p, &topic, 1, &values("c1b", 2));
+    p.commit_transaction(Timeout::After(TXN_TIMEOUT)).unwrap();
+
+    p.begin_transaction().unwrap();
+    send(&p, &topic, 0, &values("aborted", 4));
+    send(&p, &topic, 1, &values("abortedb", 3));
+    p.abort_transaction(Timeout::After(TXN_TIMEOUT)).unwrap();
+
+    p.begin_transaction().unwrap();
+    send(&p, &topic, 0, &values("c2", 3));
+    p.commit_transaction(Timeout::After(TXN_TIMEOUT)).unwrap();
+
+    let committed = sorted([values("c1", 5), values("c1b", 2), values("c2", 3)].concat());
+    let aborted = [values("aborted", 4), values("abortedb", 3)].concat();
+    assert_eq!(
+        read_all(&broker, &topic, 2, "read_committed", committed.len()),
+        committed
+    );
+    let everything = sorted([committed.clone(), aborted].concat());
+    assert_eq!(
+        read_all(&broker, &topic, 2, "read_uncommitted", everything.len()),
+        everything
+    );
+}
+
+#[test]
+fn open_transaction_holds_back_read_committed_until_commit() {
+    let broker = TestBroker::start(&[]);
+    let topic = unique_topic("txn-lso");
+    create_topic(&broker, &topic, 1);
+    let p = txn_producer(&broker, "txn-lso", 60_000);
+    p.begin_transaction().unwrap();
+    send(&p, &topic, 0, &values("pending", 3));
+    // Open: nothing for read_committed yet, everything for read_uncommitted.
+    assert_eq!(
+        read_all(&broker, &topic, 1, "read_committed", 0),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        read_all(&broker, &topic, 1, "read_uncommitted", 3),
+        values("pending", 3)
+    );
+    p.commit_transaction(Timeout::After(TXN_TIMEOUT)).unwrap();
+    assert_eq!(
+        read_all(&broker, &topic, 1, "read_committed", 3),
+        values("pending", 3)
+    );
+}
+
+#[test]
+fn zombie_producer_is_fenced() {
+    let broker = TestBroker::start(&[]);
+    let topic = unique_topic("txn-zombie");
+    create_topic(&broker, &topic, 1);
+    let zombie = txn_producer(&broker, "txn-zombie", 60_000);
+    zombie.begin_transaction().unwrap();
+    send(&zombie, &topic, 0, &values("zombie", 3));
+    // The same transactional id starts again elsewhere: the zombie's open
+    // transaction is aborted and its epoch fenced.
+    let fresh = txn_producer(&broker, "txn-zombie", 60_000);
+    let err = zombie
+        .commit_transaction(Timeout::After(TXN_TIMEOUT))
+        .expect_err("the fenced producer's commit must fail");
+    assert!(
+        err.rdkafka_error_code().is_some(),
+        "fencing error expected, got {err}"
+    );
+    fresh.begin_transaction().unwrap();
+    send(&fresh, &topic, 0, &values("fresh", 2));
+    fresh
+        .commit_transaction(Timeout::After(TXN_TIMEOUT))
+        .unwrap();
+    assert_eq!(
+        read_all(&broker, &topic, 1, "read_committed", 2),
+        values("fresh", 2)
+    );
+}
+
+#[test]
+fn timed_out_transaction_is_aborted() {
+    let broker = TestBroker::start(&[]);
+    let topic = unique_topic("txn-timeout");
+    create_topic(&broker, &topic, 1);
+    let p = txn_producer(&broker, "txn-timeout", 2_000);
+    p.begin_transaction().unwrap();
+    send(&p, &topic, 0, &values("late", 3));
+    // The broker aborts the transaction after its 2 s timeout: the abort marker
+    // shows as the partition's end moving past the 3 records.
+    common::wait_until("the abort marker", Duration::from_secs(30), || {
+        high_watermark(&broker, &topic) == 4
+    });
+    assert!(p.commit_transaction(Timeout::After(TXN_TIMEOUT)).is_err());
+    assert_eq!(
+        read_all(&broker, &topic, 1, "read_committed", 0),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        read_all(&broker, &topic, 1, "read_uncommitted", 3),
+        values("late", 3)
+    );
+}
+
+fn high_watermark(broker: &TestBroker, topic: &str) -> i64 {
+    let consumer = create_consumer(&consumer_config(broker));
+    consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .expect("watermarks")
+        .1
+}
+
+#[test]
+fn kill9_mid_transaction_aborts_it_and_keeps_committed_ones() {
+    let mut broker = TestBroker::start(&["--set", "flush=always"]);
+    let topic = unique_topic("txn-kill9");
+    create_topic(&broker, &topic, 2);
+    {
+        let p = txn_producer(&broker, "txn-kill9", 60_000);
+        p.begin_transaction().unwrap();
+        send(&p, &topic, 0, &values("kept", 4));
+        send(&p, &topic, 1, &values("keptb", 2));
+        p.commit_transaction(Timeout::After(TXN_TIMEOUT)).unwrap();
+        p.begin_transaction().unwrap();
+        send(&p, &topic, 0, &values("lost", 3));
+        send(&p, &topic, 1, &values("lostb", 3));
+        broker.kill9();
+    }
+    broker.restart();
+    let committed = sorted([values("kept", 4), values("keptb", 2)].concat());
+    assert_eq!(
+        read_all(&broker, &topic, 2, "read_committed", committed.len()),
+        committed
+    );
+    let everything = sorted([committed.clone(), values("lost", 3), values("lostb", 3)].concat());
+    assert_eq!(
+        read_all(&broker, &topic, 2, "read_uncommitted", everything.len()),
+        everything
+    );
+    // The transactional id lives on with the same producer id.
+    let p = txn_producer(&broker, "txn-kill9", 60_000);
+    p.begin_transaction().unwrap();
+    send(&p, &topic, 0, &values("after", 1));
+    p.commit_transaction(Timeout::After(TXN_TIMEOUT)).unwrap();
+    assert_eq!(
+        read_all(&broker, &topic, 2, "read_committed", committed.len() + 1),
+        sorted([committed, values("after", 1)].concat())
+    );
+}
+
+#[test]
+fn error_codes_of_the_coordinator() {
+    let broker = TestBroker::start(&["--set", "transaction_max_timeout_ms=60000"]);
+    let mut conn = RawConn::connect(&broker);
+    let init = |timeout_ms: i32| {
+        InitProducerIdRequest::default()
+            .with_transactional_id(Some(kafka_protocol::messages::TransactionalId(
+                "raw".to_string().into(),
+            )))
+            .with_transaction_timeout_ms(timeout_ms)
+            .with_producer_id((-1).into())
+            .with_producer_epoch(-1)
+    };
+    // INVALID_TRANSACTION_TIMEOUT (50) above the broker's maximum.
+    assert_eq!(conn.call(&init(60_001), 4).error_code, 50);
+    let ok = conn.call(&init(60_000), 4);
+    assert_eq!(ok.error_code, 0);
+    let (pid, epoch) = (ok.producer_id, ok.producer_epoch);
+    let again = conn.call(&init(60_000), 4);
+    assert_eq!((again.producer_id, again.producer_epoch), (pid, epoch + 1));
+    // The old epoch is fenced: PRODUCER_FENCED (90) from EndTxn v2, INVALID_PRODUCER_EPOCH
+    // (47) before.
+    let end = EndTxnRequest::default()
+        .with_transactional_id(kafka_protocol::messages::TransactionalId(
+            "raw".to_string().into(),
+        ))
+        .with_producer_id(pid)
+        .with_producer_epoch(epoch)
+        .with_committed(true);
+    assert_eq!(conn.call(&end, 3).error_code, 90);
+    assert_eq!(conn.call(&end, 1).error_code, 47);
+    // KIP-360: bumping with a stale epoch is fenced too.
+    let stale = init(60_000)
+        .with_producer_id(pid)
+        .with_producer_epoch(epoch);
+    assert_eq!(conn.call(&stale, 4).error_code, 90);
+    assert_eq!(conn.call(&stale, 3).error_code, 47);
+    // AddPartitionsToTxn to an unknown partition: UNKNOWN_TOPIC_OR_PARTITION (3).
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(kafka_protocol::messages::TransactionalId("raw".to_string().into()))
+        .with_v3_and_below_producer_id(pid)
+        .with_v3_and_below_producer_epoch(epoch + 1)
+        .with_v3_and_below_topics(vec![
+            kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(common::raw::topic_name("no-such-topic"))
+                .with_partitions(vec![0]),
+        ]);
+    let resp = conn.call(&add, 3);
+    assert_eq!(
+        resp.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        3
+    );
+}
