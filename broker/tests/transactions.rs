@@ -305,3 +305,95 @@ fn error_codes_of_the_coordinator() {
         3
     );
 }
+
+/// Consume-transform-produce as Kafka Streams does it: the consumed offsets are
+/// committed inside the transaction (AddOffsetsToTxn + TxnOffsetCommit), so they move
+/// only when it commits.
+#[test]
+fn consumed_offsets_commit_with_the_transaction_only() {
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::TopicPartitionList;
+    let broker = TestBroker::start(&[]);
+    let input = unique_topic("ctp-in");
+    let output = unique_topic("ctp-out");
+    create_topic(&broker, &input, 1);
+    create_topic(&broker, &output, 1);
+    let plain = create_producer(&producer_config(&broker));
+    produce_ok(
+        &plain,
+        &input,
+        &(0..10)
+            .map(|i| TestRecord::value(format!("in-{i}")))
+            .collect::<Vec<_>>(),
+    );
+
+    let group = "ctp-group";
+    let mut config = consumer_config(&broker);
+    config
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed");
+    let consumer: BaseConsumer = config.create().expect("consumer");
+    consumer.subscribe(&[&input]).expect("subscribe");
+    let mut consumed = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while consumed.len() < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "consumed {consumed:?}"
+        );
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.expect("consume");
+            consumed.push((
+                m.offset(),
+                String::from_utf8_lossy(m.payload().unwrap()).to_string(),
+            ));
+        }
+    }
+    let p = txn_producer(&broker, "ctp", 60_000);
+    let offsets_at = |next: i64| {
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(&input, 0, Offset::Offset(next))
+            .unwrap();
+        list
+    };
+    let meta = consumer.group_metadata().expect("group metadata");
+    // The first five, committed with their offsets.
+    p.begin_transaction().unwrap();
+    send(
+        &p,
+        &output,
+        0,
+        &consumed[..5]
+            .iter()
+            .map(|(_, v)| format!("out-{v}"))
+            .collect::<Vec<_>>(),
+    );
+    p.send_offsets_to_transaction(&offsets_at(5), &meta, Timeout::After(TXN_TIMEOUT))
+        .expect("send offsets");
+    p.commit_transaction(Timeout::After(TXN_TIMEOUT)).unwrap();
+    // The rest, aborted: neither their output nor their offsets count.
+    p.begin_transaction().unwrap();
+    send(
+        &p,
+        &output,
+        0,
+        &consumed[5..]
+            .iter()
+            .map(|(_, v)| format!("out-{v}"))
+            .collect::<Vec<_>>(),
+    );
+    p.send_offsets_to_transaction(&offsets_at(10), &meta, Timeout::After(TXN_TIMEOUT))
+        .expect("send offsets");
+    p.abort_transaction(Timeout::After(TXN_TIMEOUT)).unwrap();
+
+    let committed = consumer
+        .committed_offsets(offsets_at(0), Duration::from_secs(10))
+        .expect("committed offsets");
+    assert_eq!(
+        committed.find_partition(&input, 0).unwrap().offset(),
+        Offset::Offset(5)
+    );
+    let expected: Vec<String> = sorted((0..5).map(|i| format!("out-in-{i}")).collect());
+    assert_eq!(read_all(&broker, &output, 1, "read_committed", 5), expected);
+}
