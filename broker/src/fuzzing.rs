@@ -178,6 +178,8 @@ fn encode_request_body(request: &Request, version: i16) -> Option<bytes::BytesMu
         AddOffsetsToTxn,
         EndTxn,
         TxnOffsetCommit,
+        DescribeTransactions,
+        ListTransactions,
     );
     Some(buf)
 }

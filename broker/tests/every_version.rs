@@ -737,4 +737,31 @@ fn every_version_of_the_txn_apis(conn: &mut RawConn, apis: &[ApiVersion], topic:
             .with_committed(v % 2 == 0);
         assert_eq!(conn.call(&req, v).error_code, 0, "EndTxn v{v}");
     }
+    add_partition(conn, 3);
+    for v in range_of(apis, ApiKey::DescribeTransactions) {
+        let req = DescribeTransactionsRequest::default().with_transactional_ids(vec![id.clone()]);
+        let resp = conn.call(&req, v);
+        let state = &resp.transaction_states[0];
+        assert_eq!(state.error_code, 0, "DescribeTransactions v{v}");
+        assert_eq!(
+            state.transaction_state.as_str(),
+            "Ongoing",
+            "DescribeTransactions v{v}"
+        );
+        assert_eq!((state.producer_id, state.producer_epoch), (pid, epoch));
+        assert_eq!(
+            state.topics[0].partitions,
+            vec![0],
+            "DescribeTransactions v{v}"
+        );
+    }
+    for v in range_of(apis, ApiKey::ListTransactions) {
+        let req = ListTransactionsRequest::default()
+            .with_state_filters(vec![StrBytes::from_static_str("Ongoing")])
+            .with_duration_filter(-1);
+        let resp = conn.call(&req, v);
+        assert_eq!(resp.error_code, 0, "ListTransactions v{v}");
+        assert_eq!(resp.transaction_states.len(), 1, "ListTransactions v{v}");
+        assert_eq!(resp.transaction_states[0].transactional_id, id);
+    }
 }

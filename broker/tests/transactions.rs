@@ -300,6 +300,21 @@ fn error_codes_of_the_coordinator() {
                 .with_partitions(vec![0]),
         ]);
     let resp = conn.call(&add, 3);
+    // Unknown transactional ids: TRANSACTIONAL_ID_NOT_FOUND (105); an unknown state
+    // filter is reported back.
+    let describe = kafka_protocol::messages::DescribeTransactionsRequest::default()
+        .with_transactional_ids(vec![kafka_protocol::messages::TransactionalId(
+            "nope".to_string().into(),
+        )]);
+    assert_eq!(
+        conn.call(&describe, 0).transaction_states[0].error_code,
+        105
+    );
+    let list = kafka_protocol::messages::ListTransactionsRequest::default()
+        .with_state_filters(vec!["Bogus".to_string().into()]);
+    let listed = conn.call(&list, 1);
+    assert_eq!(listed.unknown_state_filters.len(), 1);
+    assert!(listed.transaction_states.is_empty());
     assert_eq!(
         resp.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
         3

@@ -344,6 +344,12 @@ impl Broker {
             Request::TxnOffsetCommit(r) => {
                 write_response(out, cid, v, &self.txn_offset_commit(r, v))
             }
+            Request::DescribeTransactions(r) => {
+                write_response(out, cid, v, &self.describe_transactions(r))
+            }
+            Request::ListTransactions(r) => {
+                write_response(out, cid, v, &self.list_transactions(r, v))
+            }
             #[allow(unreachable_patterns)]
             _ => return Err(FrameError::Malformed(DecodeError::UnknownApiKey(api_key))),
         }

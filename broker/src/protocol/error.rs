@@ -47,6 +47,7 @@ pub enum ErrorCode {
     GroupSubscribedToTopic = 86,
     InvalidRecord = 87,
     UnknownTopicId = 100,
+    TransactionalIdNotFound = 105,
     FencedMemberEpoch = 110,
     UnreleasedInstanceId = 111,
     UnsupportedAssignor = 112,
@@ -105,6 +106,7 @@ pub mod code {
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = E::GroupSubscribedToTopic.code();
     pub const INVALID_RECORD: i16 = E::InvalidRecord.code();
     pub const UNKNOWN_TOPIC_ID: i16 = E::UnknownTopicId.code();
+    pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = E::TransactionalIdNotFound.code();
     pub const FENCED_MEMBER_EPOCH: i16 = E::FencedMemberEpoch.code();
     pub const UNRELEASED_INSTANCE_ID: i16 = E::UnreleasedInstanceId.code();
     pub const UNSUPPORTED_ASSIGNOR: i16 = E::UnsupportedAssignor.code();
@@ -159,6 +161,7 @@ mod tests {
             (E::GroupSubscribedToTopic, K::GroupSubscribedToTopic),
             (E::InvalidRecord, K::InvalidRecord),
             (E::UnknownTopicId, K::UnknownTopicId),
+            (E::TransactionalIdNotFound, K::TransactionalIdNotFound),
             (E::FencedMemberEpoch, K::FencedMemberEpoch),
             (E::UnreleasedInstanceId, K::UnreleasedInstanceId),
             (E::UnsupportedAssignor, K::UnsupportedAssignor),

@@ -705,8 +705,11 @@ impl TxnCoordinator {
 /// a valid topic name (':'), so it cannot collide with one. Markers skip it (no such
 /// partition in storage).
 pub fn group_partition(group: &str) -> String {
-    format!("__consumer_offsets:{group}")
+    format!("{GROUP_PARTITION_PREFIX}{group}")
 }
+
+/// Prefix of [`group_partition`] names.
+pub const GROUP_PARTITION_PREFIX: &str = "__consumer_offsets:";
 
 fn storage_err(e: io::Error) -> TxnError {
     tracing::warn!(error = %e, "transaction log write failed");

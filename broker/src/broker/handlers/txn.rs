@@ -8,6 +8,10 @@ use std::sync::Arc;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
 };
+use kafka_protocol::messages::describe_transactions_response::{
+    TopicData, TransactionState as DescribedState,
+};
+use kafka_protocol::messages::list_transactions_response::TransactionState as ListedState;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
@@ -16,13 +20,17 @@ use kafka_protocol::messages::{
     AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse, TxnOffsetCommitRequest,
     TxnOffsetCommitResponse,
 };
+use kafka_protocol::messages::{
+    DescribeTransactionsRequest, DescribeTransactionsResponse, ListTransactionsRequest,
+    ListTransactionsResponse,
+};
 
 use crate::broker::{code, Broker};
 use crate::group::limits::OFFSET_METADATA_BYTES_MAX;
 use crate::group::{CommitBy, Committed, Coordinator, Waker};
 use crate::protocol::batch::control_batch;
 use crate::storage::{AppendError, Storage};
-use crate::txn::{group_partition, Markers, PendingOffset};
+use crate::txn::{group_partition, Markers, PendingOffset, TxnState, GROUP_PARTITION_PREFIX};
 
 /// Writes transaction markers into storage (waking parked fetches) and commits the
 /// offsets of committed transactions to their groups.
@@ -301,5 +309,126 @@ impl Broker {
             .with_error_code(error)
             .with_producer_id((-1).into())
             .with_producer_epoch(-1)
+    }
+}
+
+/// Every state name Kafka's ListTransactions filters by.
+const STATE_NAMES: [&str; 8] = [
+    "Empty",
+    "Ongoing",
+    "PrepareCommit",
+    "PrepareAbort",
+    "CompleteCommit",
+    "CompleteAbort",
+    "Dead",
+    "PrepareEpochFence",
+];
+
+impl Broker {
+    pub(in crate::broker) fn describe_transactions(
+        &self,
+        req: DescribeTransactionsRequest,
+    ) -> DescribeTransactionsResponse {
+        let states = req
+            .transactional_ids
+            .into_iter()
+            .map(|id| {
+                let Some(m) = self.txn.describe(&id.0) else {
+                    return DescribedState::default()
+                        .with_error_code(code::TRANSACTIONAL_ID_NOT_FOUND)
+                        .with_transactional_id(id)
+                        .with_transaction_state(
+                            kafka_protocol::protocol::StrBytes::from_static_str(""),
+                        )
+                        .with_producer_id((-1).into())
+                        .with_producer_epoch(-1)
+                        .with_transaction_start_time_ms(-1);
+                };
+                // Topics of the transaction, without the groups' pseudo-partitions.
+                let mut topics: Vec<TopicData> = Vec::new();
+                for (topic, p) in m
+                    .partitions
+                    .iter()
+                    .filter(|(t, _)| !t.starts_with(GROUP_PARTITION_PREFIX))
+                {
+                    match topics.last_mut() {
+                        Some(t) if t.topic.0.as_str() == topic => t.partitions.push(*p),
+                        _ => topics.push(
+                            TopicData::default()
+                                .with_topic(kafka_protocol::messages::TopicName(
+                                    topic.clone().into(),
+                                ))
+                                .with_partitions(vec![*p]),
+                        ),
+                    }
+                }
+                DescribedState::default()
+                    .with_transactional_id(id)
+                    .with_transaction_state(m.state.name().into())
+                    .with_transaction_timeout_ms(m.timeout_ms)
+                    .with_transaction_start_time_ms(if m.state == TxnState::Ongoing {
+                        m.started_ms
+                    } else {
+                        -1
+                    })
+                    .with_producer_id(m.producer_id.into())
+                    .with_producer_epoch(m.epoch)
+                    .with_topics(topics)
+            })
+            .collect();
+        DescribeTransactionsResponse::default().with_transaction_states(states)
+    }
+
+    pub(in crate::broker) fn list_transactions(
+        &self,
+        req: ListTransactionsRequest,
+        version: i16,
+    ) -> ListTransactionsResponse {
+        let unknown: Vec<_> = req
+            .state_filters
+            .iter()
+            .filter(|f| !STATE_NAMES.contains(&f.as_str()))
+            .cloned()
+            .collect();
+        let now_ms = now_ms();
+        let min_duration_ms = if version >= 1 {
+            req.duration_filter
+        } else {
+            -1
+        };
+        let mut listed: Vec<(String, crate::txn::TxnMeta)> = self
+            .txn
+            .list()
+            .into_iter()
+            .filter(|(_, m)| {
+                req.state_filters.is_empty()
+                    || req
+                        .state_filters
+                        .iter()
+                        .any(|f| f.as_str() == m.state.name())
+            })
+            .filter(|(_, m)| {
+                req.producer_id_filters.is_empty()
+                    || req.producer_id_filters.iter().any(|p| p.0 == m.producer_id)
+            })
+            .filter(|(_, m)| {
+                min_duration_ms < 0
+                    || (m.state == TxnState::Ongoing
+                        && now_ms.saturating_sub(m.started_ms) >= min_duration_ms)
+            })
+            .collect();
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        let states = listed
+            .into_iter()
+            .map(|(id, m)| {
+                ListedState::default()
+                    .with_transactional_id(kafka_protocol::messages::TransactionalId(id.into()))
+                    .with_producer_id(m.producer_id.into())
+                    .with_transaction_state(m.state.name().into())
+            })
+            .collect();
+        ListTransactionsResponse::default()
+            .with_unknown_state_filters(unknown)
+            .with_transaction_states(states)
     }
 }

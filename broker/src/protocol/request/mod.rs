@@ -30,11 +30,12 @@ use kafka_protocol::messages::{
     ApiVersionsRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
     CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeAclsRequest,
-    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, EndTxnRequest,
-    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
-    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
-    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest, TxnOffsetCommitRequest,
+    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    DescribeTransactionsRequest, EndTxnRequest, FetchRequest, FindCoordinatorRequest,
+    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, ListTransactionsRequest,
+    MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest,
+    RequestHeader, SyncGroupRequest, TxnOffsetCommitRequest,
 };
 
 pub use super::wire::DecodeError;
@@ -77,6 +78,8 @@ pub enum Request {
     AddOffsetsToTxn(AddOffsetsToTxnRequest),
     EndTxn(EndTxnRequest),
     TxnOffsetCommit(TxnOffsetCommitRequest),
+    DescribeTransactions(DescribeTransactionsRequest),
+    ListTransactions(ListTransactionsRequest),
 }
 
 /// What the broker knows about one api: the versions its decoder reads, and the first
@@ -137,6 +140,9 @@ const APIS: &[ApiSpec] = &[
     // v5 (KIP-890 part 2: an epoch bump per transaction) is not built.
     spec(ApiKey::EndTxn, 0, 4, 3),
     spec(ApiKey::TxnOffsetCommit, 0, 3, 3),
+    spec(ApiKey::DescribeTransactions, 0, 0, 0),
+    // v2's regular-expression filter is not built.
+    spec(ApiKey::ListTransactions, 0, 1, 0),
 ];
 
 /// `flexible_from` for an api that has no flexible version.
@@ -275,6 +281,10 @@ pub fn decode_request(
         ApiKey::AddOffsetsToTxn => Request::AddOffsetsToTxn(txn::add_offsets_to_txn(r, v)?),
         ApiKey::EndTxn => Request::EndTxn(txn::end_txn(r, v)?),
         ApiKey::TxnOffsetCommit => Request::TxnOffsetCommit(txn::txn_offset_commit(r, v)?),
+        ApiKey::DescribeTransactions => {
+            Request::DescribeTransactions(txn::describe_transactions(r, v)?)
+        }
+        ApiKey::ListTransactions => Request::ListTransactions(txn::list_transactions(r, v)?),
         // The table and this match list the same apis; a key in one but not the
         // other is a bug here, reported rather than panicking.
         _ => return Err(DecodeError::UnknownApiKey(api_key)),

@@ -42,12 +42,12 @@ use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, CreateAclsRequest,
     CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest,
     DeleteRecordsRequest, DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, DescribeGroupsRequest, EndTxnRequest, FetchRequest,
-    FindCoordinatorRequest, GroupId, HeartbeatRequest, IncrementalAlterConfigsRequest,
-    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
-    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest, TopicName,
-    TxnOffsetCommitRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, DescribeTransactionsRequest, EndTxnRequest,
+    FetchRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, ListTransactionsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
+    SyncGroupRequest, TopicName, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::protocol::{Decodable, Encodable, Request as KafkaRequest};
@@ -1326,4 +1326,34 @@ fn end_txn_matches_oracle() {
 #[test]
 fn txn_offset_commit_matches_oracle() {
     check_all_versions(txn_offset_commit_sample, Request::TxnOffsetCommit);
+}
+
+fn describe_transactions_sample(_v: i16, null: bool) -> DescribeTransactionsRequest {
+    let mut req = DescribeTransactionsRequest::default();
+    if !null {
+        req.transactional_ids = vec![s("txn-1").into(), s("txn-2").into()];
+    }
+    req
+}
+
+fn list_transactions_sample(v: i16, null: bool) -> ListTransactionsRequest {
+    let mut req = ListTransactionsRequest::default();
+    if !null {
+        req.state_filters = vec![s("Ongoing"), s("PrepareCommit")];
+        req.producer_id_filters = vec![4242.into(), 7.into()];
+    }
+    if v >= 1 {
+        req.duration_filter = if null { -1 } else { 60_000 };
+    }
+    req
+}
+
+#[test]
+fn describe_transactions_matches_oracle() {
+    check_all_versions(describe_transactions_sample, Request::DescribeTransactions);
+}
+
+#[test]
+fn list_transactions_matches_oracle() {
+    check_all_versions(list_transactions_sample, Request::ListTransactions);
 }

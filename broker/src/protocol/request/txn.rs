@@ -1,11 +1,13 @@
-//! Transactions (KIP-98): AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit.
+//! Transactions (KIP-98): AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit;
+//! and for tools (KIP-664): DescribeTransactions, ListTransactions.
 
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, TxnOffsetCommitRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeTransactionsRequest, EndTxnRequest,
+    ListTransactionsRequest, TxnOffsetCommitRequest,
 };
 
 use super::{DecodeError, Reader, Version};
@@ -85,6 +87,31 @@ pub(super) fn txn_offset_commit(
         r.tagged_fields_if(v.flexible)?;
         Ok(topic)
     })?;
+    r.tagged_fields_if(v.flexible)?;
+    Ok(req)
+}
+
+pub(super) fn describe_transactions(
+    r: &mut Reader,
+    v: Version,
+) -> Result<DescribeTransactionsRequest, DecodeError> {
+    let mut req = DescribeTransactionsRequest::default();
+    req.transactional_ids = r.array(v.flexible, |r| Ok(r.string(v.flexible)?.into()))?;
+    r.tagged_fields_if(v.flexible)?;
+    Ok(req)
+}
+
+/// v0–1 (v2's regular-expression filter is not built).
+pub(super) fn list_transactions(
+    r: &mut Reader,
+    v: Version,
+) -> Result<ListTransactionsRequest, DecodeError> {
+    let mut req = ListTransactionsRequest::default();
+    req.state_filters = r.array(v.flexible, |r| r.string(v.flexible))?;
+    req.producer_id_filters = r.array(v.flexible, |r| Ok(r.i64()?.into()))?;
+    if v.number >= 1 {
+        req.duration_filter = r.i64()?;
+    }
     r.tagged_fields_if(v.flexible)?;
     Ok(req)
 }
