@@ -415,6 +415,10 @@ impl TopicPartitions {
     }
 }
 
+/// Visits the aborted transactions of a read_committed read, calling its argument
+/// with (producer id, first offset) for each; returns how many there were.
+pub type EachAborted<'a> = dyn FnMut(&mut dyn FnMut(i64, i64)) -> usize + 'a;
+
 /// One partition's log. Shared (`Arc<Partition>`); appends are serialized internally.
 pub struct Partition {
     log: log::PartitionLog,
@@ -548,7 +552,7 @@ impl Partition {
         &self,
         offset: i64,
         max_bytes: usize,
-        f: impl FnOnce(Offsets, i64, &[u8], &mut dyn FnMut(&mut dyn FnMut(i64, i64)) -> usize) -> R,
+        f: impl FnOnce(Offsets, i64, &[u8], &mut EachAborted<'_>) -> R,
     ) -> Result<R, ReadError> {
         self.log
             .read_committed_with(offset, max_bytes, |o, lso, records, each| {

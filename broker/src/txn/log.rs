@@ -239,10 +239,7 @@ pub(super) fn decode_log(bytes: &[u8]) -> Result<(Vec<Change>, usize), String> {
     }
     let mut pos = MAGIC.len();
     let mut changes = Vec::new();
-    loop {
-        let Some(header) = bytes.get(pos..pos + FRAME_HEADER_BYTES) else {
-            break;
-        };
+    while let Some(header) = bytes.get(pos..pos + FRAME_HEADER_BYTES) {
         let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
         if len > RECORD_BODY_BYTES_MAX {

@@ -24,7 +24,7 @@ use crate::protocol::encode::{
 };
 use crate::protocol::request;
 use crate::protocol::request::views::{FetchTopicView, FetchView, FETCH_TOPIC_ID_VERSION};
-use crate::storage::{Offsets, Partition, ReadError, TopicPartitions};
+use crate::storage::{EachAborted, Offsets, Partition, ReadError, TopicPartitions};
 
 /// Longest wait honoured, whatever the client asks: bounds how long a connection stays
 /// parked.
@@ -333,7 +333,7 @@ impl PartitionHead {
         error_code: i16,
         o: Offsets,
         last_stable_offset: i64,
-        aborted: &mut dyn FnMut(&mut dyn FnMut(i64, i64)) -> usize,
+        aborted: &mut EachAborted<'_>,
         records: &[u8],
     ) {
         put_i32(out, self.index);
