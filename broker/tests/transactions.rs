@@ -433,3 +433,75 @@ fn consumed_offsets_commit_with_the_transaction_only() {
     let expected: Vec<String> = sorted((0..5).map(|i| format!("out-in-{i}")).collect());
     assert_eq!(read_all(&broker, &output, 1, "read_committed", 5), expected);
 }
+
+fn send_keyed(p: &TestProducer, topic: &str, records: &[(&str, &str)]) {
+    for (k, v) in records {
+        p.send(
+            BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, 0)
+                .partition(0)
+                .key(k.as_bytes())
+                .payload(v.as_bytes()),
+        )
+        .expect("enqueue");
+    }
+    p.flush(Timeout::After(TXN_TIMEOUT)).expect("flush");
+}
+
+/// Compaction never lets an aborted record supersede a committed one: Kafka Streams'
+/// exactly-once changelogs are compacted topics.
+#[test]
+fn compaction_keeps_the_committed_value_over_a_later_aborted_one() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
+    use kafka_protocol::protocol::StrBytes;
+    let broker = TestBroker::start(&["--set", "retention_check_interval_ms=100"]);
+    let topic = unique_topic("txn-compacted");
+    let mut conn = RawConn::connect(&broker);
+    let mut req = common::raw::create_topics_request(&[&topic], 1);
+    req.topics[0].configs = [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "2048"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ]
+    .iter()
+    .map(|(k, v)| {
+        CreatableTopicConfig::default()
+            .with_name(StrBytes::from_static_str(k))
+            .with_value(Some(StrBytes::from_static_str(v)))
+    })
+    .collect();
+    assert_eq!(conn.call(&req, 5).topics[0].error_code, 0);
+
+    let p = txn_producer(&broker, "txn-compacted", 60_000);
+    p.begin_transaction().unwrap();
+    send_keyed(&p, &topic, &[("k", "committed"), ("other", "old")]);
+    p.commit_transaction(Timeout::After(TXN_TIMEOUT)).unwrap();
+    p.begin_transaction().unwrap();
+    send_keyed(&p, &topic, &[("k", "aborted")]);
+    p.abort_transaction(Timeout::After(TXN_TIMEOUT)).unwrap();
+    p.begin_transaction().unwrap();
+    send_keyed(&p, &topic, &[("other", "new")]);
+    p.commit_transaction(Timeout::After(TXN_TIMEOUT)).unwrap();
+    // A record bigger than what is left of a 2 KiB segment seals the ones above.
+    let sentinel = "s".repeat(1900);
+    let plain = create_producer(&producer_config(&broker));
+    for _ in 0..2 {
+        produce_ok(
+            &plain,
+            &topic,
+            &[TestRecord {
+                partition: Some(0),
+                key: Some(b"sentinel".to_vec()),
+                value: Some(sentinel.clone().into_bytes()),
+                headers: Vec::new(),
+            }],
+        );
+    }
+    // Compaction ran once "other"'s old value is gone.
+    common::wait_until("compaction", Duration::from_secs(60), || {
+        !read_all(&broker, &topic, 1, "read_uncommitted", 5).contains(&"old".to_string())
+    });
+    let seen = read_all(&broker, &topic, 1, "read_committed", 4);
+    let short: Vec<&String> = seen.iter().filter(|v| v.len() < 100).collect();
+    assert!(seen.contains(&"committed".to_string()), "{short:?}");
+    assert!(!seen.contains(&"aborted".to_string()), "{short:?}");
+}
