@@ -211,6 +211,14 @@ pub struct Config {
     /// KIP-848 consumer groups: heartbeat interval told to members, ms (Kafka's
     /// `group.consumer.heartbeat.interval.ms`, default 5000).
     pub group_consumer_heartbeat_interval_ms: u32,
+    /// Longest `transaction.timeout.ms` a transactional producer may ask for, ms
+    /// (Kafka's `transaction.max.timeout.ms`, default 900000); InitProducerId answers
+    /// INVALID_TRANSACTION_TIMEOUT above it.
+    pub transaction_max_timeout_ms: i32,
+    /// Transactional ids the transaction coordinator keeps (default 10000); at the
+    /// limit the least recently used idle one is forgotten, and with none idle a new
+    /// id is refused with COORDINATOR_NOT_AVAILABLE (retriable).
+    pub max_transactional_ids: usize,
 
     // ---- the optimization matrix (DESIGN.md) ----
     /// `epoll` | `io_uring` | `io_uring_sqpoll`.
@@ -314,6 +322,8 @@ impl Config {
             offsets_retention_check_interval_ms: DEFAULT_OFFSETS_RETENTION_CHECK_INTERVAL_MS,
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 5_000,
+            transaction_max_timeout_ms: crate::txn::DEFAULT_TRANSACTION_MAX_TIMEOUT_MS,
+            max_transactional_ids: crate::txn::DEFAULT_MAX_TRANSACTIONAL_IDS,
             io_backend: IoBackend::Epoll,
             sqpoll_idle_ms: 1,
             sqpoll_cpu: None,
@@ -505,6 +515,12 @@ impl Config {
                 "group_consumer_heartbeat_interval_ms",
                 "must be at least 1 and below group_consumer_session_timeout_ms",
             );
+        }
+        if self.transaction_max_timeout_ms <= 0 {
+            return bad("transaction_max_timeout_ms", "must be at least 1");
+        }
+        if self.max_transactional_ids == 0 {
+            return bad("max_transactional_ids", "must be at least 1");
         }
         if self.offsets_retention_check_interval_ms == 0 {
             return bad("offsets_retention_check_interval_ms", "must be at least 1");

@@ -174,6 +174,12 @@ fn encode_request_body(request: &Request, version: i16) -> Option<bytes::BytesMu
         DeleteAcls,
         ConsumerGroupHeartbeat,
         ConsumerGroupDescribe,
+        AddPartitionsToTxn,
+        AddOffsetsToTxn,
+        EndTxn,
+        TxnOffsetCommit,
+        DescribeTransactions,
+        ListTransactions,
     );
     Some(buf)
 }

@@ -32,3 +32,4 @@ pub mod partitioner;
 pub mod protocol;
 pub mod startup;
 pub mod storage;
+pub mod txn;

@@ -17,6 +17,7 @@ use crate::config::EffectiveConfig;
 use crate::group::Coordinator;
 use crate::net::{DataPlane, Server};
 use crate::storage::{FlushPolicy, RetentionPolicy, Storage, StorageConfig};
+use crate::txn::{TxnConfig, TxnCoordinator};
 
 /// A serving broker: what [`start`] built, for the banner and for [`Running::shutdown`].
 pub struct Running {
@@ -25,6 +26,7 @@ pub struct Running {
     pub advertised: String,
     pub storage: Arc<Storage>,
     pub groups: Arc<Coordinator>,
+    pub txn: Arc<TxnCoordinator>,
     server: Server,
     admin: AdminServer,
     flusher: Background,
@@ -71,14 +73,31 @@ pub fn start(effective: EffectiveConfig) -> anyhow::Result<Running> {
         .with_context(|| format!("binding admin listener {}", cfg.admin_listen))?;
     let kafka_addr = listener.local_addr()?;
     let host = cfg.advertised_host(kafka_addr);
-    let broker = Arc::new(Broker::new(
-        effective,
-        storage.clone(),
-        groups.clone(),
-        data_plane.waker(),
-        (host.clone(), kafka_addr.port()),
-    ));
-    let flusher = start_flusher(storage.clone(), groups.clone())?;
+    let txn = Arc::new(
+        TxnCoordinator::open(
+            &cfg.data_dir,
+            flush,
+            TxnConfig {
+                max_timeout_ms: cfg.transaction_max_timeout_ms,
+                max_ids: cfg.max_transactional_ids,
+            },
+        )
+        .with_context(|| format!("opening the transaction log in {}", cfg.data_dir.display()))?,
+    );
+    let broker = Arc::new(
+        Broker::new(
+            effective,
+            storage.clone(),
+            groups.clone(),
+            data_plane.waker(),
+            (host.clone(), kafka_addr.port()),
+        )
+        .with_transactions(txn.clone())
+        .context("finishing transactions interrupted by the last stop")?,
+    );
+    txn.start_timer()
+        .context("starting the transaction timeout timer")?;
+    let flusher = start_flusher(storage.clone(), groups.clone(), txn.clone())?;
     let retention = start_retention(storage.clone(), &cfg)?;
     let server = data_plane
         .start(broker.clone(), listener)
@@ -102,6 +121,7 @@ pub fn start(effective: EffectiveConfig) -> anyhow::Result<Running> {
         advertised,
         storage,
         groups,
+        txn,
         server,
         admin,
         flusher,
@@ -112,7 +132,11 @@ pub fn start(effective: EffectiveConfig) -> anyhow::Result<Running> {
 /// The flush policy can change at runtime (PUT /v1/config), so the flusher always runs
 /// and follows the policy in force; outside interval mode it sleeps until the admin API
 /// wakes it with a new policy (or shutdown does).
-fn start_flusher(storage: Arc<Storage>, groups: Arc<Coordinator>) -> anyhow::Result<Background> {
+fn start_flusher(
+    storage: Arc<Storage>,
+    groups: Arc<Coordinator>,
+    txn: Arc<TxnCoordinator>,
+) -> anyhow::Result<Background> {
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = stop.clone();
     let thread = std::thread::Builder::new()
@@ -124,6 +148,9 @@ fn start_flusher(storage: Arc<Storage>, groups: Arc<Coordinator>) -> anyhow::Res
                         std::thread::park_timeout(Duration::from_millis(ms));
                         if let Err(e) = storage.flush_all() {
                             tracing::warn!(error = %e, "periodic flush failed");
+                        }
+                        if let Err(e) = txn.sync() {
+                            tracing::warn!(error = %e, "periodic sync of the transaction log failed");
                         }
                         if let Err(e) = groups.sync_offsets() {
                             tracing::warn!(error = %e, "periodic sync of committed offsets failed");
@@ -193,6 +220,7 @@ impl Running {
         self.flusher.stop();
         self.retention.stop();
         self.groups.shutdown();
+        self.txn.shutdown();
         self.storage.flush_all().context("final flush")?;
         Ok(())
     }

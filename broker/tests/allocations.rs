@@ -104,5 +104,42 @@ fn a_warmed_up_produce_and_fetch_allocate_nothing() {
                 "Fetch v{version} ({records:?}) allocations per request: {counts:?}"
             );
         }
+        // librdkafka's default isolation.level is read_committed.
+        let frame = read_committed_fetch_frame(topic_id, version);
+        for records in [RecordsOut::Copy, RecordsOut::Splice] {
+            let counts = allocations_of(&broker, &frame, records);
+            assert!(
+                counts.iter().all(|&n| n == 0),
+                "read_committed Fetch v{version} ({records:?}) allocations per request: {counts:?}"
+            );
+        }
     }
+}
+
+/// `common::fetch_frame_by` with `isolation_level = 1` (READ_COMMITTED).
+fn read_committed_fetch_frame(topic_id: uuid::Uuid, version: i16) -> Bytes {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let max_bytes = RECORD_VALUE_BYTES as i32;
+    let by_id = version >= 13;
+    let req = FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(max_bytes)
+        .with_isolation_level(1)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str(if by_id {
+                ""
+            } else {
+                TOPIC
+            })))
+            .with_topic_id(if by_id { topic_id } else { uuid::Uuid::nil() })
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(max_bytes)])]);
+    common::request_frame(1, version, &req)
 }

@@ -241,7 +241,9 @@ fn every_advertised_version_of_every_api_is_answered_without_error() {
         assert_eq!(resp.brokers.len(), 1, "DescribeCluster v{v}");
     }
     for v in range_of(&apis, ApiKey::InitProducerId) {
+        // Idempotent (null transactional id); the transactional one is below.
         let req = InitProducerIdRequest::default()
+            .with_transactional_id(None)
             .with_transaction_timeout_ms(60_000)
             .with_producer_id((-1).into())
             .with_producer_epoch(-1);
@@ -253,6 +255,7 @@ fn every_advertised_version_of_every_api_is_answered_without_error() {
     every_version_of_the_acl_apis(&mut conn, &apis);
     every_version_of_the_group_apis(&mut conn, &apis, topic);
     every_version_of_the_consumer_group_apis(&mut conn, &apis, topic);
+    every_version_of_the_txn_apis(&mut conn, &apis, topic);
     // Every api in the table was exercised above: a new one needs its section here.
     let exercised: Vec<i16> = EXERCISED.with(|e| e.borrow().iter().copied().collect());
     let mut table: Vec<i16> = supported_api_keys().collect();
@@ -660,5 +663,105 @@ fn every_version_of_the_consumer_group_apis(conn: &mut RawConn, apis: &[ApiVersi
             "Stable",
             "ConsumerGroupDescribe v{v}"
         );
+    }
+}
+
+/// AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit and EndTxn, each version on a
+/// real transaction of one transactional id.
+fn every_version_of_the_txn_apis(conn: &mut RawConn, apis: &[ApiVersion], topic: &str) {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    let id = TransactionalId(StrBytes::from_static_str("every-version-txn"));
+    let init = conn.call(
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(id.clone()))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id((-1).into())
+            .with_producer_epoch(-1),
+        4,
+    );
+    assert_eq!(init.error_code, 0, "InitProducerId with a transactional id");
+    let (pid, epoch) = (init.producer_id, init.producer_epoch);
+    let add_partition = |conn: &mut RawConn, v: i16| {
+        let req = AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(id.clone())
+            .with_v3_and_below_producer_id(pid)
+            .with_v3_and_below_producer_epoch(epoch)
+            .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(raw::topic_name(topic))
+                .with_partitions(vec![0])]);
+        let resp = conn.call(&req, v);
+        let code =
+            resp.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code;
+        assert_eq!(code, 0, "AddPartitionsToTxn v{v}");
+    };
+    for v in range_of(apis, ApiKey::AddPartitionsToTxn) {
+        add_partition(conn, v);
+    }
+    let group = GroupId(StrBytes::from_static_str("every-version-txn-group"));
+    for v in range_of(apis, ApiKey::AddOffsetsToTxn) {
+        let req = AddOffsetsToTxnRequest::default()
+            .with_transactional_id(id.clone())
+            .with_producer_id(pid)
+            .with_producer_epoch(epoch)
+            .with_group_id(group.clone());
+        assert_eq!(conn.call(&req, v).error_code, 0, "AddOffsetsToTxn v{v}");
+    }
+    for v in range_of(apis, ApiKey::TxnOffsetCommit) {
+        let req = TxnOffsetCommitRequest::default()
+            .with_transactional_id(id.clone())
+            .with_group_id(group.clone())
+            .with_producer_id(pid)
+            .with_producer_epoch(epoch)
+            .with_generation_id(-1)
+            .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                .with_name(raw::topic_name(topic))
+                .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(0)
+                    .with_committed_leader_epoch(-1)])]);
+        let resp = conn.call(&req, v);
+        assert_eq!(
+            resp.topics[0].partitions[0].error_code, 0,
+            "TxnOffsetCommit v{v}"
+        );
+    }
+    for v in range_of(apis, ApiKey::EndTxn) {
+        add_partition(conn, 3);
+        let req = EndTxnRequest::default()
+            .with_transactional_id(id.clone())
+            .with_producer_id(pid)
+            .with_producer_epoch(epoch)
+            .with_committed(v % 2 == 0);
+        assert_eq!(conn.call(&req, v).error_code, 0, "EndTxn v{v}");
+    }
+    add_partition(conn, 3);
+    for v in range_of(apis, ApiKey::DescribeTransactions) {
+        let req = DescribeTransactionsRequest::default().with_transactional_ids(vec![id.clone()]);
+        let resp = conn.call(&req, v);
+        let state = &resp.transaction_states[0];
+        assert_eq!(state.error_code, 0, "DescribeTransactions v{v}");
+        assert_eq!(
+            state.transaction_state.as_str(),
+            "Ongoing",
+            "DescribeTransactions v{v}"
+        );
+        assert_eq!((state.producer_id, state.producer_epoch), (pid, epoch));
+        assert_eq!(
+            state.topics[0].partitions,
+            vec![0],
+            "DescribeTransactions v{v}"
+        );
+    }
+    for v in range_of(apis, ApiKey::ListTransactions) {
+        let req = ListTransactionsRequest::default()
+            .with_state_filters(vec![StrBytes::from_static_str("Ongoing")])
+            .with_duration_filter(-1);
+        let resp = conn.call(&req, v);
+        assert_eq!(resp.error_code, 0, "ListTransactions v{v}");
+        assert_eq!(resp.transaction_states.len(), 1, "ListTransactions v{v}");
+        assert_eq!(resp.transaction_states[0].transactional_id, id);
     }
 }

@@ -50,6 +50,7 @@ use crate::output::Output;
 use crate::protocol::request::{self, DecodeError, Request};
 use crate::protocol::response::{write_response, write_with_header_version};
 use crate::storage::{Storage, StorageError, TopicConfig, TopicInfo};
+use crate::txn::{TxnConfig, TxnCoordinator};
 
 /// Kafka error codes used by the handlers (the one enum: `protocol::error`).
 pub use crate::protocol::error::code;
@@ -106,6 +107,8 @@ pub struct Broker {
     /// the group coordinator holds the same one for parked joins and syncs.
     wake: Waker,
     groups: Arc<Coordinator>,
+    /// The transaction coordinator (in memory unless [`Broker::with_transactions`]).
+    txn: Arc<TxnCoordinator>,
     pub started_at: Instant,
     /// Toggles that may change while running (`PUT /v1/config`); `net` reads them.
     pub live: LiveToggles,
@@ -134,6 +137,15 @@ impl Broker {
             .map_or(1, |d| d.as_micros() as i64);
         let live = LiveToggles::new(&effective.config);
         groups.set_topics(Arc::new(handlers::groups::StorageTopics(storage.clone())));
+        let txn = Arc::new(TxnCoordinator::in_memory(TxnConfig {
+            max_timeout_ms: effective.config.transaction_max_timeout_ms,
+            max_ids: effective.config.max_transactional_ids,
+        }));
+        txn.set_markers(Arc::new(handlers::txn::StorageMarkers {
+            storage: storage.clone(),
+            groups: groups.clone(),
+            wake: wake.clone(),
+        }));
         Broker {
             effective,
             storage,
@@ -141,11 +153,34 @@ impl Broker {
             next_producer_id: AtomicI64::new(pid_start),
             wake,
             groups,
+            txn,
             started_at: Instant::now(),
             live,
             metrics: metrics::Metrics::default(),
             topic_create_lock: std::sync::Mutex::new(()),
         }
+    }
+
+    /// Replaces the in-memory transaction coordinator with `txn` (opened on the data
+    /// directory): hands it the marker writer, keeps the producer id allocator above
+    /// every producer id it already knows, and finishes the transactions a restart
+    /// interrupted (prepared ones completed, ongoing ones aborted).
+    pub fn with_transactions(mut self, txn: Arc<TxnCoordinator>) -> std::io::Result<Broker> {
+        txn.set_markers(Arc::new(handlers::txn::StorageMarkers {
+            storage: self.storage.clone(),
+            groups: self.groups.clone(),
+            wake: self.wake.clone(),
+        }));
+        let above = txn.max_producer_id().saturating_add(1);
+        self.next_producer_id.fetch_max(above, Ordering::Relaxed);
+        txn.recover()?;
+        self.txn = txn;
+        Ok(self)
+    }
+
+    /// The transaction coordinator (its timer and the admin API read it).
+    pub fn transactions(&self) -> &Arc<TxnCoordinator> {
+        &self.txn
     }
 
     /// Tells the data plane that parked requests may now be answerable.
@@ -273,7 +308,7 @@ impl Broker {
                 write_response(out, cid, v, &self.incremental_alter_configs(r))
             }
             Request::DescribeCluster(r) => write_response(out, cid, v, &self.describe_cluster(r)),
-            Request::InitProducerId(r) => write_response(out, cid, v, &self.init_producer_id(r)),
+            Request::InitProducerId(r) => write_response(out, cid, v, &self.init_producer_id(r, v)),
             Request::FindCoordinator(r) => {
                 write_response(out, cid, v, &self.find_coordinator(r, v))
             }
@@ -301,6 +336,22 @@ impl Broker {
             }
             Request::ConsumerGroupDescribe(r) => {
                 write_response(out, cid, v, &self.consumer_group_describe(r))
+            }
+            Request::AddPartitionsToTxn(r) => {
+                write_response(out, cid, v, &self.add_partitions_to_txn(r, v))
+            }
+            Request::AddOffsetsToTxn(r) => {
+                write_response(out, cid, v, &self.add_offsets_to_txn(r, v))
+            }
+            Request::EndTxn(r) => write_response(out, cid, v, &self.end_txn(r, v)),
+            Request::TxnOffsetCommit(r) => {
+                write_response(out, cid, v, &self.txn_offset_commit(r, v))
+            }
+            Request::DescribeTransactions(r) => {
+                write_response(out, cid, v, &self.describe_transactions(r))
+            }
+            Request::ListTransactions(r) => {
+                write_response(out, cid, v, &self.list_transactions(r, v))
             }
             #[allow(unreachable_patterns)]
             _ => return Err(FrameError::Malformed(DecodeError::UnknownApiKey(api_key))),

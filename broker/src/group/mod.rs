@@ -483,6 +483,15 @@ impl Coordinator {
         by: &CommitBy<'_>,
         commits: Vec<(PartitionKey, Committed)>,
     ) -> Result<(), i16> {
+        self.validate_commit_by(group_id, by)?;
+        // The group lock is released for the write (and fsync): heartbeats of other
+        // groups need not wait for the disk.
+        self.log_commits(group_id, commits)
+    }
+
+    /// The checks of [`Coordinator::commit`] alone: TxnOffsetCommit is fenced by them
+    /// when it arrives, and its offsets are written only when the transaction commits.
+    pub fn validate_commit_by(&self, group_id: &str, by: &CommitBy<'_>) -> Result<(), i16> {
         validate_group_id(group_id, true)?;
         {
             let mut g = lock(&self.inner.groups);
@@ -519,8 +528,16 @@ impl Coordinator {
                 }
             }
         }
-        // The group lock is released for the write (and fsync): heartbeats of other
-        // groups need not wait for the disk.
+        Ok(())
+    }
+
+    /// Logs `commits` of `group_id` (durably first with `flush=always`) without the
+    /// member checks: those ran already ([`Coordinator::validate_commit_by`]).
+    pub fn log_commits(
+        &self,
+        group_id: &str,
+        commits: Vec<(PartitionKey, Committed)>,
+    ) -> Result<(), i16> {
         let mut offsets = lock(&self.inner.offsets);
         let first_group = offsets.group_count() == 0;
         offsets.commit(group_id, commits).map_err(|e| {

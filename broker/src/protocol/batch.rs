@@ -637,6 +637,94 @@ pub fn first_record_at_or_after(
     Ok(found)
 }
 
+/// Control record type of a transaction marker (Kafka's `ControlRecordType`).
+pub const CONTROL_TYPE_ABORT: i16 = 0;
+pub const CONTROL_TYPE_COMMIT: i16 = 1;
+
+/// A transaction marker as Kafka writes it: a v2 batch with the control and
+/// transactional attribute bits (bits 5 and 4), the producer's id and epoch, no
+/// sequence, and one record whose key is `i16 version 0, i16 type` (0 abort, 1 commit)
+/// and whose value is `i16 version 0, i32 coordinator_epoch`. Base offset 0 (storage
+/// assigns it). Appended to `out`.
+pub fn control_batch(
+    out: &mut Vec<u8>,
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp_ms: i64,
+) {
+    let kind = if commit {
+        CONTROL_TYPE_COMMIT
+    } else {
+        CONTROL_TYPE_ABORT
+    };
+    // The one record, varints zigzag-encoded: attributes 0, timestamp delta 0, offset
+    // delta 0, key length 4, key, value length 6, value, no headers.
+    let mut record = [0u8; 17];
+    record[0] = 16 << 1; // record length 16 (zigzag)
+    record[4] = 4 << 1;
+    record[5..7].copy_from_slice(&0i16.to_be_bytes());
+    record[7..9].copy_from_slice(&kind.to_be_bytes());
+    record[9] = 6 << 1;
+    record[10..12].copy_from_slice(&0i16.to_be_bytes());
+    record[12..16].copy_from_slice(&coordinator_epoch.to_be_bytes());
+    let start = out.len();
+    out.resize(start + RECORD_BATCH_HEADER_BYTES, 0);
+    out.extend_from_slice(&record);
+    let b = &mut out[start..];
+    let batch_length = (RECORD_BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES + record.len()) as i32;
+    b[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&batch_length.to_be_bytes());
+    b[PARTITION_LEADER_EPOCH_AT..PARTITION_LEADER_EPOCH_AT + 4]
+        .copy_from_slice(&0i32.to_be_bytes());
+    b[MAGIC_AT] = MAGIC_V2 as u8;
+    b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2]
+        .copy_from_slice(&(CONTROL_BIT | TRANSACTIONAL_BIT).to_be_bytes());
+    b[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&timestamp_ms.to_be_bytes());
+    b[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&timestamp_ms.to_be_bytes());
+    b[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
+    b[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&producer_epoch.to_be_bytes());
+    b[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&NO_SEQUENCE.to_be_bytes());
+    b[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&1i32.to_be_bytes());
+    let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// The control type of a control batch (its first record's key: 0 abort, 1 commit),
+/// `None` when the batch is not a well-formed uncompressed control batch.
+pub fn control_type(batch: &[u8]) -> Option<i16> {
+    let header = RecordBatch::parse(batch).ok()?;
+    if !header.is_control() || header.compression() != 0 {
+        return None;
+    }
+    // Record: length, attributes, timestamp delta, offset delta, key length are small
+    // varints in every marker Kafka or this broker writes; read them generally anyway.
+    let mut at = RECORD_BATCH_HEADER_BYTES;
+    let bytes = header.as_bytes();
+    let varint = |at: &mut usize| -> Option<i64> {
+        let mut value: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = *bytes.get(*at)?;
+            *at += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+            }
+        }
+        None
+    };
+    varint(&mut at)?; // length
+    at += 1; // attributes
+    varint(&mut at)?; // timestamp delta
+    varint(&mut at)?; // offset delta
+    let key_len = varint(&mut at)?;
+    if key_len < 4 {
+        return None;
+    }
+    let key = bytes.get(at..at + 4)?;
+    Some(i16::from_be_bytes([key[2], key[3]]))
+}
+
 /// Overwrites the base offset of the batch at the start of `batch`. The CRC does
 /// not cover the base offset, so it stays valid.
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) -> Result<(), BatchError> {
@@ -655,6 +743,31 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) -> Result<(), BatchEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_batch_is_what_kafka_protocol_reads_as_a_marker() {
+        use kafka_protocol::records::RecordBatchDecoder;
+        for commit in [true, false] {
+            let mut out = Vec::new();
+            control_batch(&mut out, 77, 3, commit, 5, 1_700_000_000_000);
+            let b = RecordBatch::parse(&out).unwrap();
+            b.verify_crc().unwrap();
+            assert!(b.is_control() && b.is_transactional());
+            assert_eq!(
+                (b.producer_id(), b.producer_epoch(), b.base_sequence()),
+                (77, 3, -1)
+            );
+            assert_eq!(control_type(&out), Some(if commit { 1 } else { 0 }));
+            let mut bytes = Bytes::from(out.clone());
+            let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+            let rec = &set.records[0];
+            assert!(rec.control && rec.transactional);
+            assert_eq!(rec.producer_id, 77);
+            let key = rec.key.as_ref().unwrap();
+            assert_eq!(&key[..], &[0, 0, 0, u8::from(commit)]);
+            assert_eq!(&rec.value.as_ref().unwrap()[..], &[0, 0, 0, 0, 0, 5]);
+        }
+    }
     use bytes::{Bytes, BytesMut};
     use kafka_protocol::indexmap::IndexMap;
     use kafka_protocol::records::{

@@ -30,7 +30,12 @@ pub enum ErrorCode {
     PolicyViolation = 44,
     OutOfOrderSequenceNumber = 45,
     InvalidProducerEpoch = 47,
+    InvalidTxnState = 48,
+    InvalidProducerIdMapping = 49,
+    InvalidTransactionTimeout = 50,
+    ConcurrentTransactions = 51,
     SecurityDisabled = 54,
+    OperationNotAttempted = 55,
     KafkaStorageError = 56,
     UnsupportedCompressionType = 76,
     NonEmptyGroup = 68,
@@ -39,9 +44,11 @@ pub enum ErrorCode {
     MemberIdRequired = 79,
     GroupMaxSizeReached = 81,
     FencedInstanceId = 82,
+    ProducerFenced = 90,
     GroupSubscribedToTopic = 86,
     InvalidRecord = 87,
     UnknownTopicId = 100,
+    TransactionalIdNotFound = 105,
     FencedMemberEpoch = 110,
     UnreleasedInstanceId = 111,
     UnsupportedAssignor = 112,
@@ -83,7 +90,13 @@ pub mod code {
     pub const POLICY_VIOLATION: i16 = E::PolicyViolation.code();
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = E::OutOfOrderSequenceNumber.code();
     pub const INVALID_PRODUCER_EPOCH: i16 = E::InvalidProducerEpoch.code();
+    pub const INVALID_TXN_STATE: i16 = E::InvalidTxnState.code();
+    pub const INVALID_PRODUCER_ID_MAPPING: i16 = E::InvalidProducerIdMapping.code();
+    pub const INVALID_TRANSACTION_TIMEOUT: i16 = E::InvalidTransactionTimeout.code();
+    pub const CONCURRENT_TRANSACTIONS: i16 = E::ConcurrentTransactions.code();
+    pub const PRODUCER_FENCED: i16 = E::ProducerFenced.code();
     pub const SECURITY_DISABLED: i16 = E::SecurityDisabled.code();
+    pub const OPERATION_NOT_ATTEMPTED: i16 = E::OperationNotAttempted.code();
     pub const KAFKA_STORAGE_ERROR: i16 = E::KafkaStorageError.code();
     pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = E::UnsupportedCompressionType.code();
     pub const NON_EMPTY_GROUP: i16 = E::NonEmptyGroup.code();
@@ -95,6 +108,7 @@ pub mod code {
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = E::GroupSubscribedToTopic.code();
     pub const INVALID_RECORD: i16 = E::InvalidRecord.code();
     pub const UNKNOWN_TOPIC_ID: i16 = E::UnknownTopicId.code();
+    pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = E::TransactionalIdNotFound.code();
     pub const FENCED_MEMBER_EPOCH: i16 = E::FencedMemberEpoch.code();
     pub const UNRELEASED_INSTANCE_ID: i16 = E::UnreleasedInstanceId.code();
     pub const UNSUPPORTED_ASSIGNOR: i16 = E::UnsupportedAssignor.code();
@@ -132,7 +146,13 @@ mod tests {
             (E::PolicyViolation, K::PolicyViolation),
             (E::OutOfOrderSequenceNumber, K::OutOfOrderSequenceNumber),
             (E::InvalidProducerEpoch, K::InvalidProducerEpoch),
+            (E::InvalidTxnState, K::InvalidTxnState),
+            (E::InvalidProducerIdMapping, K::InvalidProducerIdMapping),
+            (E::InvalidTransactionTimeout, K::InvalidTransactionTimeout),
+            (E::ConcurrentTransactions, K::ConcurrentTransactions),
+            (E::ProducerFenced, K::ProducerFenced),
             (E::SecurityDisabled, K::SecurityDisabled),
+            (E::OperationNotAttempted, K::OperationNotAttempted),
             (E::KafkaStorageError, K::KafkaStorageError),
             (E::UnsupportedCompressionType, K::UnsupportedCompressionType),
             (E::NonEmptyGroup, K::NonEmptyGroup),
@@ -144,6 +164,7 @@ mod tests {
             (E::GroupSubscribedToTopic, K::GroupSubscribedToTopic),
             (E::InvalidRecord, K::InvalidRecord),
             (E::UnknownTopicId, K::UnknownTopicId),
+            (E::TransactionalIdNotFound, K::TransactionalIdNotFound),
             (E::FencedMemberEpoch, K::FencedMemberEpoch),
             (E::UnreleasedInstanceId, K::UnreleasedInstanceId),
             (E::UnsupportedAssignor, K::UnsupportedAssignor),

@@ -7,6 +7,7 @@
 mod compaction;
 mod log_start;
 mod overrides;
+pub(crate) mod txn_index;
 
 pub use compaction::{Compacted, CompactionPolicy};
 pub use log_start::{DeleteRecordsError, DELETE_RECORDS_HIGH_WATERMARK};
@@ -66,6 +67,8 @@ struct LogState {
     log_start_offset: i64,
     next_offset: i64,
     producers: ProducerStates,
+    /// Open and aborted transactions (read_committed Fetch, ListOffsets).
+    txns: txn_index::TxnIndex,
     /// (max timestamp, offset of the batch's last record) over the whole log.
     max_timestamp: Option<(i64, i64)>,
     last_flush: Instant,
@@ -88,6 +91,10 @@ struct ValidBatch {
     /// `message.timestamp.type=LogAppendTime`: the stored header gets the timestamp
     /// type bit and `repaired_max_timestamp` (the append time) as its max timestamp.
     log_append_time: bool,
+    /// The transactional attribute bit: the partition's transaction index follows it.
+    transactional: bool,
+    /// For a transactional control batch: whether it is a COMMIT marker.
+    commit_marker: Option<bool>,
 }
 
 /// What an append needs besides the log, reused by every append on one thread (a
@@ -187,6 +194,7 @@ impl PartitionLog {
             log_start_offset: 0,
             next_offset: 0,
             producers: ProducerStates::default(),
+            txns: txn_index::TxnIndex::default(),
             max_timestamp: None,
             last_flush: Instant::now(),
             active_since: Instant::now(),
@@ -230,6 +238,7 @@ impl PartitionLog {
             log_start_offset: files.first().map_or(0, |(base, _)| *base),
             next_offset: 0,
             producers: ProducerStates::default(),
+            txns: txn_index::TxnIndex::default(),
             max_timestamp: None,
             last_flush: Instant::now(),
             active_since: Instant::now(),
@@ -403,6 +412,10 @@ impl PartitionLog {
             if st.max_timestamp.is_none_or(|(ts, _)| b.max_timestamp > ts) {
                 st.max_timestamp = Some((b.max_timestamp, b.last_offset));
             }
+            if b.transactional {
+                st.txns
+                    .on_batch(b.producer.producer_id, b.base_offset, b.commit_marker);
+            }
         }
         st.next_offset = next;
         st.producers.commit(pending);
@@ -472,6 +485,15 @@ impl PartitionLog {
                 base_offset: 0,
                 last_offset: 0,
                 log_append_time: false,
+                transactional: b.is_transactional(),
+                commit_marker: if b.is_transactional() && b.is_control() {
+                    Some(
+                        crate::protocol::batch::control_type(b.as_bytes())
+                            == Some(crate::protocol::batch::CONTROL_TYPE_COMMIT),
+                    )
+                } else {
+                    None
+                },
             });
         }
         if valid.is_empty() {
@@ -583,6 +605,71 @@ impl PartitionLog {
             }
         };
         Ok(f(offsets, records))
+    }
+
+    /// [`PartitionLog::read_with`] for a read_committed reader: the records end before
+    /// the last stable offset, and `f` also gets the LSO and the aborted transactions
+    /// overlapping what is returned (from `offset` to the end of the records).
+    pub(crate) fn read_committed_with<R>(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        f: impl FnOnce(
+            Offsets,
+            i64,
+            Committed<'_>,
+            &mut dyn FnMut(&mut dyn FnMut(&txn_index::AbortedTxn)) -> usize,
+        ) -> R,
+    ) -> Result<R, ReadError> {
+        let st = lock(&self.state);
+        let (offsets, found) = locate(&st, offset, max_bytes)?;
+        let (mut records, segment, start) = match found {
+            None => (&[][..], None, 0),
+            Some(at) => {
+                let segment = &st.segments[at.segment];
+                let bytes = segment
+                    .committed()
+                    .get(at.start..at.end)
+                    .ok_or_else(|| ReadError::Io("read past committed length".into()))?;
+                (bytes, Some(segment), at.start as u64)
+            }
+        };
+        let lso = st.txns.last_stable_offset(offsets.log_end_offset);
+        let mut end_offset = offset;
+        if !st.txns.is_empty() {
+            // Whole batches below the LSO only; note where they end.
+            let mut keep = 0usize;
+            for b in Batches::new(records) {
+                let Ok(b) = b else { break };
+                if b.base_offset() >= lso {
+                    break;
+                }
+                keep += b.total_bytes();
+                end_offset = end_offset.max(b.last_offset() + 1);
+            }
+            records = &records[..keep];
+        }
+        let txns = &st.txns;
+        let mut each_aborted = |g: &mut dyn FnMut(&txn_index::AbortedTxn)| {
+            let mut n = 0;
+            for a in txns.aborted_overlapping(offset, end_offset) {
+                g(a);
+                n += 1;
+            }
+            n
+        };
+        let records = Committed {
+            bytes: records,
+            segment,
+            start,
+        };
+        Ok(f(offsets, lso, records, &mut each_aborted))
+    }
+
+    /// The last stable offset (ListOffsets with read_committed).
+    pub(crate) fn last_stable_offset(&self) -> i64 {
+        let st = lock(&self.state);
+        st.txns.last_stable_offset(st.next_offset)
     }
 
     pub(crate) fn is_deleted(&self) -> bool {
@@ -946,6 +1033,13 @@ fn recover_segment(
             max_timestamp: b.max_timestamp(),
         });
         st.producers.replay(&b);
+        if b.is_transactional() {
+            let marker = b.is_control().then(|| {
+                crate::protocol::batch::control_type(b.as_bytes())
+                    == Some(crate::protocol::batch::CONTROL_TYPE_COMMIT)
+            });
+            st.txns.on_batch(b.producer_id(), b.base_offset(), marker);
+        }
         if st
             .max_timestamp
             .is_none_or(|(ts, _)| b.max_timestamp() > ts)

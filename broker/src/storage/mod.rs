@@ -434,6 +434,10 @@ impl TopicPartitions {
     }
 }
 
+/// Visits the aborted transactions of a read_committed read, calling its argument
+/// with (producer id, first offset) for each; returns how many there were.
+pub type EachAborted<'a> = dyn FnMut(&mut dyn FnMut(i64, i64)) -> usize + 'a;
+
 /// One partition's log. Shared (`Arc<Partition>`); appends are serialized internally.
 pub struct Partition {
     log: log::PartitionLog,
@@ -558,6 +562,29 @@ impl Partition {
         f: impl FnOnce(Offsets, Committed<'_>) -> R,
     ) -> Result<R, ReadError> {
         self.log.read_with(offset, max_bytes, f)
+    }
+    /// As [`Partition::read_with`] for a `read_committed` reader: records end before
+    /// the last stable offset; `f` gets the offsets, the LSO, the records and a way to
+    /// visit the aborted transactions (producer id, first offset) overlapping them
+    /// (it returns how many it visited; call it once to count, again to write).
+    pub fn read_committed_with<R>(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        f: impl FnOnce(Offsets, i64, Committed<'_>, &mut EachAborted<'_>) -> R,
+    ) -> Result<R, ReadError> {
+        self.log
+            .read_committed_with(offset, max_bytes, |o, lso, records, each| {
+                let mut visit = |g: &mut dyn FnMut(i64, i64)| {
+                    each(&mut |a: &log::txn_index::AbortedTxn| g(a.producer_id, a.first_offset))
+                };
+                f(o, lso, records, &mut visit)
+            })
+    }
+    /// The last stable offset: the first offset of the earliest open transaction on
+    /// the partition, else the high watermark.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.log.last_stable_offset()
     }
     pub fn offsets(&self) -> Offsets {
         self.log.offsets()

@@ -27,7 +27,7 @@ use crate::protocol::encode::{
 };
 use crate::protocol::request;
 use crate::protocol::request::views::{FetchTopicView, FetchView, FETCH_TOPIC_ID_VERSION};
-use crate::storage::{Committed, Offsets, Partition, ReadError, TopicPartitions};
+use crate::storage::{Committed, EachAborted, Offsets, Partition, ReadError, TopicPartitions};
 
 /// Longest wait honoured, whatever the client asks: bounds how long a connection stays
 /// parked.
@@ -39,7 +39,7 @@ const LOG_START_OFFSET_VERSION: i16 = 5;
 /// ... and `preferredReadReplica` from this one.
 const PREFERRED_READ_REPLICA_VERSION: i16 = 11;
 /// Kafka's READ_COMMITTED isolation level: the response lists aborted transactions
-/// (always none here) instead of null.
+/// instead of null, and records stop at the last stable offset.
 const READ_COMMITTED: i8 = 1;
 /// Offsets reported when a partition could not be read at all.
 const NO_OFFSETS: Offsets = Offsets {
@@ -224,7 +224,7 @@ impl Broker {
             record_bytes: 0,
             any_error: false,
         };
-        let aborted = (req.isolation_level == READ_COMMITTED).then_some(0);
+        let aborted = (req.isolation_level == READ_COMMITTED).then_some(());
         let topics = req.topics();
         put_array_len(out.bytes_mut(), flexible, Some(topics.len()));
         for t in topics {
@@ -260,19 +260,35 @@ impl Broker {
                     head.put(out, code::NONE, partition.offsets(), None);
                     continue;
                 }
-                let read = partition.read_with(p.fetch_offset, limit.max(1), |offsets, records| {
+                // Only the first non-empty partition may exceed the budget (so one
+                // oversized batch can always make progress).
+                let mut take = |records: &Committed<'_>| -> bool {
                     let n = records.bytes.len();
-                    // Only the first non-empty partition may exceed the budget (so one
-                    // oversized batch can always make progress).
-                    let records = if n > 0 && (pass.record_bytes == 0 || n <= budget_bytes) {
+                    if n > 0 && (pass.record_bytes == 0 || n <= budget_bytes) {
                         pass.record_bytes += n;
                         budget_bytes = budget_bytes.saturating_sub(n);
-                        Some(&records)
+                        true
                     } else {
-                        None
-                    };
-                    head.put(out, code::NONE, offsets, records);
-                });
+                        false
+                    }
+                };
+                let read = if head.aborted.is_some() {
+                    // read_committed: up to the last stable offset, with the aborted
+                    // transactions of the range returned.
+                    partition.read_committed_with(
+                        p.fetch_offset,
+                        limit.max(1),
+                        |offsets, lso, records, aborted| {
+                            let records = take(&records).then_some(&records);
+                            head.put_committed(out, code::NONE, offsets, lso, aborted, records);
+                        },
+                    )
+                } else {
+                    partition.read_with(p.fetch_offset, limit.max(1), |offsets, records| {
+                        let records = take(&records).then_some(&records);
+                        head.put(out, code::NONE, offsets, records);
+                    })
+                };
                 match read {
                     Ok(()) => {}
                     Err(ReadError::OffsetOutOfRange) => {
@@ -300,26 +316,51 @@ struct PartitionHead {
     version: i16,
     flexible: bool,
     index: i32,
-    /// `Some(0)`: an empty aborted-transactions list; `None`: null.
-    aborted: Option<usize>,
+    /// `Some(())`: read_committed (an aborted-transactions list); `None`: null.
+    aborted: Option<()>,
 }
 
 impl PartitionHead {
     /// One `PartitionData`, in schema order (no tagged fields: no diverging epoch,
-    /// leader change or snapshot on a single node).
+    /// leader change or snapshot on a single node), with no open transactions.
     /// `records`: copied or spliced as the connection's output does it; `None` is an
     /// empty (not null) record set.
     fn put(&self, out: &mut Output, error_code: i16, o: Offsets, records: Option<&Committed<'_>>) {
+        self.put_committed(out, error_code, o, o.log_end_offset, &mut |_| 0, records);
+    }
+
+    /// [`PartitionHead::put`] with the last stable offset and, for read_committed,
+    /// the aborted transactions (`aborted` visits them and returns how many).
+    fn put_committed(
+        &self,
+        out: &mut Output,
+        error_code: i16,
+        o: Offsets,
+        last_stable_offset: i64,
+        aborted: &mut EachAborted<'_>,
+        records: Option<&Committed<'_>>,
+    ) {
         let records_bytes = records.map_or(0, |r| r.bytes.len());
         let head = out.bytes_mut();
         put_i32(head, self.index);
         put_i16(head, error_code);
         put_i64(head, o.log_end_offset); // high watermark
-        put_i64(head, o.log_end_offset); // last stable offset
+        put_i64(head, last_stable_offset);
         if self.version >= LOG_START_OFFSET_VERSION {
             put_i64(head, o.log_start_offset);
         }
-        put_array_len(head, self.flexible, self.aborted);
+        if self.aborted.is_some() {
+            let count = aborted(&mut |_, _| {});
+            put_array_len(head, self.flexible, Some(count));
+            let flexible = self.flexible;
+            aborted(&mut |producer_id, first_offset| {
+                put_i64(head, producer_id);
+                put_i64(head, first_offset);
+                tagged_fields_if(head, flexible);
+            });
+        } else {
+            put_array_len(head, self.flexible, None);
+        }
         if self.version >= PREFERRED_READ_REPLICA_VERSION {
             put_i32(head, -1);
         }

@@ -21,6 +21,8 @@ impl Broker {
     ) -> ListOffsetsResponse {
         // The leader epoch exists from v4 on; earlier versions must leave it unset.
         let leader_epoch = if version >= 4 { 0 } else { -1 };
+        // read_committed (v2+): "latest" is the last stable offset.
+        let read_committed = version >= 2 && req.isolation_level == 1;
         let topics = req
             .topics
             .into_iter()
@@ -40,6 +42,9 @@ impl Broker {
                         };
                         let offsets = part.offsets();
                         let found = match p.timestamp {
+                            LATEST_TIMESTAMP if read_committed => {
+                                Some((part.last_stable_offset(), -1))
+                            }
                             LATEST_TIMESTAMP => Some((offsets.log_end_offset, -1)),
                             EARLIEST_TIMESTAMP => Some((offsets.log_start_offset, -1)),
                             MAX_TIMESTAMP => part.max_timestamp(),

@@ -21,3 +21,4 @@ pub(super) mod init_producer_id;
 pub(super) mod list_offsets;
 pub(super) mod metadata;
 pub(super) mod produce;
+pub(crate) mod txn;

@@ -112,36 +112,23 @@ impl Broker {
                                 )
                             }
                         }
-                        records => match partition.append(records) {
-                            Ok(a) => {
-                                appended_any |= !a.duplicate;
-                                PartitionAnswer {
-                                    index: pd.index,
-                                    error_code: code::NONE,
-                                    base_offset: a.base_offset,
-                                    log_start_offset: a.log_start_offset,
-                                    log_append_time_ms: a.log_append_time_ms,
-                                    error_message: None,
-                                    record_errors: Vec::new(),
-                                }
+                        // One branch on the first batch's transactional bit; the
+                        // coordinator is asked only for transactional batches.
+                        records if is_transactional(records) => {
+                            match self.txn_produce_error(records, name, pd.index) {
+                                Some(error_code) => PartitionAnswer::error(pd.index, error_code),
+                                None => append_answer(
+                                    &partition,
+                                    records,
+                                    name,
+                                    pd.index,
+                                    &mut appended_any,
+                                ),
                             }
-                            Err(e) => {
-                                if matches!(e, AppendError::Io(_)) {
-                                    warn!(topic = name, partition = pd.index, error = %e, "append failed");
-                                }
-                                let error_code = append_error_code(&e);
-                                let error_message = Some(e.to_string().into());
-                                let record_errors = match e {
-                                    AppendError::KeylessRecords(indexes) => indexes,
-                                    _ => Vec::new(),
-                                };
-                                PartitionAnswer {
-                                    error_message,
-                                    record_errors,
-                                    ..PartitionAnswer::error(pd.index, error_code)
-                                }
-                            }
-                        },
+                        }
+                        records => {
+                            append_answer(&partition, records, name, pd.index, &mut appended_any)
+                        }
                     },
                 };
                 put_partition(out, version, flexible, &answer, name);
@@ -159,6 +146,71 @@ impl Broker {
         }
         finish_frame(out, frame).map_err(enc)?;
         Ok(Outcome::Responded)
+    }
+}
+
+/// Appends one partition's records and says how it went.
+fn append_answer(
+    partition: &crate::storage::Partition,
+    records: &[u8],
+    name: &str,
+    index: i32,
+    appended_any: &mut bool,
+) -> PartitionAnswer<'static> {
+    match partition.append(records) {
+        Ok(a) => {
+            *appended_any |= !a.duplicate;
+            PartitionAnswer {
+                index,
+                error_code: code::NONE,
+                base_offset: a.base_offset,
+                log_start_offset: a.log_start_offset,
+                log_append_time_ms: a.log_append_time_ms,
+                error_message: None,
+                record_errors: Vec::new(),
+            }
+        }
+        Err(e) => {
+            if matches!(e, AppendError::Io(_)) {
+                warn!(topic = name, partition = index, error = %e, "append failed");
+            }
+            let error_code = append_error_code(&e);
+            let error_message = Some(e.to_string().into());
+            let record_errors = match e {
+                AppendError::KeylessRecords(indexes) => indexes,
+                _ => Vec::new(),
+            };
+            PartitionAnswer {
+                error_message,
+                record_errors,
+                ..PartitionAnswer::error(index, error_code)
+            }
+        }
+    }
+}
+
+/// Whether the first batch of a Produce partition's records has the transactional
+/// attribute bit (bit 4 of the attributes at bytes 21..23 of a v2 batch).
+fn is_transactional(records: &[u8]) -> bool {
+    records.get(22).is_some_and(|low| low & 0x10 != 0)
+}
+
+impl Broker {
+    /// Why the transactional `records` may not be appended to `topic`/`partition`
+    /// (`None`: they may): the partition must be in the producer's ongoing transaction.
+    fn txn_produce_error(&self, records: &[u8], topic: &str, partition: i32) -> Option<i16> {
+        let Ok(batch) = crate::protocol::batch::RecordBatch::parse(records) else {
+            return None; // the append reports the corruption
+        };
+        self.txn
+            .check_produce(
+                batch.producer_id(),
+                batch.producer_epoch(),
+                topic,
+                partition,
+            )
+            .err()
+            .map(|e| e.code(code::INVALID_PRODUCER_EPOCH))
     }
 }
 

@@ -21,18 +21,21 @@ mod data;
 mod group;
 #[cfg(test)]
 mod tests;
+mod txn;
 pub mod views;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
-    ConsumerGroupHeartbeatRequest, CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteAclsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
-    DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
-    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
-    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
-    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AlterConfigsRequest, ApiKey,
+    ApiVersionsRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
+    CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest,
+    DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeAclsRequest,
+    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    DescribeTransactionsRequest, EndTxnRequest, FetchRequest, FindCoordinatorRequest,
+    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, ListTransactionsRequest,
+    MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest,
+    RequestHeader, SyncGroupRequest, TxnOffsetCommitRequest,
 };
 
 pub use super::wire::DecodeError;
@@ -71,6 +74,12 @@ pub enum Request {
     DeleteAcls(DeleteAclsRequest),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    EndTxn(EndTxnRequest),
+    TxnOffsetCommit(TxnOffsetCommitRequest),
+    DescribeTransactions(DescribeTransactionsRequest),
+    ListTransactions(ListTransactionsRequest),
 }
 
 /// What the broker knows about one api: the versions its decoder reads, and the first
@@ -125,6 +134,15 @@ const APIS: &[ApiSpec] = &[
     spec(ApiKey::DeleteAcls, 1, 3, 2),
     spec(ApiKey::ConsumerGroupHeartbeat, 0, 1, 0),
     spec(ApiKey::ConsumerGroupDescribe, 0, 1, 0),
+    // v4+ is broker-to-broker (KIP-890 verification); clients use v0-3.
+    spec(ApiKey::AddPartitionsToTxn, 0, 3, 3),
+    spec(ApiKey::AddOffsetsToTxn, 0, 4, 3),
+    // v5 (KIP-890 part 2: an epoch bump per transaction) is not built.
+    spec(ApiKey::EndTxn, 0, 4, 3),
+    spec(ApiKey::TxnOffsetCommit, 0, 3, 3),
+    spec(ApiKey::DescribeTransactions, 0, 0, 0),
+    // v2's regular-expression filter is not built.
+    spec(ApiKey::ListTransactions, 0, 1, 0),
 ];
 
 /// `flexible_from` for an api that has no flexible version.
@@ -277,6 +295,16 @@ pub fn decode_request(
         ApiKey::ConsumerGroupDescribe => {
             Request::ConsumerGroupDescribe(group::consumer_group_describe(r, v)?)
         }
+        ApiKey::AddPartitionsToTxn => {
+            Request::AddPartitionsToTxn(txn::add_partitions_to_txn(r, v)?)
+        }
+        ApiKey::AddOffsetsToTxn => Request::AddOffsetsToTxn(txn::add_offsets_to_txn(r, v)?),
+        ApiKey::EndTxn => Request::EndTxn(txn::end_txn(r, v)?),
+        ApiKey::TxnOffsetCommit => Request::TxnOffsetCommit(txn::txn_offset_commit(r, v)?),
+        ApiKey::DescribeTransactions => {
+            Request::DescribeTransactions(txn::describe_transactions(r, v)?)
+        }
+        ApiKey::ListTransactions => Request::ListTransactions(txn::list_transactions(r, v)?),
         // The table and this match list the same apis; a key in one but not the
         // other is a bug here, reported rather than panicking.
         _ => return Err(DecodeError::UnknownApiKey(api_key)),

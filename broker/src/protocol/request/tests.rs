@@ -38,15 +38,16 @@ use kafka_protocol::messages::offset_fetch_request::{
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiVersionsRequest, ConsumerGroupDescribeRequest,
-    ConsumerGroupHeartbeatRequest, CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteAclsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
-    DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AlterConfigsRequest, ApiVersionsRequest,
+    ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, CreateAclsRequest,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest,
+    DeleteRecordsRequest, DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, DescribeTransactionsRequest, EndTxnRequest,
     FetchRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
     IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
-    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
-    TopicName,
+    ListGroupsRequest, ListOffsetsRequest, ListTransactionsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
+    SyncGroupRequest, TopicName, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::protocol::{Decodable, Encodable, Request as KafkaRequest};
@@ -1247,4 +1248,126 @@ fn api_index_agrees_with_the_table() {
             |a: &super::ApiSpec| (a.key as i16, a.version_min, a.version_max, a.flexible_from);
         assert_eq!(scanned.map(fields), indexed.map(fields), "api key {key}");
     }
+}
+
+fn add_partitions_to_txn_sample(_v: i16, null: bool) -> AddPartitionsToTxnRequest {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    let mut req = AddPartitionsToTxnRequest::default();
+    req.v3_and_below_transactional_id = s("txn-1").into();
+    req.v3_and_below_producer_id = 4242.into();
+    req.v3_and_below_producer_epoch = 3;
+    let topics = if null { 0 } else { 2 };
+    req.v3_and_below_topics = (0..topics)
+        .map(|i| {
+            let mut t = AddPartitionsToTxnTopic::default();
+            t.name = s(["topic-a", "topic-b"][i as usize]).into();
+            t.partitions = vec![0, 2, i];
+            t
+        })
+        .collect();
+    req
+}
+
+fn add_offsets_to_txn_sample(_v: i16, _null: bool) -> AddOffsetsToTxnRequest {
+    let mut req = AddOffsetsToTxnRequest::default();
+    req.transactional_id = s("txn-1").into();
+    req.producer_id = 4242.into();
+    req.producer_epoch = 3;
+    req.group_id = s("group-1").into();
+    req
+}
+
+fn end_txn_sample(_v: i16, null: bool) -> EndTxnRequest {
+    let mut req = EndTxnRequest::default();
+    req.transactional_id = s("txn-1").into();
+    req.producer_id = 4242.into();
+    req.producer_epoch = 3;
+    req.committed = !null;
+    req
+}
+
+fn txn_offset_commit_sample(v: i16, null: bool) -> TxnOffsetCommitRequest {
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    let mut req = TxnOffsetCommitRequest::default();
+    req.transactional_id = s("txn-1").into();
+    req.group_id = s("group-1").into();
+    req.producer_id = 4242.into();
+    req.producer_epoch = 3;
+    if v >= 3 {
+        req.generation_id = 7;
+        req.member_id = s("member-1");
+        req.group_instance_id = (!null).then(|| s("instance-1"));
+    }
+    req.topics = (0..2)
+        .map(|i| {
+            let mut t = TxnOffsetCommitRequestTopic::default();
+            t.name = s(["topic-a", "topic-b"][i]).into();
+            t.partitions = (0..2)
+                .map(|p| {
+                    let mut part = TxnOffsetCommitRequestPartition::default();
+                    part.partition_index = p;
+                    part.committed_offset = 100 + i64::from(p);
+                    if v >= 2 {
+                        part.committed_leader_epoch = 5;
+                    }
+                    part.committed_metadata = (!null).then(|| s("meta"));
+                    part
+                })
+                .collect();
+            t
+        })
+        .collect();
+    req
+}
+
+#[test]
+fn add_partitions_to_txn_matches_oracle() {
+    check_all_versions(add_partitions_to_txn_sample, Request::AddPartitionsToTxn);
+}
+
+#[test]
+fn add_offsets_to_txn_matches_oracle() {
+    check_all_versions(add_offsets_to_txn_sample, Request::AddOffsetsToTxn);
+}
+
+#[test]
+fn end_txn_matches_oracle() {
+    check_all_versions(end_txn_sample, Request::EndTxn);
+}
+
+#[test]
+fn txn_offset_commit_matches_oracle() {
+    check_all_versions(txn_offset_commit_sample, Request::TxnOffsetCommit);
+}
+
+fn describe_transactions_sample(_v: i16, null: bool) -> DescribeTransactionsRequest {
+    let mut req = DescribeTransactionsRequest::default();
+    if !null {
+        req.transactional_ids = vec![s("txn-1").into(), s("txn-2").into()];
+    }
+    req
+}
+
+fn list_transactions_sample(v: i16, null: bool) -> ListTransactionsRequest {
+    let mut req = ListTransactionsRequest::default();
+    if !null {
+        req.state_filters = vec![s("Ongoing"), s("PrepareCommit")];
+        req.producer_id_filters = vec![4242.into(), 7.into()];
+    }
+    if v >= 1 {
+        req.duration_filter = if null { -1 } else { 60_000 };
+    }
+    req
+}
+
+#[test]
+fn describe_transactions_matches_oracle() {
+    check_all_versions(describe_transactions_sample, Request::DescribeTransactions);
+}
+
+#[test]
+fn list_transactions_matches_oracle() {
+    check_all_versions(list_transactions_sample, Request::ListTransactions);
 }

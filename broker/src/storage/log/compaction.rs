@@ -24,6 +24,11 @@
 //!    crash between two swaps can never resurrect a value whose tombstone was
 //!    dropped.
 //!
+//! Transactions: only segments wholly below the last stable offset are compacted,
+//! and records of aborted transactions never count as the latest of their key (so
+//! one is dropped when its key has a later record in the pass, kept otherwise;
+//! read_committed readers skip them either way).
+//!
 //! Readers holding bytes of a replaced segment keep its old mapping (the inode lives
 //! until they drop it). Not compacted: the active segment, and records superseded
 //! only by records in it (as in Kafka).
@@ -87,11 +92,11 @@ impl PartitionLog {
         if self.is_deleted() {
             return Ok(None);
         }
-        let views = match self.cleanable_segments(policy)? {
+        let (views, aborted) = match self.cleanable_segments(policy)? {
             Some(v) => v,
             None => return Ok(None),
         };
-        let latest = latest_offsets(&views)?;
+        let latest = latest_offsets(&views, &aborted)?;
         let horizon_ms = now_ms.saturating_sub(policy.delete_retention_ms);
         let mut done = Compacted::default();
         let mut cleaned_to = self.compacted_up_to.load(Ordering::Acquire);
@@ -113,12 +118,16 @@ impl PartitionLog {
         Ok(Some(done))
     }
 
-    /// The sealed segments of this pass, or None when the dirty ratio is not reached.
+    /// The sealed segments of this pass (only those wholly below the last stable
+    /// offset: an undecided transaction's records must not supersede anything), with
+    /// the aborted transactions by producer id, or None when the dirty ratio is not
+    /// reached.
     fn cleanable_segments(
         &self,
         policy: CompactionPolicy,
-    ) -> Result<Option<Vec<SealedView>>, StorageError> {
+    ) -> Result<Option<(Vec<SealedView>, AbortedByProducer)>, StorageError> {
         let st = lock(&self.state);
+        let lso = st.txns.last_stable_offset(st.next_offset);
         let sealed = st.segments.len().saturating_sub(1);
         if sealed == 0 {
             return Ok(None);
@@ -142,6 +151,9 @@ impl PartitionLog {
             if taken > 0 && taken + s.len > PASS_BYTES_MAX {
                 break;
             }
+            if st.segments[i + 1].base_offset > lso {
+                break;
+            }
             taken += s.len;
             let data = s.bytes(0, s.len).ok_or_else(|| StorageError::Corrupt {
                 path: s.path.clone(),
@@ -155,7 +167,19 @@ impl PartitionLog {
                 data,
             });
         }
-        Ok(Some(views))
+        if views.is_empty() {
+            return Ok(None);
+        }
+        let from = views.first().map_or(0, |v| v.base_offset);
+        let to = views.last().map_or(0, |v| v.next_base);
+        let mut aborted: AbortedByProducer = HashMap::new();
+        for a in st.txns.aborted_overlapping(from, to) {
+            aborted
+                .entry(a.producer_id)
+                .or_default()
+                .push((a.first_offset, a.last_offset));
+        }
+        Ok(Some((views, aborted)))
     }
 
     /// Writes `bytes` as the new content of `view`'s segment and swaps it in, unless
@@ -180,6 +204,7 @@ impl PartitionLog {
             log_start_offset: view.base_offset,
             next_offset: view.base_offset,
             producers: ProducerStates::default(),
+            txns: super::txn_index::TxnIndex::default(),
             max_timestamp: None,
             last_flush: Instant::now(),
             active_since: Instant::now(),
@@ -259,8 +284,25 @@ struct Latest {
     last_batch_of_producer: HashMap<i64, i64>,
 }
 
-/// Builds [`Latest`] over `views`.
-fn latest_offsets(views: &[SealedView]) -> Result<Latest, StorageError> {
+/// Aborted transactions of a pass: producer id → (first offset, marker offset).
+type AbortedByProducer = HashMap<i64, Vec<(i64, i64)>>;
+
+/// Whether the transactional batch of `producer_id` at `base_offset` was aborted.
+fn is_aborted(aborted: &AbortedByProducer, producer_id: i64, base_offset: i64) -> bool {
+    aborted.get(&producer_id).is_some_and(|ranges| {
+        ranges
+            .iter()
+            .any(|&(first, last)| first <= base_offset && base_offset <= last)
+    })
+}
+
+/// Builds [`Latest`] over `views`. Records of aborted transactions never become the
+/// latest of their key (Kafka's cleaner discards them first): a committed value is
+/// never dropped in favour of one read_committed readers cannot see.
+fn latest_offsets(
+    views: &[SealedView],
+    aborted: &AbortedByProducer,
+) -> Result<Latest, StorageError> {
     let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
     let mut last_batch_of_producer: HashMap<i64, i64> = HashMap::new();
     let mut bytes = 0usize;
@@ -271,6 +313,9 @@ fn latest_offsets(views: &[SealedView]) -> Result<Latest, StorageError> {
                 last_batch_of_producer.insert(b.producer_id(), b.base_offset());
             }
             if b.is_control() {
+                continue;
+            }
+            if b.is_transactional() && is_aborted(aborted, b.producer_id(), b.base_offset()) {
                 continue;
             }
             let records = batch_records(&b).map_err(|e| corrupt(view, e.to_string()))?;
