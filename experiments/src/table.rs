@@ -65,7 +65,7 @@ const SEED_E2E_PRODUCE: &str = "— · < 1 ms (kcat)";
 
 /// End-to-end rows: metric text and the (experiment, configuration) sources in order of
 /// preference; the first with comparable runs wins.
-const E2E_ROWS: [(&str, &[(&str, &str)]); 7] = [
+const E2E_ROWS: [(&str, &[(&str, &str)]); 12] = [
     (
         "Produce round trip, 1 KiB, baseline, closed loop",
         &[
@@ -98,6 +98,27 @@ const E2E_ROWS: [(&str, &[(&str, &str)]); 7] = [
     (
         "Produce→consume, 1 KiB, tuned",
         &[("baseline-vs-tuned", "tuned-e2e")],
+    ),
+    // vs Apache Kafka 4.4: one run, both brokers, the same blocking floor.
+    (
+        "vs Apache Kafka 4.4, same run: produce round trip, 1 KiB, Kafka (dev defaults, 1 GiB heap)",
+        &[("vs-kafka", "kafka-produce")],
+    ),
+    (
+        "Same run: produce round trip, 1 KiB, strikemq baseline",
+        &[("vs-kafka", "baseline-produce")],
+    ),
+    (
+        "Same run: produce round trip, 1 KiB, strikemq polling",
+        &[("vs-kafka", "polling-produce")],
+    ),
+    (
+        "Same run: fetch round trip, one 1 KiB record, Kafka",
+        &[("vs-kafka", "kafka-fetch")],
+    ),
+    (
+        "Same run: fetch round trip, one 1 KiB record, strikemq baseline",
+        &[("vs-kafka", "baseline-fetch")],
     ),
     (
         "Loopback TCP echo floor, 1 KiB, both ends busy-polling",
