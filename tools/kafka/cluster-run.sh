@@ -39,6 +39,16 @@ for mode in produce e2e fetch; do
     timeout $((SECONDS_PER_STEP + 180)) "$LOADGEN" "$mode" --bootstrap "$B" --topic "cluster-$mode-$tag" \
         --partitions 6 "${timing[@]}" --json "$OUT/$mode.json" 2>&1 | tee "$OUT/$mode.txt" || rc=1
 done
+# The experiment runner against the same cluster (--bootstrap: no broker of ours is
+# started and no toggle applies; the `quick` workloads, about 30 s). Its folder is moved
+# under $OUT so that results/quick/ keeps only runs against strikemq.
+before=$(ls -d results/quick/*/ 2>/dev/null | sort)
+if timeout 300 cargo run --release -q -p experiments -- run quick --bootstrap "$B"; then
+    new=$(comm -13 <(echo "$before") <(ls -d results/quick/*/ | sort) | tail -n 1)
+    [ -n "$new" ] && rm -rf "$OUT/quick-bootstrap" && mv "$new" "$OUT/quick-bootstrap"
+else
+    rc=1
+fi
 kcat -b "$B" -L -J >"$OUT/metadata.json" 2>/dev/null || true
 python3 - "$OUT" <<'PY'
 import json, os, sys
