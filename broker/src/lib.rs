@@ -30,6 +30,7 @@ pub mod net;
 pub mod output;
 pub mod partitioner;
 pub mod protocol;
+pub(crate) mod record_log;
 pub mod startup;
 pub mod storage;
 pub mod txn;

@@ -15,19 +15,19 @@
 //! rewritten with only the latest record per key (temp file + fsync + rename).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::io;
+use std::path::Path;
 
+use crate::record_log::{put_frame, RecordLog};
 use crate::storage::FlushPolicy;
+
+/// What the file is, in log lines.
+const WHAT: &str = "offsets log";
 
 /// The offsets log inside the data directory. Not a `<topic>-<n>` directory, so the
 /// topic scan of storage never mistakes it for a topic.
 pub const OFFSETS_FILE: &str = "__consumer_offsets.log";
-const TMP_SUFFIX: &str = ".tmp";
 const MAGIC: &[u8; 8] = b"SMQOFS01";
-const FRAME_HEADER_BYTES: usize = 8;
 /// Largest record body: group id + topic + metadata at their limits plus fixed fields.
 /// A length above it can only be garbage.
 const RECORD_BODY_BYTES_MAX: usize = 64 * 1024;
@@ -56,18 +56,11 @@ enum Change {
     DeleteGroup(String),
 }
 
-/// Where the store keeps its log (none: memory only, for tests and embedding).
-struct LogFile {
-    path: PathBuf,
-    file: File,
-    flush: FlushPolicy,
-    last_sync: Instant,
-}
-
 /// Committed offsets of every group.
 pub struct OffsetStore {
     groups: HashMap<String, BTreeMap<PartitionKey, Committed>>,
-    log: Option<LogFile>,
+    /// Where the store keeps its log (none: memory only, for tests and embedding).
+    log: Option<RecordLog>,
 }
 
 impl OffsetStore {
@@ -85,62 +78,13 @@ impl OffsetStore {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join(OFFSETS_FILE);
         let mut store = OffsetStore::in_memory();
-        // Valid bytes of the existing log (None: no log yet).
-        let mut valid_len = None;
-        match File::open(&path) {
-            Ok(mut f) => {
-                let mut bytes = Vec::new();
-                f.read_to_end(&mut bytes)?;
-                let (changes, used) = decode_log(&bytes).map_err(|why| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{}: {why}", path.display()),
-                    )
-                })?;
-                if used < bytes.len() {
-                    tracing::warn!(
-                        file = %path.display(),
-                        ignored_bytes = bytes.len() - used,
-                        "ignoring a torn or corrupt tail of the offsets log"
-                    );
-                }
-                for change in changes {
-                    store.apply(change);
-                }
-                valid_len = Some(used as u64);
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        // Compaction: the latest value per key, written next to the log and renamed over
-        // it, so a crash leaves either the old or the new file. On a full disk it
-        // cannot be written: then the old log is kept (cut to its valid bytes, which
-        // frees space rather than taking it) so the broker still starts.
-        if let Err(e) = store.compact(data_dir, &path) {
-            let _ = std::fs::remove_file(data_dir.join(format!("{OFFSETS_FILE}{TMP_SUFFIX}")));
-            match valid_len {
-                Some(len) => {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot compact the offsets log; appending to it as is");
-                    OpenOptions::new().write(true).open(&path)?.set_len(len)?;
-                }
-                None => return Err(e),
-            }
-        }
-        let file = OpenOptions::new().append(true).open(&path)?;
-        store.log = Some(LogFile {
-            path,
-            file,
-            flush,
-            last_sync: Instant::now(),
-        });
-        Ok(store)
-    }
-
-    /// Writes the latest value per key to a temporary file and renames it over `path`.
-    fn compact(&self, data_dir: &Path, path: &Path) -> io::Result<()> {
-        let tmp = data_dir.join(format!("{OFFSETS_FILE}{TMP_SUFFIX}"));
-        let mut image = MAGIC.to_vec();
-        for (group, offsets) in &self.groups {
+        let valid_len = RecordLog::read(&path, MAGIC, RECORD_BODY_BYTES_MAX, WHAT, |body| {
+            decode_change(body).map(|c| store.apply(c)).is_some()
+        })?;
+        // Compaction: the latest value per key (record_log.rs says what a crash or a
+        // full disk leaves).
+        let mut image = Vec::new();
+        for (group, offsets) in &store.groups {
             for (key, committed) in offsets {
                 encode_change(
                     &mut image,
@@ -148,13 +92,10 @@ impl OffsetStore {
                 );
             }
         }
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&image)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        File::open(data_dir)?.sync_all()
+        store.log = Some(RecordLog::rewrite_and_open(
+            &path, MAGIC, &image, valid_len, flush, WHAT,
+        )?);
+        Ok(store)
     }
 
     /// Number of groups with at least one committed offset.
@@ -217,11 +158,10 @@ impl OffsetStore {
 
     /// Makes everything appended so far durable.
     pub fn sync(&mut self) -> io::Result<()> {
-        if let Some(log) = self.log.as_mut() {
-            log.file.sync_data()?;
-            log.last_sync = Instant::now();
+        match self.log.as_mut() {
+            Some(log) => log.sync(),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn log_and_apply(&mut self, changes: Vec<Change>) -> io::Result<()> {
@@ -233,30 +173,7 @@ impl OffsetStore {
             for change in &changes {
                 encode_change(&mut buf, change);
             }
-            // A write cut short (ENOSPC mid-record) would leave a torn record that
-            // recovery stops at, hiding every later, acknowledged commit: cut the file
-            // back to where this write began before reporting the error.
-            let start_len = log.file.metadata()?.len();
-            if let Err(e) = log.file.write_all(&buf) {
-                if let Err(cut) = log.file.set_len(start_len) {
-                    tracing::error!(file = %log.path.display(), error = %cut, "cannot cut a failed write from the offsets log");
-                }
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("{}: {e}", log.path.display()),
-                ));
-            }
-            let due = match log.flush {
-                FlushPolicy::Never => false,
-                FlushPolicy::Always => true,
-                FlushPolicy::IntervalMs(ms) => {
-                    log.last_sync.elapsed().as_millis() >= u128::from(ms)
-                }
-            };
-            if due {
-                log.file.sync_data()?;
-                log.last_sync = Instant::now();
-            }
+            log.append(&buf)?;
         }
         for change in changes {
             self.apply(change);
@@ -316,44 +233,18 @@ fn encode_change(out: &mut Vec<u8>, change: &Change) {
             put_str(&mut body, group);
         }
     }
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
-    out.extend_from_slice(&body);
+    put_frame(out, &body);
 }
 
 /// The changes in a log image and how many bytes of it were whole records. Errors only
 /// on a foreign file (wrong magic).
+#[cfg(test)]
 fn decode_log(bytes: &[u8]) -> Result<(Vec<Change>, usize), String> {
-    if bytes.is_empty() {
-        return Ok((Vec::new(), 0));
-    }
-    if bytes.len() < MAGIC.len() {
-        // The file is only ever created whole (by rename), so this is not a torn header.
-        return Err("file too short for its header".into());
-    }
-    if &bytes[..MAGIC.len()] != MAGIC {
-        return Err("not a StrikeMQ offsets log (bad magic)".into());
-    }
-    let mut pos = MAGIC.len();
     let mut changes = Vec::new();
-    while bytes.len() - pos >= FRAME_HEADER_BYTES {
-        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap_or_default()) as usize;
-        let crc = u32::from_be_bytes(bytes[pos + 4..pos + 8].try_into().unwrap_or_default());
-        let start = pos + FRAME_HEADER_BYTES;
-        if len > RECORD_BODY_BYTES_MAX || bytes.len() - start < len {
-            break;
-        }
-        let body = &bytes[start..start + len];
-        if crc32c::crc32c(body) != crc {
-            break;
-        }
-        match decode_change(body) {
-            Some(change) => changes.push(change),
-            None => break,
-        }
-        pos = start + len;
-    }
-    Ok((changes, pos))
+    let used = crate::record_log::decode_frames(bytes, MAGIC, RECORD_BODY_BYTES_MAX, |body| {
+        decode_change(body).map(|c| changes.push(c)).is_some()
+    })?;
+    Ok((changes, used))
 }
 
 /// A cursor over one record body; every read is bounds-checked.

@@ -21,20 +21,17 @@
 //! record per id (temp file + fsync + rename).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::io;
+use std::path::Path;
 
+use crate::record_log::{put_frame, RecordLog};
 use crate::storage::FlushPolicy;
 
 use super::{PendingOffset, TxnMeta, TxnState};
 
 /// The transaction log inside the data directory (not a `<topic>-<n>` directory).
 pub const TXN_FILE: &str = "__transaction_state.log";
-const TMP_SUFFIX: &str = ".tmp";
 const MAGIC: &[u8; 8] = b"SMQTXN01";
-const FRAME_HEADER_BYTES: usize = 8;
 /// Largest record body: an id and `PARTITIONS_PER_TXN_MAX` partitions with topic
 /// names at their limit. A length above it can only be garbage.
 const RECORD_BODY_BYTES_MAX: usize = 64 * 1024
@@ -54,13 +51,11 @@ pub(super) enum Change {
     Remove(String),
 }
 
+/// What the file is, in log lines.
+const WHAT: &str = "transaction log";
+
 /// The open log file.
-pub(super) struct TxnLog {
-    path: PathBuf,
-    file: File,
-    flush: FlushPolicy,
-    last_sync: Instant,
-}
+pub(super) struct TxnLog(RecordLog);
 
 impl TxnLog {
     /// Loads the log of `data_dir` (ignoring a torn tail), rewrites it compacted and
@@ -72,109 +67,39 @@ impl TxnLog {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join(TXN_FILE);
         let mut ids = HashMap::new();
-        let mut valid_len = None;
-        match File::open(&path) {
-            Ok(mut f) => {
-                let mut bytes = Vec::new();
-                f.read_to_end(&mut bytes)?;
-                let (changes, used) = decode_log(&bytes).map_err(|why| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{}: {why}", path.display()),
-                    )
-                })?;
-                if used < bytes.len() {
-                    tracing::warn!(
-                        file = %path.display(),
-                        ignored_bytes = bytes.len() - used,
-                        "ignoring a torn or corrupt tail of the transaction log"
-                    );
+        let valid_len = RecordLog::read(&path, MAGIC, RECORD_BODY_BYTES_MAX, WHAT, |body| {
+            match decode_body(body) {
+                Some(Change::Put(id, meta)) => {
+                    ids.insert(id, meta);
                 }
-                for change in changes {
-                    match change {
-                        Change::Put(id, meta) => {
-                            ids.insert(id, meta);
-                        }
-                        Change::Remove(id) => {
-                            ids.remove(&id);
-                        }
-                    }
+                Some(Change::Remove(id)) => {
+                    ids.remove(&id);
                 }
-                valid_len = Some(used as u64);
+                None => return false,
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+            true
+        })?;
+        let mut image = Vec::new();
+        for (id, meta) in &ids {
+            encode_change(&mut image, &Change::Put(id.clone(), meta.clone()));
         }
-        if let Err(e) = compact(data_dir, &path, &ids) {
-            let _ = std::fs::remove_file(data_dir.join(format!("{TXN_FILE}{TMP_SUFFIX}")));
-            match valid_len {
-                Some(len) => {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot compact the transaction log; appending to it as is");
-                    OpenOptions::new().write(true).open(&path)?.set_len(len)?;
-                }
-                None => return Err(e),
-            }
-        }
-        let file = OpenOptions::new().append(true).open(&path)?;
-        Ok((
-            TxnLog {
-                path,
-                file,
-                flush,
-                last_sync: Instant::now(),
-            },
-            ids,
-        ))
+        let log = RecordLog::rewrite_and_open(&path, MAGIC, &image, valid_len, flush, WHAT)?;
+        Ok((TxnLog(log), ids))
     }
 
-    /// Appends `changes` in one write (fsynced when the policy says so). A write cut
-    /// short is cut back so that recovery does not stop before later records.
+    /// Appends `changes` in one write (fsynced when the policy says so; a write cut
+    /// short is cut back: record_log.rs).
     pub(super) fn append(&mut self, changes: &[Change]) -> io::Result<()> {
         let mut buf = Vec::new();
         for change in changes {
             encode_change(&mut buf, change);
         }
-        let start_len = self.file.metadata()?.len();
-        if let Err(e) = self.file.write_all(&buf) {
-            if let Err(cut) = self.file.set_len(start_len) {
-                tracing::error!(file = %self.path.display(), error = %cut, "cannot cut a failed write from the transaction log");
-            }
-            return Err(io::Error::new(
-                e.kind(),
-                format!("{}: {e}", self.path.display()),
-            ));
-        }
-        let due = match self.flush {
-            FlushPolicy::Never => false,
-            FlushPolicy::Always => true,
-            FlushPolicy::IntervalMs(ms) => self.last_sync.elapsed().as_millis() >= u128::from(ms),
-        };
-        if due {
-            self.sync()?;
-        }
-        Ok(())
+        self.0.append(&buf)
     }
 
     pub(super) fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()?;
-        self.last_sync = Instant::now();
-        Ok(())
+        self.0.sync()
     }
-}
-
-fn compact(data_dir: &Path, path: &Path, ids: &HashMap<String, TxnMeta>) -> io::Result<()> {
-    let tmp = data_dir.join(format!("{TXN_FILE}{TMP_SUFFIX}"));
-    let mut image = MAGIC.to_vec();
-    for (id, meta) in ids {
-        encode_change(&mut image, &Change::Put(id.clone(), meta.clone()));
-    }
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(&image)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    File::open(data_dir)?.sync_all()
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &str) {
@@ -215,50 +140,18 @@ pub(super) fn encode_change(out: &mut Vec<u8>, change: &Change) {
             put_str(&mut body, id);
         }
     }
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
-    out.extend_from_slice(&body);
+    put_frame(out, &body);
 }
 
 /// The changes in a log image and how many bytes of it were whole records. Errors only
 /// on a foreign file (wrong magic).
-pub(super) fn decode_log(bytes: &[u8]) -> Result<(Vec<Change>, usize), String> {
-    if bytes.is_empty() {
-        return Ok((Vec::new(), 0));
-    }
-    if bytes.len() < MAGIC.len() {
-        // A file cut inside its magic was created and never written: empty.
-        return if MAGIC.starts_with(bytes) {
-            Ok((Vec::new(), 0))
-        } else {
-            Err("not a transaction log (bad magic)".into())
-        };
-    }
-    if &bytes[..MAGIC.len()] != MAGIC {
-        return Err("not a transaction log (bad magic)".into());
-    }
-    let mut pos = MAGIC.len();
+#[cfg(test)]
+fn decode_log(bytes: &[u8]) -> Result<(Vec<Change>, usize), String> {
     let mut changes = Vec::new();
-    while let Some(header) = bytes.get(pos..pos + FRAME_HEADER_BYTES) {
-        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-        if len > RECORD_BODY_BYTES_MAX {
-            break;
-        }
-        let start = pos + FRAME_HEADER_BYTES;
-        let Some(body) = bytes.get(start..start + len) else {
-            break;
-        };
-        if crc32c::crc32c(body) != crc {
-            break;
-        }
-        let Some(change) = decode_body(body) else {
-            break;
-        };
-        changes.push(change);
-        pos = start + len;
-    }
-    Ok((changes, pos))
+    let used = crate::record_log::decode_frames(bytes, MAGIC, RECORD_BODY_BYTES_MAX, |body| {
+        decode_body(body).map(|c| changes.push(c)).is_some()
+    })?;
+    Ok((changes, used))
 }
 
 struct Cursor<'a>(&'a [u8]);
