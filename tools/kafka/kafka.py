@@ -93,7 +93,12 @@ def free_port():
 
 
 def cluster_id():
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random cluster id as Kafka's Uuid.randomUuid makes it: never one that starts
+    with '-', which StorageTool's argument parser would take for an option (1 in 64)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def settings(nodes, extra=()):
@@ -230,8 +235,11 @@ def start(nodes=1, port=0, root=None, extra=(), heap=None, ready_timeout_s=120, 
                 f.write(node_properties(i + 1, ports[i], voters, cports[i], os.path.join(ndir, "data"), extra_s))
             # Formatting is a separate JVM (kafka-storage.sh format): the static quorum
             # (controller.quorum.voters) needs no --standalone / --initial-controllers.
-            subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cid, "-c", props, "--ignore-formatted"],
-                           check=True, capture_output=True, timeout=120)
+            fmt = subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cid, "-c", props,
+                                  "--ignore-formatted"], capture_output=True, text=True, timeout=120)
+            if fmt.returncode != 0:
+                raise RuntimeError(f"kafka-storage format of {ndir} failed (exit {fmt.returncode}): "
+                                   f"{(fmt.stderr or fmt.stdout).strip()[-2000:]}")
         procs = launch(root, java, ports, ready_timeout_s, tied)
     except BaseException:
         stop_dir(root, keep=True)
