@@ -24,8 +24,12 @@ pub const BROKERS: [&str; 2] = ["strikemq", "kafka"];
 pub const FLOOR_MODES: [&str; 3] = ["blocking", "client-busy-poll", "busy-poll"];
 /// How loadgen's measured connections wait (`loadgen --wait`).
 pub const CLIENT_WAITS: [&str; 2] = ["blocking", "busy-poll"];
-/// Storage floors (`loadgen floor --storage`): page-cache writes, or fdatasync per write.
-pub const STORAGE_FLOORS: [&str; 2] = ["write", "sync"];
+/// Storage floors: `write` and `sync` (`loadgen floor --storage`) write the requests'
+/// batches into a file, page cache only or fdatasync per write; `sink` and `sink-sync`
+/// (`loadgen floor --sink`) are the TCP + storage floor: the same frames over loopback
+/// to an echo server that writes each request into a file before answering, the least
+/// any broker does per Produce.
+pub const STORAGE_FLOORS: [&str; 4] = ["write", "sync", "sink", "sink-sync"];
 /// Where broker data directories (and storage floors) live: the repository's file system
 /// (a real disk; `--disk-dir` to choose) or /dev/shm (tmpfs).
 pub const DATA_DIRS: [&str; 2] = ["disk", "tmpfs"];
@@ -501,6 +505,25 @@ impl Experiment {
             .get("flush")
             .is_some_and(|f| set_value_text(f) == "always");
         let kind = if always { "sync" } else { "write" };
+        self.storage_floor_of_kind(v, kind)
+    }
+
+    /// The TCP + storage floor (`sink`, `sink-sync` for `flush = "always"`) that bounds a
+    /// produce variant. None when not measured.
+    pub fn sink_floor_for(&self, v: &Variant) -> Option<String> {
+        let always = v
+            .config
+            .set
+            .get("flush")
+            .is_some_and(|f| set_value_text(f) == "always");
+        self.storage_floor_of_kind(v, if always { "sink-sync" } else { "sink" })
+    }
+
+    fn storage_floor_of_kind(&self, v: &Variant, kind: &str) -> Option<String> {
+        let w = self.workload_for(&v.config);
+        if w.mode() != "produce" {
+            return None;
+        }
         let key = w.floor_key().storage_key();
         self.storage_floor_steps()
             .into_iter()
@@ -811,6 +834,6 @@ workload = { mode = "fetch", inflight = 1 }
         let tp = all.iter().find(|e| e.name == "throughput").unwrap();
         assert_eq!(tp.variants().len(), 144); // 72 configurations x (disk, tmpfs): 48 produce, 12 fetch, 12 zero-copy fetch
         assert_eq!(tp.passes, 2);
-        assert_eq!(tp.storage_floor_steps().len(), 2 * 2 * 2);
+        assert_eq!(tp.storage_floor_steps().len(), 2 * 2 * 4);
     }
 }

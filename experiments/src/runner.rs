@@ -603,13 +603,18 @@ fn floor_args(mode: &str, key: &FloorKey, w: &Workload) -> Vec<String> {
 
 /// `loadgen floor --storage DIR` for a storage floor step.
 fn storage_floor_args(f: &StorageFloorStep, dir: &Path, w: &Workload) -> Vec<String> {
+    let sink = f.kind.starts_with("sink");
     let mut a: Vec<String> = vec![
         "floor".into(),
-        "--storage".into(),
+        if sink { "--sink" } else { "--storage" }.into(),
         dir.display().to_string(),
     ];
-    if f.kind == "sync" {
+    if f.kind.ends_with("sync") {
         a.push("--sync".into());
+    }
+    if sink {
+        // The echo floor's client loop with the produce runs' depth.
+        a.extend(["--inflight".into(), w.inflight.unwrap_or(1).to_string()]);
     }
     a.extend(["--size".into(), f.key.size.to_string()]);
     if let Some(b) = f.key.batch {
@@ -1129,10 +1134,10 @@ fn run_storage_floor(
     let _ = std::fs::remove_dir_all(&dir);
     let mut run = blank_run(order, &label, RunKind::Floor, rep);
     run.workload = json!({
-        "mode": "floor-storage",
+        "mode": if f.kind.starts_with("sink") { "floor-sink" } else { "floor-storage" },
         "size": f.key.size,
         "batch": f.key.batch,
-        "sync": f.kind == "sync",
+        "sync": f.kind.ends_with("sync"),
         "data_dir": f.data_dir,
     });
     run.wall_s = started.elapsed().as_secs_f64();
@@ -1364,6 +1369,18 @@ set = { io_backend = "io_uring", busy_poll_us = 50, tcp_nodelay = true }"#,
         assert_eq!(
             a.join(" "),
             "floor --storage /dev/shm/x --sync --size 16384 --batch 64 --duration-s 1.5"
+        );
+        let sink = StorageFloorStep {
+            kind: "sink-sync".into(),
+            ..step
+        };
+        let w = Workload {
+            inflight: Some(8),
+            ..Default::default()
+        };
+        assert_eq!(
+            storage_floor_args(&sink, Path::new("/dev/shm/x"), &w).join(" "),
+            "floor --sink /dev/shm/x --sync --inflight 8 --size 16384 --batch 64 --duration-s 1.5"
         );
         assert_eq!(pass_label("a", 2, 2), "a.pass2");
         assert_eq!(pass_label("a", 1, 1), "a");

@@ -433,15 +433,34 @@ fn throughput_cell(meta: &Meta, label: &str) -> String {
             "TCP floor",
         ),
     };
+    // The TCP + storage floor of the same size, data dir and pass, where measured.
+    let sink = sink_label(&floor_label)
+        .and_then(|l| spread(&mbs(&l)))
+        .map(|(f, _, _)| format!(" · TCP + storage floor {} ({:.2}×)", fmt_mb(f), m / f))
+        .unwrap_or_default();
     match spread(&mbs(&floor_label)) {
         Some((f, _, _)) => format!(
-            "{} [{lo:.0}–{hi:.0}] · {what} {} ({:.2}×)",
+            "{} [{lo:.0}–{hi:.0}] · {what} {} ({:.2}×){sink}",
             fmt_mb(m),
             fmt_mb(f),
             m / f
         ),
         None => format!("{} [{lo:.0}–{hi:.0}] · no floor", fmt_mb(m)),
     }
+}
+
+/// The sink floor beside a storage floor: `floor-storage-write…` → `floor-storage-sink…`,
+/// `floor-storage-sync…` → `floor-storage-sink-sync…`.
+fn sink_label(storage_label: &str) -> Option<String> {
+    for (from, to) in [
+        ("floor-storage-write", "floor-storage-sink"),
+        ("floor-storage-sync", "floor-storage-sink-sync"),
+    ] {
+        if let Some(rest) = storage_label.strip_prefix(from) {
+            return Some(format!("{to}{rest}"));
+        }
+    }
+    None
 }
 
 fn short(sha: &str) -> &str {
@@ -545,5 +564,21 @@ mod tests {
             "1.00 GB/s [1000–1000] · TCP floor 4.00 GB/s (0.25×)"
         );
         assert_eq!(throughput_cell(&meta, "absent"), "not measured");
+        // With the TCP + storage floor of the same data dir and pass, both ratios.
+        meta.runs.push(run(
+            "floor-storage-sink.disk.pass2",
+            "floor",
+            1250.0,
+            serde_json::json!({}),
+        ));
+        assert_eq!(
+            throughput_cell(&meta, "p.disk.pass2"),
+            "1.00 GB/s [1000–1000] · storage floor 2.00 GB/s (0.50×) · TCP + storage floor 1.25 GB/s (0.80×)"
+        );
+        assert_eq!(
+            sink_label("floor-storage-sync-16384Bx64.tmpfs.pass1").as_deref(),
+            Some("floor-storage-sink-sync-16384Bx64.tmpfs.pass1")
+        );
+        assert_eq!(sink_label("floor-blocking.pass2"), None);
     }
 }

@@ -134,6 +134,7 @@ pub struct TargetArgs {
 }
 
 #[derive(Debug, Clone, Args, Serialize)]
+#[command(group(clap::ArgGroup::new("file_floor").args(["storage", "sink"])))]
 pub struct FloorArgs {
     #[command(flatten)]
     pub load: LoadArgs,
@@ -153,12 +154,18 @@ pub struct FloorArgs {
     /// the same bytes in place (memory already touched); MB/s of both passes
     #[arg(long, value_name = "DIR", conflicts_with = "mode")]
     pub storage: Option<PathBuf>,
-    /// With --storage: fdatasync after every write (the floor of flush=always)
-    #[arg(long, requires = "storage")]
+    /// TCP + storage floor: the echo floor whose server also writes each request it
+    /// receives into a file in DIR (sequential write(2), page cache) before answering —
+    /// the least any broker must do for a Produce: receive the bytes, store them, answer
+    #[arg(long, value_name = "DIR", conflicts_with = "storage")]
+    pub sink: Option<PathBuf>,
+    /// With --storage or --sink: fdatasync after every write (the floor of flush=always)
+    #[arg(long, requires = "file_floor")]
     pub sync: bool,
     /// With --storage: the first pass stops at this many bytes even before --duration-s
-    /// (so a fast page cache cannot fill the disk or memory)
-    #[arg(long, default_value_t = DEFAULT_STORAGE_MAX_BYTES, requires = "storage")]
+    /// (so a fast page cache cannot fill the disk or memory); with --sink: the file's
+    /// size, written round and round
+    #[arg(long, default_value_t = DEFAULT_STORAGE_MAX_BYTES, requires = "file_floor")]
     pub storage_max_bytes: u64,
 }
 
@@ -195,6 +202,14 @@ impl FloorArgs {
                 "--batch {}: must be between 1 and {MAX_BATCH_RECORDS}",
                 self.batch
             )));
+        }
+        if let Some(dir) = &self.sink {
+            if !dir.is_dir() {
+                return Err(usage(format!("--sink {}: not a directory", dir.display())));
+            }
+            if self.storage_max_bytes == 0 {
+                return Err(usage("--storage-max-bytes 0: must be > 0"));
+            }
         }
         if let Some(dir) = &self.storage {
             if !dir.is_dir() {
@@ -869,6 +884,10 @@ mod tests {
         assert!(floor_args(&["--sync"]).is_err());
         assert!(floor_args(&["--storage-max-bytes", "10"]).is_err());
         assert!(floor_args(&["--storage", d, "--mode", "busy-poll"]).is_err());
+        // --sink is the echo floor plus a file: it takes --mode and --sync, not --storage.
+        let f = floor_args(&["--sink", d, "--sync", "--mode", "busy-poll"]).unwrap();
+        assert!(f.sync && f.sink.is_some() && f.validate().is_ok());
+        assert!(floor_args(&["--sink", d, "--storage", d]).is_err());
         for (bad, needle) in [
             (
                 vec!["--storage", "/nonexistent/loadgen-dir"],
@@ -880,6 +899,14 @@ mod tests {
                 "--storage-max-bytes 0",
             ),
             (vec!["--storage", d, "--rate", "100"], "--rate"),
+            (
+                vec!["--sink", "/nonexistent/loadgen-dir"],
+                "--sink /nonexistent",
+            ),
+            (
+                vec!["--sink", d, "--storage-max-bytes", "0"],
+                "--storage-max-bytes 0",
+            ),
         ] {
             let e = floor_args(&bad).unwrap().validate().unwrap_err();
             assert!(is_usage(&e), "{bad:?}: {e}");

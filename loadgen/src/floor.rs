@@ -16,11 +16,68 @@ const REQUEST_PAYLOAD_CID_OFFSET: usize = 4;
 /// Offset of the correlation id in a response frame: the length prefix.
 const RESPONSE_FRAME_CID_OFFSET: usize = 4;
 
+/// The file the sink floor's echo server writes every request into before answering.
+pub struct Sink {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+    /// fdatasync after every write.
+    sync: bool,
+    /// The file's size: writes go round and round within it (bounded disk and memory).
+    cap_bytes: u64,
+    pos: u64,
+}
+
+impl Sink {
+    /// A new file in `dir`, removed when the sink is dropped.
+    pub fn create(dir: &std::path::Path, sync: bool, cap_bytes: u64) -> anyhow::Result<Sink> {
+        let path = dir.join(format!("loadgen-sink-floor-{}.dat", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        Ok(Sink {
+            file,
+            path,
+            sync,
+            cap_bytes,
+            pos: 0,
+        })
+    }
+
+    /// Writes one request's bytes at the next position (from the start again when they
+    /// would pass the cap), as a broker appends a batch to its segment.
+    fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        use std::os::unix::fs::FileExt;
+        if self.pos + bytes.len() as u64 > self.cap_bytes {
+            self.pos = 0;
+        }
+        self.file
+            .write_all_at(bytes, self.pos)
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        if self.sync {
+            self.file
+                .sync_data()
+                .with_context(|| format!("fdatasync of {}", self.path.display()))?;
+        }
+        self.pos += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// Starts the echo server on 127.0.0.1:0 for one connection; the thread ends (returning
-/// the number of requests answered) when the client disconnects.
+/// the number of requests answered) when the client disconnects. With a sink, each
+/// request is written into its file before the answer.
 pub fn start_echo_server(
     mode: PollMode,
     response_frame: Vec<u8>,
+    mut sink: Option<Sink>,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<anyhow::Result<u64>>)> {
     if response_frame.len() < RESPONSE_FRAME_CID_OFFSET + 4 {
         bail!(
@@ -48,6 +105,9 @@ pub fn start_echo_server(
                 let cid = payload
                     .get(REQUEST_PAYLOAD_CID_OFFSET..REQUEST_PAYLOAD_CID_OFFSET + 4)
                     .context("request shorter than a header")?;
+                if let Some(sink) = sink.as_mut() {
+                    sink.write(payload)?;
+                }
                 response[RESPONSE_FRAME_CID_OFFSET..RESPONSE_FRAME_CID_OFFSET + 4]
                     .copy_from_slice(cid);
                 if let Err(e) = write_all(&writer, &response) {

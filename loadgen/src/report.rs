@@ -225,7 +225,19 @@ impl Summary {
         if let (Some(n), Some(r)) = (self.records, self.records_per_s) {
             s += &format!("records {n}  ({r:.1} records/s)\n");
         }
-        if let Some(st) = &self.storage {
+        if let Some(st) = self.storage.as_ref().filter(|st| st.get("sink").is_some()) {
+            s += &format!(
+                "sink: each request written into a file in {} ({}{}, {} bytes round and round)\n",
+                st["sink"].as_str().unwrap_or(""),
+                st["fs"].as_str().unwrap_or(""),
+                if st["sync"].as_bool() == Some(true) {
+                    ", fdatasync per write"
+                } else {
+                    ""
+                },
+                st["file_bytes"],
+            );
+        } else if let Some(st) = &self.storage {
             for pass in ["first_pass", "rewrite_pass"] {
                 let p = &st[pass];
                 s += &format!(

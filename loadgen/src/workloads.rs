@@ -161,15 +161,29 @@ pub fn floor(args: &FloorArgs) -> anyhow::Result<Summary> {
     let response = produce_response_frame(&target)?;
     let response_payload_bytes = response.len() - 4;
     let (client_mode, server_mode) = args.mode.ends();
-    let (addr, server) = start_echo_server(server_mode, response)?;
+    let sink = match &args.sink {
+        Some(dir) => Some(crate::floor::Sink::create(
+            dir,
+            args.sync,
+            args.storage_max_bytes,
+        )?),
+        None => None,
+    };
+    let (addr, server) = start_echo_server(server_mode, response, sink)?;
     let stream = native::connect(&addr.to_string())?;
     let conn = FrameReader::new(stream, client_mode)?;
     let job = Job {
         workload: "floor",
-        driver: match args.mode {
-            FloorMode::Blocking => "echo-blocking",
-            FloorMode::ClientBusyPoll => "echo-client-busy-poll",
-            FloorMode::BusyPoll => "echo-busy-poll",
+        driver: match (args.mode, &args.sink, args.sync) {
+            (FloorMode::Blocking, None, _) => "echo-blocking",
+            (FloorMode::ClientBusyPoll, None, _) => "echo-client-busy-poll",
+            (FloorMode::BusyPoll, None, _) => "echo-busy-poll",
+            (FloorMode::Blocking, Some(_), false) => "echo-sink-write-blocking",
+            (FloorMode::ClientBusyPoll, Some(_), false) => "echo-sink-write-client-busy-poll",
+            (FloorMode::BusyPoll, Some(_), false) => "echo-sink-write-busy-poll",
+            (FloorMode::Blocking, Some(_), true) => "echo-sink-fdatasync-blocking",
+            (FloorMode::ClientBusyPoll, Some(_), true) => "echo-sink-fdatasync-client-busy-poll",
+            (FloorMode::BusyPoll, Some(_), true) => "echo-sink-fdatasync-busy-poll",
         },
         params: params(args),
         load: &args.load,
@@ -193,6 +207,14 @@ pub fn floor(args: &FloorArgs) -> anyhow::Result<Summary> {
         .context("echo server")?;
     summary.client_wait = Some(client_mode.name().into());
     summary.server_wait = Some(server_mode.name().into());
+    if let Some(dir) = &args.sink {
+        summary.storage = Some(serde_json::json!({
+            "sink": dir.display().to_string(),
+            "fs": crate::floor::fs_type(dir),
+            "sync": args.sync,
+            "file_bytes": args.storage_max_bytes,
+        }));
+    }
     Ok(summary)
 }
 
