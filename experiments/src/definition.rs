@@ -508,17 +508,6 @@ impl Experiment {
         self.storage_floor_of_kind(v, kind)
     }
 
-    /// The TCP + storage floor (`sink`, `sink-sync` for `flush = "always"`) that bounds a
-    /// produce variant. None when not measured.
-    pub fn sink_floor_for(&self, v: &Variant) -> Option<String> {
-        let always = v
-            .config
-            .set
-            .get("flush")
-            .is_some_and(|f| set_value_text(f) == "always");
-        self.storage_floor_of_kind(v, if always { "sink-sync" } else { "sink" })
-    }
-
     fn storage_floor_of_kind(&self, v: &Variant, kind: &str) -> Option<String> {
         let w = self.workload_for(&v.config);
         if w.mode() != "produce" {
