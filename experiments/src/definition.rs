@@ -241,8 +241,14 @@ impl Workload {
         FloorKey {
             size: self.size(),
             rate: self.rate,
-            inflight: self.inflight,
+            // A consumer has one Fetch in flight whatever the workload says.
+            inflight: if self.mode() == "fetch" {
+                None
+            } else {
+                self.inflight
+            },
             batch: self.batch_records(),
+            fetch: self.mode() == "fetch",
         }
     }
 }
@@ -256,6 +262,10 @@ pub struct FloorKey {
     /// Records per request frame when more than one.
     #[serde(default)]
     pub batch: Option<u64>,
+    /// A fetch workload's floor: the echo server answers Fetch requests with record
+    /// batches that the client decodes as `loadgen fetch` does (`loadgen floor --like fetch`).
+    #[serde(default)]
+    pub fetch: bool,
 }
 
 impl FloorKey {
@@ -265,9 +275,10 @@ impl FloorKey {
             Some(b) => format!("{}Bx{b}", self.size),
             None => format!("{}B", self.size),
         };
+        let kind = if self.fetch { "-fetch" } else { "" };
         match self.rate {
-            Some(r) => format!("{size}-{r}ps"),
-            None => format!("{size}-closed{}", self.inflight.unwrap_or(1)),
+            Some(r) => format!("{size}-{r}ps{kind}"),
+            None => format!("{size}-closed{}{kind}", self.inflight.unwrap_or(1)),
         }
     }
 
@@ -278,6 +289,7 @@ impl FloorKey {
             rate: None,
             inflight: None,
             batch: self.batch,
+            fetch: false,
         }
     }
 
@@ -778,9 +790,11 @@ workload = { mode = "fetch", inflight = 1 }
         );
         let fetch = v.iter().find(|x| x.base_label == "fetch").unwrap();
         assert_eq!(e.storage_floor_for(fetch), None);
+        // A fetch's floor is the fetch-like echo (the client decodes the same batches),
+        // one in flight whatever the workload's inflight says.
         assert_eq!(
             e.echo_floors_for(fetch)[0],
-            "floor-blocking-1024Bx1000-closed1"
+            "floor-blocking-1024Bx1000-closed1-fetch"
         );
         // A batch of one is no batch: the floors of existing experiments keep their keys.
         let w = Workload {

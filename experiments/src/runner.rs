@@ -582,6 +582,9 @@ fn loadgen_args(w: &Workload) -> Vec<String> {
 
 fn floor_args(mode: &str, key: &FloorKey, w: &Workload) -> Vec<String> {
     let mut a: Vec<String> = vec!["floor".into(), "--mode".into(), mode.into()];
+    if key.fetch {
+        a.extend(["--like".into(), "fetch".into()]);
+    }
     a.extend(["--size".into(), key.size.to_string()]);
     // A fetch workload has no duration of its own: the floor uses the experiment's.
     a.extend(["--duration-s".into(), w.duration_s().to_string()]);
@@ -1360,6 +1363,7 @@ set = { io_backend = "io_uring", busy_poll_us = 50, tcp_nodelay = true }"#,
                 rate: None,
                 inflight: None,
                 batch: Some(64),
+                fetch: false,
             },
             kind: "sync".into(),
             data_dir: Some("tmpfs".into()),

@@ -154,6 +154,12 @@ pub struct FloorArgs {
     /// the same bytes in place (memory already touched); MB/s of both passes
     #[arg(long, value_name = "DIR", conflicts_with = "mode")]
     pub storage: Option<PathBuf>,
+    /// What the echo floor's frames are like: `produce` (requests carrying --batch ×
+    /// --size records, small answers) or `fetch` (small Fetch requests, each answered with
+    /// the next --batch × --size records in one batch, which the client decodes and checks
+    /// exactly as `loadgen fetch` does: the Fetch round trip without a broker, one in flight)
+    #[arg(long, value_enum, default_value = "produce")]
+    pub like: FloorLike,
     /// TCP + storage floor: the echo floor whose server also writes each request it
     /// receives into a file in DIR (sequential write(2), page cache) before answering —
     /// the least any broker must do for a Produce: receive the bytes, store them, answer
@@ -171,6 +177,14 @@ pub struct FloorArgs {
 
 /// Default cap of the storage floor's file.
 pub const DEFAULT_STORAGE_MAX_BYTES: u64 = 1 << 30;
+
+/// Which request the echo floor imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FloorLike {
+    Produce,
+    Fetch,
+}
 
 /// Who busy-polls in the echo floor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -202,6 +216,18 @@ impl FloorArgs {
                 "--batch {}: must be between 1 and {MAX_BATCH_RECORDS}",
                 self.batch
             )));
+        }
+        if self.like == FloorLike::Fetch {
+            if self.storage.is_some() || self.sink.is_some() {
+                return Err(usage(
+                    "--like fetch with --storage or --sink: those floors are produce floors",
+                ));
+            }
+            if self.load.inflight.is_some_and(|i| i != 1) || self.load.rate.is_some() {
+                return Err(usage(
+                    "--like fetch: a consumer has one Fetch in flight (closed loop; no --inflight above 1, no --rate)",
+                ));
+            }
         }
         if let Some(dir) = &self.sink {
             if !dir.is_dir() {
@@ -888,6 +914,20 @@ mod tests {
         let f = floor_args(&["--sink", d, "--sync", "--mode", "busy-poll"]).unwrap();
         assert!(f.sync && f.sink.is_some() && f.validate().is_ok());
         assert!(floor_args(&["--sink", d, "--storage", d]).is_err());
+        // --like fetch: one in flight, no file.
+        let f = floor_args(&["--like", "fetch", "--batch", "1000"]).unwrap();
+        assert!(f.like == FloorLike::Fetch && f.validate().is_ok());
+        for bad in [
+            vec!["--like", "fetch", "--inflight", "8"],
+            vec!["--like", "fetch", "--sink", d],
+            vec!["--like", "fetch", "--rate", "10"],
+        ] {
+            let e = floor_args(&bad).unwrap().validate().unwrap_err();
+            assert!(
+                is_usage(&e) && e.to_string().contains("--like fetch"),
+                "{bad:?}: {e}"
+            );
+        }
         for (bad, needle) in [
             (
                 vec!["--storage", "/nonexistent/loadgen-dir"],

@@ -71,14 +71,32 @@ impl Drop for Sink {
     }
 }
 
+/// The fetch floor's answers: where the record batch's base offset is in the response
+/// frame, and how many records each answer carries (the next answer starts after them).
+#[derive(Debug, Clone, Copy)]
+pub struct Advance {
+    pub base_offset_at: usize,
+    pub records: i64,
+}
+
 /// Starts the echo server on 127.0.0.1:0 for one connection; the thread ends (returning
 /// the number of requests answered) when the client disconnects. With a sink, each
-/// request is written into its file before the answer.
+/// request is written into its file before the answer; with an advance, each answer's
+/// record batch starts where the previous one ended (8 bytes patched, not in the CRC).
 pub fn start_echo_server(
     mode: PollMode,
     response_frame: Vec<u8>,
     mut sink: Option<Sink>,
+    advance: Option<Advance>,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<anyhow::Result<u64>>)> {
+    if let Some(a) = advance {
+        if a.base_offset_at + 8 > response_frame.len() {
+            bail!(
+                "base offset at {} is outside the response frame",
+                a.base_offset_at
+            );
+        }
+    }
     if response_frame.len() < RESPONSE_FRAME_CID_OFFSET + 4 {
         bail!(
             "response frame of {} bytes has no room for a header",
@@ -110,6 +128,11 @@ pub fn start_echo_server(
                 }
                 response[RESPONSE_FRAME_CID_OFFSET..RESPONSE_FRAME_CID_OFFSET + 4]
                     .copy_from_slice(cid);
+                if let Some(a) = advance {
+                    let base = answered as i64 * a.records;
+                    response[a.base_offset_at..a.base_offset_at + 8]
+                        .copy_from_slice(&base.to_be_bytes());
+                }
                 if let Err(e) = write_all(&writer, &response) {
                     // The client closing mid-write at the end of a run is not a failure.
                     if matches!(

@@ -157,6 +157,9 @@ pub fn floor(args: &FloorArgs) -> anyhow::Result<Summary> {
         summary.storage = Some(serde_json::to_value(&storage)?);
         return Ok(summary);
     }
+    if args.like == crate::cli::FloorLike::Fetch {
+        return fetch_floor(args, &target, timing);
+    }
     let request = produce_frame(&target, 1, args.load.size, args.batch as usize)?;
     let response = produce_response_frame(&target)?;
     let response_payload_bytes = response.len() - 4;
@@ -169,7 +172,7 @@ pub fn floor(args: &FloorArgs) -> anyhow::Result<Summary> {
         )?),
         None => None,
     };
-    let (addr, server) = start_echo_server(server_mode, response, sink)?;
+    let (addr, server) = start_echo_server(server_mode, response, sink, None)?;
     let stream = native::connect(&addr.to_string())?;
     let conn = FrameReader::new(stream, client_mode)?;
     let job = Job {
@@ -215,6 +218,78 @@ pub fn floor(args: &FloorArgs) -> anyhow::Result<Summary> {
             "file_bytes": args.storage_max_bytes,
         }));
     }
+    Ok(summary)
+}
+
+/// The Fetch round trip without a broker: an echo server answers each Fetch with a
+/// prepared response of one batch (`--batch` × `--size` records, its base offset
+/// advancing), and the client is `loadgen fetch`'s own consumer: the same request, the
+/// same decode and checks, one Fetch in flight. The values carry no sequence numbers, so
+/// the checker counts them as repeats (the same per-record work, bounded examples).
+fn fetch_floor(args: &FloorArgs, target: &Target, timing: Timing) -> anyhow::Result<Summary> {
+    let values = vec![Bytes::from(vec![0u8; args.load.size]); args.batch as usize];
+    let batch = encode_batch(&values)?;
+    let (response, at) = native::fetch_response_frame(target, &batch)?;
+    let (client_mode, server_mode) = args.mode.ends();
+    let advance = crate::floor::Advance {
+        base_offset_at: at,
+        records: args.batch as i64,
+    };
+    let (addr, server) = start_echo_server(server_mode, response, None, Some(advance))?;
+    let client = native::Client::connect(&addr.to_string(), client_mode)?;
+    let max_bytes = i32::try_from(batch.len()).unwrap_or(i32::MAX);
+    let mut consumer = Consumer::new(
+        client,
+        vec![(target.clone(), 0)],
+        0,
+        max_bytes,
+        VerifySet::new(),
+    );
+    let clock = Clock::new();
+    let warm_until = clock.now_ns() + timing.warmup_ns;
+    while clock.now_ns() < warm_until {
+        consumer.poll(|_, _| {})?;
+    }
+    let mut rec = Recorder::new(0);
+    let t0 = clock.now_ns();
+    while clock.now_ns() - t0 < timing.duration_ns {
+        let sent_ns = clock.now_ns();
+        let polled = consumer.poll(|_, _| {})?;
+        if polled.records == 0 {
+            bail!("the fetch floor's answer held no records");
+        }
+        rec.record(
+            Sample {
+                intended_ns: sent_ns,
+                sent_ns,
+                done_ns: clock.now_ns(),
+            },
+            polled.bytes,
+        );
+    }
+    let measured_ns = clock.now_ns() - t0;
+    drop(consumer);
+    server
+        .join()
+        .map_err(|_| anyhow::anyhow!("echo server panicked"))?
+        .context("echo server")?;
+    let mut summary = Summary::new(
+        "floor",
+        match args.mode {
+            FloorMode::Blocking => "fetch-echo-blocking",
+            FloorMode::ClientBusyPoll => "fetch-echo-client-busy-poll",
+            FloorMode::BusyPoll => "fetch-echo-busy-poll",
+        },
+        Schedule::Closed { inflight: 1 },
+        params(args),
+        &rec,
+        rec.count(),
+        measured_ns,
+    );
+    summary.latency_from =
+        "send of each Fetch to its decoded, checked answer (closed loop, one in flight)".into();
+    summary.client_wait = Some(client_mode.name().into());
+    summary.server_wait = Some(server_mode.name().into());
     Ok(summary)
 }
 

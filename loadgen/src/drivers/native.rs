@@ -478,6 +478,39 @@ pub fn produce_response_frame(target: &Target) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Records past which the fetch floor's answers never reach the high watermark.
+const FETCH_FLOOR_HIGH_WATERMARK: i64 = i64::MAX / 2;
+
+/// A Fetch v12 response frame for `target` holding one record batch (`batch`, as the
+/// fetch backlog is produced), and where that batch's base offset sits in the frame, so
+/// that the fetch floor can answer each Fetch with the next records.
+pub fn fetch_response_frame(target: &Target, batch: &Bytes) -> anyhow::Result<(Vec<u8>, usize)> {
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    let resp = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+        .with_topic(TopicName(StrBytes::from_string(target.topic.clone())))
+        .with_partitions(vec![PartitionData::default()
+            .with_partition_index(target.partition)
+            .with_high_watermark(FETCH_FLOOR_HIGH_WATERMARK)
+            .with_last_stable_offset(FETCH_FLOOR_HIGH_WATERMARK)
+            .with_log_start_offset(0)
+            .with_records(Some(batch.clone()))])]);
+    let mut out = Vec::new();
+    frame(&mut out, |b| {
+        ResponseHeader::default()
+            .with_correlation_id(0)
+            .encode(b, FetchResponse::header_version(FETCH_VERSION))?;
+        resp.encode(b, FETCH_VERSION)
+    })?;
+    // The batch is copied whole into the frame: find it by its header (base offset,
+    // length, epoch, magic, CRC, …), which is unique in the frame.
+    let head = &batch[..batch.len().min(BATCH_LENGTH_END + 49)];
+    let at = out
+        .windows(head.len())
+        .position(|w| w == head)
+        .context("the record batch is not in the encoded Fetch response")?;
+    Ok((out, at))
+}
+
 /// Sends the same pre-encoded request every time, patching only the correlation id: the
 /// client's per-request cost is a 4-byte write and the send system call.
 pub struct FixedFrame {
