@@ -186,3 +186,82 @@ fn storage_floor_writes_two_passes_and_removes_its_file() {
         "file left behind"
     );
 }
+
+#[test]
+fn sink_floor_writes_every_request_into_its_file_and_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let json = dir.path().join("s.json.out");
+    // Watch the file grow while the floor runs: the server does write what it receives.
+    let mut child = loadgen()
+        .args([
+            "floor",
+            "--sink",
+            &d,
+            "--size",
+            "1024",
+            "--batch",
+            "16",
+            "--inflight",
+            "2",
+            "--duration-s",
+            "1",
+            "--warmup-s",
+            "0.1",
+            "--no-progress",
+            "--json",
+        ])
+        .arg(&json)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = 0u64;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while seen == 0 && std::time::Instant::now() < until {
+        for e in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with("loadgen-sink-floor-")
+            {
+                seen = seen.max(e.metadata().map(|m| m.len()).unwrap_or(0));
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(seen > 16 * 1024, "the sink file never grew ({seen} bytes)");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(s["driver"], "echo-sink-write-blocking", "{s}");
+    assert_eq!(s["storage"]["sink"], d.as_str());
+    assert!(s["count"].as_u64().unwrap() > 0, "{s}");
+    std::fs::remove_file(&json).unwrap();
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "file left behind"
+    );
+}
+
+#[test]
+fn fetch_floor_answers_each_fetch_with_the_next_batch() {
+    let s = run_json(&[
+        "floor",
+        "--like",
+        "fetch",
+        "--size",
+        "512",
+        "--batch",
+        "100",
+        "--duration-s",
+        "0.3",
+        "--warmup-s",
+        "0.1",
+    ]);
+    assert_eq!(s["driver"], "fetch-echo-blocking", "{s}");
+    let rate = s["rate_per_s"].as_f64().unwrap();
+    let bytes_per_s = s["bytes_per_s"].as_f64().unwrap();
+    assert!(s["count"].as_u64().unwrap() > 0, "{s}");
+    // Every answer's 100 records of 512 B were decoded as new records (the consumer skips
+    // records below its fetch offset, so a base offset that did not advance would count 0).
+    assert!((bytes_per_s / rate - 51_200.0).abs() < 1.0, "{s}");
+}
