@@ -641,6 +641,10 @@ pub fn fetched_records(resp: &FetchResponse, target: &Target) -> anyhow::Result<
                     break;
                 }
                 let mut batch = rest.split_to(total);
+                if batch_is_plain(&batch) {
+                    plain_batch_records(&batch, &mut out).context("decoding a record batch")?;
+                    continue;
+                }
                 let set =
                     RecordBatchDecoder::decode(&mut batch).context("decoding a record batch")?;
                 out.extend(
@@ -657,6 +661,110 @@ pub fn fetched_records(resp: &FetchResponse, target: &Target) -> anyhow::Result<
         }
     }
     Ok(out)
+}
+
+/// Size of a v2 record batch header (base offset … record count).
+const BATCH_HEADER_BYTES: usize = 61;
+const BATCH_MAGIC_AT: usize = 16;
+const BATCH_CRC_AT: usize = 17;
+/// The CRC covers the batch from its attributes to its end.
+const BATCH_ATTRIBUTES_AT: usize = 21;
+const BATCH_RECORD_COUNT_AT: usize = 57;
+/// Attribute bits: compression codec, and the control flag.
+const ATTR_COMPRESSION_MASK: i16 = 0x07;
+const ATTR_CONTROL: i16 = 0x20;
+
+/// A v2 batch that the lean decoder reads: uncompressed (compressed batches, which
+/// loadgen never produces, go through kafka-protocol's decoder).
+fn batch_is_plain(batch: &[u8]) -> bool {
+    batch.len() >= BATCH_HEADER_BYTES
+        && batch[BATCH_MAGIC_AT] == 2
+        && i16::from_be_bytes([batch[BATCH_ATTRIBUTES_AT], batch[BATCH_ATTRIBUTES_AT + 1]])
+            & ATTR_COMPRESSION_MASK
+            == 0
+}
+
+/// The records of one uncompressed v2 batch: CRC32C checked as a consumer with
+/// check.crcs does, each record's offset and value (a slice of the response, no copy, no
+/// allocation per record); a control batch gives none. The per-record decode of
+/// kafka-protocol (a Vec, Bytes and a header map per record) cost the measuring client
+/// as much as the broker's own work per Fetch.
+fn plain_batch_records(batch: &Bytes, out: &mut Vec<Fetched>) -> anyhow::Result<()> {
+    let be32 = |at: usize| i32::from_be_bytes(batch[at..at + 4].try_into().expect("4 bytes"));
+    let stored = be32(BATCH_CRC_AT) as u32;
+    let computed = crc32c::crc32c(&batch[BATCH_ATTRIBUTES_AT..]);
+    if stored != computed {
+        bail!("record batch CRC {stored:#010x}, computed {computed:#010x}");
+    }
+    let attributes =
+        i16::from_be_bytes([batch[BATCH_ATTRIBUTES_AT], batch[BATCH_ATTRIBUTES_AT + 1]]);
+    if attributes & ATTR_CONTROL != 0 {
+        return Ok(());
+    }
+    let base_offset = i64::from_be_bytes(batch[0..8].try_into().expect("8 bytes"));
+    let count = be32(BATCH_RECORD_COUNT_AT);
+    let mut at = BATCH_HEADER_BYTES;
+    let mut r = Reader {
+        buf: batch,
+        at: &mut at,
+    };
+    for _ in 0..count.max(0) {
+        let len = usize::try_from(r.varint()?).context("negative record length")?;
+        let end = r.at.checked_add(len).filter(|&e| e <= batch.len());
+        let end = end.context("record runs past its batch")?;
+        r.skip(1)?; // attributes
+        r.varint()?; // timestamp delta (a varlong: same encoding)
+        let offset_delta = r.varint()?;
+        let key_len = r.varint()?;
+        if key_len > 0 {
+            r.skip(key_len as usize)?;
+        }
+        let value_len = r.varint()?;
+        let value = if value_len >= 0 {
+            let start = *r.at;
+            r.skip(value_len as usize)?;
+            Some(batch.slice(start..*r.at))
+        } else {
+            None
+        };
+        *r.at = end; // headers: not needed
+        out.push(Fetched {
+            offset: base_offset + offset_delta,
+            value,
+        });
+    }
+    Ok(())
+}
+
+/// A bounds-checked cursor over a record batch.
+struct Reader<'a> {
+    buf: &'a [u8],
+    at: &'a mut usize,
+}
+
+impl Reader<'_> {
+    fn skip(&mut self, n: usize) -> anyhow::Result<()> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.buf.len());
+        *self.at = end.context("record field runs past its batch")?;
+        Ok(())
+    }
+
+    /// A zigzag varint or varlong.
+    fn varint(&mut self) -> anyhow::Result<i64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self
+                .buf
+                .get(*self.at)
+                .context("varint runs past its batch")?;
+            *self.at += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok((v >> 1) as i64 ^ -((v & 1) as i64));
+            }
+        }
+        bail!("varint longer than 10 bytes")
+    }
 }
 
 /// Produces one record per request from a message source (target, key and value per
@@ -737,5 +845,83 @@ mod batch_tests {
         assert_eq!(base_sequence, NO_SEQUENCE);
         let count = i32::from_be_bytes(buf[57..61].try_into().unwrap());
         assert_eq!(count, 5);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A v2 batch of records with keys, null values, headers and an offset base, by
+    /// kafka-protocol's encoder (the oracle).
+    fn oracle_batch(base: i64, n: usize, control: bool) -> Bytes {
+        let records: Vec<Record> = (0..n)
+            .map(|i| {
+                let mut headers = IndexMap::new();
+                if i % 3 == 0 {
+                    headers.insert(
+                        StrBytes::from_static_str("h"),
+                        Some(Bytes::from(vec![7u8; i])),
+                    );
+                }
+                Record {
+                    transactional: false,
+                    control,
+                    delete_horizon: false,
+                    partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+                    producer_id: NO_PRODUCER_ID,
+                    producer_epoch: NO_PRODUCER_EPOCH,
+                    timestamp_type: TimestampType::Creation,
+                    offset: base + i as i64,
+                    sequence: NO_SEQUENCE.wrapping_add(i as i32),
+                    timestamp: 1_700_000_000_000 + i as i64 * 1000,
+                    key: (i % 2 == 0).then(|| Bytes::from(format!("key-{i}"))),
+                    value: (i % 5 != 4).then(|| Bytes::from(vec![i as u8; i * 37 % 300])),
+                    headers,
+                }
+            })
+            .collect();
+        let mut buf = bytes::BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+        buf.freeze()
+    }
+
+    #[test]
+    fn lean_batch_decode_matches_kafka_protocol() {
+        for (base, n) in [(0, 1), (5, 2), (1000, 17), (1 << 40, 300)] {
+            let batch = oracle_batch(base, n, false);
+            assert!(batch_is_plain(&batch));
+            let mut lean = Vec::new();
+            plain_batch_records(&batch, &mut lean).unwrap();
+            let set = RecordBatchDecoder::decode(&mut batch.clone()).unwrap();
+            assert_eq!(lean.len(), set.records.len());
+            for (l, o) in lean.iter().zip(&set.records) {
+                assert_eq!((l.offset, &l.value), (o.offset, &o.value));
+            }
+        }
+    }
+
+    #[test]
+    fn lean_batch_decode_refuses_bad_crc_and_truncation_and_skips_control() {
+        let batch = oracle_batch(0, 10, false);
+        let mut bad = batch.to_vec();
+        *bad.last_mut().unwrap() ^= 1;
+        let e = plain_batch_records(&Bytes::from(bad), &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("CRC"), "{e}");
+        // A record count larger than the records present, with a valid CRC.
+        let mut short = batch.to_vec();
+        short[BATCH_RECORD_COUNT_AT..BATCH_RECORD_COUNT_AT + 4]
+            .copy_from_slice(&11i32.to_be_bytes());
+        let crc = crc32c::crc32c(&short[BATCH_ATTRIBUTES_AT..]);
+        short[BATCH_CRC_AT..BATCH_CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(plain_batch_records(&Bytes::from(short), &mut Vec::new()).is_err());
+        let control = oracle_batch(0, 1, true);
+        let mut out = Vec::new();
+        plain_batch_records(&control, &mut out).unwrap();
+        assert!(out.is_empty());
     }
 }
