@@ -10,6 +10,7 @@
 pub mod ledger;
 pub mod raw;
 pub mod rdkafka_util;
+pub mod txn_ledger;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
