@@ -1,7 +1,8 @@
 //! Crash consistency of the real `strikemq` binary: `kill -9` at a random moment under
 //! load, restart on the same data dir, and check every acknowledged record and every
-//! acknowledged offset commit; then torn and garbage segment tails made by hand. Each
-//! runs under both write paths (`segment_write=mmap` and `pwrite`, the latter and one
+//! acknowledged offset commit; the same loop with transactional producers (every
+//! acknowledged commit visible to read_committed, nothing aborted); then torn and
+//! garbage segment tails made by hand. Each runs under both write paths (`segment_write=mmap` and `pwrite`, the latter and one
 //! mmap loop with the pre-fault window on).
 //!
 //! The loop runs `STRIKEMQ_CRASH_ITERATIONS` times (default 20; `just crash 100`
