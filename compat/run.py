@@ -70,9 +70,11 @@ SCENARIO_DOC = {
     "admin_more": "AdminClient: describeCluster, describe/incrementalAlter configs, listOffsets, describe/delete group",
     "streams_wordcount": "Kafka Streams word count (at_least_once), same counts",
     "streams_purge": "... Streams purges its repartition topic (DeleteRecords)",
+    "transactions": "transactions: commit, abort (LSO while open), read_committed vs read_uncommitted, offsets sent to the transaction",
 }
 # Scenarios only some clients run (what their API offers beyond the shared list).
-EXTRA_SCENARIOS = {"java": ["admin_more", "streams_wordcount", "streams_purge"]}
+EXTRA_SCENARIOS = {"java": ["admin_more", "streams_wordcount", "streams_purge", "transactions"],
+                   "confluent-kafka": ["transactions"], "franz-go": ["transactions"]}
 
 
 def target_dir():
@@ -443,7 +445,9 @@ def run_broker(kind, args, order, scenarios, table, binary, known, build_failed)
             broker = make_broker(kind, binary, os.path.join(work, c)).start()
             group_tags = {}
             try:
-                for s in scenarios + [x for x in EXTRA_SCENARIOS.get(c, []) if x not in scenarios and args.extra]:
+                # An explicit --scenarios list runs as given; the default one adds each client's extras.
+                extras = [] if args.scenarios_given else EXTRA_SCENARIOS.get(c, []) if args.extra else []
+                for s in scenarios + [x for x in extras if x not in scenarios]:
                     first = None
                     for attempt in range(2):
                         note = ""
@@ -512,20 +516,22 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--broker", default="strikemq,kafka", help="strikemq, kafka or both (comma-separated)")
     ap.add_argument("--clients", default=",".join(DEFAULT_CLIENTS))
-    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--scenarios", default=None,
+                    help="comma-separated; run exactly these (default: the shared list plus each client's extras)")
     ap.add_argument("--timeout", type=float, default=60, help="seconds per cell")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "compat.md"))
     ap.add_argument("--results-dir", default=os.path.join(COMPAT, "results"))
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--no-report", action="store_true")
     ap.add_argument("--no-extra", dest="extra", action="store_false",
-                    help="skip the client-specific scenarios (admin_more, streams_*)")
+                    help="skip the client-specific scenarios (admin_more, streams_*, transactions)")
     args = ap.parse_args()
     kinds = [b for b in args.broker.split(",") if b]
     if not kinds or any(b not in BROKERS for b in kinds):
         sys.exit(f"--broker: {args.broker!r}; expected strikemq, kafka or both")
     order = [c for c in args.clients.split(",") if c]
-    scenarios = [s for s in args.scenarios.split(",") if s]
+    args.scenarios_given = args.scenarios is not None
+    scenarios = [s for s in (args.scenarios or ",".join(SCENARIOS)).split(",") if s]
     tdir = target_dir()
     table = clients(tdir)
     unknown = [c for c in order if c not in table]

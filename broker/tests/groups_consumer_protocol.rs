@@ -328,35 +328,12 @@ fn a_live_member_rejoins_after_a_restart_and_resumes_at_its_commits() {
     assert_eq!(unique, want);
 }
 
-/// A directory with kafka-clients 4.x and its dependencies: `STRIKEMQ_KAFKA_LIBS`, or
-/// the first `~/.cache/strikemq/kafka-*/lib` holding a `kafka-clients-4*.jar`.
-fn kafka_client_libs() -> Option<String> {
-    if let Ok(dir) = std::env::var("STRIKEMQ_KAFKA_LIBS") {
-        return Some(dir);
-    }
-    let cache = std::path::Path::new(&std::env::var("HOME").ok()?).join(".cache/strikemq");
-    let has_clients_4 = |lib: &std::path::Path| {
-        std::fs::read_dir(lib).is_ok_and(|entries| {
-            entries.flatten().any(|f| {
-                let name = f.file_name().to_string_lossy().into_owned();
-                name.starts_with("kafka-clients-4") && name.ends_with(".jar")
-            })
-        })
-    };
-    std::fs::read_dir(cache)
-        .ok()?
-        .flatten()
-        .map(|e| e.path().join("lib"))
-        .find(|lib| has_clients_4(lib))
-        .map(|lib| lib.display().to_string())
-}
-
 /// The Java client 4.x where the machine has its jars: `STRIKEMQ_KAFKA_LIBS` (a
 /// directory of jars: kafka-clients and its dependencies) or
 /// `~/.cache/strikemq/kafka-<version>/lib`. Skipped otherwise (not a CI requirement).
 #[test]
 fn java_client_splits_rejoins_and_describes_with_the_consumer_protocol() {
-    let libs = kafka_client_libs();
+    let libs = common::kafka_client_libs();
     let has_java = Command::new("java")
         .arg("-version")
         .stderr(Stdio::null())

@@ -505,3 +505,242 @@ fn compaction_keeps_the_committed_value_over_a_later_aborted_one() {
     assert!(seen.contains(&"committed".to_string()), "{short:?}");
     assert!(!seen.contains(&"aborted".to_string()), "{short:?}");
 }
+
+// ---------------------------------------------------------------------------------
+// The Java client (kafka-clients 4.x, `tests/java/TxnCheck.java`) where the machine has
+// java and its jars (`STRIKEMQ_KAFKA_LIBS` or `~/.cache/strikemq/kafka-*/lib`, which
+// `just kafka` fills); skipped otherwise, as the other Java test is.
+
+const JAVA_SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/java/TxnCheck.java");
+/// Bound of one Java run (compiling the source included).
+const JAVA_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn java_libs() -> Option<String> {
+    let has_java = std::process::Command::new("java")
+        .arg("-version")
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let libs = common::kafka_client_libs().filter(|_| has_java);
+    if libs.is_none() {
+        eprintln!("SKIP: no java or no kafka-clients 4.x jars (set STRIKEMQ_KAFKA_LIBS)");
+    }
+    libs
+}
+
+/// `TxnCheck.java MODE ARGS...` with stdout lines (JSON) on a channel; stderr echoed.
+fn spawn_java(
+    libs: &str,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<serde_json::Value>,
+) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("java")
+        .args(["-Xmx256m", "-cp", &format!("{libs}/*"), JAVA_SOURCE])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn java");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let value =
+                serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line.clone()));
+            if tx.send(value).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("java: {line}");
+        }
+    });
+    (child, rx)
+}
+
+/// Stdout lines of `child` until one has `key` (and, with `exit`, the process's exit).
+fn java_lines_until(
+    child: &mut std::process::Child,
+    lines: &std::sync::mpsc::Receiver<serde_json::Value>,
+    key: &str,
+    exit: bool,
+) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + JAVA_TIMEOUT;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let found = line.get(key).is_some();
+                seen.push(line);
+                if found {
+                    break;
+                }
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("java: no {key:?} line ({e}); got {seen:?}");
+            }
+        }
+    }
+    if exit {
+        let status = common::wait_timeout(child, Duration::from_secs(30));
+        if status.is_none() {
+            let _ = child.kill();
+        }
+        assert!(status.is_some_and(|s| s.success()), "java exit {status:?}");
+    }
+    seen
+}
+
+fn run_java(libs: &str, args: &[&str], key: &str) -> serde_json::Value {
+    let (mut child, lines) = spawn_java(libs, args);
+    java_lines_until(&mut child, &lines, key, true)
+        .pop()
+        .expect("the line")
+}
+
+#[test]
+fn java_zombie_producer_is_fenced() {
+    let Some(libs) = java_libs() else { return };
+    let broker = TestBroker::start(&[]);
+    let topic = unique_topic("java-txn-zombie");
+    create_topic(&broker, &topic, 1);
+    let report = run_java(
+        &libs,
+        &["zombie", &broker.bootstrap(), &topic, "java-zombie"],
+        "zombie_error",
+    );
+    assert_eq!(
+        report["zombie_error"], "ProducerFencedException",
+        "{report}"
+    );
+    assert_eq!(
+        read_all(&broker, &topic, 1, "read_committed", 2),
+        values("fresh", 2)
+    );
+}
+
+#[test]
+fn java_timed_out_transaction_is_aborted() {
+    let Some(libs) = java_libs() else { return };
+    let broker = TestBroker::start(&[]);
+    let topic = unique_topic("java-txn-timeout");
+    create_topic(&broker, &topic, 1);
+    let report = run_java(
+        &libs,
+        &["timeout", &broker.bootstrap(), &topic, "java-timeout"],
+        "commit_error",
+    );
+    // transaction.timeout.ms=2000, counted from the transaction's first partition.
+    let after = report["aborted_after_s"].as_f64().expect("aborted_after_s");
+    assert!(after >= 1.9, "aborted before its timeout: {report}");
+    assert_eq!(
+        read_all(&broker, &topic, 1, "read_committed", 0),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        read_all(&broker, &topic, 1, "read_uncommitted", 3),
+        values("late", 3)
+    );
+}
+
+/// The Java client's consume-transform-produce loop, exactly once across two SIGKILLs
+/// of the worker process, each with a transaction open (records written, offsets sent).
+#[test]
+fn java_consume_transform_produce_is_exactly_once_across_kill9_of_the_worker() {
+    use rdkafka::TopicPartitionList;
+    let Some(libs) = java_libs() else { return };
+    const PARTITIONS: i32 = 3;
+    const RECORDS: usize = 300;
+    let broker = TestBroker::start(&[]);
+    let (input, output) = (unique_topic("java-ctp-in"), unique_topic("java-ctp-out"));
+    let group = "java-ctp";
+    create_topic(&broker, &input, PARTITIONS);
+    create_topic(&broker, &output, PARTITIONS);
+    let plain = create_producer(&producer_config(&broker));
+    let records: Vec<TestRecord> = (0..RECORDS)
+        .map(|i| TestRecord {
+            partition: Some(i as i32 % PARTITIONS),
+            key: Some(format!("k{i}").into_bytes()),
+            value: Some(format!("v{i}").into_bytes()),
+            headers: Vec::new(),
+        })
+        .collect();
+    produce_ok(&plain, &input, &records);
+    let bootstrap = broker.bootstrap();
+    let args = |hang_after: i32| {
+        [
+            "worker".to_string(),
+            bootstrap.clone(),
+            input.clone(),
+            output.clone(),
+            group.to_string(),
+            "java-ctp-worker".to_string(),
+            "20".to_string(),
+            hang_after.to_string(),
+        ]
+    };
+    let mut left_open = 0;
+    for (round, hang_after) in [3, 2].into_iter().enumerate() {
+        let args = args(hang_after);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (mut child, lines) = spawn_java(&libs, &refs);
+        let seen = java_lines_until(&mut child, &lines, "open", false);
+        // SIGKILL: no abort, no leave-group, no close.
+        child.kill().expect("SIGKILL the worker");
+        child.wait().expect("reap the worker");
+        let commits = seen.iter().filter(|l| l.get("committed").is_some()).count();
+        assert_eq!(commits, hang_after as usize, "worker {round}: {seen:?}");
+        left_open += seen.last().expect("the open line")["open"]
+            .as_u64()
+            .expect("records in the open transaction") as usize;
+    }
+    let args = args(-1);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let done = run_java(&libs, &refs, "done");
+    eprintln!("java worker: {done}; {left_open} records left in open transactions");
+
+    let want = sorted((0..RECORDS).map(|i| format!("out-v{i}")).collect());
+    let got = read_all(&broker, &output, PARTITIONS, "read_committed", RECORDS);
+    assert_eq!(got.len(), RECORDS, "exactly once: no duplicate");
+    assert_eq!(got, want, "exactly once: every input");
+    assert_eq!(
+        read_all(
+            &broker,
+            &output,
+            PARTITIONS,
+            "read_uncommitted",
+            RECORDS + left_open
+        )
+        .len(),
+        RECORDS + left_open,
+        "the killed workers' open transactions left their records in the log"
+    );
+    let mut config = consumer_config(&broker);
+    config.set("group.id", group);
+    let consumer = create_consumer(&config);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(&input, p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    for p in 0..PARTITIONS {
+        assert_eq!(
+            committed.find_partition(&input, p).unwrap().offset(),
+            Offset::Offset((RECORDS as i64) / i64::from(PARTITIONS)),
+            "partition {p}: the group's offset is the input's end"
+        );
+    }
+}

@@ -289,6 +289,104 @@ def s_no_autocreate(bootstrap, tag):
     return f"delivery error: {err.str()}"
 
 
+def end_offset(bootstrap, topic, isolation):
+    """ListOffsets(latest) of partition 0 with the isolation level: the LSO for read_committed."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "isolation.level": isolation})
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+    finally:
+        c.close()
+
+
+def read_to_end(bootstrap, topic, isolation):
+    """Values of partition 0 up to its end as `isolation` sees it (the LSO for read_committed)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False,
+                  "isolation.level": isolation})
+    tp = TopicPartition(topic, 0)
+    end = end_offset(bootstrap, topic, isolation)
+    c.assign([TopicPartition(topic, 0, 0)])
+    out = []
+    deadline = time.time() + 20
+    while True:
+        pos = c.position([tp])[0].offset
+        if pos >= end:
+            break
+        if time.time() > deadline:
+            raise Fail(f"{isolation}: position {pos} never reached the end {end} after {out}")
+        m = c.poll(0.2)
+        if m is None:
+            continue
+        if m.error():
+            raise Fail(f"{isolation}: {m.error()}")
+        out.append(m.value().decode())
+    c.close()
+    return out
+
+
+def s_transactions(bootstrap, tag):
+    out, group = names(tag, "transactions")
+    inp = out + "-in"
+    a = admin(bootstrap)
+    for f in a.create_topics([NewTopic(out, 1, 1), NewTopic(inp, 1, 1)]).values():
+        f.result(15)
+    produce(bootstrap, inp, keyed_records(6, prefix="in"))
+    committed = [f"c-{i}" for i in range(10)]
+    aborted = [f"a-{i}" for i in range(5)]
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"compat-{tag}-txn",
+                  "transaction.timeout.ms": 60000, "message.timeout.ms": 20000})
+    p.init_transactions(30)
+
+    def send_all(values, keys=None):
+        for i, v in enumerate(values):
+            p.produce(out, value=v.encode(), key=(keys[i] if keys else v.encode()), partition=0)
+        if p.flush(30):
+            raise Fail("transactional produce: not delivered")
+
+    p.begin_transaction()
+    send_all(committed)
+    p.commit_transaction(30)
+    p.begin_transaction()
+    send_all(aborted)
+    # Open: ListOffsets(latest) is the last stable offset for read_committed, the high
+    # watermark for read_uncommitted.
+    held_back, end_while_open = (end_offset(bootstrap, out, iso) for iso in ("read_committed", "read_uncommitted"))
+    p.abort_transaction(30)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False, "isolation.level": "read_committed"})
+    c.subscribe([inp])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < 6 and time.time() < deadline:
+        m = c.poll(0.2)
+        if m is not None and not m.error():
+            got.append(m)
+    if len(got) != 6:
+        raise Fail(f"consume-transform-produce: consumed {len(got)} of 6 input records")
+    transformed = ["t-" + m.value().decode() for m in got]
+    p.begin_transaction()
+    send_all(transformed, keys=[m.key() for m in got])
+    p.send_offsets_to_transaction([TopicPartition(inp, 0, got[-1].offset() + 1)], c.consumer_group_metadata(), 30)
+    p.commit_transaction(30)
+    c.close()
+    if (held_back, end_while_open) != (len(committed) + 1, len(committed) + 1 + len(aborted)):
+        raise Fail(f"while a transaction was open: read_committed end {held_back} (expected {len(committed) + 1}), "
+                   f"high watermark {end_while_open}")
+    rc = read_to_end(bootstrap, out, "read_committed")
+    if rc != committed + transformed:
+        raise Fail(f"read_committed saw {rc}, expected {committed + transformed}")
+    ru = read_to_end(bootstrap, out, "read_uncommitted")
+    if ru != committed + aborted + transformed:
+        raise Fail(f"read_uncommitted saw {ru}, expected {committed + aborted + transformed}")
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    (tp,) = c.committed([TopicPartition(inp, 0)], timeout=10)
+    c.close()
+    if tp.offset != 6:
+        raise Fail(f"group offset after the transaction {tp.offset}, expected 6")
+    return (f"commit (10), abort (5; while open read_committed ends at {held_back}, high watermark "
+            f"{end_while_open}), consume-transform-produce (6, send_offsets_to_transaction with the group's "
+            f"metadata): read_committed {len(rc)} records, read_uncommitted {len(ru)}, group offset 6")
+
+
 SCENARIOS = {
     "metadata": s_metadata,
     "produce_consume": s_produce_consume,
@@ -307,6 +405,7 @@ SCENARIOS = {
     "offset_seek": s_offset_seek,
     "timestamp": s_timestamp,
     "no_autocreate": s_no_autocreate,
+    "transactions": s_transactions,
 }
 
 if __name__ == "__main__":

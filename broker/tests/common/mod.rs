@@ -10,6 +10,7 @@
 pub mod ledger;
 pub mod raw;
 pub mod rdkafka_util;
+pub mod txn_ledger;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -440,6 +441,29 @@ pub fn kcat_or_skip() -> Option<PathBuf> {
         return None;
     }
     found
+}
+
+/// A directory with kafka-clients 4.x and its dependencies: `STRIKEMQ_KAFKA_LIBS`, or
+/// the first `~/.cache/strikemq/kafka-*/lib` holding a `kafka-clients-4*.jar`.
+pub fn kafka_client_libs() -> Option<String> {
+    if let Ok(dir) = std::env::var("STRIKEMQ_KAFKA_LIBS") {
+        return Some(dir);
+    }
+    let cache = std::path::Path::new(&std::env::var("HOME").ok()?).join(".cache/strikemq");
+    let has_clients_4 = |lib: &std::path::Path| {
+        std::fs::read_dir(lib).is_ok_and(|entries| {
+            entries.flatten().any(|f| {
+                let name = f.file_name().to_string_lossy().into_owned();
+                name.starts_with("kafka-clients-4") && name.ends_with(".jar")
+            })
+        })
+    };
+    std::fs::read_dir(cache)
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("lib"))
+        .find(|lib| has_clients_4(lib))
+        .map(|lib| lib.display().to_string())
 }
 
 /// A topic name unique within this test process.

@@ -426,6 +426,16 @@ const BASE_SEQUENCE_OFFSET: usize = 53;
 /// One v2 record batch with `values` as records (offsets relative from 0), as a
 /// client sends it.
 pub fn record_batch(values: &[&[u8]], producer: Option<ProducerState>) -> Bytes {
+    batch_with(values, producer, false)
+}
+
+/// A transactional batch (attributes bit 4) of `producer`, as a transactional producer
+/// sends it inside a transaction.
+pub fn transactional_batch(values: &[&[u8]], producer: ProducerState) -> Bytes {
+    batch_with(values, Some(producer), true)
+}
+
+fn batch_with(values: &[&[u8]], producer: Option<ProducerState>, transactional: bool) -> Bytes {
     // kafka_protocol starts a new batch whenever offset - sequence changes, so give
     // every record sequence = offset and clear the base sequence afterwards when
     // the batch is not idempotent.
@@ -434,7 +444,7 @@ pub fn record_batch(values: &[&[u8]], producer: Option<ProducerState>) -> Bytes 
         .iter()
         .enumerate()
         .map(|(i, value)| Record {
-            transactional: false,
+            transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,

@@ -508,7 +508,169 @@ var scenarios = map[string]func() (string, error){
 	},
 }
 
+// endOffsets: partition 0's end for read_uncommitted (high watermark) and read_committed
+// (last stable offset), from kadm's ListEndOffsets and ListCommittedOffsets.
+func endOffsets(topic string) (int64, int64, error) {
+	adm, cl, err := admin()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cl.Close()
+	ctx, cancel := ctx10()
+	defer cancel()
+	hw, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, 0, err
+	}
+	lso, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		return 0, 0, err
+	}
+	h, _ := hw.Lookup(topic, 0)
+	l, _ := lso.Lookup(topic, 0)
+	if h.Err != nil || l.Err != nil {
+		return 0, 0, failf("ListEndOffsets %v, ListCommittedOffsets %v", h.Err, l.Err)
+	}
+	return h.Offset, l.Offset, nil
+}
+
+func values(rs []*kgo.Record) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r.Value)
+	}
+	return out
+}
+
+func prefixed(prefix string, count int) []string {
+	out := make([]string, count)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%d", prefix, i)
+	}
+	return out
+}
+
+// transactions: commit, abort (an open transaction holds back the last stable offset), and
+// consume-transform-produce in a GroupTransactSession (the polled offsets commit with the
+// transaction).
+func transactions() (string, error) {
+	out, group := names("transactions")
+	in := out + "-in"
+	if err := produce(in, keyed(6, "in"), 0, nil); err != nil {
+		return "", err
+	}
+	committed, aborted := prefixed("c-", 10), prefixed("a-", 5)
+	txnOpts := []kgo.Opt{kgo.TransactionalID("compat-" + tag + "-txn"), kgo.TransactionTimeout(60 * time.Second)}
+	cl, err := client(txnOpts...)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	send := func(vs []string) error {
+		rs := make([]*kgo.Record, len(vs))
+		for i, v := range vs {
+			rs[i] = &kgo.Record{Topic: out, Partition: 0, Key: []byte(v), Value: []byte(v)}
+		}
+		return cl.ProduceSync(ctx, rs...).FirstErr()
+	}
+	if err := cl.BeginTransaction(); err != nil {
+		return "", err
+	}
+	if err := send(committed); err != nil {
+		return "", err
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return "", err
+	}
+	if err := cl.BeginTransaction(); err != nil {
+		return "", err
+	}
+	if err := send(aborted); err != nil {
+		return "", err
+	}
+	hwOpen, lsoOpen, err := endOffsets(out)
+	if err != nil {
+		return "", err
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		return "", err
+	}
+	cl.Close()
+	if lsoOpen != int64(len(committed)+1) || hwOpen != int64(len(committed)+1+len(aborted)) {
+		return "", failf("while a transaction was open: last stable offset %d (expected %d), high watermark %d",
+			lsoOpen, len(committed)+1, hwOpen)
+	}
+
+	sess, err := kgo.NewGroupTransactSession(append(txnOpts, kgo.SeedBrokers(bootstrap),
+		kgo.ConsumerGroup(group), kgo.ConsumeTopics(in), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.FetchMaxWait(100*time.Millisecond))...)
+	if err != nil {
+		return "", err
+	}
+	var got []*kgo.Record
+	for len(got) < 6 && ctx.Err() == nil {
+		got = append(got, sess.PollFetches(ctx).Records()...)
+	}
+	if len(got) != 6 {
+		sess.Close()
+		return "", failf("consume-transform-produce: consumed %d of 6 input records", len(got))
+	}
+	var transformed []string
+	if err := sess.Begin(); err != nil {
+		sess.Close()
+		return "", err
+	}
+	for _, r := range got {
+		v := "t-" + string(r.Value)
+		transformed = append(transformed, v)
+		if err := sess.ProduceSync(ctx, &kgo.Record{Topic: out, Partition: 0, Key: r.Key, Value: []byte(v)}).FirstErr(); err != nil {
+			sess.Close()
+			return "", err
+		}
+	}
+	ok, err := sess.End(ctx, kgo.TryCommit)
+	sess.Close()
+	if err != nil || !ok {
+		return "", failf("GroupTransactSession.End(TryCommit): committed %v, %v", ok, err)
+	}
+
+	wantCommitted := append(append([]string{}, committed...), transformed...)
+	rc, err := consume(out, 0, kgo.NewOffset().AtStart(), len(wantCommitted), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		return "", err
+	}
+	if strings.Join(values(rc), ",") != strings.Join(wantCommitted, ",") {
+		return "", failf("read_committed saw %v, expected %v", values(rc), wantCommitted)
+	}
+	wantAll := append(append(append([]string{}, committed...), aborted...), transformed...)
+	ru, err := consume(out, 0, kgo.NewOffset().AtStart(), len(wantAll))
+	if err != nil {
+		return "", err
+	}
+	if strings.Join(values(ru), ",") != strings.Join(wantAll, ",") {
+		return "", failf("read_uncommitted saw %v, expected %v", values(ru), wantAll)
+	}
+	adm, acl, err := admin()
+	if err != nil {
+		return "", err
+	}
+	defer acl.Close()
+	fo, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return "", err
+	}
+	if o, found := fo.Lookup(in, 0); !found || o.Err != nil || o.At != 6 {
+		return "", failf("group offset after the transaction %+v, expected 6", o)
+	}
+	return fmt.Sprintf("commit (10), abort (5; while open last stable offset %d, high watermark %d), "+
+		"consume-transform-produce in a GroupTransactSession (6): read_committed %d records, read_uncommitted %d, "+
+		"group offset 6", lsoOpen, hwOpen, len(rc), len(ru)), nil
+}
+
 func init() {
+	scenarios["transactions"] = transactions
 	for _, codec := range []struct {
 		name string
 		c    kgo.CompressionCodec

@@ -3,7 +3,8 @@
 // {"client","version","scenario","result","detail"} (see compat/python/common.py).
 // The producer keeps its defaults (idempotence on, acks=all); consumers use
 // group.protocol=classic. Besides the shared scenarios: admin_more (the AdminClient calls
-// an application's tooling makes) and streams_wordcount (a Kafka Streams application).
+// an application's tooling makes), streams_wordcount (a Kafka Streams application) and
+// transactions (KIP-98: commit, abort, read_committed, sendOffsetsToTransaction).
 package compat;
 
 import java.nio.charset.StandardCharsets;
@@ -672,6 +673,132 @@ public final class Driver {
         return m;
     }
 
+    /** Every value of partition 0 of {@code topic} up to its end as {@code isolation} sees it (the last stable
+     * offset for read_committed), read with assign + seekToBeginning. */
+    static List<String> readToEnd(String topic, String isolation) throws Fail {
+        List<String> out = new ArrayList<>();
+        try (KafkaConsumer<String, byte[]> c = new KafkaConsumer<>(consumerProps(conf(
+                ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation)))) {
+            TopicPartition tp = new TopicPartition(topic, 0);
+            c.assign(List.of(tp));
+            c.seekToBeginning(List.of(tp));
+            long end = c.endOffsets(List.of(tp)).get(tp);
+            long deadline = System.currentTimeMillis() + 20000;
+            while (c.position(tp) < end) {
+                if (System.currentTimeMillis() > deadline) {
+                    throw new Fail(isolation + ": position " + c.position(tp) + " never reached the end " + end
+                            + " after " + out);
+                }
+                for (var r : c.poll(Duration.ofMillis(200))) {
+                    out.add(new String(r.value(), StandardCharsets.UTF_8));
+                }
+            }
+        }
+        return out;
+    }
+
+    static long endOffset(String topic, String isolation) {
+        try (KafkaConsumer<String, byte[]> c = new KafkaConsumer<>(consumerProps(conf(
+                ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation)))) {
+            TopicPartition tp = new TopicPartition(topic, 0);
+            return c.endOffsets(List.of(tp)).get(tp);
+        }
+    }
+
+    static List<String> vals(String prefix, int n) {
+        List<String> out = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            out.add(prefix + i);
+        }
+        return out;
+    }
+
+    /** KIP-98: commit, abort (an open transaction holds back read_committed), and a consume-transform-produce step
+     * whose consumed offsets commit with the transaction (sendOffsetsToTransaction with the group's metadata). */
+    static String transactions() throws Exception {
+        String out = names("transactions")[0];
+        String in = out + "-in";
+        String group = names("transactions")[1];
+        try (Admin a = admin()) {
+            a.createTopics(List.of(new NewTopic(out, 1, (short) 1), new NewTopic(in, 1, (short) 1))).all().get();
+        }
+        produce(in, keyed(6, "in"), 0, Map.of(), null);
+        List<String> committed = vals("c-", 10);
+        List<String> aborted = vals("a-", 5);
+        List<String> transformed = new ArrayList<>();
+        long heldBack;
+        long endWhileOpen;
+        try (KafkaProducer<String, byte[]> p = new KafkaProducer<>(producerProps(conf(
+                ProducerConfig.TRANSACTIONAL_ID_CONFIG, "compat-" + tag + "-txn",
+                ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, 60000)))) {
+            p.initTransactions();
+            p.beginTransaction();
+            for (String v : committed) {
+                p.send(new ProducerRecord<>(out, 0, v, v.getBytes(StandardCharsets.UTF_8)));
+            }
+            p.commitTransaction();
+            p.beginTransaction();
+            for (String v : aborted) {
+                p.send(new ProducerRecord<>(out, 0, v, v.getBytes(StandardCharsets.UTF_8)));
+            }
+            p.flush();
+            // Open: read_committed ends at the last stable offset (the first offset of the open transaction).
+            heldBack = endOffset(out, "read_committed");
+            endWhileOpen = endOffset(out, "read_uncommitted");
+            p.abortTransaction();
+            try (KafkaConsumer<String, byte[]> c = new KafkaConsumer<>(consumerProps(conf(ConsumerConfig.GROUP_ID_CONFIG,
+                    group, ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed")))) {
+                c.subscribe(List.of(in));
+                List<ConsumerRecord<String, byte[]>> got = new ArrayList<>();
+                long deadline = System.currentTimeMillis() + 30000;
+                while (got.size() < 6 && System.currentTimeMillis() < deadline) {
+                    for (var r : c.poll(Duration.ofMillis(200))) {
+                        got.add(r);
+                    }
+                }
+                if (got.size() != 6) {
+                    throw new Fail("consume-transform-produce: consumed " + got.size() + " of 6 input records");
+                }
+                p.beginTransaction();
+                for (var r : got) {
+                    String v = "t-" + new String(r.value(), StandardCharsets.UTF_8);
+                    transformed.add(v);
+                    p.send(new ProducerRecord<>(out, 0, r.key(), v.getBytes(StandardCharsets.UTF_8)));
+                }
+                long next = got.get(got.size() - 1).offset() + 1;
+                p.sendOffsetsToTransaction(Map.of(new TopicPartition(in, 0), new OffsetAndMetadata(next)),
+                        c.groupMetadata());
+                p.commitTransaction();
+            }
+        }
+        if (heldBack != committed.size() + 1 || endWhileOpen != committed.size() + 1 + aborted.size()) {
+            throw new Fail("while a transaction was open: read_committed end " + heldBack + " (expected "
+                    + (committed.size() + 1) + "), read_uncommitted end " + endWhileOpen);
+        }
+        List<String> wantCommitted = new ArrayList<>(committed);
+        wantCommitted.addAll(transformed);
+        List<String> rc = readToEnd(out, "read_committed");
+        if (!rc.equals(wantCommitted)) {
+            throw new Fail("read_committed saw " + rc + ", expected " + wantCommitted);
+        }
+        List<String> wantAll = new ArrayList<>(committed);
+        wantAll.addAll(aborted);
+        wantAll.addAll(transformed);
+        List<String> ru = readToEnd(out, "read_uncommitted");
+        if (!ru.equals(wantAll)) {
+            throw new Fail("read_uncommitted saw " + ru + ", expected " + wantAll);
+        }
+        try (Admin a = admin()) {
+            Map<Integer, Long> offs = committed(a, group, in);
+            if (!offs.equals(Map.of(0, 6L))) {
+                throw new Fail("group offsets after the transaction " + offs + ", expected {0=6}");
+            }
+        }
+        return "commit (10), abort (5; while open read_committed ends at " + heldBack + ", read_uncommitted at "
+                + endWhileOpen + "), consume-transform-produce (6, sendOffsetsToTransaction with the group's metadata): "
+                + "read_committed " + rc.size() + " records, read_uncommitted " + ru.size() + ", group offset 6";
+    }
+
     static String run(String scenario) throws Exception {
         switch (scenario) {
             case "metadata":
@@ -714,6 +841,8 @@ public final class Driver {
                 return streamsWordcount(scenario, false);
             case "streams_purge":
                 return streamsWordcount(scenario, true);
+            case "transactions":
+                return transactions();
             default:
                 return null;
         }
