@@ -87,6 +87,10 @@ compat BROKER="strikemq,kafka" *ARGS:
     bash compat/install.sh
     python3 compat/run.py --broker {{BROKER}} {{ARGS}}
 
+# librdkafka 2.12.1's own integration suite against a release strikemq (--broker kafka: Apache Kafka 4.4; --set sweep: every broker test); builds the suite once (≈ 10 min), writes results/librdkafka/ (docs/librdkafka-suite.md)
+librdkafka-suite *ARGS:
+    bash tools/librdkafka-suite/run.sh {{ARGS}}
+
 # A local Apache Kafka 4.4 (KRaft, one combined node, 512 MiB heap) on 127.0.0.1 until Ctrl-C; jars from Maven Central, cached (tools/kafka/kafka.py)
 kafka PORT="9092" *ARGS:
     python3 tools/kafka/kafka.py start --foreground --port {{PORT}} {{ARGS}}

@@ -516,6 +516,8 @@ pub fn keyless_records(
 #[derive(Debug, Clone, Copy)]
 pub struct RecordRef<'a> {
     pub raw: &'a [u8],
+    /// The record's timestamp minus the batch's base timestamp.
+    pub timestamp_delta: i64,
     pub offset_delta: i64,
     pub key: Option<&'a [u8]>,
     pub is_tombstone: bool,
@@ -542,7 +544,7 @@ pub fn for_each_record<'a>(
         body = body
             .get(1..)
             .ok_or(RecordsError::Malformed("empty record"))?; // attributes
-        let _timestamp_delta = varlong(&mut body)?;
+        let timestamp_delta = varlong(&mut body)?;
         let offset_delta = varlong(&mut body)?;
         let key_len = varlong(&mut body)?;
         let key = match usize::try_from(key_len) {
@@ -558,12 +560,34 @@ pub fn for_each_record<'a>(
         let is_tombstone = varlong(&mut body)? < 0;
         visit(RecordRef {
             raw,
+            timestamp_delta,
             offset_delta,
             key,
             is_tombstone,
         });
     }
     Ok(())
+}
+
+/// The offset of the first record of `batch` whose timestamp is `max` (the batch's
+/// max timestamp: Kafka's `RecordBatch.offsetOfMaxTimestamp`, what ListOffsets
+/// MAX_TIMESTAMP answers since KAFKA-16310): the base offset for a LogAppendTime batch
+/// (every record has the batch's time), else found by walking the (decompressed)
+/// records. None when no record has it or the batch is malformed.
+pub fn offset_of_max_timestamp(batch: &RecordBatch<'_>, max: i64) -> Option<i64> {
+    if batch.is_log_append_time() {
+        return Some(batch.base_offset());
+    }
+    let base_ts = batch.base_timestamp();
+    let records = batch_records(batch).ok()?;
+    let mut found = None;
+    for_each_record(&records, batch.records_count(), |r| {
+        if found.is_none() && base_ts.checked_add(r.timestamp_delta) == Some(max) {
+            found = Some(r.offset_delta);
+        }
+    })
+    .ok()?;
+    found.and_then(|delta| batch.base_offset().checked_add(delta))
 }
 
 /// A copy of `original` (a v2 batch) holding only `records` (raw records of it, see

@@ -599,9 +599,21 @@ impl Partition {
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Option<(i64, i64)> {
         self.log.offset_for_timestamp(timestamp_ms)
     }
-    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
+    /// The offset and timestamp of the record with the largest timestamp (ListOffsets
+    /// -3): the log knows the batch holding it; the record is found in that batch (read
+    /// and, if compressed, inflated outside the partition lock), as Kafka does at query
+    /// time. Should the batch be unreadable, its last offset is answered.
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
-        self.log.max_timestamp()
+        let (batch_last_offset, ts) = self.log.max_timestamp()?;
+        let exact = self.log.read(batch_last_offset, 1).ok().and_then(|r| {
+            let batch = crate::protocol::batch::Batches::new(&r.records)
+                .next()?
+                .ok()?;
+            (batch.base_offset() <= batch_last_offset && batch.last_offset() >= batch_last_offset)
+                .then(|| crate::protocol::batch::offset_of_max_timestamp(&batch, ts))
+                .flatten()
+        });
+        Some((exact.unwrap_or(batch_last_offset), ts))
     }
     /// Applies a retention policy to this partition now (the broker's timer calls
     /// [`Storage::enforce_retention`]); None when nothing expired.

@@ -16,7 +16,8 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use crate::broker::{code, storage_error_code, Broker, AUTHORIZED_OPERATIONS_OMITTED};
+use super::acls::{authorized_operations, CLUSTER_OPERATIONS};
+use crate::broker::{code, storage_error_code, Broker};
 use crate::storage::{
     accepted_topic_configs, is_list_config, list_items, spec_of, validate_topic_config,
     validate_topic_name, TopicConfig, TopicInfo, RETENTION_BYTES_CONFIG, RETENTION_MS_CONFIG,
@@ -541,7 +542,7 @@ impl Broker {
 
     pub(in crate::broker) fn describe_cluster(
         &self,
-        _req: DescribeClusterRequest,
+        req: DescribeClusterRequest,
     ) -> DescribeClusterResponse {
         DescribeClusterResponse::default()
             .with_endpoint_type(1)
@@ -551,6 +552,9 @@ impl Broker {
                 .with_broker_id(self.node_id().into())
                 .with_host(sb(self.advertised.0.clone()))
                 .with_port(self.advertised.1)])
-            .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+            .with_cluster_authorized_operations(authorized_operations(
+                req.include_cluster_authorized_operations,
+                CLUSTER_OPERATIONS,
+            ))
     }
 }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::acls::{authorized_operations, GROUP_OPERATIONS};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator as CoordinatorEntry;
@@ -564,6 +565,10 @@ impl Broker {
                     })
                     .collect();
                 DescribedGroup::default()
+                    .with_authorized_operations(authorized_operations(
+                        req.include_authorized_operations,
+                        GROUP_OPERATIONS,
+                    ))
                     .with_error_code(d.error_code)
                     .with_group_id(id.clone())
                     .with_group_state(s(d.state.name()))
@@ -725,7 +730,10 @@ impl Broker {
             .map(|id| {
                 let group = d::DescribedGroup::default()
                     .with_group_id(id.clone())
-                    .with_authorized_operations(i32::MIN);
+                    .with_authorized_operations(authorized_operations(
+                        req.include_authorized_operations,
+                        GROUP_OPERATIONS,
+                    ));
                 if let Err(c) = crate::group::validate_group_id(&id.0, false) {
                     return group.with_error_code(c);
                 }

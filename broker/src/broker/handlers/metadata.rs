@@ -6,7 +6,8 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{metadata_request, MetadataRequest, MetadataResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::broker::{code, Broker, AUTHORIZED_OPERATIONS_OMITTED};
+use super::acls::{authorized_operations, CLUSTER_OPERATIONS, TOPIC_OPERATIONS};
+use crate::broker::{code, Broker};
 use crate::storage::TopicInfo;
 
 impl Broker {
@@ -16,13 +17,15 @@ impl Broker {
         version: i16,
     ) -> MetadataResponse {
         let cfg = &self.effective.config;
+        let topic_ops =
+            authorized_operations(req.include_topic_authorized_operations, TOPIC_OPERATIONS);
         // v0 sends an empty list for "all topics"; v1+ sends null.
         let wanted: Option<Vec<metadata_request::MetadataRequestTopic>> = match req.topics {
             Some(t) if t.is_empty() && version == 0 => None,
             other => other,
         };
         let allow_create = cfg.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
-        let topics = match wanted {
+        let mut topics: Vec<MetadataResponseTopic> = match wanted {
             None => self
                 .storage
                 .topics()
@@ -46,11 +49,15 @@ impl Broker {
                         None => MetadataResponseTopic::default()
                             .with_topic_id(t.topic_id)
                             .with_error_code(code::UNKNOWN_TOPIC_ID)
-                            .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
+                            .with_topic_authorized_operations(topic_ops),
                     },
                 })
                 .collect(),
         };
+        // Kafka sets them on every topic of the answer, errors included.
+        for t in &mut topics {
+            t.topic_authorized_operations = topic_ops;
+        }
         MetadataResponse::default()
             .with_brokers(vec![MetadataResponseBroker::default()
                 .with_node_id(self.node_id().into())
@@ -59,17 +66,16 @@ impl Broker {
             .with_cluster_id(Some(StrBytes::from_string(cfg.cluster_id.clone())))
             .with_controller_id(self.node_id().into())
             .with_topics(topics)
-            .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+            .with_cluster_authorized_operations(authorized_operations(
+                req.include_cluster_authorized_operations,
+                CLUSTER_OPERATIONS,
+            ))
     }
 
     fn metadata_topic(&self, found: Result<TopicInfo, i16>) -> MetadataResponseTopic {
         let info = match found {
             Ok(info) => info,
-            Err(code) => {
-                return MetadataResponseTopic::default()
-                    .with_error_code(code)
-                    .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
-            }
+            Err(code) => return MetadataResponseTopic::default().with_error_code(code),
         };
         let node = self.node_id().into();
         let partitions = (0..info.partitions)
@@ -86,6 +92,5 @@ impl Broker {
             .with_name(Some(StrBytes::from_string(info.name).into()))
             .with_topic_id(info.id)
             .with_partitions(partitions)
-            .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
     }
 }

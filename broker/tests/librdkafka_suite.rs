@@ -1,0 +1,194 @@
+//! Broker behaviour that librdkafka's own integration suite (tools/librdkafka-suite,
+//! docs/librdkafka-suite.md) found wrong, each reproduced here with raw requests so
+//! that it stays fixed without that suite.
+
+mod common;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeGroupsRequest, GroupId, ListOffsetsRequest,
+};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
+};
+
+use common::raw::*;
+use common::{unique_topic, TestBroker};
+
+/// Kafka's answers without an authorizer: every operation the resource type supports
+/// (bit n = AclOperation code n). Topic: READ WRITE CREATE DELETE ALTER DESCRIBE
+/// DESCRIBE_CONFIGS ALTER_CONFIGS.
+const TOPIC_OPERATIONS: i32 = (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 6)
+    | (1 << 7)
+    | (1 << 8)
+    | (1 << 10)
+    | (1 << 11);
+/// Cluster: CREATE ALTER DESCRIBE CLUSTER_ACTION DESCRIBE_CONFIGS ALTER_CONFIGS
+/// IDEMPOTENT_WRITE.
+const CLUSTER_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+/// Group (Kafka 4): READ DELETE DESCRIBE DESCRIBE_CONFIGS ALTER_CONFIGS.
+const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11);
+/// "Not requested".
+const OMITTED: i32 = i32::MIN;
+
+/// 0081_admin (DescribeTopics, DescribeCluster, DescribeConsumerGroups with
+/// `include_authorized_operations`): the broker answered "not requested" (or 0) where
+/// Kafka without an authorizer lists every supported operation; tools then show a user
+/// who may do nothing.
+#[test]
+fn authorized_operations_without_an_authorizer_are_all_supported_ones() {
+    let broker = TestBroker::start(&[]);
+    let mut conn = RawConn::connect(&broker);
+    let topic = unique_topic("authz-ops");
+    create_topics(&mut conn, &[&topic], 1);
+
+    // Metadata v10: the last version with both flags.
+    let mut req = metadata_request(&[&topic, "no-such-topic-here"], false);
+    req.include_topic_authorized_operations = true;
+    req.include_cluster_authorized_operations = true;
+    let resp = conn.call(&req, 10);
+    assert_eq!(resp.cluster_authorized_operations, CLUSTER_OPERATIONS);
+    assert_eq!(resp.topics.len(), 2);
+    for t in &resp.topics {
+        // Kafka sets them on every topic of the answer, the unknown one included.
+        assert_eq!(
+            t.topic_authorized_operations, TOPIC_OPERATIONS,
+            "topic {:?} (error {})",
+            t.name, t.error_code
+        );
+    }
+    let resp = conn.call(&metadata_request(&[&topic], false), 10);
+    assert_eq!(resp.cluster_authorized_operations, OMITTED);
+    assert_eq!(resp.topics[0].topic_authorized_operations, OMITTED);
+
+    let resp = conn.call(
+        &DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+        0,
+    );
+    assert_eq!(resp.error_code, NONE);
+    assert_eq!(resp.cluster_authorized_operations, CLUSTER_OPERATIONS);
+    let resp = conn.call(&DescribeClusterRequest::default(), 0);
+    assert_eq!(resp.cluster_authorized_operations, OMITTED);
+
+    let group = GroupId(unique_topic("authz-group").into());
+    let resp = conn.call(
+        &DescribeGroupsRequest::default()
+            .with_groups(vec![group.clone()])
+            .with_include_authorized_operations(true),
+        5,
+    );
+    assert_eq!(resp.groups[0].authorized_operations, GROUP_OPERATIONS);
+    let resp = conn.call(&DescribeGroupsRequest::default().with_groups(vec![group]), 5);
+    assert_eq!(resp.groups[0].authorized_operations, OMITTED);
+}
+
+/// Byte offsets in a v2 record batch header.
+const CRC_AT: usize = 17;
+const ATTRIBUTES_AT: usize = 21;
+const BASE_SEQUENCE_AT: usize = 53;
+
+/// One batch of records with these timestamps (offsets 0..), compressed with `codec`.
+fn batch_with_timestamps(timestamps_ms: &[i64], compression: Compression) -> Bytes {
+    let records: Vec<Record> = timestamps_ms
+        .iter()
+        .enumerate()
+        .map(|(i, &ts)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: NO_PRODUCER_EPOCH,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // kafka_protocol starts a new batch whenever offset - sequence changes:
+            // sequence = offset keeps one batch; the base sequence is cleared below.
+            sequence: i as i32,
+            timestamp: ts,
+            key: None,
+            value: Some(Bytes::from(format!("record {i}"))),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode record batch");
+    // Not idempotent: base sequence -1, CRC32C (attributes .. end) again.
+    buf[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&NO_SEQUENCE.to_be_bytes());
+    let crc = crc32c::crc32c(&buf[ATTRIBUTES_AT..]);
+    buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    let batch = buf.freeze();
+    let mut check = batch.clone();
+    let decoded = RecordBatchDecoder::decode_all(&mut check).expect("decode own batch");
+    assert_eq!(decoded.len(), 1, "exactly one batch");
+    assert_eq!(decoded[0].records.len(), timestamps_ms.len());
+    batch
+}
+
+/// (offset, timestamp) that ListOffsets answers for `timestamp` on partition 0.
+fn list_offset(conn: &mut RawConn, topic: &str, timestamp: i64) -> (i64, i64) {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(timestamp)])]);
+    let resp = conn.call(&req, 8);
+    let p = &resp.topics[0].partitions[0];
+    assert_eq!(p.error_code, NONE, "ListOffsets {timestamp} on {topic}");
+    (p.offset, p.timestamp)
+}
+
+/// 0081_admin (ListOffsets MAX_TIMESTAMP): the answer was the last offset of the batch
+/// holding the largest timestamp; Kafka (since KAFKA-16310, 3.8) answers the offset of
+/// the record that has it: 1 for timestamps [t+100, t+400, t+250] in one batch.
+#[test]
+fn list_offsets_max_timestamp_names_the_record_not_the_end_of_its_batch() {
+    const MAX_TIMESTAMP: i64 = -3;
+    let broker = TestBroker::start(&[]);
+    let mut conn = RawConn::connect(&broker);
+    let base = 10_000_000;
+    for (name, compression) in [
+        ("none", Compression::None),
+        ("gzip", Compression::Gzip),
+        ("zstd", Compression::Zstd),
+    ] {
+        let topic = unique_topic(&format!("maxts-{name}"));
+        create_topics(&mut conn, &[&topic], 1);
+        let batch = batch_with_timestamps(&[base + 100, base + 400, base + 250], compression);
+        let (err, base_offset) = produce(&mut conn, &topic, 0, batch);
+        assert_eq!((err, base_offset), (NONE, 0), "{name}");
+        assert_eq!(
+            list_offset(&mut conn, &topic, MAX_TIMESTAMP),
+            (1, base + 400),
+            "{name}"
+        );
+        // A later batch whose largest timestamp is its first record.
+        let batch = batch_with_timestamps(&[base + 900, base + 500], compression);
+        assert_eq!(produce(&mut conn, &topic, 0, batch), (NONE, 3), "{name}");
+        assert_eq!(
+            list_offset(&mut conn, &topic, MAX_TIMESTAMP),
+            (3, base + 900),
+            "{name}"
+        );
+        // The timestamp lookups the same librdkafka test makes.
+        assert_eq!(list_offset(&mut conn, &topic, base + 50).0, 0, "{name}");
+        assert_eq!(list_offset(&mut conn, &topic, -2).0, 0, "{name}");
+        assert_eq!(list_offset(&mut conn, &topic, -1).0, 5, "{name}");
+    }
+}
