@@ -328,16 +328,19 @@ const TXN_LOAD: TxnLoad = TxnLoad {
     partitions: PARTITIONS,
     records_per_partition_max: 3,
     abort_one_in: 3,
+    offsets_one_in: 2,
     interval: Duration::from_millis(1),
 };
 
 /// The loop with transactional producers (raw requests, one at a time, so the test
 /// knows which EndTxn the broker acknowledged): transactions over random subsets of
-/// the partitions, two in three committed, the rest aborted, until the kill; after
-/// each restart a read_committed reading (with the aborted-transactions filter of
-/// Kafka's consumers) must show every acknowledged commit whole, nothing of an
-/// aborted or unfinished transaction, an unanswered commit all or nothing, and no
-/// transaction still open; the log's offsets run from 0 without a gap or a repeat.
+/// the partitions, two in three committed, the rest aborted, every other one also
+/// committing an offset for the producer's group, until the kill; after each restart
+/// a read_committed reading (with the aborted-transactions filter of Kafka's
+/// consumers) must show every acknowledged commit whole, nothing of an aborted or
+/// unfinished transaction, an unanswered commit all or nothing, and no transaction
+/// still open; the log's offsets run from 0 without a gap or a repeat; and each
+/// group's offset is that of its producer's latest committed transaction.
 fn kill9_loop_transactional(write_path: &[&str]) {
     let iterations = iterations();
     let mut rng = SplitMix64::new(seed_from_env(SEED_ENV));
