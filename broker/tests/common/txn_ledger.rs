@@ -1,9 +1,9 @@
 //! What a crash test of transactions needs: a raw transactional producer (InitProducerId,
-//! AddPartitionsToTxn, transactional Produce, EndTxn, one request at a time, so the test
-//! knows exactly which transactions the broker acknowledged) that runs until the broker
-//! dies under it, a ledger of every transaction's fate, and a read_committed reader that
-//! filters aborted transactions as Kafka's consumers do (the aborted-transactions list
-//! of Fetch plus the abort markers).
+//! AddPartitionsToTxn, transactional Produce, AddOffsetsToTxn + TxnOffsetCommit, EndTxn,
+//! one request at a time, so the test knows exactly which transactions the broker
+//! acknowledged) that runs until the broker dies under it, a ledger of every
+//! transaction's fate, and a read_committed reader that filters aborted transactions as
+//! Kafka's consumers do (the aborted-transactions list of Fetch plus the abort markers).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::thread;
@@ -11,9 +11,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, EndTxnRequest, FetchRequest, InitProducerIdRequest, ProduceRequest,
-    TransactionalId,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, FetchRequest, GroupId,
+    InitProducerIdRequest, OffsetFetchRequest, ProduceRequest, TransactionalId,
+    TxnOffsetCommitRequest,
 };
 use kafka_protocol::records::RecordBatchDecoder;
 
@@ -26,6 +31,12 @@ use super::raw::{
 const INIT_PRODUCER_ID_VERSION: i16 = 4;
 const ADD_PARTITIONS_VERSION: i16 = 3;
 const END_TXN_VERSION: i16 = 3;
+const ADD_OFFSETS_VERSION: i16 = 3;
+const TXN_OFFSET_COMMIT_VERSION: i16 = 3;
+const OFFSET_FETCH_VERSION: i16 = 7;
+/// The partition of the transactional topic whose consumed offset the transactions
+/// commit (as a consume-transform-produce loop commits its input's offsets).
+const OFFSETS_PARTITION: i32 = 0;
 /// Long enough that the broker never aborts a transaction of a live producer by timeout
 /// during a test: every abort the test sees is one it asked for or a crash's.
 pub const TXN_TIMEOUT_MS: i32 = 60_000;
@@ -57,6 +68,8 @@ pub struct Txn {
     /// Every record value sent in the transaction (acknowledged or not), per partition.
     pub values: Values,
     pub fate: Fate,
+    /// The offset committed for the producer's group inside the transaction, if any.
+    pub offset: Option<i64>,
 }
 
 /// One transactional producer's history across crashes.
@@ -65,6 +78,8 @@ pub struct TxnLedger {
     /// Index of the producer: its values start with `x<producer>-`.
     pub producer: usize,
     pub transactional_id: String,
+    /// The consumer group whose offsets the transactions commit.
+    pub group: String,
     pub txns: Vec<Txn>,
 }
 
@@ -73,6 +88,7 @@ impl TxnLedger {
         TxnLedger {
             producer,
             transactional_id: transactional_id.to_string(),
+            group: format!("{transactional_id}-group"),
             txns: Vec::new(),
         }
     }
@@ -113,6 +129,9 @@ pub struct TxnLoad {
     pub records_per_partition_max: u64,
     /// One transaction in this many is aborted on purpose; the others are committed.
     pub abort_one_in: u64,
+    /// One transaction in this many also commits an offset for the producer's group
+    /// (AddOffsetsToTxn + TxnOffsetCommit).
+    pub offsets_one_in: u64,
     /// Pause after each transaction.
     pub interval: Duration,
 }
@@ -162,9 +181,11 @@ pub fn transact_until_closed(
         let partitions: Vec<i32> = (0..load.partitions)
             .filter(|p| mask & (1 << p) != 0)
             .collect();
+        let with_offset = rng.next_u64() % load.offsets_one_in == 0;
         ledger.txns.push(Txn {
             values: BTreeMap::new(),
             fate: Fate::Open,
+            offset: None,
         });
 
         let add = AddPartitionsToTxnRequest::default()
@@ -230,6 +251,52 @@ pub fn transact_until_closed(
                 "{id}: transactional produce to partition {p}"
             );
             sequences[p as usize] += records as i32;
+        }
+
+        if with_offset {
+            // Part of the transaction from the moment it is sent.
+            let offset = n as i64 + 1;
+            ledger.txns[n].offset = Some(offset);
+            let group = GroupId(ledger.group.clone().into());
+            let add = AddOffsetsToTxnRequest::default()
+                .with_transactional_id(txn_id(&id))
+                .with_producer_id(producer_id)
+                .with_producer_epoch(producer_epoch)
+                .with_group_id(group.clone());
+            let Ok(cid) = client.send(&add, ADD_OFFSETS_VERSION) else {
+                return ledger;
+            };
+            let Received::Response(r) =
+                client.recv::<AddOffsetsToTxnRequest>(ADD_OFFSETS_VERSION, cid)
+            else {
+                return ledger;
+            };
+            assert_eq!(r.error_code, raw::NONE, "{id}: AddOffsetsToTxn");
+            let commit = TxnOffsetCommitRequest::default()
+                .with_transactional_id(txn_id(&id))
+                .with_group_id(group)
+                .with_producer_id(producer_id)
+                .with_producer_epoch(producer_epoch)
+                .with_generation_id(-1)
+                .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(OFFSETS_PARTITION)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(-1)])]);
+            let Ok(cid) = client.send(&commit, TXN_OFFSET_COMMIT_VERSION) else {
+                return ledger;
+            };
+            let Received::Response(r) =
+                client.recv::<TxnOffsetCommitRequest>(TXN_OFFSET_COMMIT_VERSION, cid)
+            else {
+                return ledger;
+            };
+            for t in &r.topics {
+                for p in &t.partitions {
+                    assert_eq!(p.error_code, raw::NONE, "{id}: TxnOffsetCommit");
+                }
+            }
         }
 
         let end = EndTxnRequest::default()
@@ -450,7 +517,42 @@ pub fn verify_transactions(
         }
     }
     assert!(seen.is_empty(), "records of unknown transactions: {seen:?}");
+    for ledger in ledgers.iter() {
+        verify_group_offset(conn, topic, ledger);
+    }
     ends
+}
+
+/// The group's committed offset must be the one of its latest committed transaction
+/// that carried one (-1 when none did): offsets commit with the records, atomically,
+/// and an aborted transaction's offsets never count.
+fn verify_group_offset(conn: &mut RawConn, topic: &str, ledger: &TxnLedger) {
+    let want = ledger
+        .txns
+        .iter()
+        .filter(|t| t.fate == Fate::Committed)
+        .filter_map(|t| t.offset)
+        .max()
+        .unwrap_or(-1);
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(ledger.group.clone().into()))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(topic_name(topic))
+            .with_partition_indexes(vec![OFFSETS_PARTITION])]));
+    let response = conn.call(&request, OFFSET_FETCH_VERSION);
+    assert_eq!(
+        response.error_code,
+        raw::NONE,
+        "OffsetFetch {}",
+        ledger.group
+    );
+    let got = response.topics[0].partitions[0].committed_offset;
+    assert_eq!(
+        got, want,
+        "{}: the group's offset after the restart is not the one of its latest committed \
+         transaction",
+        ledger.group
+    );
 }
 
 /// Values per partition as text, for failure messages.
