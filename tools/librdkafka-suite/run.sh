@@ -314,7 +314,7 @@ START=$(date +%s)
 noauto_names=$(test_table | grep -P '\tscenario *= *"noautocreate"|\t.*\.scenario *= *"noautocreate"' | cut -f1)
 noauto_numbers=$(for n in $LIST; do
   [[ -n "${EXCLUDED[$n]:-}" ]] && continue
-  grep -q "^$n" <<<"$noauto_names" && echo "$n"
+  if grep -q "^$n" <<<"$noauto_names"; then echo "$n"; fi
 done | sort -u)
 
 run_pass() {
