@@ -11,8 +11,8 @@ use kafka_protocol::messages::{
     BrokerId, DescribeClusterRequest, DescribeGroupsRequest, GroupId, ListOffsetsRequest,
 };
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    TimestampType, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
 };
 
 use common::raw::*;
@@ -21,14 +21,8 @@ use common::{unique_topic, TestBroker};
 /// Kafka's answers without an authorizer: every operation the resource type supports
 /// (bit n = AclOperation code n). Topic: READ WRITE CREATE DELETE ALTER DESCRIBE
 /// DESCRIBE_CONFIGS ALTER_CONFIGS.
-const TOPIC_OPERATIONS: i32 = (1 << 3)
-    | (1 << 4)
-    | (1 << 5)
-    | (1 << 6)
-    | (1 << 7)
-    | (1 << 8)
-    | (1 << 10)
-    | (1 << 11);
+const TOPIC_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 /// Cluster: CREATE ALTER DESCRIBE CLUSTER_ACTION DESCRIBE_CONFIGS ALTER_CONFIGS
 /// IDEMPOTENT_WRITE.
 const CLUSTER_OPERATIONS: i32 =
@@ -85,7 +79,10 @@ fn authorized_operations_without_an_authorizer_are_all_supported_ones() {
         5,
     );
     assert_eq!(resp.groups[0].authorized_operations, GROUP_OPERATIONS);
-    let resp = conn.call(&DescribeGroupsRequest::default().with_groups(vec![group]), 5);
+    let resp = conn.call(
+        &DescribeGroupsRequest::default().with_groups(vec![group]),
+        5,
+    );
     assert_eq!(resp.groups[0].authorized_operations, OMITTED);
 }
 
@@ -191,4 +188,44 @@ fn list_offsets_max_timestamp_names_the_record_not_the_end_of_its_batch() {
         assert_eq!(list_offset(&mut conn, &topic, -2).0, 0, "{name}");
         assert_eq!(list_offset(&mut conn, &topic, -1).0, 5, "{name}");
     }
+}
+
+/// 0081_admin (DescribeConfigs of a GROUP resource, Kafka 4): the broker answered
+/// INVALID_REQUEST "unsupported resource type 32"; Kafka 4 describes any group's
+/// configs, a group that does not exist included, with their defaults.
+#[test]
+fn describe_configs_of_a_group_lists_its_defaults() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::DescribeConfigsRequest;
+    const RESOURCE_GROUP: i8 = 32;
+    const SOURCE_DEFAULT_CONFIG: i8 = 5;
+    const INVALID_REQUEST: i16 = 42;
+
+    let broker = TestBroker::start(&["--set", "group_consumer_session_timeout_ms=40000"]);
+    let mut conn = RawConn::connect(&broker);
+    let describe = |conn: &mut RawConn, name: &str| {
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(RESOURCE_GROUP)
+                .with_resource_name(name.to_string().into())
+                .with_configuration_keys(None),
+        ]);
+        conn.call(&req, 4).results.remove(0)
+    };
+    let result = describe(&mut conn, "a-group-that-does-not-exist");
+    assert_eq!(result.error_code, NONE, "{:?}", result.error_message);
+    assert_eq!(result.resource_type, RESOURCE_GROUP);
+    let session = result
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == "consumer.session.timeout.ms")
+        .expect("consumer.session.timeout.ms listed");
+    assert_eq!(session.value.as_deref(), Some("40000"));
+    assert_eq!(session.config_source, SOURCE_DEFAULT_CONFIG);
+    assert!(result
+        .configs
+        .iter()
+        .any(|c| c.name.as_str() == "consumer.heartbeat.interval.ms"));
+
+    assert_eq!(describe(&mut conn, "").error_code, INVALID_REQUEST);
 }

@@ -26,6 +26,7 @@ use crate::storage::{
 /// DescribeConfigs resource types.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_GROUP: i8 = 32;
 /// DescribeConfigs config sources (`DYNAMIC_TOPIC_CONFIG` is a topic's own value).
 const SOURCE_TOPIC_CONFIG: i8 = 1;
 const SOURCE_STATIC_BROKER_CONFIG: i8 = 4;
@@ -302,6 +303,11 @@ impl Broker {
                         )),
                     },
                     RESOURCE_BROKER => Ok(self.broker_configs()),
+                    RESOURCE_GROUP if r.resource_name.is_empty() => Err((
+                        code::INVALID_REQUEST,
+                        "group name must not be empty".to_string(),
+                    )),
+                    RESOURCE_GROUP => Ok(self.group_configs()),
                     other => Err((
                         code::INVALID_REQUEST,
                         format!("unsupported resource type {other}"),
@@ -493,6 +499,27 @@ impl Broker {
             })
             .collect();
         IncrementalAlterConfigsResponse::default().with_responses(responses)
+    }
+
+    /// A group's configs (KIP-848 group configs, resource type 32), for any group name
+    /// as Kafka 4 answers even for a group that does not exist: the defaults that
+    /// apply here, from the broker's configuration. Read-only: group configs cannot be
+    /// altered (Kafka's share.* and streams.* ones are not listed: no such groups here).
+    fn group_configs(&self) -> Vec<ConfigEntry> {
+        let cfg = &self.effective.config;
+        [
+            (
+                "consumer.heartbeat.interval.ms",
+                cfg.group_consumer_heartbeat_interval_ms.to_string(),
+            ),
+            (
+                "consumer.session.timeout.ms",
+                cfg.group_consumer_session_timeout_ms.to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v, SOURCE_DEFAULT_CONFIG))
+        .collect()
     }
 
     fn broker_configs(&self) -> Vec<ConfigEntry> {
