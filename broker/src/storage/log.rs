@@ -823,6 +823,17 @@ impl PartitionLog {
         lock(&self.state).segments.iter().map(|s| s.len).sum()
     }
 
+    /// See [`crate::storage::Partition::prefaulted_ahead_bytes`].
+    pub(crate) fn prefaulted_ahead_bytes(&self) -> Option<u64> {
+        self.opts.window.as_ref()?;
+        let st = lock(&self.state);
+        Some(
+            st.segments
+                .last()
+                .map_or(0, |segment| segment.prefaulted_ahead_bytes()),
+        )
+    }
+
     /// msyncs everything committed and not yet flushed. The msync runs without the
     /// partition lock so appends continue meanwhile.
     pub(crate) fn flush(&self) -> io::Result<()> {

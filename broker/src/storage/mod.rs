@@ -622,6 +622,14 @@ impl Partition {
     pub fn size_bytes(&self) -> u64 {
         self.log.size_bytes()
     }
+    /// How far ahead of the append position the pre-fault window has made the log
+    /// writable (populated pages of the active segment, plus the prepared next
+    /// segment's head once the active one is populated to its end); None with the
+    /// window off. Appends within this many bytes copy into present pages. For
+    /// benchmarks and diagnostics: it reads the state the pre-fault thread publishes.
+    pub fn prefaulted_ahead_bytes(&self) -> Option<u64> {
+        self.log.prefaulted_ahead_bytes()
+    }
     pub fn flush(&self) -> std::io::Result<()> {
         self.log.flush()
     }

@@ -872,6 +872,23 @@ impl Segment {
         })
     }
 
+    /// Populated bytes past the committed length: this segment's window, plus the
+    /// prepared next segment's populated head when this one is populated to its
+    /// end (0 when sealed or the window is off).
+    pub(crate) fn prefaulted_ahead_bytes(&self) -> u64 {
+        let Some(tail) = self.tail.as_ref().filter(|t| t.window.is_some()) else {
+            return 0;
+        };
+        let populated = tail.populated.load(Ordering::Relaxed);
+        let mut ahead = populated.saturating_sub(self.len);
+        if populated >= tail.capacity {
+            if let Some(next) = tail.lock().next.as_ref() {
+                ahead += next.populated.load(Ordering::Relaxed);
+            }
+        }
+        ahead
+    }
+
     /// Asks the pre-fault thread to (re)fill this segment's window.
     fn request_window(&self) {
         if let (Some(tail), false) = (&self.tail, self.sealed) {
