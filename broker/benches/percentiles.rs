@@ -18,7 +18,8 @@
 //! for the pre-fault thread, then timing as many appends as fit in the window: what
 //! the window is for); with the window on in a tight loop that outruns the pre-fault
 //! thread (`log_append_1kib_window_outrun`: what a producer faster than the thread
-//! gets); and with the window off (`log_append_1kib_window_off`).
+//! gets; `_outrun_fault` the same with `segment_prefault_outrun = fault`); and with
+//! the window off (`log_append_1kib_window_off`).
 //!
 //! Writes `results/micro/<date>-<host>/percentiles.json`; `just release-table` reads the
 //! newest one. Run with `cargo bench -p strikemq --bench percentiles` (or `just bench`).
@@ -35,7 +36,7 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 use serde_json::{json, Value};
 use strikemq::broker::{Broker, Outcome};
 use strikemq::protocol::request::{decode_header, views};
-use strikemq::storage::{Storage, StorageConfig, TopicConfig};
+use strikemq::storage::{PrefaultOutrun, Storage, StorageConfig, TopicConfig};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -192,11 +193,12 @@ fn row(
 ) -> Value {
     let q = |p: f64| h.value_at_quantile(p) as f64;
     eprintln!(
-        "{id:<34} p50 {:>8} ns  p99 {:>8} ns  p99.9 {:>8} ns  max {:>10} ns",
+        "{id:<34} p50 {:>8} ns  p99 {:>8} ns  p99.9 {:>8} ns  max {:>10} ns  mean {:>8.0} ns",
         q(0.5),
         q(0.99),
         q(0.999),
-        h.max()
+        h.max(),
+        h.mean()
     );
     let mut v = json!({
         "id": id, "what": what, "iterations": h.len(), "calls_per_sample": calls_per_sample,
@@ -211,8 +213,12 @@ fn row(
 }
 
 /// A storage with one partition of 64 MiB segments and a pre-fault window of
-/// `window_bytes` (0: off), and the 1 KiB one-record batch appended to it.
-fn log_append_setup(window_bytes: u64) -> (tempfile::TempDir, Storage, Vec<u8>) {
+/// `window_bytes` (0: off) whose outrun appends follow `outrun`, and the 1 KiB
+/// one-record batch appended to it.
+fn log_append_setup(
+    window_bytes: u64,
+    outrun: PrefaultOutrun,
+) -> (tempfile::TempDir, Storage, Vec<u8>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let storage = Storage::open(StorageConfig {
         // Small segments so rolls happen inside the measurement, as in a long run.
@@ -220,6 +226,7 @@ fn log_append_setup(window_bytes: u64) -> (tempfile::TempDir, Storage, Vec<u8>) 
         // With the window on, the background thread keeps the pages ahead faulted in
         // and prepares the next segment before the roll.
         segment_prefault_bytes: window_bytes,
+        segment_prefault_outrun: outrun,
         ..StorageConfig::defaults_in(dir.path())
     })
     .expect("open");
@@ -233,16 +240,21 @@ fn log_append_setup(window_bytes: u64) -> (tempfile::TempDir, Storage, Vec<u8>) 
 /// `window_bytes` (0: off, every new page faulted in by the appender). With the
 /// window on, this loop appends faster than the pre-fault thread populates (~0.2 µs
 /// per 1 KiB append against ~1-4 µs per 4 KiB page here), so it soon runs past the
-/// window: the `_window_outrun` row, what a producer faster than the thread gets.
-fn log_append(id: &str, window_bytes: u64) -> Value {
-    let (_dir, storage, batch) = log_append_setup(window_bytes);
+/// window: the `_window_outrun` rows, what a producer faster than the thread gets,
+/// once per `segment_prefault_outrun` (`pwrite`, the default, and `fault`).
+fn log_append(id: &str, window_bytes: u64, outrun: PrefaultOutrun) -> Value {
+    let (_dir, storage, batch) = log_append_setup(window_bytes, outrun);
     let partition = storage.partition("bench", 0).expect("partition");
     let window = if window_bytes == 0 {
         "pre-fault window off".to_string()
     } else {
         format!(
-            "{} MiB pre-fault window, tight loop: outruns the pre-fault thread",
-            window_bytes >> 20
+            "{} MiB pre-fault window, tight loop: outruns the pre-fault thread, segment_prefault_outrun={}",
+            window_bytes >> 20,
+            match outrun {
+                PrefaultOutrun::Pwrite => "pwrite",
+                PrefaultOutrun::Fault => "fault",
+            }
         )
     };
     measure(
@@ -262,7 +274,7 @@ fn log_append(id: &str, window_bytes: u64) -> Value {
 /// refilling during a round, as in the broker. Rolls to the next (prepared) segment
 /// happen inside rounds.
 fn log_append_inside_window(id: &str, window_bytes: u64) -> Value {
-    let (_dir, storage, batch) = log_append_setup(window_bytes);
+    let (_dir, storage, batch) = log_append_setup(window_bytes, PrefaultOutrun::default());
     let partition = storage.partition("bench", 0).expect("partition");
     // The first append creates the active segment and starts its window.
     partition.append(&batch).expect("append");
@@ -302,6 +314,37 @@ fn log_append_inside_window(id: &str, window_bytes: u64) -> Value {
         &h,
         json!({ "rounds": rounds, "appends_per_round_min": smallest_round }),
     )
+}
+
+/// The two tight-loop rows with the window on, one per `segment_prefault_outrun`.
+fn log_append_outrun_rows() -> Vec<Value> {
+    vec![
+        log_append(
+            "log_append_1kib_window_outrun",
+            LOG_APPEND_WINDOW_BYTES,
+            PrefaultOutrun::Pwrite,
+        ),
+        log_append(
+            "log_append_1kib_window_outrun_fault",
+            LOG_APPEND_WINDOW_BYTES,
+            PrefaultOutrun::Fault,
+        ),
+    ]
+}
+
+/// Every log append row: inside the window, outrunning it (both ways), window off.
+fn log_append_rows() -> Vec<Value> {
+    let mut rows = vec![log_append_inside_window(
+        "log_append_1kib",
+        LOG_APPEND_WINDOW_BYTES,
+    )];
+    rows.extend(log_append_outrun_rows());
+    rows.push(log_append(
+        "log_append_1kib_window_off",
+        0,
+        PrefaultOutrun::default(),
+    ));
+    rows
 }
 
 fn header_frame() -> bytes::Bytes {
@@ -415,9 +458,7 @@ fn main() {
     // runs the log append rows alone and writes no results file.
     match std::env::var("STRIKEMQ_PERCENTILES_ONLY").as_deref() {
         Ok("log_append") => {
-            log_append_inside_window("log_append_1kib", LOG_APPEND_WINDOW_BYTES);
-            log_append("log_append_1kib_window_outrun", LOG_APPEND_WINDOW_BYTES);
-            log_append("log_append_1kib_window_off", 0);
+            log_append_rows();
             return;
         }
         Ok("header") => {
@@ -429,7 +470,7 @@ fn main() {
             return;
         }
         Ok("log_append_outrun") => {
-            log_append("log_append_1kib_window_outrun", LOG_APPEND_WINDOW_BYTES);
+            log_append_outrun_rows();
             return;
         }
         _ => {}
@@ -458,11 +499,7 @@ fn main() {
             "empty_region": percentiles_json(&h),
         })
     });
-    let mut benchmarks = vec![
-        log_append_inside_window("log_append_1kib", LOG_APPEND_WINDOW_BYTES),
-        log_append("log_append_1kib_window_outrun", LOG_APPEND_WINDOW_BYTES),
-        log_append("log_append_1kib_window_off", 0),
-    ];
+    let mut benchmarks = log_append_rows();
     benchmarks.extend(header_decode(tsc));
     benchmarks.push(header_decode_owned());
     benchmarks.extend(handle_produce_and_fetch());

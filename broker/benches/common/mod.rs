@@ -51,23 +51,29 @@ pub fn broker_with_topic_window(
     broker_and_storage(dir, topic, window_bytes).0
 }
 
+/// Polls with the same populated figure after which the pre-fault thread counts as
+/// idle (one 256 KiB populate step takes well under 5 ms, even on a loaded VM).
+pub const WINDOW_STABLE_POLLS: u32 = 5;
+
 /// Waits until the pre-fault thread has populated at least half of `window_bytes`
-/// ahead of `partition`'s append position and is idle (the figure unchanged over a
-/// poll), and returns how many bytes ahead are populated: appends within them copy
-/// into present pages, which is what the window is for. Polls what the broker
-/// publishes (`Partition::prefaulted_ahead_bytes`); does nothing the broker does not.
-/// Panics after a minute (a full disk stops the window).
+/// ahead of `partition`'s append position and is idle (the figure unchanged over
+/// [`WINDOW_STABLE_POLLS`] polls 1 ms apart), and returns how many bytes ahead are
+/// populated: appends within them copy into present pages, which is what the window
+/// is for. Polls what the broker publishes (`Partition::prefaulted_ahead_bytes`);
+/// does nothing the broker does not. Panics after a minute (a full disk stops the
+/// window).
 pub fn wait_for_window(partition: &strikemq::storage::Partition, window_bytes: u64) -> u64 {
     use std::time::{Duration, Instant};
     const POLL: Duration = Duration::from_millis(1);
     const PATIENCE: Duration = Duration::from_secs(60);
     let started = Instant::now();
-    let mut last = u64::MAX;
+    let (mut last, mut stable) = (u64::MAX, 0);
     loop {
         let ahead = partition
             .prefaulted_ahead_bytes()
             .expect("the pre-fault window is on");
-        if ahead >= window_bytes / 2 && ahead == last {
+        stable = if ahead == last { stable + 1 } else { 0 };
+        if ahead >= window_bytes / 2 && stable >= WINDOW_STABLE_POLLS {
             return ahead;
         }
         assert!(

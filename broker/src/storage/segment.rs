@@ -44,7 +44,7 @@ use bytes::Bytes;
 use memmap2::{Advice, MmapOptions, MmapRaw};
 
 use super::prefault::{self, Window};
-use super::SegmentWrite;
+use super::{PrefaultOutrun, SegmentWrite};
 use crate::output::MappedSlice;
 use crate::protocol::batch::{
     set_base_offset, set_log_append_time, set_max_timestamp, BatchError, RecordBatch,
@@ -864,11 +864,15 @@ impl Segment {
         Ok(())
     }
 
-    /// Whether an append ending at `end` runs past the populated pre-fault window
-    /// (never with the window off: then the mapping path stays as it is).
+    /// Whether an append ending at `end` runs past the populated pre-fault window and
+    /// is to be written with pwritev (`segment_prefault_outrun = pwrite`; never with
+    /// the window off: then the mapping path stays as it is).
     fn outruns_window(&self, end: u64) -> bool {
         self.tail.as_ref().is_some_and(|tail| {
-            tail.window.is_some() && end > tail.populated.load(Ordering::Relaxed)
+            tail.window
+                .as_ref()
+                .is_some_and(|w| w.outrun == PrefaultOutrun::Pwrite)
+                && end > tail.populated.load(Ordering::Relaxed)
         })
     }
 
@@ -1187,6 +1191,24 @@ mod window_tests {
         vec.iter().filter(|&&b| b & 1 == 1).count()
     }
 
+    /// Pages of `[from, to)` of `map` present in this process's page table
+    /// (`/proc/self/pagemap` bit 63): the ones written or read through the mapping,
+    /// or populated by the pre-fault thread, not those only in the page cache.
+    fn mapped_pages(map: &MmapRaw, from: u64, to: u64) -> usize {
+        use std::os::unix::fs::FileExt;
+        let pagemap = File::open("/proc/self/pagemap").unwrap();
+        let first = (map.as_ptr() as usize + from as usize) / PAGE_BYTES;
+        let pages = ((to - from) as usize).div_ceil(PAGE_BYTES);
+        let mut entries = vec![0u8; pages * 8];
+        pagemap
+            .read_exact_at(&mut entries, (first * 8) as u64)
+            .unwrap();
+        entries
+            .chunks_exact(8)
+            .filter(|e| u64::from_ne_bytes((*e).try_into().unwrap()) >> 63 == 1)
+            .count()
+    }
+
     /// Appends one `n`-byte batch (header and filler) through the mapping, or with
     /// pwritev when it runs past the window: either needs the batch's patch.
     fn append_zeros(seg: &mut Segment, n: u64) {
@@ -1209,7 +1231,8 @@ mod window_tests {
     #[test]
     fn window_runs_ahead_inside_the_reservation_and_the_roll_adopts_a_populated_head() {
         let dir = tempfile::tempdir().unwrap();
-        let prefaulter = Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES).unwrap();
+        let prefaulter =
+            Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES, PrefaultOutrun::Pwrite).unwrap();
         let opts = MapOptions {
             hugepages: false,
             write: SegmentWrite::Mmap,
@@ -1272,7 +1295,8 @@ mod window_tests {
     #[test]
     fn an_append_past_the_window_is_written_without_the_mapping_and_reads_back() {
         let dir = tempfile::tempdir().unwrap();
-        let prefaulter = Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES).unwrap();
+        let prefaulter =
+            Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES, PrefaultOutrun::Pwrite).unwrap();
         let opts = MapOptions {
             hugepages: false,
             write: SegmentWrite::Mmap,
@@ -1283,6 +1307,13 @@ mod window_tests {
         let n = 2 * WINDOW_BYTES;
         assert!(seg.outruns_window(n));
         append_zeros(&mut seg, n);
+        // Past the first window nothing touched the mapping (the thread populates
+        // from the append position on, which is now past these pages).
+        assert_eq!(
+            mapped_pages(&seg.map, WINDOW_BYTES, n),
+            0,
+            "written with pwritev"
+        );
         let committed = seg.committed();
         assert_eq!(committed.len() as u64, n);
         assert_eq!(&committed[8..12], &((n as usize - 12) as i32).to_be_bytes());
@@ -1299,9 +1330,38 @@ mod window_tests {
     }
 
     #[test]
+    fn with_outrun_fault_an_append_past_the_window_goes_through_the_mapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefaulter =
+            Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES, PrefaultOutrun::Fault).unwrap();
+        let opts = MapOptions {
+            hugepages: false,
+            write: SegmentWrite::Mmap,
+            window: Some(prefaulter.window()),
+        };
+        let mut seg = Segment::create(dir.path(), 0, SEGMENT_BYTES, &opts, None).unwrap();
+        let n = 2 * WINDOW_BYTES;
+        assert!(!seg.outruns_window(n), "the mapping path, window or not");
+        append_zeros(&mut seg, n);
+        // The appender faulted every page in itself, before anything read them.
+        assert_eq!(
+            mapped_pages(&seg.map, 0, n),
+            n as usize / PAGE_BYTES,
+            "written through the mapping"
+        );
+        let committed = seg.committed();
+        assert_eq!(committed.len() as u64, n);
+        assert_eq!(&committed[8..12], &((n as usize - 12) as i32).to_be_bytes());
+        assert!(committed[RECORD_BATCH_HEADER_BYTES..]
+            .iter()
+            .all(|&b| b == 0x11));
+    }
+
+    #[test]
     fn an_unadoptable_prepared_segment_is_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let prefaulter = Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES).unwrap();
+        let prefaulter =
+            Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES, PrefaultOutrun::Pwrite).unwrap();
         let opts = MapOptions {
             hugepages: false,
             write: SegmentWrite::Pwrite,

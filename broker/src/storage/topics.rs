@@ -307,7 +307,11 @@ impl TopicStore {
         let cfg = Arc::new(cfg);
         let prefaulter = match cfg.segment_prefault_bytes {
             0 => None,
-            bytes => Some(Prefaulter::start(bytes, cfg.segment_bytes)?),
+            bytes => Some(Prefaulter::start(
+                bytes,
+                cfg.segment_bytes,
+                cfg.segment_prefault_outrun,
+            )?),
         };
         let store = TopicStore {
             cfg: Arc::clone(&cfg),
