@@ -245,6 +245,25 @@ fn probe_method() -> &'static str {
     }
 }
 
+/// Faults the anonymous pages `[addr, addr + len)` in, writable, without changing a
+/// byte (MADV_POPULATE_WRITE; nothing on kernels without it, where touching pages
+/// that other allocations share would not be ours to do). The caller guarantees the
+/// range is page aligned and every page in it is mapped.
+pub(crate) fn populate_anon(addr: usize, len: usize) -> io::Result<()> {
+    if len == 0 || METHOD.load(Ordering::Relaxed) == METHOD_TOUCH {
+        return Ok(());
+    }
+    // SAFETY: the caller guarantees a page-aligned range of mapped pages;
+    // MADV_POPULATE_WRITE only simulates write faults and changes no content, so it
+    // is harmless to concurrent writers of those pages.
+    let rc = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Faults `[from, to)` of `map` in, writable, without changing a byte. The caller
 /// guarantees the range has disk blocks (reserved) and lies inside the file.
 pub(crate) fn populate(map: &MmapRaw, from: u64, to: u64) -> io::Result<()> {
