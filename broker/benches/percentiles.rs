@@ -14,12 +14,13 @@
 //! cost ~20 ns per empty region, as much as the header decode).
 //!
 //! Log append is measured three ways: with the pre-fault window on, into pages the
-//! window has already populated (`log_append_1kib`: in rounds, each waiting untimed
-//! for the pre-fault thread, then timing as many appends as fit in the window: what
-//! the window is for); with the window on in a tight loop that outruns the pre-fault
-//! thread (`log_append_1kib_window_outrun`: what a producer faster than the thread
-//! gets; `_outrun_fault` the same with `segment_prefault_outrun = fault`); and with
-//! the window off (`log_append_1kib_window_off`).
+//! window has already populated (`log_append_1kib_window_inside`: in rounds, each
+//! waiting untimed for the pre-fault thread, then timing as many appends as fit in
+//! the window: what the window is for); with the window on in a tight loop, which
+//! outruns the pre-fault thread (`log_append_1kib`, the id earlier runs used for it:
+//! what a producer faster than the thread gets; `log_append_1kib_window_outrun_fault`
+//! the same with `segment_prefault_outrun = fault`); and with the window off
+//! (`log_append_1kib_window_off`).
 //!
 //! Writes `results/micro/<date>-<host>/percentiles.json`; `just release-table` reads the
 //! newest one. Run with `cargo bench -p strikemq --bench percentiles` (or `just bench`).
@@ -240,7 +241,8 @@ fn log_append_setup(
 /// `window_bytes` (0: off, every new page faulted in by the appender). With the
 /// window on, this loop appends faster than the pre-fault thread populates (~0.2 µs
 /// per 1 KiB append against ~1-4 µs per 4 KiB page here), so it soon runs past the
-/// window: the `_window_outrun` rows, what a producer faster than the thread gets,
+/// window: `log_append_1kib` and `_window_outrun_fault`, what a producer faster than
+/// the thread gets,
 /// once per `segment_prefault_outrun` (`pwrite`, the default, and `fault`).
 fn log_append(id: &str, window_bytes: u64, outrun: PrefaultOutrun) -> Value {
     let (_dir, storage, batch) = log_append_setup(window_bytes, outrun);
@@ -278,18 +280,46 @@ fn log_append_inside_window(id: &str, window_bytes: u64) -> Value {
     let partition = storage.partition("bench", 0).expect("partition");
     // The first append creates the active segment and starts its window.
     partition.append(&batch).expect("append");
+    measure_inside_window(
+        id,
+        &format!(
+            "Partition::append of a 1 KiB one-record v2 batch (64 MiB segments, rolls included, {} MiB pre-fault window, segment_write=mmap) into pages the window already populated",
+            window_bytes >> 20
+        ),
+        &partition,
+        window_bytes,
+        batch.len() as u64,
+        || {
+            partition.append(black_box(&batch)).expect("append");
+        },
+    )
+}
+
+/// Times single calls of `f`, each appending `bytes_per_call` to `partition`, only
+/// while they fit in what the pre-fault window has populated: in rounds, each after
+/// an untimed wait for the pre-fault thread (`common::wait_for_window`), timing at
+/// most as many calls as fit in the populated bytes (the thread keeps refilling
+/// during a round, as in the broker).
+fn measure_inside_window(
+    id: &str,
+    what: &str,
+    partition: &strikemq::storage::Partition,
+    window_bytes: u64,
+    bytes_per_call: u64,
+    mut f: impl FnMut(),
+) -> Value {
     let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram");
     let (mut warm_up, mut left) = (WARMUP_SAMPLES, SAMPLES);
     let (mut rounds, mut smallest_round) = (0u64, u64::MAX);
     while warm_up + left > 0 {
-        let ahead = common::wait_for_window(&partition, window_bytes);
-        let fits = ahead / batch.len() as u64;
+        let ahead = common::wait_for_window(partition, window_bytes);
+        let fits = ahead / bytes_per_call;
         let n = fits.min(warm_up + left);
         rounds += 1;
         smallest_round = smallest_round.min(fits);
         for _ in 0..n {
             let t = Instant::now();
-            partition.append(black_box(&batch)).expect("append");
+            f();
             let ns = t.elapsed().as_nanos() as u64;
             if warm_up > 0 {
                 warm_up -= 1;
@@ -300,14 +330,12 @@ fn log_append_inside_window(id: &str, window_bytes: u64) -> Value {
         }
     }
     eprintln!(
-        "{id}: {rounds} rounds, each timing the appends that fit in the populated window (at least {smallest_round} of {} B) after waiting for the pre-fault thread",
-        batch.len()
+        "{id}: {rounds} rounds, each timing the calls that fit in the populated window (at least {smallest_round} of {bytes_per_call} B) after waiting for the pre-fault thread"
     );
     row(
         id,
         &format!(
-            "Partition::append of a 1 KiB one-record v2 batch (64 MiB segments, rolls included, {} MiB pre-fault window, segment_write=mmap) into pages the window already populated: {rounds} rounds, each after waiting (untimed) for the pre-fault thread to fill the window, timing at most as many appends as fit in it (at least {smallest_round} per round)",
-            window_bytes >> 20
+            "{what}: {rounds} rounds, each after waiting (untimed) for the pre-fault thread to fill the window, timing at most as many calls as fit in it (at least {smallest_round} per round)"
         ),
         "instant",
         1,
@@ -320,7 +348,7 @@ fn log_append_inside_window(id: &str, window_bytes: u64) -> Value {
 fn log_append_outrun_rows() -> Vec<Value> {
     vec![
         log_append(
-            "log_append_1kib_window_outrun",
+            "log_append_1kib",
             LOG_APPEND_WINDOW_BYTES,
             PrefaultOutrun::Pwrite,
         ),
@@ -335,7 +363,7 @@ fn log_append_outrun_rows() -> Vec<Value> {
 /// Every log append row: inside the window, outrunning it (both ways), window off.
 fn log_append_rows() -> Vec<Value> {
     let mut rows = vec![log_append_inside_window(
-        "log_append_1kib",
+        "log_append_1kib_window_inside",
         LOG_APPEND_WINDOW_BYTES,
     )];
     rows.extend(log_append_outrun_rows());
@@ -422,6 +450,37 @@ fn handle(id: &str, what: &str, frame: bytes::Bytes, broker: &Broker) -> Value {
     })
 }
 
+/// `Broker::handle` of the same Produce with a 64 MiB pre-fault window, timing only
+/// requests whose batch fits in the populated window (`measure_inside_window`).
+fn handle_produce_inside_window() -> Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (broker, storage) =
+        common::broker_and_storage(dir.path(), "bench", LOG_APPEND_WINDOW_BYTES);
+    let frame = common::produce_frame("bench", 9, 1024);
+    let mut out = strikemq::output::Output::new(strikemq::output::RecordsOut::Copy);
+    out.bytes_mut().reserve(64 * 1024);
+    let mut handle_once = || {
+        out.clear();
+        match broker.handle(black_box(frame.clone()), &mut out) {
+            Ok(Outcome::Responded) => {}
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    };
+    handle_once(); // the first segment and its window
+    let partition = storage.partition("bench", 0).expect("partition");
+    measure_inside_window(
+        "broker_handle_produce_1kib_window_inside",
+        &format!(
+            "Broker::handle of a 1-partition Produce v9 of one 1 KiB record (acks=1), {} MiB pre-fault window, batches into pages the window already populated",
+            LOG_APPEND_WINDOW_BYTES >> 20
+        ),
+        &partition,
+        LOG_APPEND_WINDOW_BYTES,
+        common::one_record_batch(1024).len() as u64,
+        handle_once,
+    )
+}
+
 fn handle_produce_and_fetch() -> Vec<Value> {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = common::broker_with_topic(dir.path(), "bench");
@@ -432,6 +491,7 @@ fn handle_produce_and_fetch() -> Vec<Value> {
             common::produce_frame("bench", 9, 1024),
             &broker,
         ),
+        handle_produce_inside_window(),
         handle(
             "broker_handle_fetch_one_batch",
             "Broker::handle of a Fetch v12 answered with one 1 KiB batch",
@@ -454,7 +514,7 @@ fn text(cmd: &str, args: &[&str]) -> String {
 fn main() {
     // `cargo bench` passes --bench (and filters); this harness runs everything, except
     // that `STRIKEMQ_PERCENTILES_ONLY=log_append` (or `log_append_window`,
-    // `log_append_outrun`, `header`: profiling)
+    // `log_append_outrun`, `header`, `handle`: profiling)
     // runs the log append rows alone and writes no results file.
     match std::env::var("STRIKEMQ_PERCENTILES_ONLY").as_deref() {
         Ok("log_append") => {
@@ -466,7 +526,11 @@ fn main() {
             return;
         }
         Ok("log_append_window") => {
-            log_append_inside_window("log_append_1kib", LOG_APPEND_WINDOW_BYTES);
+            log_append_inside_window("log_append_1kib_window_inside", LOG_APPEND_WINDOW_BYTES);
+            return;
+        }
+        Ok("handle") => {
+            handle_produce_and_fetch();
             return;
         }
         Ok("log_append_outrun") => {
