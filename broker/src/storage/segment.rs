@@ -457,6 +457,7 @@ impl Tail {
             let pos = self.append_pos.load(Ordering::Relaxed);
             let want_end = pos.saturating_add(window.bytes);
             let complete = self.advance_to(want_end, window);
+            self.populate_index();
             // Also when the pass stopped early (disk full): the next try comes after
             // another refill step of appends, not on every append.
             self.satisfied_to.store(want_end, Ordering::Relaxed);
@@ -464,6 +465,20 @@ impl Tail {
             if !complete || moved < window.refill_step_bytes() || self.lock().sealed {
                 return;
             }
+        }
+    }
+
+    /// Brings the index buffer's populated pages up to the populated window (each
+    /// populate step does so too; this catches up an index registered after the
+    /// window was populated, e.g. a prepared segment's head).
+    fn populate_index(&self) {
+        let mut st = self.lock();
+        if st.sealed {
+            return;
+        }
+        let populated = self.populated.load(Ordering::Relaxed);
+        if let Some(index) = st.index.as_mut() {
+            index.populate_to(populated);
         }
     }
 
@@ -938,14 +953,16 @@ impl Segment {
             return;
         }
         let entry = std::mem::size_of::<IndexEntry>();
-        let mut index = IndexPages {
+        st.index = Some(IndexPages {
             addr: self.index.as_ptr() as usize,
             bytes: self.index.capacity() * entry,
             populated: self.index.len() * entry,
             spacing: spacing_bytes.max(1),
-        };
-        index.populate_to(tail.populated.load(Ordering::Relaxed));
-        st.index = Some(index);
+        });
+        drop(st);
+        // The thread populates it (the worker never pre-faults), up to the window it
+        // has already populated (a prepared head) on its next pass.
+        self.request_window();
     }
 
     /// Populated bytes past the committed length: this segment's window, plus the
@@ -1452,12 +1469,15 @@ mod window_tests {
         let entries = (40 << 20) / std::mem::size_of::<IndexEntry>();
         seg.reserve_index(entries, SPACING);
         let tail = Arc::clone(seg.tail.as_ref().unwrap());
-        wait_for("the first window", || {
-            tail.populated.load(Ordering::Relaxed) >= WINDOW_BYTES
-        });
-        drop(tail.lock()); // the step that populated the window is over
         let addr = seg.index.as_ptr() as usize;
         let want = (WINDOW_BYTES / SPACING) as usize * std::mem::size_of::<IndexEntry>();
+        // By the pre-fault thread, not by `reserve_index` (the appender's call).
+        wait_for("the first window and its index pages", || {
+            tail.lock()
+                .index
+                .as_ref()
+                .is_some_and(|index| index.populated >= want)
+        });
         // Whole pages after the first (which the allocator's header may share).
         let first = (addr / PAGE_BYTES + 1) * PAGE_BYTES;
         let last = (addr + want) / PAGE_BYTES * PAGE_BYTES;
