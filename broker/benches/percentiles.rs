@@ -13,8 +13,14 @@
 //! a short operation's figure is the clock itself (on the 2-vCPU EPYC VM both clocks
 //! cost ~20 ns per empty region, as much as the header decode).
 //!
-//! Log append is measured with the pre-fault window on (`log_append_1kib`, the
-//! toggle made for it) and off (`log_append_1kib_window_off`).
+//! Log append is measured three ways: with the pre-fault window on, into pages the
+//! window has already populated (`log_append_1kib_window_inside`: in rounds, each
+//! waiting untimed for the pre-fault thread, then timing as many appends as fit in
+//! the window: what the window is for); with the window on in a tight loop, which
+//! outruns the pre-fault thread (`log_append_1kib`, the id earlier runs used for it:
+//! what a producer faster than the thread gets; `log_append_1kib_window_outrun_fault`
+//! the same with `segment_prefault_outrun = fault`); and with the window off
+//! (`log_append_1kib_window_off`).
 //!
 //! Writes `results/micro/<date>-<host>/percentiles.json`; `just release-table` reads the
 //! newest one. Run with `cargo bench -p strikemq --bench percentiles` (or `just bench`).
@@ -31,7 +37,7 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 use serde_json::{json, Value};
 use strikemq::broker::{Broker, Outcome};
 use strikemq::protocol::request::{decode_header, views};
-use strikemq::storage::{Storage, StorageConfig, TopicConfig};
+use strikemq::storage::{PrefaultOutrun, Storage, StorageConfig, TopicConfig};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -170,27 +176,50 @@ fn measure_with(
         };
         h.saturating_record(((ns / f64::from(calls_per_sample)).round() as u64).max(1));
     }
+    let clock = match clock {
+        Clock::Instant => "instant",
+        Clock::Tsc(_) => "tsc",
+    };
+    row(id, what, clock, calls_per_sample, &h, json!({}))
+}
+
+/// Prints a row and returns its JSON (`extra`'s fields added).
+fn row(
+    id: &str,
+    what: &str,
+    clock: &str,
+    calls_per_sample: u32,
+    h: &Histogram<u64>,
+    extra: Value,
+) -> Value {
     let q = |p: f64| h.value_at_quantile(p) as f64;
     eprintln!(
-        "{id:<34} p50 {:>8} ns  p99 {:>8} ns  p99.9 {:>8} ns  max {:>10} ns",
+        "{id:<34} p50 {:>8} ns  p99 {:>8} ns  p99.9 {:>8} ns  max {:>10} ns  mean {:>8.0} ns",
         q(0.5),
         q(0.99),
         q(0.999),
-        h.max()
+        h.max(),
+        h.mean()
     );
     let mut v = json!({
-        "id": id, "what": what, "iterations": SAMPLES, "calls_per_sample": calls_per_sample,
-        "clock": match clock { Clock::Instant => "instant", Clock::Tsc(_) => "tsc" },
+        "id": id, "what": what, "iterations": h.len(), "calls_per_sample": calls_per_sample,
+        "clock": clock,
     });
-    if let (Value::Object(m), Value::Object(p)) = (&mut v, percentiles_json(&h)) {
-        m.extend(p);
+    for fields in [percentiles_json(h), extra] {
+        if let (Value::Object(m), Value::Object(p)) = (&mut v, fields) {
+            m.extend(p);
+        }
     }
     v
 }
 
-/// `Partition::append` of a 1 KiB batch with a pre-fault window of `window_bytes`
-/// (0: off, every new page faulted in by the appender).
-fn log_append(id: &str, window_bytes: u64) -> Value {
+/// A storage with one partition of 64 MiB segments and a pre-fault window of
+/// `window_bytes` (0: off) whose outrun appends follow `outrun`, and the 1 KiB
+/// one-record batch appended to it.
+fn log_append_setup(
+    window_bytes: u64,
+    outrun: PrefaultOutrun,
+) -> (tempfile::TempDir, Storage, Vec<u8>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let storage = Storage::open(StorageConfig {
         // Small segments so rolls happen inside the measurement, as in a long run.
@@ -198,18 +227,37 @@ fn log_append(id: &str, window_bytes: u64) -> Value {
         // With the window on, the background thread keeps the pages ahead faulted in
         // and prepares the next segment before the roll.
         segment_prefault_bytes: window_bytes,
+        segment_prefault_outrun: outrun,
         ..StorageConfig::defaults_in(dir.path())
     })
     .expect("open");
     storage
         .create_topic("bench", 1, TopicConfig::default())
         .expect("topic");
+    (dir, storage, one_record_batch(1024))
+}
+
+/// `Partition::append` of a 1 KiB batch in a tight loop with a pre-fault window of
+/// `window_bytes` (0: off, every new page faulted in by the appender). With the
+/// window on, this loop appends faster than the pre-fault thread populates (~0.2 µs
+/// per 1 KiB append against ~1-4 µs per 4 KiB page here), so it soon runs past the
+/// window: `log_append_1kib` and `_window_outrun_fault`, what a producer faster than
+/// the thread gets,
+/// once per `segment_prefault_outrun` (`pwrite`, the default, and `fault`).
+fn log_append(id: &str, window_bytes: u64, outrun: PrefaultOutrun) -> Value {
+    let (_dir, storage, batch) = log_append_setup(window_bytes, outrun);
     let partition = storage.partition("bench", 0).expect("partition");
-    let batch = one_record_batch(1024);
     let window = if window_bytes == 0 {
         "pre-fault window off".to_string()
     } else {
-        format!("{} MiB pre-fault window", window_bytes >> 20)
+        format!(
+            "{} MiB pre-fault window, tight loop: outruns the pre-fault thread, segment_prefault_outrun={}",
+            window_bytes >> 20,
+            match outrun {
+                PrefaultOutrun::Pwrite => "pwrite",
+                PrefaultOutrun::Fault => "fault",
+            }
+        )
     };
     measure(
         id,
@@ -218,6 +266,113 @@ fn log_append(id: &str, window_bytes: u64) -> Value {
             partition.append(black_box(&batch)).expect("append");
         },
     )
+}
+
+/// `Partition::append` of a 1 KiB batch into memory the pre-fault window has already
+/// made writable, which is what the window is for: in rounds, each waiting (untimed)
+/// until the pre-fault thread has populated the window ahead and gone idle
+/// (`common::wait_for_window`), then timing single appends, as many as fit in the
+/// populated bytes, so no timed append runs past the window. The thread keeps
+/// refilling during a round, as in the broker. Rolls to the next (prepared) segment
+/// happen inside rounds.
+fn log_append_inside_window(id: &str, window_bytes: u64) -> Value {
+    let (_dir, storage, batch) = log_append_setup(window_bytes, PrefaultOutrun::default());
+    let partition = storage.partition("bench", 0).expect("partition");
+    // The first append creates the active segment and starts its window.
+    partition.append(&batch).expect("append");
+    measure_inside_window(
+        id,
+        &format!(
+            "Partition::append of a 1 KiB one-record v2 batch (64 MiB segments, rolls included, {} MiB pre-fault window, segment_write=mmap) into pages the window already populated",
+            window_bytes >> 20
+        ),
+        &partition,
+        window_bytes,
+        batch.len() as u64,
+        || {
+            partition.append(black_box(&batch)).expect("append");
+        },
+    )
+}
+
+/// Times single calls of `f`, each appending `bytes_per_call` to `partition`, only
+/// while they fit in what the pre-fault window has populated: in rounds, each after
+/// an untimed wait for the pre-fault thread (`common::wait_for_window`), timing at
+/// most as many calls as fit in the populated bytes (the thread keeps refilling
+/// during a round, as in the broker).
+fn measure_inside_window(
+    id: &str,
+    what: &str,
+    partition: &strikemq::storage::Partition,
+    window_bytes: u64,
+    bytes_per_call: u64,
+    mut f: impl FnMut(),
+) -> Value {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram");
+    let (mut warm_up, mut left) = (WARMUP_SAMPLES, SAMPLES);
+    let (mut rounds, mut smallest_round) = (0u64, u64::MAX);
+    while warm_up + left > 0 {
+        let ahead = common::wait_for_window(partition, window_bytes);
+        let fits = ahead / bytes_per_call;
+        let n = fits.min(warm_up + left);
+        rounds += 1;
+        smallest_round = smallest_round.min(fits);
+        for _ in 0..n {
+            let t = Instant::now();
+            f();
+            let ns = t.elapsed().as_nanos() as u64;
+            if warm_up > 0 {
+                warm_up -= 1;
+            } else {
+                left -= 1;
+                h.saturating_record(ns.max(1));
+            }
+        }
+    }
+    eprintln!(
+        "{id}: {rounds} rounds, each timing the calls that fit in the populated window (at least {smallest_round} of {bytes_per_call} B) after waiting for the pre-fault thread"
+    );
+    row(
+        id,
+        &format!(
+            "{what}: {rounds} rounds, each after waiting (untimed) for the pre-fault thread to fill the window, timing at most as many calls as fit in it (at least {smallest_round} per round)"
+        ),
+        "instant",
+        1,
+        &h,
+        json!({ "rounds": rounds, "appends_per_round_min": smallest_round }),
+    )
+}
+
+/// The two tight-loop rows with the window on, one per `segment_prefault_outrun`.
+fn log_append_outrun_rows() -> Vec<Value> {
+    vec![
+        log_append(
+            "log_append_1kib",
+            LOG_APPEND_WINDOW_BYTES,
+            PrefaultOutrun::Pwrite,
+        ),
+        log_append(
+            "log_append_1kib_window_outrun_fault",
+            LOG_APPEND_WINDOW_BYTES,
+            PrefaultOutrun::Fault,
+        ),
+    ]
+}
+
+/// Every log append row: inside the window, outrunning it (both ways), window off.
+fn log_append_rows() -> Vec<Value> {
+    let mut rows = vec![log_append_inside_window(
+        "log_append_1kib_window_inside",
+        LOG_APPEND_WINDOW_BYTES,
+    )];
+    rows.extend(log_append_outrun_rows());
+    rows.push(log_append(
+        "log_append_1kib_window_off",
+        0,
+        PrefaultOutrun::default(),
+    ));
+    rows
 }
 
 fn header_frame() -> bytes::Bytes {
@@ -295,6 +450,37 @@ fn handle(id: &str, what: &str, frame: bytes::Bytes, broker: &Broker) -> Value {
     })
 }
 
+/// `Broker::handle` of the same Produce with a 64 MiB pre-fault window, timing only
+/// requests whose batch fits in the populated window (`measure_inside_window`).
+fn handle_produce_inside_window() -> Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (broker, storage) =
+        common::broker_and_storage(dir.path(), "bench", LOG_APPEND_WINDOW_BYTES);
+    let frame = common::produce_frame("bench", 9, 1024);
+    let mut out = strikemq::output::Output::new(strikemq::output::RecordsOut::Copy);
+    out.bytes_mut().reserve(64 * 1024);
+    let mut handle_once = || {
+        out.clear();
+        match broker.handle(black_box(frame.clone()), &mut out) {
+            Ok(Outcome::Responded) => {}
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    };
+    handle_once(); // the first segment and its window
+    let partition = storage.partition("bench", 0).expect("partition");
+    measure_inside_window(
+        "broker_handle_produce_1kib_window_inside",
+        &format!(
+            "Broker::handle of a 1-partition Produce v9 of one 1 KiB record (acks=1), {} MiB pre-fault window, batches into pages the window already populated",
+            LOG_APPEND_WINDOW_BYTES >> 20
+        ),
+        &partition,
+        LOG_APPEND_WINDOW_BYTES,
+        common::one_record_batch(1024).len() as u64,
+        handle_once,
+    )
+}
+
 fn handle_produce_and_fetch() -> Vec<Value> {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = common::broker_with_topic(dir.path(), "bench");
@@ -305,6 +491,7 @@ fn handle_produce_and_fetch() -> Vec<Value> {
             common::produce_frame("bench", 9, 1024),
             &broker,
         ),
+        handle_produce_inside_window(),
         handle(
             "broker_handle_fetch_one_batch",
             "Broker::handle of a Fetch v12 answered with one 1 KiB batch",
@@ -326,12 +513,12 @@ fn text(cmd: &str, args: &[&str]) -> String {
 
 fn main() {
     // `cargo bench` passes --bench (and filters); this harness runs everything, except
-    // that `STRIKEMQ_PERCENTILES_ONLY=log_append` (or `log_append_window`, `header`: profiling)
+    // that `STRIKEMQ_PERCENTILES_ONLY=log_append` (or `log_append_window`,
+    // `log_append_outrun`, `header`, `handle`: profiling)
     // runs the log append rows alone and writes no results file.
     match std::env::var("STRIKEMQ_PERCENTILES_ONLY").as_deref() {
         Ok("log_append") => {
-            log_append("log_append_1kib", LOG_APPEND_WINDOW_BYTES);
-            log_append("log_append_1kib_window_off", 0);
+            log_append_rows();
             return;
         }
         Ok("header") => {
@@ -339,7 +526,15 @@ fn main() {
             return;
         }
         Ok("log_append_window") => {
-            log_append("log_append_1kib", LOG_APPEND_WINDOW_BYTES);
+            log_append_inside_window("log_append_1kib_window_inside", LOG_APPEND_WINDOW_BYTES);
+            return;
+        }
+        Ok("handle") => {
+            handle_produce_and_fetch();
+            return;
+        }
+        Ok("log_append_outrun") => {
+            log_append_outrun_rows();
             return;
         }
         _ => {}
@@ -368,10 +563,7 @@ fn main() {
             "empty_region": percentiles_json(&h),
         })
     });
-    let mut benchmarks = vec![
-        log_append("log_append_1kib", LOG_APPEND_WINDOW_BYTES),
-        log_append("log_append_1kib_window_off", 0),
-    ];
+    let mut benchmarks = log_append_rows();
     benchmarks.extend(header_decode(tsc));
     benchmarks.push(header_decode_owned());
     benchmarks.extend(handle_produce_and_fetch());

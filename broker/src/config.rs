@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::storage::SegmentWrite;
+pub use crate::storage::{PrefaultOutrun, SegmentWrite};
 
 /// Largest request frame by default: big enough for any sane produce request.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
@@ -263,6 +263,11 @@ pub struct Config {
     /// `pwrite` (pwritev(2) into the file, Kafka's way). Reads are zero-copy from the
     /// mapping either way; same flush, recovery and full-disk behaviour.
     pub segment_write: SegmentWrite,
+    /// With the pre-fault window on and `segment_write = mmap`, an append that runs
+    /// past the populated window (the appender outran the pre-fault thread): `pwrite`
+    /// (pwritev into the same page cache, no fault per page: lower tail) | `fault`
+    /// (copy through the mapping and take the faults: lower median).
+    pub segment_prefault_outrun: PrefaultOutrun,
     /// MADV_HUGEPAGE on segment mappings.
     pub segment_hugepages: bool,
     /// Longest wait of a worker that has connections, ms (at least 1): such a worker
@@ -339,6 +344,7 @@ impl Config {
             conn_buffer_bytes: 128 * 1024,
             segment_prefault_bytes: 0,
             segment_write: SegmentWrite::Mmap,
+            segment_prefault_outrun: PrefaultOutrun::Pwrite,
             segment_hugepages: false,
             loop_timeout_ms: 100,
             io_threads: 1,
@@ -734,6 +740,32 @@ mod tests {
         )
         .unwrap();
         assert_eq!((cfg.max_topics, cfg.partial_frame_timeout_ms), (5, 250));
+    }
+
+    #[test]
+    fn prefault_outrun_is_set_by_name_and_a_bad_value_is_named() {
+        assert_eq!(
+            Config::profile(Profile::Baseline).segment_prefault_outrun,
+            PrefaultOutrun::Pwrite
+        );
+        let cfg = Config::load(
+            Profile::Tuned,
+            None,
+            &["segment_prefault_outrun=fault".into()],
+        )
+        .unwrap();
+        assert_eq!(cfg.segment_prefault_outrun, PrefaultOutrun::Fault);
+        assert_eq!(
+            crate::storage::StorageConfig::from_config(&cfg).segment_prefault_outrun,
+            PrefaultOutrun::Fault
+        );
+        let err = Config::load(
+            Profile::Baseline,
+            None,
+            &["segment_prefault_outrun=sometimes".into()],
+        )
+        .unwrap_err();
+        assert!(err.0.contains("sometimes"), "{err}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ const FRAME_HEADER_BYTES: usize = 8;
 /// Appends one frame holding `body` to `out`.
 pub(crate) fn put_frame(out: &mut Vec<u8>, body: &[u8]) {
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&crc32c::crc32c(body).to_be_bytes());
+    out.extend_from_slice(&crate::protocol::batch::crc32c(body).to_be_bytes());
     out.extend_from_slice(body);
 }
 
@@ -58,7 +58,7 @@ pub(crate) fn decode_frames(
         let Some(body) = bytes.get(start..start + len) else {
             break;
         };
-        if crc32c::crc32c(body) != crc || !on_body(body) {
+        if crate::protocol::batch::crc32c(body) != crc || !on_body(body) {
             break;
         }
         pos = start + len;

@@ -48,6 +48,52 @@ pub fn broker_with_topic_window(
     topic: &str,
     window_bytes: u64,
 ) -> strikemq::broker::Broker {
+    broker_and_storage(dir, topic, window_bytes).0
+}
+
+/// Polls with the same populated figure after which the pre-fault thread counts as
+/// idle (one 256 KiB populate step takes well under 5 ms, even on a loaded VM).
+pub const WINDOW_STABLE_POLLS: u32 = 5;
+
+/// Waits until the pre-fault thread has populated at least half of `window_bytes`
+/// ahead of `partition`'s append position and is idle (the figure unchanged over
+/// [`WINDOW_STABLE_POLLS`] polls 1 ms apart), and returns how many bytes ahead are
+/// populated: appends within them copy into present pages, which is what the window
+/// is for. Polls what the broker publishes (`Partition::prefaulted_ahead_bytes`);
+/// does nothing the broker does not. Panics after a minute (a full disk stops the
+/// window).
+pub fn wait_for_window(partition: &strikemq::storage::Partition, window_bytes: u64) -> u64 {
+    use std::time::{Duration, Instant};
+    const POLL: Duration = Duration::from_millis(1);
+    const PATIENCE: Duration = Duration::from_secs(60);
+    let started = Instant::now();
+    let (mut last, mut stable) = (u64::MAX, 0);
+    loop {
+        let ahead = partition
+            .prefaulted_ahead_bytes()
+            .expect("the pre-fault window is on");
+        stable = if ahead == last { stable + 1 } else { 0 };
+        if ahead >= window_bytes / 2 && stable >= WINDOW_STABLE_POLLS {
+            return ahead;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the pre-fault window never filled: {ahead} of {window_bytes} bytes after {PATIENCE:?}"
+        );
+        last = ahead;
+        std::thread::sleep(POLL);
+    }
+}
+
+/// [`broker_with_topic_window`], also handing back the storage (to watch the window).
+pub fn broker_and_storage(
+    dir: &std::path::Path,
+    topic: &str,
+    window_bytes: u64,
+) -> (
+    strikemq::broker::Broker,
+    std::sync::Arc<strikemq::storage::Storage>,
+) {
     use strikemq::config::{Config, EffectiveConfig, Profile};
     use strikemq::storage::{Storage, StorageConfig, TopicConfig};
     let mut cfg = Config::profile(Profile::Baseline);
@@ -58,15 +104,17 @@ pub fn broker_with_topic_window(
     storage
         .create_topic(topic, 1, TopicConfig::default())
         .expect("topic");
-    strikemq::broker::Broker::new(
+    let storage = std::sync::Arc::new(storage);
+    let broker = strikemq::broker::Broker::new(
         EffectiveConfig::new(cfg, Vec::new()),
-        std::sync::Arc::new(storage),
+        std::sync::Arc::clone(&storage),
         std::sync::Arc::new(strikemq::group::Coordinator::in_memory(
             strikemq::group::no_wake(),
         )),
         strikemq::group::no_wake(),
         ("127.0.0.1".into(), 9092),
-    )
+    );
+    (broker, storage)
 }
 
 /// A request frame without its size prefix, as the data plane hands it over.

@@ -51,6 +51,16 @@ const BASE_SEQUENCE_AT: usize = 53;
 const RECORDS_COUNT_AT: usize = 57;
 
 const COMPRESSION_MASK: i16 = 0x07;
+
+/// CRC32C (Castagnoli), as a v2 batch's `crc` holds it. Every produced batch is
+/// checked with it, so it is on the append's hot path: `crc-fast` folds with
+/// (VP)CLMULQDQ and the crc32 instruction together where the CPU has them (0.6-0.7x
+/// the time of `crc32c` 0.6 at 1 KiB, 0.4x at 16 KiB here), with a table fallback
+/// elsewhere. The `crc32c` crate is the tests' oracle.
+pub fn crc32c(bytes: &[u8]) -> u32 {
+    // CRC-32/ISCSI is CRC32C's catalogue name; the result fits in 32 bits.
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32
+}
 const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
 const TRANSACTIONAL_BIT: i16 = 1 << 4;
 const CONTROL_BIT: i16 = 1 << 5;
@@ -200,7 +210,7 @@ impl<'a> RecordBatch<'a> {
     }
     /// CRC32C over `attributes` .. end, as the header's `crc` should hold.
     pub fn computed_crc(&self) -> u32 {
-        crc32c::crc32c(&self.bytes[ATTRIBUTES_AT..])
+        crc32c(&self.bytes[ATTRIBUTES_AT..])
     }
     pub fn verify_crc(&self) -> Result<(), BatchError> {
         let stored = self.crc();
@@ -613,7 +623,7 @@ pub fn rebuild_batch(
     batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
     let count = i32::try_from(records.len()).map_err(|_| BatchError::BadLength(i32::MAX))?;
     batch[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&count.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+    let crc = crc32c(&batch[ATTRIBUTES_AT..]);
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(())
 }
@@ -631,7 +641,7 @@ pub fn set_log_append_time(batch: &mut [u8], append_time_ms: i64) -> Result<(), 
 pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) -> Result<(), BatchError> {
     let total = RecordBatch::parse(batch)?.total_bytes();
     batch[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[21..total]);
+    let crc = crc32c(&batch[21..total]);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
     Ok(())
 }
@@ -710,7 +720,7 @@ pub fn control_batch(
     b[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&producer_epoch.to_be_bytes());
     b[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&NO_SEQUENCE.to_be_bytes());
     b[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&1i32.to_be_bytes());
-    let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+    let crc = crc32c(&b[ATTRIBUTES_AT..]);
     b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
@@ -821,7 +831,7 @@ mod tests {
         b.extend_from_slice(&11i32.to_be_bytes()); // base sequence
         b.extend_from_slice(&(last_offset_delta + 1).to_be_bytes()); // records count
         b.extend_from_slice(payload);
-        let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+        let crc = crc32c(&b[ATTRIBUTES_AT..]);
         b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
         b
     }
@@ -1131,7 +1141,7 @@ mod tests {
     fn record_count_beyond_what_the_bytes_hold_is_malformed() {
         let mut bytes = encoded_with_crate(&[record(0, 0, 1, false)], Compression::None);
         bytes[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&i32::MAX.to_be_bytes());
-        let crc = crc32c::crc32c(&bytes[ATTRIBUTES_AT..]);
+        let crc = crc32c(&bytes[ATTRIBUTES_AT..]);
         bytes[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
         assert!(matches!(
             records_max_timestamp(&bytes),
@@ -1150,5 +1160,25 @@ mod tests {
         assert_eq!(batches[1].producer_id(), 100);
         assert_eq!(batches[1].base_offset(), 1);
         assert!(batches.iter().all(|b| b.verify_crc().is_ok()));
+    }
+
+    #[test]
+    fn crc32c_matches_the_crc32c_crate_at_every_length_and_alignment() {
+        // Every length up to past the SIMD paths' block sizes (the small-buffer path
+        // ends at 256 bytes), at each of 8 start alignments, and a 1 MiB buffer.
+        let data: Vec<u8> = (0..(1u32 << 20) + 64)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for offset in 0..8 {
+            for len in 0..=4200 {
+                let bytes = &data[offset..offset + len];
+                assert_eq!(
+                    crc32c(bytes),
+                    ::crc32c::crc32c(bytes),
+                    "len {len} at offset {offset}"
+                );
+            }
+        }
+        assert_eq!(crc32c(&data), ::crc32c::crc32c(&data));
     }
 }

@@ -124,8 +124,13 @@ thread_local! {
 /// Index entries a segment of `capacity_bytes` can need: one at most every
 /// `index_interval_bytes` and never two in one batch, plus the first.
 fn index_entries_max(capacity_bytes: u64, index_interval_bytes: u32) -> usize {
-    let spacing = u64::from(index_interval_bytes).max(RECORD_BATCH_HEADER_BYTES as u64);
+    let spacing = index_spacing_bytes(index_interval_bytes);
     usize::try_from(capacity_bytes / spacing + 1).unwrap_or(usize::MAX)
+}
+
+/// Log bytes between two index entries at the least.
+fn index_spacing_bytes(index_interval_bytes: u32) -> u64 {
+    u64::from(index_interval_bytes).max(RECORD_BATCH_HEADER_BYTES as u64)
 }
 
 /// A range to msync, captured under the lock and flushed without it.
@@ -269,10 +274,10 @@ impl PartitionLog {
             state.next_offset = segment.next_offset;
             if is_active {
                 // As for a new segment (`ensure_room`): appends never grow the index.
-                let entries = index_entries_max(segment.capacity(), cfg.index_interval_bytes);
-                segment
-                    .index
-                    .reserve_exact(entries.saturating_sub(segment.index.len()));
+                segment.reserve_index(
+                    index_entries_max(segment.capacity(), cfg.index_interval_bytes),
+                    index_spacing_bytes(cfg.index_interval_bytes),
+                );
             }
             state.segments.push(segment);
         }
@@ -544,10 +549,10 @@ impl PartitionLog {
         // Reserved whole now so that appends never grow it; untouched pages of the
         // reserve cost address space, not memory (~0.4% of the segment size at the
         // default 4 KiB interval).
-        segment.index.reserve_exact(index_entries_max(
-            segment.capacity(),
-            self.cfg.index_interval_bytes,
-        ));
+        segment.reserve_index(
+            index_entries_max(segment.capacity(), self.cfg.index_interval_bytes),
+            index_spacing_bytes(self.cfg.index_interval_bytes),
+        );
         if self.flush.get() == FlushPolicy::Always {
             segment.sync_file()?;
             sync_dir(&self.dir)?;
@@ -821,6 +826,17 @@ impl PartitionLog {
 
     pub(crate) fn size_bytes(&self) -> u64 {
         lock(&self.state).segments.iter().map(|s| s.len).sum()
+    }
+
+    /// See [`crate::storage::Partition::prefaulted_ahead_bytes`].
+    pub(crate) fn prefaulted_ahead_bytes(&self) -> Option<u64> {
+        self.opts.window.as_ref()?;
+        let st = lock(&self.state);
+        Some(
+            st.segments
+                .last()
+                .map_or(0, |segment| segment.prefaulted_ahead_bytes()),
+        )
     }
 
     /// msyncs everything committed and not yet flushed. The msync runs without the

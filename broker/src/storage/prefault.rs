@@ -31,10 +31,12 @@
 //!   ~1.1-3.8 µs on a loaded 2-vCPU VM whose memory is under reclaim; or 1 MiB
 //!   produce requests against a 2 MiB window), it catches up. An mmap append that
 //!   would then run past the populated window is written with pwritev into the
-//!   same page cache instead (`Segment::write`): the kernel allocates the pages
-//!   without a trap per page, and readers read them through the mapping as
-//!   before. With the window off, the mapping path is left as it is (the toggle
-//!   compares against it).
+//!   same page cache instead (`Segment::write`; `segment_prefault_outrun = pwrite`,
+//!   the default): the kernel allocates the pages without a trap per page, and
+//!   readers read them through the mapping as before. `segment_prefault_outrun =
+//!   fault` copies through the mapping anyway and takes the faults: a lower median,
+//!   a longer tail (measured in `PrefaultOutrun`'s doc). With the window off, the
+//!   mapping path is left as it is (the toggle compares against it).
 
 use std::collections::VecDeque;
 use std::io;
@@ -45,6 +47,7 @@ use std::thread::JoinHandle;
 use memmap2::MmapRaw;
 
 use super::segment::{Tail, PAGE_BYTES};
+use super::PrefaultOutrun;
 
 /// Bytes pre-faulted per step, each under the tail's lock: long enough to amortize
 /// the lock and the system call, short enough that a seal (or an appender that
@@ -65,6 +68,8 @@ pub(crate) struct Window {
     pub(crate) bytes: u64,
     /// `segment_bytes`: the size of the next segment to prepare.
     pub(crate) segment_bytes: u64,
+    /// `segment_prefault_outrun`: how an append past the populated window is written.
+    pub(crate) outrun: PrefaultOutrun,
     queue: Arc<Queue>,
 }
 
@@ -102,6 +107,11 @@ struct Queue {
 struct QueueState {
     tails: VecDeque<Arc<Tail>>,
     stop: bool,
+    /// The thread waits on the condition variable: only then does a request notify
+    /// it. A notify is a futex system call (std's condition variable makes it whether
+    /// or not anyone waits), ~1-3 µs here, paid by the appender once per refill step
+    /// while the thread is busy refilling: the p99.9 of an append inside the window.
+    sleeping: bool,
 }
 
 impl Queue {
@@ -123,8 +133,11 @@ impl Window {
             return;
         }
         st.tails.push_back(Arc::clone(tail));
+        let sleeping = st.sleeping;
         drop(st);
-        self.queue.wake.notify_one();
+        if sleeping {
+            self.queue.wake.notify_one();
+        }
     }
 }
 
@@ -136,10 +149,15 @@ pub(crate) struct Prefaulter {
 
 impl Prefaulter {
     /// Starts the thread for a window of `window_bytes` (> 0).
-    pub(crate) fn start(window_bytes: u64, segment_bytes: u64) -> io::Result<Prefaulter> {
+    pub(crate) fn start(
+        window_bytes: u64,
+        segment_bytes: u64,
+        outrun: PrefaultOutrun,
+    ) -> io::Result<Prefaulter> {
         let window = Window {
             bytes: window_bytes,
             segment_bytes,
+            outrun,
             queue: Arc::new(Queue::default()),
         };
         let queue = Arc::clone(&window.queue);
@@ -184,7 +202,12 @@ fn run(queue: &Queue, window: &Window) {
                 if let Some(tail) = st.tails.pop_front() {
                     break tail;
                 }
+                // Set and cleared under the lock that `request` pushes under, so a
+                // push either finds the thread awake (it pops the tail next) or
+                // notifies it.
+                st.sleeping = true;
                 st = queue.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                st.sleeping = false;
             }
         };
         // Cleared before the work, so appends made meanwhile can queue it again.
@@ -219,6 +242,25 @@ fn probe_method() -> &'static str {
     match METHOD.load(Ordering::Relaxed) {
         METHOD_POPULATE_WRITE => "madvise(MADV_POPULATE_WRITE)",
         _ => "touching one byte per page (no MADV_POPULATE_WRITE on this kernel)",
+    }
+}
+
+/// Faults the anonymous pages `[addr, addr + len)` in, writable, without changing a
+/// byte (MADV_POPULATE_WRITE; nothing on kernels without it, where touching pages
+/// that other allocations share would not be ours to do). The caller guarantees the
+/// range is page aligned and every page in it is mapped.
+pub(crate) fn populate_anon(addr: usize, len: usize) -> io::Result<()> {
+    if len == 0 || METHOD.load(Ordering::Relaxed) == METHOD_TOUCH {
+        return Ok(());
+    }
+    // SAFETY: the caller guarantees a page-aligned range of mapped pages;
+    // MADV_POPULATE_WRITE only simulates write faults and changes no content, so it
+    // is harmless to concurrent writers of those pages.
+    let rc = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

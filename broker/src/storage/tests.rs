@@ -22,6 +22,7 @@ fn config_for(dir: &Path, segment_write: SegmentWrite, window_bytes: u64) -> Sto
     StorageConfig {
         segment_prefault_bytes: window_bytes,
         segment_write,
+        segment_prefault_outrun: test_outrun(),
         segment_bytes: 1 << 20,
         max_batch_bytes: 1 << 20,
         ..StorageConfig::defaults_in(dir)
@@ -921,16 +922,27 @@ macro_rules! scenarios {
     };
 }
 
+/// `segment_prefault_outrun` of the variants that do not name one: the default.
+fn test_outrun() -> crate::storage::PrefaultOutrun {
+    crate::storage::PrefaultOutrun::Pwrite
+}
+
 /// Window sizes of the "window on" variants: larger than the 1 MiB test segments.
 const TEST_WINDOW_BYTES: u64 = 1536 << 10;
 
 macro_rules! variant {
     ($name:ident, $write:expr, $window:expr) => {
+        variant!($name, $write, $window, test_outrun());
+    };
+    ($name:ident, $write:expr, $window:expr, $outrun:expr) => {
         mod $name {
             use super::*;
 
             fn config(dir: &Path) -> StorageConfig {
-                config_for(dir, $write, $window)
+                StorageConfig {
+                    segment_prefault_outrun: $outrun,
+                    ..config_for(dir, $write, $window)
+                }
             }
 
             scenarios!();
@@ -942,3 +954,10 @@ variant!(mmap, SegmentWrite::Mmap, 0);
 variant!(pwrite, SegmentWrite::Pwrite, 0);
 variant!(mmap_window, SegmentWrite::Mmap, TEST_WINDOW_BYTES);
 variant!(pwrite_window, SegmentWrite::Pwrite, TEST_WINDOW_BYTES);
+// An mmap append past the window copies through the mapping and takes the faults.
+variant!(
+    mmap_window_fault,
+    SegmentWrite::Mmap,
+    TEST_WINDOW_BYTES,
+    crate::storage::PrefaultOutrun::Fault
+);

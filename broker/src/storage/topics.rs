@@ -46,10 +46,15 @@ pub(crate) struct Topic {
     pub(crate) partitions: Vec<Arc<Partition>>,
 }
 
+/// foldhash, not SipHash: every Produce and Fetch looks its topics up by name, and
+/// SipHash-1-3 was most of a lookup (~150 of ~260 instructions). The seed is random
+/// per map (`foldhash::fast::RandomState`), and only topics that exist are keys.
+type FastHash = foldhash::fast::RandomState;
+
 #[derive(Default)]
 pub(crate) struct TopicMaps {
-    by_name: HashMap<String, Arc<Topic>>,
-    by_id: HashMap<Uuid, String>,
+    by_name: HashMap<String, Arc<Topic>, FastHash>,
+    by_id: HashMap<Uuid, String, FastHash>,
 }
 
 /// The partition map, chosen once at startup (`log_map`). Either way a lock is held
@@ -71,14 +76,14 @@ pub(crate) struct Shard(RwLock<TopicMaps>);
 
 pub(crate) struct ShardedMaps {
     shards: Box<[Shard]>,
-    hasher: std::hash::RandomState,
+    hasher: FastHash,
 }
 
 impl ShardedMaps {
     fn new(shards: usize) -> ShardedMaps {
         ShardedMaps {
             shards: (0..shards.max(1)).map(|_| Shard::default()).collect(),
-            hasher: std::hash::RandomState::new(),
+            hasher: FastHash::default(),
         }
     }
     fn shard<K: std::hash::Hash + ?Sized>(&self, key: &K) -> &RwLock<TopicMaps> {
@@ -302,7 +307,11 @@ impl TopicStore {
         let cfg = Arc::new(cfg);
         let prefaulter = match cfg.segment_prefault_bytes {
             0 => None,
-            bytes => Some(Prefaulter::start(bytes, cfg.segment_bytes)?),
+            bytes => Some(Prefaulter::start(
+                bytes,
+                cfg.segment_bytes,
+                cfg.segment_prefault_outrun,
+            )?),
         };
         let store = TopicStore {
             cfg: Arc::clone(&cfg),
