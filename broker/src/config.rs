@@ -26,6 +26,8 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 1024 * 1024 * 1024;
 pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// Kafka's `log.retention.check.interval.ms`.
 pub const DEFAULT_RETENTION_CHECK_INTERVAL_MS: u64 = 5 * 60 * 1000;
+/// Kafka's `log.cleaner.backoff.ms`: how often compaction looks for work.
+pub const DEFAULT_LOG_CLEANER_BACKOFF_MS: u64 = 15_000;
 /// Kafka's `group.initial.rebalance.delay.ms`.
 pub const DEFAULT_GROUP_INITIAL_REBALANCE_DELAY_MS: u32 = 3_000;
 /// Kafka's `group.min.session.timeout.ms`.
@@ -186,6 +188,9 @@ pub struct Config {
     /// How often retention is checked, ms (one wakeup per interval). Default 300000
     /// (Kafka's 5 minutes).
     pub retention_check_interval_ms: u64,
+    /// How often the compaction pass over `cleanup.policy=compact` topics runs, ms
+    /// (Kafka's `log.cleaner.backoff.ms`, default 15000).
+    pub log_cleaner_backoff_ms: u64,
     /// How long the first JoinGroup of an empty group waits for more members before
     /// the first generation forms, ms (Kafka's `group.initial.rebalance.delay.ms`,
     /// default 3000); each member that joins meanwhile extends it by as much, within
@@ -320,6 +325,7 @@ impl Config {
             retention_ms: DEFAULT_RETENTION_MS,
             retention_bytes: -1,
             retention_check_interval_ms: DEFAULT_RETENTION_CHECK_INTERVAL_MS,
+            log_cleaner_backoff_ms: DEFAULT_LOG_CLEANER_BACKOFF_MS,
             group_initial_rebalance_delay_ms: DEFAULT_GROUP_INITIAL_REBALANCE_DELAY_MS,
             group_min_session_timeout_ms: DEFAULT_GROUP_MIN_SESSION_TIMEOUT_MS,
             group_max_session_timeout_ms: DEFAULT_GROUP_MAX_SESSION_TIMEOUT_MS,
@@ -477,6 +483,9 @@ impl Config {
         }
         if self.retention_check_interval_ms == 0 {
             return bad("retention_check_interval_ms", "must be at least 1");
+        }
+        if self.log_cleaner_backoff_ms == 0 {
+            return bad("log_cleaner_backoff_ms", "must be at least 1");
         }
         let ceiling = crate::group::limits::SESSION_TIMEOUT_MS_MAX;
         if !(1..=ceiling).contains(&self.group_min_session_timeout_ms) {

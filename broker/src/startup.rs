@@ -164,10 +164,11 @@ fn start_flusher(
     Ok(Background { stop, thread })
 }
 
-/// Retention, then compaction of `cleanup.policy=compact` topics: one pass per
-/// interval, sleeping the whole interval in between (an idle broker wakes once per
-/// interval, not per loop tick). Unlinking and rewriting happen in the pass, outside
-/// the partition locks, so the data path never waits for them.
+/// Retention every `retention_check_interval_ms` and compaction of
+/// `cleanup.policy=compact` topics every `log_cleaner_backoff_ms` (Kafka's cleaner
+/// wakes as often), on one thread sleeping until the nearer of the two (an idle broker
+/// wakes once per interval, not per loop tick). Unlinking and rewriting happen in the
+/// pass, outside the partition locks, so the data path never waits for them.
 fn start_retention(
     storage: Arc<Storage>,
     cfg: &crate::config::Config,
@@ -178,26 +179,38 @@ fn start_retention(
         retention_ms: cfg.retention_ms,
         retention_bytes: cfg.retention_bytes,
     };
-    let interval = Duration::from_millis(cfg.retention_check_interval_ms);
+    let retention_every = Duration::from_millis(cfg.retention_check_interval_ms);
+    let compaction_every = Duration::from_millis(cfg.log_cleaner_backoff_ms);
     let thread = std::thread::Builder::new()
         .name("strikemq-retention".into())
-        .spawn(move || loop {
-            let deadline = Instant::now() + interval;
+        .spawn(move || {
+            let mut next_retention = Instant::now() + retention_every;
+            let mut next_compaction = Instant::now() + compaction_every;
             loop {
-                if stopping.load(Ordering::Acquire) {
-                    return;
+                let deadline = next_retention.min(next_compaction);
+                loop {
+                    if stopping.load(Ordering::Acquire) {
+                        return;
+                    }
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    std::thread::park_timeout(deadline - now);
                 }
                 let now = Instant::now();
-                if now >= deadline {
-                    break;
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                if now >= next_retention {
+                    storage.enforce_retention(defaults, now_ms);
+                    next_retention = now + retention_every;
                 }
-                std::thread::park_timeout(deadline - now);
+                if now >= next_compaction {
+                    storage.compact(now_ms);
+                    next_compaction = now + compaction_every;
+                }
             }
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-            storage.enforce_retention(defaults, now_ms);
-            storage.compact(now_ms);
         })
         .context("starting the retention thread")?;
     Ok(Background { stop, thread })

@@ -77,22 +77,89 @@ fn value_of(key: usize, round: usize) -> Vec<u8> {
 }
 
 fn create_compacted(conn: &mut RawConn, topic: &str, delete_retention_ms: &str) {
+    create_compacted_with(
+        conn,
+        topic,
+        &[
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("delete.retention.ms", delete_retention_ms),
+        ],
+    );
+}
+
+fn create_compacted_with(conn: &mut RawConn, topic: &str, configs: &[(&str, &str)]) {
     let mut req = raw::create_topics_request(&[topic], 1);
-    req.topics[0].configs = [
-        ("cleanup.policy", "compact"),
-        ("segment.bytes", "2048"),
-        ("min.cleanable.dirty.ratio", "0.01"),
-        ("delete.retention.ms", delete_retention_ms),
-    ]
-    .iter()
-    .map(|(k, v)| {
-        CreatableTopicConfig::default()
-            .with_name(StrBytes::from_static_str(k))
-            .with_value(Some(StrBytes::from_string(v.to_string())))
-    })
-    .collect();
+    req.topics[0].configs = [("cleanup.policy", "compact"), ("segment.bytes", "2048")]
+        .iter()
+        .chain(configs)
+        .map(|(k, v)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(k.to_string()))
+                .with_value(Some(StrBytes::from_string(v.to_string())))
+        })
+        .collect();
     let resp = conn.call(&req, CREATE_TOPICS_VERSION);
     assert_eq!(resp.topics[0].error_code, NONE, "{:?}", resp.topics[0]);
+}
+
+/// The latest record per key in offset order, tombstones included.
+fn wanted(latest: BTreeMap<String, (i64, Option<Vec<u8>>)>) -> Vec<(String, i64, Option<Vec<u8>>)> {
+    let mut want: Vec<_> = latest
+        .into_iter()
+        .map(|(key, (offset, value))| (key, offset, value))
+        .collect();
+    want.sort_by_key(|(_, offset, _)| *offset);
+    want
+}
+
+#[test]
+fn max_compaction_lag_compacts_what_the_dirty_ratio_would_leave() {
+    let broker = TestBroker::start(&[
+        "--set",
+        "retention_check_interval_ms=100",
+        "--set",
+        "log_cleaner_backoff_ms=100",
+    ]);
+    let mut conn = RawConn::connect(&broker);
+    // Ratio 1: only a log with nothing compacted since start-up is due by the ratio, so
+    // after the first pass new segments are compacted only when max.compaction.lag.ms
+    // says they waited long enough.
+    let by_ratio = unique_topic("compacted-ratio-only");
+    let with_lag = unique_topic("compacted-max-lag");
+    create_compacted_with(&mut conn, &by_ratio, &[("min.cleanable.dirty.ratio", "1")]);
+    create_compacted_with(
+        &mut conn,
+        &with_lag,
+        &[
+            ("min.cleanable.dirty.ratio", "1"),
+            ("max.compaction.lag.ms", "1"),
+        ],
+    );
+    let mut first_sentinel = None;
+    for topic in [&by_ratio, &with_lag] {
+        let first = write_updates(&mut conn, topic);
+        first_sentinel = first.get("sentinel").cloned();
+        wait_compacted(&broker, topic, &wanted(first));
+    }
+    let second: Vec<_> = [&by_ratio, &with_lag]
+        .iter()
+        .map(|t| write_updates(&mut conn, t))
+        .collect();
+    // The lagged topic is compacted again: the first round's survivors are superseded,
+    // but for its sentinel, whose successor sits in the active segment (never compacted).
+    let (offset, value) = first_sentinel.expect("a sentinel");
+    let mut want = wanted(second[1].clone());
+    want.push(("sentinel".into(), offset, value));
+    want.sort_by_key(|(_, offset, _)| *offset);
+    wait_compacted(&broker, &with_lag, &want);
+    // …while the other, with as many cleaner passes, still holds superseded records.
+    std::thread::sleep(Duration::from_millis(500));
+    let left = read_all(&broker, &by_ratio);
+    assert!(
+        left.len() > second[0].len(),
+        "{by_ratio} was compacted below its dirty ratio: {} records",
+        left.len()
+    );
 }
 
 /// Writes the updates, the tombstone and a last big record that seals the rest.
@@ -180,7 +247,12 @@ fn wait_compacted(broker: &TestBroker, topic: &str, want: &[(String, i64, Option
 
 #[test]
 fn compaction_keeps_the_latest_value_per_key_and_offsets_across_kill9() {
-    let mut broker = TestBroker::start(&["--set", "retention_check_interval_ms=100"]);
+    let mut broker = TestBroker::start(&[
+        "--set",
+        "retention_check_interval_ms=100",
+        "--set",
+        "log_cleaner_backoff_ms=100",
+    ]);
     let mut conn = RawConn::connect(&broker);
     let kept = unique_topic("compacted-keep-tombstones");
     let purged = unique_topic("compacted-purge-tombstones");
@@ -233,7 +305,12 @@ fn compaction_keeps_the_latest_value_per_key_and_offsets_across_kill9() {
 
 #[test]
 fn an_idempotent_producer_continues_after_compaction_and_kill9() {
-    let mut broker = TestBroker::start(&["--set", "retention_check_interval_ms=100"]);
+    let mut broker = TestBroker::start(&[
+        "--set",
+        "retention_check_interval_ms=100",
+        "--set",
+        "log_cleaner_backoff_ms=100",
+    ]);
     let mut conn = RawConn::connect(&broker);
     let topic = unique_topic("compacted-idempotent");
     create_compacted(&mut conn, &topic, "86400000");

@@ -453,7 +453,12 @@ fn send_keyed(p: &TestProducer, topic: &str, records: &[(&str, &str)]) {
 fn compaction_keeps_the_committed_value_over_a_later_aborted_one() {
     use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
     use kafka_protocol::protocol::StrBytes;
-    let broker = TestBroker::start(&["--set", "retention_check_interval_ms=100"]);
+    let broker = TestBroker::start(&[
+        "--set",
+        "retention_check_interval_ms=100",
+        "--set",
+        "log_cleaner_backoff_ms=100",
+    ]);
     let topic = unique_topic("txn-compacted");
     let mut conn = RawConn::connect(&broker);
     let mut req = common::raw::create_topics_request(&[&topic], 1);

@@ -20,6 +20,7 @@ pub const SEGMENT_MS_CONFIG: &str = "segment.ms";
 pub const MESSAGE_TIMESTAMP_TYPE_CONFIG: &str = "message.timestamp.type";
 pub const DELETE_RETENTION_MS_CONFIG: &str = "delete.retention.ms";
 pub const MIN_CLEANABLE_DIRTY_RATIO_CONFIG: &str = "min.cleanable.dirty.ratio";
+pub const MAX_COMPACTION_LAG_MS_CONFIG: &str = "max.compaction.lag.ms";
 const DELETE_RETENTION_MS_DEFAULT: i64 = 86_400_000;
 const MIN_CLEANABLE_DIRTY_RATIO_DEFAULT: f64 = 0.5;
 
@@ -83,15 +84,16 @@ use ConfigValues::{Int, ListOf, OneOf, Ratio, Refused};
 /// Every topic config name Kafka 4 knows, sorted, with what this broker does with it.
 pub const TOPIC_CONFIGS: &[TopicConfigSpec] = &[
     spec(CLEANUP_POLICY_CONFIG, ListOf(&[CLEANUP_DELETE, CLEANUP_COMPACT]), Some(CLEANUP_DELETE),
-        "delete: retention.* delete old segments. compact: records without a key are refused (INVALID_RECORD, per-record errors) and retention.* delete nothing; the log is not compacted yet. compact,delete: both rules."),
+        "delete: retention.* delete old segments. compact: records without a key are refused (INVALID_RECORD, per-record errors), retention.* delete nothing and sealed segments are compacted in the background (latest record per key). compact,delete: both rules."),
     spec("compression.gzip.level", Refused, None, "batches are stored as the producer compressed them (no recompression)"),
     spec("compression.lz4.level", Refused, None, "batches are stored as the producer compressed them (no recompression)"),
     spec("compression.type", OneOf(&["producer"]), Some("producer"),
         "only producer: batches are stored as the producer compressed them (no recompression)"),
     spec("compression.zstd.level", Refused, None, "batches are stored as the producer compressed them (no recompression)"),
     spec(DELETE_RETENTION_MS_CONFIG, Int { min: 0, max: LONG_MAX }, Some("86400000"),
-        "how long compaction keeps tombstones; kept and reported (compaction is not built yet)"),
-    spec("file.delete.delay.ms", Refused, None, "segments are deleted at once, not after a delay"),
+        "how long compaction keeps a tombstone (a null value that is the latest of its key) after its batch's timestamp"),
+    spec("file.delete.delay.ms", Int { min: 0, max: LONG_MAX }, Some("60000"),
+        "accepted for what it guarantees: a segment deleted (retention, compaction, DeleteRecords) is unlinked at once, but a Fetch that already holds it keeps reading its mapping to the end, which is what Kafka's delay before unlinking protects"),
     spec("flush.messages", Refused, None, "flushing is broker-wide (the flush setting)"),
     spec("flush.ms", Refused, None, "flushing is broker-wide (the flush setting)"),
     spec("follower.replication.throttled.replicas", OneOf(&[""]), Some(""),
@@ -101,7 +103,8 @@ pub const TOPIC_CONFIGS: &[TopicConfigSpec] = &[
         "only empty: one broker, nothing is replicated"),
     spec("local.retention.bytes", Refused, None, "no tiered storage"),
     spec("local.retention.ms", Refused, None, "no tiered storage"),
-    spec("max.compaction.lag.ms", Refused, None, "compaction is not built yet"),
+    spec(MAX_COMPACTION_LAG_MS_CONFIG, Int { min: 1, max: LONG_MAX }, Some("9223372036854775807"),
+        "a dirty sealed segment whose newest record is older than this is compacted at the next cleaner pass whatever min.cleanable.dirty.ratio says (Kafka counts from the segment's first record: this fires no earlier)"),
     spec(MAX_MESSAGE_BYTES_CONFIG, Int { min: 0, max: INT_MAX }, None,
         "largest record batch the topic accepts (MESSAGE_TOO_LARGE above); overrides the broker's max_message_bytes"),
     spec("message.timestamp.after.max.ms", OneOf(&["9223372036854775807"]), Some("9223372036854775807"),
@@ -111,8 +114,8 @@ pub const TOPIC_CONFIGS: &[TopicConfigSpec] = &[
     spec(MESSAGE_TIMESTAMP_TYPE_CONFIG, OneOf(&[CREATE_TIME, LOG_APPEND_TIME]), Some(CREATE_TIME),
         "LogAppendTime: the broker stamps each batch with its append time (timestamp type bit and max timestamp; consumers see it, Produce answers it as log_append_time_ms)"),
     spec(MIN_CLEANABLE_DIRTY_RATIO_CONFIG, Ratio, Some("0.5"),
-        "when compaction would run; kept and reported (compaction is not built yet)"),
-    spec("min.compaction.lag.ms", Refused, None, "compaction is not built yet"),
+        "compaction of a partition runs when its sealed segments not compacted since the broker started are at least this share of its sealed bytes"),
+    spec("min.compaction.lag.ms", Refused, None, "not built: compaction never holds back a record for its age"),
     spec("min.insync.replicas", OneOf(&["1"]), Some("1"), "only 1: one broker, one replica"),
     spec("preallocate", OneOf(&["true"]), Some("true"),
         "only true: segment files are always preallocated (fallocate)"),
@@ -244,6 +247,9 @@ impl crate::storage::CompactionPolicy {
             delete_retention_ms: get(DELETE_RETENTION_MS_CONFIG)
                 .and_then(|v| v.parse::<i64>().ok())
                 .unwrap_or(DELETE_RETENTION_MS_DEFAULT),
+            max_compaction_lag_ms: get(MAX_COMPACTION_LAG_MS_CONFIG)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(i64::MAX),
         }
     }
 }

@@ -542,6 +542,10 @@ impl Broker {
                 "group.min.session.timeout.ms",
                 cfg.group_min_session_timeout_ms.to_string(),
             ),
+            (
+                "log.cleaner.backoff.ms",
+                cfg.log_cleaner_backoff_ms.to_string(),
+            ),
             ("log.dirs", cfg.data_dir.display().to_string()),
             ("log.retention.bytes", cfg.retention_bytes.to_string()),
             (

@@ -56,11 +56,16 @@ const KEY_ENTRY_OVERHEAD_BYTES: usize = 64;
 /// Suffix of a segment being rewritten.
 pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
 
-/// A compacted topic's settings (`min.cleanable.dirty.ratio`, `delete.retention.ms`).
+/// A compacted topic's settings (`min.cleanable.dirty.ratio`, `delete.retention.ms`,
+/// `max.compaction.lag.ms`).
 #[derive(Debug, Clone, Copy)]
 pub struct CompactionPolicy {
     pub min_cleanable_dirty_ratio: f64,
     pub delete_retention_ms: i64,
+    /// A dirty sealed segment whose newest record is older than this is compacted
+    /// whatever the dirty ratio (Kafka's bound on how long a record stays uncompacted;
+    /// Kafka measures from the segment's first record, so this fires no earlier).
+    pub max_compaction_lag_ms: i64,
 }
 
 /// What one pass did to one partition.
@@ -92,7 +97,7 @@ impl PartitionLog {
         if self.is_deleted() {
             return Ok(None);
         }
-        let (views, aborted) = match self.cleanable_segments(policy)? {
+        let (views, aborted) = match self.cleanable_segments(policy, now_ms)? {
             Some(v) => v,
             None => return Ok(None),
         };
@@ -125,6 +130,7 @@ impl PartitionLog {
     fn cleanable_segments(
         &self,
         policy: CompactionPolicy,
+        now_ms: i64,
     ) -> Result<Option<(Vec<SealedView>, AbortedByProducer)>, StorageError> {
         let st = lock(&self.state);
         let lso = st.txns.last_stable_offset(st.next_offset);
@@ -139,9 +145,17 @@ impl PartitionLog {
             .filter(|s| s.base_offset >= compacted_up_to)
             .map(|s| s.len)
             .sum();
+        // max.compaction.lag.ms: the oldest dirty sealed segment's newest record is due.
+        let overdue = st.segments[..sealed]
+            .iter()
+            .find(|s| s.base_offset >= compacted_up_to && s.len > 0)
+            .is_some_and(|s| {
+                s.max_timestamp != i64::MIN
+                    && now_ms.saturating_sub(s.max_timestamp) > policy.max_compaction_lag_ms
+            });
         if total == 0
             || dirty == 0
-            || (dirty as f64) / (total as f64) < policy.min_cleanable_dirty_ratio
+            || ((dirty as f64) / (total as f64) < policy.min_cleanable_dirty_ratio && !overdue)
         {
             return Ok(None);
         }
