@@ -390,6 +390,7 @@ for n in $1; do
     done)
   fi
   while IFS=$'\t' read -r name st nsecs why; do
+    [[ -z "$name" ]] && continue
     case "$st" in
       PASSED) state=pass ;;
       SKIPPED) state=skip ;;
