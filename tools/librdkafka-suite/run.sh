@@ -182,7 +182,6 @@ start_strikemq() {
   local ready="$BROKER_DIR/stdout"
   "$BIN" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data-dir "$BROKER_DIR/data" \
     --set auto_create_topics="$AUTO_CREATE" --set default_partitions=4 \
-    --set group_initial_rebalance_delay_ms=0 \
     >"$ready" 2>"$BROKER_DIR/stderr" </dev/null &
   BROKER_PID=$!
   local i
@@ -202,7 +201,8 @@ start_kafka() {
   BROKER_DIR=$(mktemp -d /tmp/kafka-rdk-suite.XXXXXX)
   local line
   line=$(python3 "$ROOT/tools/kafka/kafka.py" start --dir "$BROKER_DIR/kafka" \
-    --set num.partitions=4 --set auto.create.topics.enable="$AUTO_CREATE" | grep '^kafka ready' | tail -1)
+    --set num.partitions=4 --set auto.create.topics.enable="$AUTO_CREATE" \
+    --set group.initial.rebalance.delay.ms=3000 | grep '^kafka ready' | tail -1)
   BOOTSTRAP=$(echo "$line" | tr ' ' '\n' | sed -n 's/^bootstrap=//p')
   [[ -n "$BOOTSTRAP" ]] || { echo "run.sh: Apache Kafka did not start" >&2; exit 1; }
   BROKER_DESC="Apache Kafka $KAFKA_VERSION (tools/kafka/kafka.py)"
@@ -445,7 +445,7 @@ meta = {
     "test_timeout_multiplier": "${RDK_TIMEOUT_MULTIPLIER:-2}",
     "broker": "$BROKER",
     "broker_desc": "$BROKER_DESC",
-    "broker_settings": "auto-create topics (off for the noautocreate scenario pass), 4 partitions by default, initial rebalance delay 0",
+    "broker_settings": "auto-create topics (off for the noautocreate scenario pass), 4 partitions by default, Kafka's initial rebalance delay (3000 ms)",
     "broker_commit": "$commit",
     "broker_dirty": "$dirty" == "true",
     "set": "${TESTS_ARG:-$SET}",
