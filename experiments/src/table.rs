@@ -147,7 +147,7 @@ const THROUGHPUT_EXPERIMENT: &str = "throughput";
 /// Throughput rows: metric text, configuration label (before `.disk`/`.tmpfs`) and pass.
 /// Produce is set against the storage floor of its data dir (fdatasync floor for
 /// flush=always), fetch against the TCP bandwidth floor with the same frames.
-const THROUGHPUT_ROWS: [(&str, &str, u32); 7] = [
+const THROUGHPUT_ROWS: [(&str, &str, u32); 8] = [
     (
         "Batched produce, 1 KiB × 1000 per request, 8 in flight, 1 connection",
         "p1k-c1-mmap-pf64m-never",
@@ -157,6 +157,11 @@ const THROUGHPUT_ROWS: [(&str, &str, u32); 7] = [
         "Same, first touch of memory (pass 1)",
         "p1k-c1-mmap-pf64m-never",
         1,
+    ),
+    (
+        "Batched produce, 1 KiB × 1000, 8 in flight, 1 connection, segment_write = pwrite, no pre-fault window",
+        "p1k-c1-pwrite-pf0-never",
+        2,
     ),
     (
         "Batched produce, 1 KiB × 1000, 8 in flight, 4 connections",
@@ -174,7 +179,7 @@ const THROUGHPUT_ROWS: [(&str, &str, u32); 7] = [
         2,
     ),
     (
-        "Fetch of a backlog, ≈1 MiB per Fetch (vs the TCP bandwidth floor)",
+        "Fetch of a backlog, ≈1 MiB per Fetch (vs the fetch floor: the same round trip without a broker; before 2026-12-08 the TCP bandwidth floor)",
         "fetch-mmap-pf64m-never",
         2,
     ),
@@ -440,10 +445,20 @@ fn throughput_cell(meta: &Meta, label: &str) -> String {
     };
     let (floor_label, what) = match &first.storage_floor {
         Some(f) => (f.clone(), "storage floor"),
-        None => (
-            first.floors.first().cloned().unwrap_or_default(),
-            "TCP floor",
-        ),
+        None => {
+            let floor = first.floors.first().cloned().unwrap_or_default();
+            // `loadgen floor --like fetch` floors end in `-fetch` (before any pass suffix).
+            let what = if floor
+                .split('.')
+                .next()
+                .is_some_and(|l| l.ends_with("-fetch"))
+            {
+                "fetch floor"
+            } else {
+                "TCP floor"
+            };
+            (floor, what)
+        }
     };
     // The TCP + storage floor of the same size, data dir and pass, where measured.
     let sink = sink_label(&floor_label)
@@ -576,6 +591,23 @@ mod tests {
             "1.00 GB/s [1000–1000] · TCP floor 4.00 GB/s (0.25×)"
         );
         assert_eq!(throughput_cell(&meta, "absent"), "not measured");
+        // A fetch row whose floor is the fetch-like echo names it.
+        meta.runs.push(run(
+            "floor-blocking-1024Bx1000-closed1-fetch.pass2",
+            "floor",
+            2000.0,
+            serde_json::json!({}),
+        ));
+        meta.runs.push(run(
+            "fz.disk.pass2",
+            "broker",
+            1600.0,
+            serde_json::json!({"floors": ["floor-blocking-1024Bx1000-closed1-fetch.pass2"]}),
+        ));
+        assert_eq!(
+            throughput_cell(&meta, "fz.disk.pass2"),
+            "1.60 GB/s [1600–1600] · fetch floor 2.00 GB/s (0.80×)"
+        );
         // With the TCP + storage floor of the same data dir and pass, both ratios.
         meta.runs.push(run(
             "floor-storage-sink.disk.pass2",
