@@ -1322,16 +1322,21 @@ mod window_tests {
         seg.commit(n);
     }
 
+    /// A pre-fault thread with the tests' window, and segment options that use it.
+    fn with_window(outrun: PrefaultOutrun, write: SegmentWrite) -> (Prefaulter, MapOptions) {
+        let prefaulter = Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES, outrun).unwrap();
+        let opts = MapOptions {
+            hugepages: false,
+            write,
+            window: Some(prefaulter.window()),
+        };
+        (prefaulter, opts)
+    }
+
     #[test]
     fn window_runs_ahead_inside_the_reservation_and_the_roll_adopts_a_populated_head() {
         let dir = tempfile::tempdir().unwrap();
-        let prefaulter =
-            Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES, PrefaultOutrun::Pwrite).unwrap();
-        let opts = MapOptions {
-            hugepages: false,
-            write: SegmentWrite::Mmap,
-            window: Some(prefaulter.window()),
-        };
+        let (prefaulter, opts) = with_window(PrefaultOutrun::Pwrite, SegmentWrite::Mmap);
         let mut seg = Segment::create(dir.path(), 0, SEGMENT_BYTES, &opts, None).unwrap();
         let tail = Arc::clone(seg.tail.as_ref().unwrap());
         // The new segment's head is populated by the thread, not by the appender.
@@ -1389,13 +1394,7 @@ mod window_tests {
     #[test]
     fn an_append_past_the_window_is_written_without_the_mapping_and_reads_back() {
         let dir = tempfile::tempdir().unwrap();
-        let prefaulter =
-            Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES, PrefaultOutrun::Pwrite).unwrap();
-        let opts = MapOptions {
-            hugepages: false,
-            write: SegmentWrite::Mmap,
-            window: Some(prefaulter.window()),
-        };
+        let (_prefaulter, opts) = with_window(PrefaultOutrun::Pwrite, SegmentWrite::Mmap);
         let mut seg = Segment::create(dir.path(), 0, SEGMENT_BYTES, &opts, None).unwrap();
         // Larger than the whole window: it cannot have been populated yet.
         let n = 2 * WINDOW_BYTES;
@@ -1426,13 +1425,7 @@ mod window_tests {
     #[test]
     fn with_outrun_fault_an_append_past_the_window_goes_through_the_mapping() {
         let dir = tempfile::tempdir().unwrap();
-        let prefaulter =
-            Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES, PrefaultOutrun::Fault).unwrap();
-        let opts = MapOptions {
-            hugepages: false,
-            write: SegmentWrite::Mmap,
-            window: Some(prefaulter.window()),
-        };
+        let (_prefaulter, opts) = with_window(PrefaultOutrun::Fault, SegmentWrite::Mmap);
         let mut seg = Segment::create(dir.path(), 0, SEGMENT_BYTES, &opts, None).unwrap();
         let n = 2 * WINDOW_BYTES;
         assert!(!seg.outruns_window(n), "the mapping path, window or not");
@@ -1454,13 +1447,7 @@ mod window_tests {
     #[test]
     fn the_window_populates_the_index_buffer_ahead_of_the_appender() {
         let dir = tempfile::tempdir().unwrap();
-        let prefaulter =
-            Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES, PrefaultOutrun::Pwrite).unwrap();
-        let opts = MapOptions {
-            hugepages: false,
-            write: SegmentWrite::Mmap,
-            window: Some(prefaulter.window()),
-        };
+        let (_prefaulter, opts) = with_window(PrefaultOutrun::Pwrite, SegmentWrite::Mmap);
         let mut seg = Segment::create(dir.path(), 0, SEGMENT_BYTES, &opts, None).unwrap();
         // One entry per 64 log bytes at the most: the window's 256 KiB need 64 KiB of
         // index. The buffer is reserved larger than 32 MiB so the allocator maps it
@@ -1502,13 +1489,7 @@ mod window_tests {
     #[test]
     fn an_unadoptable_prepared_segment_is_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let prefaulter =
-            Prefaulter::start(WINDOW_BYTES, SEGMENT_BYTES, PrefaultOutrun::Pwrite).unwrap();
-        let opts = MapOptions {
-            hugepages: false,
-            write: SegmentWrite::Pwrite,
-            window: Some(prefaulter.window()),
-        };
+        let (_prefaulter, opts) = with_window(PrefaultOutrun::Pwrite, SegmentWrite::Pwrite);
         let mut seg = Segment::create(dir.path(), 0, SEGMENT_BYTES, &opts, None).unwrap();
         append_zeros(&mut seg, SEGMENT_BYTES - (64 << 10));
         let tail = Arc::clone(seg.tail.as_ref().unwrap());
