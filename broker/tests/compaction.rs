@@ -9,14 +9,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::Offset;
@@ -31,41 +28,9 @@ const TOMBSTONED_KEY: usize = 3;
 const VALUE_BYTES: usize = 120;
 const COMPACTION_WAIT: Duration = Duration::from_secs(30);
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
-}
-
-/// One record (value None = tombstone) in its own batch.
+/// One keyed record (value None = tombstone) in its own batch, stamped now.
 fn one(key: &str, value: Option<Vec<u8>>) -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: now_ms(),
-        key: Some(Bytes::copy_from_slice(key.as_bytes())),
-        value: value.map(Bytes::from),
-        headers: Default::default(),
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &[record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode");
-    buf.freeze()
+    one_record_now(Some(key.as_bytes()), value.as_deref())
 }
 
 fn value_of(key: usize, round: usize) -> Vec<u8> {

@@ -12,15 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::IncrementalAlterConfigsRequest;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use rdkafka::admin::{AlterConfig, ConfigSource, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::consumer::Consumer;
 use rdkafka::types::RDKafkaErrorCode;
@@ -81,48 +77,13 @@ fn value_of(i: usize, bytes: usize) -> Vec<u8> {
     tag.bytes().cycle().take(bytes).collect()
 }
 
-/// One v2 batch of one record stamped now (the shared helper stamps 2023, which the
-/// default 7-day retention would rightly expire at the first pass).
-fn batch_now(value: &[u8]) -> Bytes {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64;
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: now_ms,
-        key: None,
-        value: Some(Bytes::copy_from_slice(value)),
-        headers: Default::default(),
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &[record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode record batch");
-    buf.freeze()
-}
-
 /// Produces `count` one-record batches starting with record `first` and returns
 /// their offsets.
 fn produce_records(conn: &mut RawConn, topic: &str, first: usize, count: usize) -> Vec<i64> {
     (first..first + count)
         .map(|i| {
             let value = value_of(i, RECORD_VALUE_BYTES);
-            let (code, offset) = produce(conn, topic, 0, batch_now(&value));
+            let (code, offset) = produce(conn, topic, 0, one_record_now(None, Some(&value)));
             assert_eq!(code, NONE, "produce record {i}");
             offset
         })
@@ -655,7 +616,7 @@ fn disk_full_answers_storage_error_keeps_acknowledged_records_and_recovers_under
     let started = Instant::now();
     for i in 0..PRODUCES_MAX {
         let value = value_of(i, BIG_VALUE_BYTES);
-        let (code, offset) = produce(&mut conn, &topic, 0, batch_now(&value));
+        let (code, offset) = produce(&mut conn, &topic, 0, one_record_now(None, Some(&value)));
         if code != NONE {
             error = Some(code);
             break;
@@ -682,7 +643,7 @@ fn disk_full_answers_storage_error_keeps_acknowledged_records_and_recovers_under
         &mut conn,
         &topic,
         0,
-        batch_now(&value_of(999_999, BIG_VALUE_BYTES)),
+        one_record_now(None, Some(&value_of(999_999, BIG_VALUE_BYTES))),
     );
     assert_eq!(code, KAFKA_STORAGE_ERROR);
     broker.assert_running();
@@ -730,7 +691,7 @@ fn disk_full_answers_storage_error_keeps_acknowledged_records_and_recovers_under
     // Space returns: the very next produce succeeds and continues the offsets.
     std::fs::remove_file(&filler).expect("remove filler");
     let value = value_of(acked.len(), BIG_VALUE_BYTES);
-    let (code, offset) = produce(&mut conn, &topic, 0, batch_now(&value));
+    let (code, offset) = produce(&mut conn, &topic, 0, one_record_now(None, Some(&value)));
     assert_eq!((code, offset), (NONE, end));
     check(&mut conn);
     // And everything survives a restart on that file system.

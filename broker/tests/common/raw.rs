@@ -423,6 +423,42 @@ const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
 const BASE_SEQUENCE_OFFSET: usize = 53;
 
+/// One v2 batch of one record stamped now (`record_batch` stamps 2023, which time
+/// retention would rightly expire at its first pass), with an optional key and a value
+/// or, with `None`, a tombstone.
+pub fn one_record_now(key: Option<&[u8]>, value: Option<&[u8]>) -> Bytes {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64;
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+        producer_id: NO_PRODUCER_ID,
+        producer_epoch: NO_PRODUCER_EPOCH,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: NO_SEQUENCE,
+        timestamp: now_ms,
+        key: key.map(Bytes::copy_from_slice),
+        value: value.map(Bytes::copy_from_slice),
+        headers: IndexMap::new(),
+    };
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &[record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode record batch");
+    buf.freeze()
+}
+
 /// One v2 record batch with `values` as records (offsets relative from 0), as a
 /// client sends it.
 pub fn record_batch(values: &[&[u8]], producer: Option<ProducerState>) -> Bytes {
