@@ -322,8 +322,10 @@ pub struct StorageFloorStep {
     /// `write` or `sync`.
     pub kind: String,
     pub data_dir: Option<String>,
-    /// Workload whose duration the floor uses.
+    /// The produce workload's measured duration and warm-up, which the floor uses (a
+    /// floor that wrote less than the broker runs do would meet an emptier page cache).
     pub duration_s: f64,
+    pub warmup_s: f64,
 }
 
 impl Experiment {
@@ -464,13 +466,13 @@ impl Experiment {
 
     /// Storage floors: one per distinct produce request size × data directory × kind.
     pub fn storage_floor_steps(&self) -> Vec<StorageFloorStep> {
-        let mut keys: Vec<(FloorKey, f64)> = Vec::new();
+        let mut keys: Vec<(FloorKey, f64, f64)> = Vec::new();
         for c in &self.configs {
             let w = self.workload_for(c);
             if w.mode() == "produce" {
                 let k = w.floor_key().storage_key();
-                if !keys.iter().any(|(x, _)| *x == k) {
-                    keys.push((k, w.duration_s()));
+                if !keys.iter().any(|(x, _, _)| *x == k) {
+                    keys.push((k, w.duration_s(), w.warmup_s()));
                 }
             }
         }
@@ -481,7 +483,7 @@ impl Experiment {
             self.data_dirs.iter().map(Some).collect()
         };
         let mut out = Vec::new();
-        for (key, duration_s) in &keys {
+        for (key, duration_s, warmup_s) in &keys {
             for d in &dirs {
                 for kind in &self.storage_floors {
                     let mut label = format!("floor-storage-{kind}");
@@ -497,6 +499,7 @@ impl Experiment {
                         kind: kind.clone(),
                         data_dir: d.cloned(),
                         duration_s: *duration_s,
+                        warmup_s: *warmup_s,
                     });
                 }
             }

@@ -624,6 +624,7 @@ fn storage_floor_args(f: &StorageFloorStep, dir: &Path, w: &Workload) -> Vec<Str
         a.extend(["--batch".into(), b.to_string()]);
     }
     a.extend(["--duration-s".into(), f.duration_s.to_string()]);
+    a.extend(["--warmup-s".into(), f.warmup_s.to_string()]);
     if let Some(core) = w.client_core {
         a.extend(["--pin-core".into(), core.to_string()]);
     }
@@ -1368,11 +1369,12 @@ set = { io_backend = "io_uring", busy_poll_us = 50, tcp_nodelay = true }"#,
             kind: "sync".into(),
             data_dir: Some("tmpfs".into()),
             duration_s: 1.5,
+            warmup_s: 0.5,
         };
         let a = storage_floor_args(&step, Path::new("/dev/shm/x"), &Workload::default());
         assert_eq!(
             a.join(" "),
-            "floor --storage /dev/shm/x --sync --size 16384 --batch 64 --duration-s 1.5"
+            "floor --storage /dev/shm/x --sync --size 16384 --batch 64 --duration-s 1.5 --warmup-s 0.5"
         );
         let sink = StorageFloorStep {
             kind: "sink-sync".into(),
@@ -1384,7 +1386,7 @@ set = { io_backend = "io_uring", busy_poll_us = 50, tcp_nodelay = true }"#,
         };
         assert_eq!(
             storage_floor_args(&sink, Path::new("/dev/shm/x"), &w).join(" "),
-            "floor --sink /dev/shm/x --sync --inflight 8 --size 16384 --batch 64 --duration-s 1.5"
+            "floor --sink /dev/shm/x --sync --inflight 8 --size 16384 --batch 64 --duration-s 1.5 --warmup-s 0.5"
         );
         assert_eq!(pass_label("a", 2, 2), "a.pass2");
         assert_eq!(pass_label("a", 1, 1), "a");

@@ -168,15 +168,25 @@ pub struct FloorArgs {
     /// With --storage or --sink: fdatasync after every write (the floor of flush=always)
     #[arg(long, requires = "file_floor")]
     pub sync: bool,
-    /// With --storage: the first pass stops at this many bytes even before --duration-s
-    /// (so a fast page cache cannot fill the disk or memory); with --sink: the file's
-    /// size, written round and round
+    /// With --storage: the first pass stops at this many bytes even before --warmup-s +
+    /// --duration-s; with --sink: the file's size, written sequentially and then round
+    /// and round. Either way at most half the free space of DIR (so a fast page cache
+    /// cannot fill the disk). The default is large on purpose: a floor that stops early
+    /// never reaches the dirty-page writeback a broker's run of the same length meets,
+    /// and would flatter the file system
     #[arg(long, default_value_t = DEFAULT_STORAGE_MAX_BYTES, requires = "file_floor")]
     pub storage_max_bytes: u64,
 }
 
-/// Default cap of the storage floor's file.
-pub const DEFAULT_STORAGE_MAX_BYTES: u64 = 1 << 30;
+/// Default cap of the storage and sink floors' file (before the free-space bound).
+pub const DEFAULT_STORAGE_MAX_BYTES: u64 = 16 << 30;
+
+/// The file cap a storage or sink floor in `dir` uses: `requested`, but at most half the
+/// free space of `dir`'s file system (and at least one write, so the floor runs).
+pub fn file_floor_cap(dir: &std::path::Path, requested: u64, write_bytes: u64) -> u64 {
+    let free_half = crate::fs_type::free_bytes(dir).map_or(u64::MAX, |f| f / 2);
+    requested.min(free_half).max(write_bytes)
+}
 
 /// Which request the echo floor imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]

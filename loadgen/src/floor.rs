@@ -22,7 +22,8 @@ pub struct Sink {
     path: std::path::PathBuf,
     /// fdatasync after every write.
     sync: bool,
-    /// The file's size: writes go round and round within it (bounded disk and memory).
+    /// The file's size: writes go sequentially up to it, then round and round within it
+    /// (bounded disk and memory).
     cap_bytes: u64,
     pos: u64,
 }
@@ -170,13 +171,17 @@ pub struct StorageFloor {
     pub payload_bytes: u64,
     /// fdatasync after every write.
     pub sync: bool,
-    /// The first pass stops after this long…
+    /// The first pass writes this long before it measures (as a produce run warms up
+    /// for `--warmup-s`, writing all the while), or until half of `max_bytes`…
+    pub warmup_ns: u64,
+    /// …then measures this long…
     pub duration_ns: u64,
-    /// …or at this file size, whichever comes first.
+    /// …or stops at this file size, whichever comes first.
     pub max_bytes: u64,
 }
 
-/// One sequential pass over the file.
+/// One sequential pass over the file (the first pass: its measured part, after the
+/// warm-up).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoragePass {
     pub writes: u64,
@@ -196,7 +201,12 @@ pub struct StorageReport {
     pub fs: String,
     pub sync: bool,
     pub write_bytes: usize,
+    /// The file's cap: `--storage-max-bytes`, at most half the free space.
+    pub max_bytes: u64,
+    /// Bytes the first pass wrote during its warm-up (not measured).
+    pub warmup_bytes: u64,
     pub first_pass: StoragePass,
+    /// The whole file (warm-up included) rewritten in place.
     pub rewrite_pass: StoragePass,
 }
 
@@ -238,23 +248,40 @@ pub fn run_storage_floor(
         Ok((t0, clock.now_ns()))
     };
 
+    // The first pass: `warmup_ns` unmeasured, then `duration_ns` measured, all into
+    // the new file, so the measured writes meet the page cache a broker meets after the
+    // same time writing (dirty pages, writeback) and not an empty one.
     let start = clock.now_ns();
-    let mut writes = 0u64;
+    let mut measuring_from = None;
+    let (mut writes, mut warmup_writes) = (0u64, 0u64);
     loop {
         let (t0, t1) = write_one(&mut file)?;
-        let s = crate::schedule::Sample {
-            intended_ns: t0,
-            sent_ns: t0,
-            done_ns: t1,
-        };
-        rec.record(s, cfg.payload_bytes);
         writes += 1;
         let written = writes * cfg.write_bytes as u64;
-        if t1 - start >= cfg.duration_ns || written + cfg.write_bytes as u64 > cfg.max_bytes {
+        match measuring_from {
+            None if t1 - start >= cfg.warmup_ns || written >= cfg.max_bytes / 2 => {
+                // This write ends the warm-up; the next one is the first measured.
+                warmup_writes = writes;
+                measuring_from = Some(t1);
+            }
+            None => {}
+            Some(_) => rec.record(
+                crate::schedule::Sample {
+                    intended_ns: t0,
+                    sent_ns: t0,
+                    done_ns: t1,
+                },
+                cfg.payload_bytes,
+            ),
+        }
+        let measured_long_enough = measuring_from.is_some_and(|m| t1 - m >= cfg.duration_ns);
+        if measured_long_enough || written + cfg.write_bytes as u64 > cfg.max_bytes {
             break;
         }
     }
-    let first = pass(writes, cfg.write_bytes, clock.now_ns() - start);
+    let measured_writes = writes - warmup_writes;
+    let measured_ns = clock.now_ns() - measuring_from.unwrap_or(start);
+    let first = pass(measured_writes, cfg.write_bytes, measured_ns);
 
     file.seek(SeekFrom::Start(0)).context("rewinding")?;
     let start = clock.now_ns();
@@ -267,6 +294,8 @@ pub fn run_storage_floor(
         fs: fs_type(&cfg.dir),
         sync: cfg.sync,
         write_bytes: cfg.write_bytes,
+        max_bytes: cfg.max_bytes,
+        warmup_bytes: warmup_writes * cfg.write_bytes as u64,
         first_pass: first,
         rewrite_pass: rewrite,
     };

@@ -26,3 +26,19 @@ pub fn fs_type(dir: &std::path::Path) -> String {
         other => format!("0x{other:x}"),
     }
 }
+
+/// Bytes free to an unprivileged writer in `dir`'s file system (statvfs), None when
+/// it cannot be asked.
+#[allow(dead_code)] // the experiments crate includes this file for fs_type only
+pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes only into the zeroed struct we pass; `c` is NUL-terminated.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c.as_ptr(), &mut st) != 0 {
+            return None;
+        }
+        Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    }
+}

@@ -131,8 +131,9 @@ pub fn floor(args: &FloorArgs) -> anyhow::Result<Summary> {
             write_bytes: batch.len(),
             payload_bytes,
             sync: args.sync,
+            warmup_ns: timing.warmup_ns,
             duration_ns: timing.duration_ns,
-            max_bytes: args.storage_max_bytes,
+            max_bytes: crate::cli::file_floor_cap(dir, args.storage_max_bytes, batch.len() as u64),
         };
         let (rec, storage) = crate::floor::run_storage_floor(&cfg)?;
         let mut summary = Summary::new(
@@ -149,9 +150,9 @@ pub fn floor(args: &FloorArgs) -> anyhow::Result<Summary> {
             storage.first_pass.ns,
         );
         summary.latency_from = if args.sync {
-            "start of each write(2) to the end of its fdatasync (first pass, new file)"
+            "start of each write(2) to the end of its fdatasync (first pass, new file, after the warm-up)"
         } else {
-            "start to end of each write(2) into the page cache (first pass, new file)"
+            "start to end of each write(2) into the page cache (first pass, new file, after the warm-up)"
         }
         .into();
         summary.storage = Some(serde_json::to_value(&storage)?);
@@ -164,13 +165,13 @@ pub fn floor(args: &FloorArgs) -> anyhow::Result<Summary> {
     let response = produce_response_frame(&target)?;
     let response_payload_bytes = response.len() - 4;
     let (client_mode, server_mode) = args.mode.ends();
-    let sink = match &args.sink {
-        Some(dir) => Some(crate::floor::Sink::create(
-            dir,
-            args.sync,
-            args.storage_max_bytes,
-        )?),
-        None => None,
+    let sink_cap = args
+        .sink
+        .as_ref()
+        .map(|dir| crate::cli::file_floor_cap(dir, args.storage_max_bytes, request.len() as u64));
+    let sink = match (&args.sink, sink_cap) {
+        (Some(dir), Some(cap)) => Some(crate::floor::Sink::create(dir, args.sync, cap)?),
+        _ => None,
     };
     let (addr, server) = start_echo_server(server_mode, response, sink, None)?;
     let stream = native::connect(&addr.to_string())?;
@@ -215,7 +216,7 @@ pub fn floor(args: &FloorArgs) -> anyhow::Result<Summary> {
             "sink": dir.display().to_string(),
             "fs": crate::floor::fs_type(dir),
             "sync": args.sync,
-            "file_bytes": args.storage_max_bytes,
+            "file_bytes": sink_cap,
         }));
     }
     Ok(summary)

@@ -163,6 +163,8 @@ fn storage_floor_writes_two_passes_and_removes_its_file() {
             "16",
             "--duration-s",
             "0.2",
+            "--warmup-s",
+            "0.05",
             "--storage-max-bytes",
             "4000000",
         ];
@@ -173,9 +175,16 @@ fn storage_floor_writes_two_passes_and_removes_its_file() {
         let st = &s["storage"];
         assert_eq!(st["sync"], sync, "{s}");
         let first = st["first_pass"]["bytes"].as_u64().unwrap();
-        assert!(first > 0 && first <= 4_000_000, "{s}");
-        // The rewrite covers exactly the bytes of the first pass.
-        assert_eq!(st["rewrite_pass"]["bytes"].as_u64().unwrap(), first);
+        let warmup = st["warmup_bytes"].as_u64().unwrap();
+        // The warm-up ends by half the cap at the latest, so the measured part has bytes.
+        assert!(warmup > 0 && warmup <= 2_000_000 + 16 * 1024 + 100, "{s}");
+        assert!(first > 0 && warmup + first <= 4_000_000, "{s}");
+        assert_eq!(st["max_bytes"].as_u64(), Some(4_000_000), "{s}");
+        // The rewrite covers exactly the bytes of the first pass, warm-up included.
+        assert_eq!(
+            st["rewrite_pass"]["bytes"].as_u64().unwrap(),
+            warmup + first
+        );
         assert!(st["first_pass"]["mb_per_s"].as_f64().unwrap() > 0.0);
         assert_eq!(s["count"], st["first_pass"]["writes"]);
         assert!(st["fs"].as_str().is_some_and(|f| !f.is_empty()));
