@@ -330,6 +330,11 @@ impl<'a> SliceReader<'a> {
             return Ok(None);
         };
         let raw = self.take(len)?;
+        if raw.is_ascii() {
+            // SAFETY: ASCII is valid UTF-8. Client ids and topic names nearly always are
+            // ASCII, and this word-at-a-time check inlines where `from_utf8` is a call.
+            return Ok(Some(unsafe { std::str::from_utf8_unchecked(raw) }));
+        }
         std::str::from_utf8(raw)
             .map(Some)
             .map_err(|_| DecodeError::Invalid("string is not UTF-8"))
@@ -447,6 +452,23 @@ mod tests {
             Reader::new(&mut b).array(true, |r| r.i8()),
             Err(DecodeError::Truncated)
         );
+    }
+
+    #[test]
+    fn slice_strings_ascii_utf8_and_invalid() {
+        // [i16 length][bytes]: ASCII (the fast path), UTF-8 beyond ASCII, invalid bytes.
+        let read = |bytes: &[u8]| {
+            let mut frame = (bytes.len() as i16).to_be_bytes().to_vec();
+            frame.extend_from_slice(bytes);
+            SliceReader::new(&frame)
+                .nullable_str(false)
+                .map(|s| s.map(str::to_owned))
+        };
+        assert_eq!(read(b"rdkafka"), Ok(Some("rdkafka".into())));
+        assert_eq!(read("caf\u{e9}".as_bytes()), Ok(Some("caf\u{e9}".into())));
+        for bad in [&[0x61, 0xff][..], &[0xc3][..], &[0xed, 0xa0, 0x80][..]] {
+            assert_eq!(read(bad), Err(DecodeError::Invalid("string is not UTF-8")));
+        }
     }
 
     #[test]
