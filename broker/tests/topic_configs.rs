@@ -66,7 +66,10 @@ fn batch(records: &[(Option<&[u8]>, &[u8])], timestamp_ms: i64) -> Bytes {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // kafka-protocol's encoder starts a new batch whenever offset - sequence
+            // changes: sequences counting up from -1 keep one batch (base sequence -1),
+            // as a client sends and as Kafka requires (one batch per partition).
+            sequence: -1 + i as i32,
             timestamp: timestamp_ms,
             key: key.map(Bytes::copy_from_slice),
             value: Some(Bytes::copy_from_slice(value)),

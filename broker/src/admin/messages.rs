@@ -414,7 +414,9 @@ pub fn encode_produce_body(
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: records.len() as i64,
-            sequence: -1,
+            // Counting up from -1 keeps the partition's records in one batch
+            // (kafka-protocol's encoder starts a new batch when offset - sequence changes).
+            sequence: -1 + records.len() as i32,
             timestamp,
             key,
             value,

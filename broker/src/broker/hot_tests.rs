@@ -200,6 +200,43 @@ fn zstd_before_produce_v7_is_refused_as_kafka_does() {
 }
 
 #[test]
+fn two_batches_for_one_partition_are_refused_as_kafka_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker(dir.path());
+    let one = batch_with(b"first", Compression::None);
+    let mut two = one.to_vec();
+    two.extend_from_slice(&batch_with(b"second", Compression::None));
+    // A whole batch and a few stray bytes after it: not a second batch, left to the
+    // append's validation (which refuses the stray bytes as corrupt).
+    let mut stray = one.to_vec();
+    stray.extend_from_slice(&[0, 0, 0]);
+    let (min, max) = supported_versions(ApiKey::Produce as i16).unwrap();
+    for version in min..=max {
+        for (records, want) in [
+            (two.clone(), code::INVALID_RECORD),
+            (stray.clone(), code::CORRUPT_MESSAGE),
+            (one.to_vec(), code::NONE),
+        ] {
+            let req = produce_request(bytes::Bytes::from(records)).with_acks(-1);
+            let mut out = Output::new(RecordsOut::Copy);
+            broker
+                .handle(frame(ApiKey::Produce, version, &req), &mut out)
+                .unwrap();
+            let resp: ProduceResponse = oracle_decode(&out.to_vec(), version);
+            let p = &resp.responses[0].partition_responses[0];
+            assert_eq!(p.error_code, want, "v{version}");
+            if want == code::INVALID_RECORD && version >= 8 {
+                let message = p.error_message.as_ref().unwrap();
+                assert!(message.contains("exactly one record batch"), "{message}");
+            }
+        }
+    }
+    // Only the single batches were appended, one per version.
+    let p = broker.storage.partition(TOPIC, 0).unwrap();
+    assert_eq!(p.offsets().log_end_offset, i64::from(max - min + 1));
+}
+
+#[test]
 fn produce_with_acks_zero_appends_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let broker = broker(dir.path());

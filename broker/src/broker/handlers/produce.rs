@@ -101,6 +101,15 @@ impl Broker {
                             error_message: Some("no records".into()),
                             ..PartitionAnswer::error(pd.index, code::CORRUPT_MESSAGE)
                         },
+                        // From v3 Kafka takes exactly one batch per partition
+                        // (ProduceRequest.validateRecords: INVALID_RECORD); every version
+                        // served here is v3 or later.
+                        records if has_trailing_batch(records) => PartitionAnswer {
+                            error_message: Some(
+                                "Produce requests are only allowed to contain exactly one record batch per partition".into(),
+                            ),
+                            ..PartitionAnswer::error(pd.index, code::INVALID_RECORD)
+                        },
                         records if version < ZSTD_MIN_VERSION && has_zstd_batch(records) => {
                             PartitionAnswer {
                                 error_message: Some(
@@ -244,6 +253,22 @@ fn put_partition(
         put_nullable_str(out, flexible, a.error_message.as_deref());
     }
     tagged_fields_if(out, flexible);
+}
+
+/// Whether a second whole batch follows the first in `records` (its declared length
+/// fits in the bytes left), which Kafka refuses from Produce v3 on. Anything shorter
+/// after the first batch is left to the append's validation, as is a first batch that
+/// does not fit.
+fn has_trailing_batch(records: &[u8]) -> bool {
+    let declared = |at: usize| -> Option<usize> {
+        let l = records.get(at + BATCH_LENGTH_AT..at + BATCH_LENGTH_AT + 4)?;
+        let n = usize::try_from(i32::from_be_bytes([l[0], l[1], l[2], l[3]])).ok()?;
+        Some(BATCH_OVERHEAD + n)
+    };
+    let Some(first) = declared(0).filter(|&n| n <= records.len()) else {
+        return false;
+    };
+    declared(first).is_some_and(|second| first + second <= records.len())
 }
 
 /// Whether any v2 batch in `records` is zstd-compressed (a header too short to read is
