@@ -655,6 +655,17 @@ fn data_root(kind: Option<&str>, disk_dir: &Path) -> Result<PathBuf> {
     Ok(root.join(format!("xp-data-{pid}")))
 }
 
+/// Before a step on a real disk: write back every dirty page (sync(2)), so each
+/// storage floor and each broker run starts from the same clean page cache. Without it a
+/// step inherits the previous steps' gigabytes of dirty pages and meets writeback
+/// throttling they caused: the rows would depend on their order in the plan.
+fn settle_disk(kind: Option<&str>) {
+    if kind == Some("disk") {
+        // SAFETY: sync(2) takes no arguments and cannot fail.
+        unsafe { libc::sync() };
+    }
+}
+
 /// Where tmpfs data directories go.
 const TMPFS_DIR: &str = "/dev/shm";
 
@@ -860,6 +871,7 @@ pub fn run(mut exp: Experiment, toml_text: &str, opts: &Options) -> Result<PathB
                 }
                 Step::Storage(f) => {
                     let root = &roots[&f.data_dir];
+                    settle_disk(f.data_dir.as_deref());
                     run_storage_floor(&bins, &out, order, f, rep, pass, passes, root, &exp)?
                 }
                 Step::Config(v) => {
@@ -872,6 +884,7 @@ pub fn run(mut exp: Experiment, toml_text: &str, opts: &Options) -> Result<PathB
                     let mut config = v.config.clone();
                     config.label = pass_label(&config.label, pass, passes);
                     let root = &roots[&v.data_dir];
+                    settle_disk(v.data_dir.as_deref());
                     let mut run = run_config(
                         &bins,
                         &out,
