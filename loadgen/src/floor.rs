@@ -252,7 +252,8 @@ pub fn run_storage_floor(
     // the new file, so the measured writes meet the page cache a broker meets after the
     // same time writing (dirty pages, writeback) and not an empty one.
     let start = clock.now_ns();
-    let mut measuring_from = None;
+    // No warm-up: every write is measured, the first included.
+    let mut measuring_from = (cfg.warmup_ns == 0).then_some(start);
     let (mut writes, mut warmup_writes) = (0u64, 0u64);
     loop {
         let (t0, t1) = write_one(&mut file)?;
