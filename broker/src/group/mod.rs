@@ -477,55 +477,70 @@ impl Coordinator {
     /// [`Group::validate_commit`](state::Group::validate_commit) and [`CommitBy`]), then
     /// logs the offsets (durably first, with `flush=always`). Errors apply to every
     /// partition.
+    ///
+    /// The offsets are written while the groups lock is still held, as Kafka appends a
+    /// commit under its group's lock: no rebalance can fence the member between the
+    /// check and the write, so a revoked member's commit is never kept. The cost: with
+    /// `flush=always` other groups' requests wait for the commit's fsync.
     pub fn commit(
         &self,
         group_id: &str,
         by: &CommitBy<'_>,
         commits: Vec<(PartitionKey, Committed)>,
     ) -> Result<(), i16> {
-        self.validate_commit_by(group_id, by)?;
-        // The group lock is released for the write (and fsync): heartbeats of other
-        // groups need not wait for the disk.
-        self.log_commits(group_id, commits)
+        let mut g = lock(&self.inner.groups);
+        self.validate_commit_locked(&mut g, group_id, by)?;
+        let logged = self.log_commits(group_id, commits);
+        drop(g);
+        logged
     }
 
     /// The checks of [`Coordinator::commit`] alone: TxnOffsetCommit is fenced by them
     /// when it arrives, and its offsets are written only when the transaction commits.
     pub fn validate_commit_by(&self, group_id: &str, by: &CommitBy<'_>) -> Result<(), i16> {
+        let mut g = lock(&self.inner.groups);
+        self.validate_commit_locked(&mut g, group_id, by)
+    }
+
+    /// [`Coordinator::validate_commit_by`] with the groups lock held by the caller (the
+    /// lock order is groups, then offsets).
+    fn validate_commit_locked(
+        &self,
+        g: &mut Groups,
+        group_id: &str,
+        by: &CommitBy<'_>,
+    ) -> Result<(), i16> {
         validate_group_id(group_id, true)?;
-        {
-            let mut g = lock(&self.inner.groups);
-            if let Some(c) = g.consumer.get(group_id) {
-                if by.generation_id >= 0 && !by.member_epochs && !c.is_idle() {
-                    // Kafka: members of the consumer protocol commit with v9+.
-                    return Err(code::UNSUPPORTED_VERSION);
-                }
-                c.validate_member_epoch(by.member_id, by.generation_id, false)?;
-            } else {
-                match g.map.get_mut(group_id) {
-                    Some(group) => group.validate_commit(
-                        by.member_id,
-                        by.group_instance_id,
-                        by.generation_id,
-                        by.transactional,
-                        Instant::now(),
-                    )?,
-                    // A group that does not use group management (assign + commit): Kafka
-                    // creates a "simple" group on the fly.
-                    None if by.generation_id < 0 => {}
-                    // Kafka keeps a group that has only offsets as an Empty group: a
-                    // generation names no member of it.
-                    None if lock(&self.inner.offsets).has_group(group_id) => {
-                        return Err(code::UNKNOWN_MEMBER_ID)
-                    }
-                    None => return Err(by.unknown_group_code),
-                }
+        if let Some(c) = g.consumer.get(group_id) {
+            if by.generation_id >= 0 && !by.member_epochs && !c.is_idle() {
+                // Kafka: members of the consumer protocol commit with v9+.
+                return Err(code::UNSUPPORTED_VERSION);
             }
-            if g.len() >= GROUPS_MAX && !g.contains(group_id) {
-                let offsets = lock(&self.inner.offsets);
-                if !offsets.has_group(group_id) && offsets.group_count() >= GROUPS_MAX {
-                    return Err(code::GROUP_MAX_SIZE_REACHED);
+            c.validate_member_epoch(by.member_id, by.generation_id, false)?;
+        } else {
+            match g.map.get_mut(group_id) {
+                Some(group) => group.validate_commit(
+                    by.member_id,
+                    by.group_instance_id,
+                    by.generation_id,
+                    by.transactional,
+                    Instant::now(),
+                )?,
+                // A group that does not use group management (assign + commit): Kafka
+                // creates a "simple" group on the fly.
+                None if by.generation_id < 0 => {}
+                // Kafka keeps a group that has only offsets as an Empty group: a
+                // generation names no member of it.
+                None if lock(&self.inner.offsets).has_group(group_id) => {
+                    return Err(code::UNKNOWN_MEMBER_ID)
                 }
+                None => return Err(by.unknown_group_code),
+            }
+        }
+        if g.len() >= GROUPS_MAX && !g.contains(group_id) {
+            let offsets = lock(&self.inner.offsets);
+            if !offsets.has_group(group_id) && offsets.group_count() >= GROUPS_MAX {
+                return Err(code::GROUP_MAX_SIZE_REACHED);
             }
         }
         Ok(())
