@@ -4,16 +4,12 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
+use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
     BrokerId, DescribeClusterRequest, DescribeGroupsRequest, GroupId, ListOffsetsRequest,
 };
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
-};
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
 use common::raw::*;
 use common::{unique_topic, TestBroker};
@@ -86,49 +82,17 @@ fn authorized_operations_without_an_authorizer_are_all_supported_ones() {
     assert_eq!(resp.groups[0].authorized_operations, OMITTED);
 }
 
-/// Byte offsets in a v2 record batch header.
-const CRC_AT: usize = 17;
-const ATTRIBUTES_AT: usize = 21;
-const BASE_SEQUENCE_AT: usize = 53;
-
 /// One batch of records with these timestamps (offsets 0..), compressed with `codec`.
 fn batch_with_timestamps(timestamps_ms: &[i64], compression: Compression) -> Bytes {
-    let records: Vec<Record> = timestamps_ms
-        .iter()
-        .enumerate()
-        .map(|(i, &ts)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-            producer_id: NO_PRODUCER_ID,
-            producer_epoch: NO_PRODUCER_EPOCH,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // kafka_protocol starts a new batch whenever offset - sequence changes:
-            // sequence = offset keeps one batch; the base sequence is cleared below.
-            sequence: i as i32,
-            timestamp: ts,
-            key: None,
-            value: Some(Bytes::from(format!("record {i}"))),
-            headers: IndexMap::new(),
-        })
+    let values: Vec<String> = (0..timestamps_ms.len())
+        .map(|i| format!("record {i}"))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encode record batch");
-    // Not idempotent: base sequence -1, CRC32C (attributes .. end) again.
-    buf[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&NO_SEQUENCE.to_be_bytes());
-    let crc = crc32c::crc32c(&buf[ATTRIBUTES_AT..]);
-    buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
-    let batch = buf.freeze();
+    let records: Vec<_> = values
+        .iter()
+        .zip(timestamps_ms)
+        .map(|(v, &ts)| (None, Some(v.as_bytes()), ts))
+        .collect();
+    let batch = batch_of(&records, compression);
     let mut check = batch.clone();
     let decoded = RecordBatchDecoder::decode_all(&mut check).expect("decode own batch");
     assert_eq!(decoded.len(), 1, "exactly one batch");

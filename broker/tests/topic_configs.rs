@@ -11,7 +11,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
@@ -21,9 +21,7 @@ use kafka_protocol::messages::{
     alter_configs_request, AlterConfigsRequest, IncrementalAlterConfigsRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 use rdkafka::admin::{ConfigSource, ResourceSpecifier};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{Message, Timestamp};
@@ -54,39 +52,11 @@ fn now_ms() -> i64 {
 
 /// One v2 batch of `records` (key, value), stamped `timestamp_ms`.
 fn batch(records: &[(Option<&[u8]>, &[u8])], timestamp_ms: i64) -> Bytes {
-    let records: Vec<Record> = records
+    let records: Vec<_> = records
         .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // kafka-protocol's encoder starts a new batch whenever offset - sequence
-            // changes: sequences counting up from -1 keep one batch (base sequence -1),
-            // as a client sends and as Kafka requires (one batch per partition).
-            sequence: -1 + i as i32,
-            timestamp: timestamp_ms,
-            key: key.map(Bytes::copy_from_slice),
-            value: Some(Bytes::copy_from_slice(value)),
-            headers: Default::default(),
-        })
+        .map(|&(key, value)| (key, Some(value), timestamp_ms))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode record batch");
-    buf.freeze()
+    batch_of(&records, Compression::None)
 }
 
 fn produce_v8(conn: &mut RawConn, topic: &str, records: Bytes) -> PartitionProduceResponse {

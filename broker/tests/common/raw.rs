@@ -423,6 +423,46 @@ const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
 const BASE_SEQUENCE_OFFSET: usize = 53;
 
+/// One record of [`batch_of`]: key, value (`None`: a tombstone), timestamp in ms.
+pub type RecordSpec<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, i64);
+
+/// One v2 record batch of `records` at offsets 0.., compressed with `compression`, without a producer id: what a
+/// non-idempotent client sends, one batch per partition as Kafka requires.
+/// kafka-protocol's encoder starts a new batch whenever offset − sequence changes, so
+/// the sequences count up from NO_SEQUENCE: one batch, whose base sequence is −1.
+pub fn batch_of(records: &[RecordSpec<'_>], compression: Compression) -> Bytes {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, &(key, value, timestamp))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: NO_PRODUCER_EPOCH,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: NO_SEQUENCE.wrapping_add(i as i32),
+            timestamp,
+            key: key.map(Bytes::copy_from_slice),
+            value: value.map(Bytes::copy_from_slice),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode record batch");
+    buf.freeze()
+}
+
 /// One v2 batch of one record stamped now (`record_batch` stamps 2023, which time
 /// retention would rightly expire at its first pass), with an optional key and a value
 /// or, with `None`, a tombstone.
@@ -431,32 +471,7 @@ pub fn one_record_now(key: Option<&[u8]>, value: Option<&[u8]>) -> Bytes {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_millis() as i64;
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-        producer_id: NO_PRODUCER_ID,
-        producer_epoch: NO_PRODUCER_EPOCH,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: NO_SEQUENCE,
-        timestamp: now_ms,
-        key: key.map(Bytes::copy_from_slice),
-        value: value.map(Bytes::copy_from_slice),
-        headers: IndexMap::new(),
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &[record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode record batch");
-    buf.freeze()
+    batch_of(&[(key, value, now_ms)], Compression::None)
 }
 
 /// One v2 record batch with `values` as records (offsets relative from 0), as a
