@@ -130,6 +130,23 @@ enum Clock {
 }
 
 impl Clock {
+    /// The ns `f` takes, between two reads of this clock (its own cost included).
+    #[inline(always)]
+    fn time(self, f: impl FnOnce()) -> f64 {
+        match self {
+            Clock::Instant => {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_nanos() as f64
+            }
+            Clock::Tsc(tsc) => {
+                let t = Tsc::read();
+                f();
+                (Tsc::read() - t) as f64 / tsc.ticks_per_ns
+            }
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Clock::Instant => "instant",
@@ -150,13 +167,7 @@ fn percentiles_json(h: &Histogram<u64>) -> Value {
 fn empty_region(clock: Clock) -> Histogram<u64> {
     let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram");
     for _ in 0..WARMUP_SAMPLES + SAMPLES {
-        let ns = match clock {
-            Clock::Instant => Instant::now().elapsed().as_nanos() as f64,
-            Clock::Tsc(tsc) => {
-                let t = Tsc::read();
-                (Tsc::read() - t) as f64 / tsc.ticks_per_ns
-            }
-        };
+        let ns = clock.time(|| {});
         h.saturating_record((ns.round() as u64).max(1));
     }
     h
@@ -182,22 +193,11 @@ fn measure_with(
         f();
     }
     for _ in 0..SAMPLES {
-        let ns = match clock {
-            Clock::Instant => {
-                let t = Instant::now();
-                for _ in 0..calls_per_sample {
-                    f();
-                }
-                t.elapsed().as_nanos() as f64
+        let ns = clock.time(|| {
+            for _ in 0..calls_per_sample {
+                f();
             }
-            Clock::Tsc(tsc) => {
-                let t = Tsc::read();
-                for _ in 0..calls_per_sample {
-                    f();
-                }
-                (Tsc::read() - t) as f64 / tsc.ticks_per_ns
-            }
-        };
+        });
         h.saturating_record(((ns / f64::from(calls_per_sample)).round() as u64).max(1));
     }
     row(id, what, clock.name(), calls_per_sample, &h, json!({}))
@@ -340,18 +340,7 @@ fn measure_inside_window(
         rounds += 1;
         smallest_round = smallest_round.min(fits);
         for _ in 0..n {
-            let ns = match clock {
-                Clock::Instant => {
-                    let t = Instant::now();
-                    f();
-                    t.elapsed().as_nanos() as u64
-                }
-                Clock::Tsc(tsc) => {
-                    let t = Tsc::read();
-                    f();
-                    ((Tsc::read() - t) as f64 / tsc.ticks_per_ns).round() as u64
-                }
-            };
+            let ns = clock.time(&mut f).round() as u64;
             if warm_up > 0 {
                 warm_up -= 1;
             } else {

@@ -255,20 +255,24 @@ fn put_partition(
     tagged_fields_if(out, flexible);
 }
 
+/// The bytes of the batch starting at `at` in `records` as its header declares them
+/// (length field plus the 12 bytes before it); None when the field is cut off or
+/// negative.
+fn declared_batch_bytes(records: &[u8], at: usize) -> Option<usize> {
+    let l = records.get(at + BATCH_LENGTH_AT..at + BATCH_LENGTH_AT + 4)?;
+    let n = usize::try_from(i32::from_be_bytes([l[0], l[1], l[2], l[3]])).ok()?;
+    Some(BATCH_OVERHEAD + n)
+}
+
 /// Whether a second whole batch follows the first in `records` (its declared length
 /// fits in the bytes left), which Kafka refuses from Produce v3 on. Anything shorter
 /// after the first batch is left to the append's validation, as is a first batch that
 /// does not fit.
 fn has_trailing_batch(records: &[u8]) -> bool {
-    let declared = |at: usize| -> Option<usize> {
-        let l = records.get(at + BATCH_LENGTH_AT..at + BATCH_LENGTH_AT + 4)?;
-        let n = usize::try_from(i32::from_be_bytes([l[0], l[1], l[2], l[3]])).ok()?;
-        Some(BATCH_OVERHEAD + n)
-    };
-    let Some(first) = declared(0).filter(|&n| n <= records.len()) else {
+    let Some(first) = declared_batch_bytes(records, 0).filter(|&n| n <= records.len()) else {
         return false;
     };
-    declared(first).is_some_and(|second| first + second <= records.len())
+    declared_batch_bytes(records, first).is_some_and(|second| first + second <= records.len())
 }
 
 /// Whether any v2 batch in `records` is zstd-compressed (a header too short to read is
@@ -280,14 +284,8 @@ fn has_zstd_batch(records: &[u8]) -> bool {
         if attributes & COMPRESSION_MASK == ZSTD {
             return true;
         }
-        let length = i32::from_be_bytes([
-            header[BATCH_LENGTH_AT],
-            header[BATCH_LENGTH_AT + 1],
-            header[BATCH_LENGTH_AT + 2],
-            header[BATCH_LENGTH_AT + 3],
-        ]);
-        match usize::try_from(length) {
-            Ok(n) if n > 0 => at += BATCH_OVERHEAD + n,
+        match declared_batch_bytes(records, at) {
+            Some(n) if n > BATCH_OVERHEAD => at += n,
             _ => return false,
         }
     }
